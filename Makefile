@@ -1,0 +1,105 @@
+# runner -- a file-based batch job runner with journaled state.
+#
+#   make            build ./runner and the example agent
+#   make check      build and run every test (TAP, under prove)
+#   make demo       build and run a 100-symbol batch of the example agent
+#   make asan       build with AddressSanitizer+UBSan and run the tests
+#   make valgrind   run the tests with the runner under valgrind
+#   make bench      dispatch benchmark against xargs -P and GNU parallel
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Missing build dependencies are installed with apt-get when run as root;
+# otherwise the exact apt-get line is printed (scripts/deps).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKGS = inih libcjson libarchive nettle zlib
+WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+       -Wmissing-prototypes -Wno-missing-field-initializers
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BUILD ?= build
+PROVE ?= prove
+PROVE_FLAGS ?= -j2
+
+SRCS = $(wildcard src/*.c)
+OBJS = $(SRCS:src/%.c=$(BUILD)/%.o)
+LIB_OBJS = $(filter-out $(BUILD)/main.o,$(OBJS))
+UNIT_SRCS = $(wildcard tests/unit/*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.t)
+CLI_TESTS = $(wildcard tests/cli/*.t)
+TEST_AGENTS_SRCS = $(wildcard tests/agents/*.c)
+TEST_AGENTS = $(TEST_AGENTS_SRCS:tests/agents/%.c=$(BUILD)/agents/%)
+BENCH_BINS = $(BUILD)/bench/floor
+
+.DEFAULT_GOAL := all
+.PHONY: all check demo asan valgrind bench install clean deps lint
+include examples/Makefile.inc
+
+all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
+
+$(BUILD)/.deps: scripts/deps
+	@scripts/deps
+	@mkdir -p $(BUILD) && touch $@
+
+deps:
+	@scripts/deps
+
+$(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+runner: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lm
+
+$(BUILD)/unit/%.t: tests/unit/%.c tests/tap.h $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
+
+$(BUILD)/agents/%: tests/agents/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+
+$(BUILD)/bench/floor: bench/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+
+check: all $(UNIT_BINS) $(TEST_AGENTS)
+	RUNNER=$(CURDIR)/$(if $(RUNNER_BIN),$(RUNNER_BIN),runner) \
+	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
+	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)
+
+demo: all
+	@scripts/demo
+
+# Sanitizer build in its own directory; the CLI tests run its runner.
+asan:
+	$(MAKE) BUILD=build-asan RUNNER_BIN=build-asan/runner \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" build-asan/runner check
+
+build-asan/runner: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lm
+
+valgrind: all $(UNIT_BINS) $(TEST_AGENTS)
+	RUNNER_VALGRIND=1 $(MAKE) check
+
+bench: all $(BENCH_BINS)
+	bench/dispatch 1000
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 runner $(DESTDIR)$(PREFIX)/bin/runner
+	install -m 644 man/runner.1 $(DESTDIR)$(PREFIX)/share/man/man1/runner.1
+	install -m 644 man/runner.conf.5 man/runner-job.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	  --suppress=missingIncludeSystem -D_GNU_SOURCE src
+
+clean: examples-clean
+	rm -rf build build-asan runner

@@ -1,0 +1,219 @@
+/*
+ * batch: the batch/item model and the one function that changes it.
+ *
+ * State is a fold over the journal (ARCHITECTURE.md): every change is a
+ * struct rec, encoded and appended to the batch's journal, then applied by
+ * batch_apply().  The live scheduler calls batch_record() (encode, append,
+ * apply); replay calls batch_replay() which decodes and applies each record
+ * read back.  Nothing else writes to a struct batch, so a replayed batch is
+ * the batch that was running.  batch never forks and knows no processes:
+ * pids in records are data.
+ *
+ *   struct batch b;
+ *   batch_init(&b);
+ *   journal_open(&j, dirfd, "journal", writable, batch_replay, &b);
+ *   ... b.items[i].state, batch_status(&b) ...
+ *   batch_release(&b);
+ *
+ * Records carry decisions, not inputs to decisions: a FINISHED record says
+ * which state the item goes to and when a retry is due, so replay never
+ * re-runs the retry policy or its random jitter.
+ *
+ * batch_apply() validates every record against the current state (index in
+ * range, attempt numbers in order, legal transition) and returns -1 for a
+ * record that does not fit, which replay treats as a damaged journal.
+ */
+#ifndef RUNNER_BATCH_H
+#define RUNNER_BATCH_H
+
+#include "category.h"
+#include "journal.h"
+#include "util.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum item_state {
+	ST_PENDING,
+	ST_STARTING,	/* start record durable, child not yet spawned */
+	ST_RUNNING,
+	ST_RETRY_WAIT,
+	ST_PAUSED,
+	ST_SUCCEEDED,
+	ST_FAILED,
+	ST_CANCELLED,
+	ST_COUNT
+};
+
+static inline int state_final(int s)
+{
+	return s == ST_SUCCEEDED || s == ST_FAILED || s == ST_CANCELLED;
+}
+/* The SPEC's name of a state (STARTING shows as "pending"). */
+const char *state_name(int s);
+
+enum outcome {
+	OUT_NONE,
+	OUT_SUCCEEDED,
+	OUT_FAILED,
+	OUT_CANCELLED,
+	OUT_INTERRUPTED,	/* the runner died while it ran */
+};
+const char *outcome_name(int o);
+
+enum batch_status {
+	BS_PENDING,
+	BS_RUNNING,
+	BS_PAUSED,
+	BS_COMPLETED,
+	BS_PARTIAL,
+	BS_FAILED,
+	BS_CANCELLED,
+};
+const char *batch_status_name(int s);
+int batch_status_parse(const char *s); /* -1 if unknown */
+static inline int status_final(int s) { return s >= BS_COMPLETED; }
+
+enum cancel_reason { CANCEL_USER, CANCEL_BATCH_TIMEOUT, CANCEL_SHUTDOWN };
+
+struct attempt {
+	int64_t started_ms;	/* 0: reserved, never known to have started */
+	int64_t completed_ms;
+	char *error_message;	/* arena; NULL when none */
+	int32_t pid;
+	int32_t exit_code;	/* -1: none */
+	int16_t signal;		/* 0: none */
+	uint8_t outcome;
+	uint8_t category;
+	uint32_t cpu_user_ms, cpu_system_ms, max_rss_kb;
+};
+
+struct item {
+	const char *symbol;
+	struct attempt *log;
+	uint16_t nattempts, logcap;
+	uint16_t failures;	/* failed attempts counted against max_attempts */
+	uint8_t state;
+	uint8_t cancel_requested;
+	int64_t matches;	/* -1: none */
+	int32_t progress;	/* permille, -1: none */
+	const char *error_type;	/* interned, NULL when none */
+	const char *source;	/* interned */
+	const char *failure_group;
+	int64_t next_retry_at;
+	int64_t completed_ms;
+};
+
+struct batch_param {
+	const char *key, *value;
+};
+
+/* What the job and the configuration said at claim time. */
+struct batch_conf {
+	const char *id, *name, *origin, *agent, *source, *job_file, *sha256;
+	const char *timeframe, *start, *end;
+	int64_t created_ms;
+	int32_t priority, concurrency, max_attempts;
+	int64_t timeout_ms, batch_timeout_ms;
+	int64_t *delays_ms;
+	uint32_t ndelays;
+	uint32_t jitter_permille;
+	uint32_t retry_on;
+	struct batch_param *params;
+	uint32_t nparams;
+	uint32_t total_items;
+};
+
+struct arena_block;
+struct batch {
+	struct batch_conf c;
+	bool claimed;		/* the CLAIMED record was seen */
+	struct item *items;
+	size_t nitems;
+	size_t count[ST_COUNT];
+	int64_t started_ms;	/* first spawn */
+	int64_t completed_ms;	/* when final */
+	bool final;
+	uint8_t final_status;
+	bool user_cancelled;
+	int32_t owner_pid;
+	uint64_t attempts_total;
+	uint64_t cpu_user_ms, cpu_system_ms;
+	uint32_t max_rss_kb;
+	struct strmap symbols;	/* symbol -> item index */
+	struct strmap interned;
+	struct arena_block *arena;
+};
+
+void batch_init(struct batch *b);
+void batch_release(struct batch *b);
+int batch_status(const struct batch *b);
+/* The item of a symbol, or NULL. */
+struct item *batch_item(struct batch *b, const char *symbol);
+size_t batch_open_items(const struct batch *b); /* not final */
+/* The status a batch takes when all its items are final. */
+int batch_final_status(const struct batch *b);
+
+enum rec_type {
+	R_CLAIMED = 1,
+	R_ITEMS,
+	R_RESERVE,
+	R_SPAWNED,
+	R_FINISHED,
+	R_RELEASE,
+	R_CANCEL,
+	R_REQUEUE,
+	R_FINAL,
+	R_ADOPTED,
+	R_TYPE_MAX
+};
+
+/* Decoded lists stay in the payload; apply walks them. */
+struct rec_list {
+	const unsigned char *p;
+	size_t len;
+	uint32_t n;
+};
+
+struct rec {
+	uint8_t type;
+	uint32_t item, attempt;
+	int64_t time;
+	/* SPAWNED / ADOPTED */
+	int32_t pid;
+	/* FINISHED */
+	uint8_t outcome, category, next_state, counts_failure;
+	int32_t exit_code, signal;
+	const char *error_type, *error_message, *source;
+	int64_t matches;
+	int32_t progress;
+	uint32_t cpu_user_ms, cpu_system_ms, max_rss_kb;
+	int64_t next_retry_at;
+	/* CLAIMED (encode: conf points at the values to write) */
+	const struct batch_conf *conf;
+	struct batch_conf decoded;	/* strings point into the payload */
+	struct rec_list delays, params;
+	/* ITEMS: symbols[first .. first+n); CANCEL/REQUEUE: item indexes */
+	uint32_t first, n;
+	const char *const *symbols;
+	const uint32_t *indexes;
+	struct rec_list list;
+	/* CANCEL */
+	uint8_t whole, reason;
+	/* FINAL */
+	uint8_t status;
+};
+
+void rec_encode(const struct rec *r, struct sb *out);
+int rec_decode(const void *payload, size_t len, struct rec *r);
+int batch_apply(struct batch *b, const struct rec *r);
+
+/* Encode, append to j (not yet written), apply.  BUG() if it does not apply. */
+void batch_record(struct batch *b, struct journal *j, const struct rec *r);
+/* A journal_fn: decode and apply (arg is the struct batch). */
+int batch_replay(void *arg, const void *payload, size_t len);
+
+/* Copy a string into the batch's arena (lives as long as the batch). */
+char *batch_strdup(struct batch *b, const char *s);
+
+#endif

@@ -1,0 +1,390 @@
+#include "conf.h"
+#include "category.h"
+#include "inifile.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONF_MAX_BYTES (16u << 20)
+
+static bool name_chars(const char *s, size_t max, const char *extra)
+{
+	size_t n = strlen(s);
+	if (!n || n > max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+			return false;
+	return true;
+}
+
+int valid_agent_name(const char *s)
+{
+	return name_chars(s, AGENT_NAME_MAX, "_.-");
+}
+
+int valid_source_name(const char *s)
+{
+	return name_chars(s, 64, "_.-");
+}
+
+struct loader {
+	struct ini_doc doc;
+	struct diag d;
+	struct conf *c;
+};
+
+static struct ini_entry *get(struct loader *l, const char *sec, const char *key)
+{
+	return inidoc_get(&l->doc, sec, key);
+}
+
+static void get_int(struct loader *l, const char *sec, const char *key,
+		    long long lo, long long hi, int *out)
+{
+	char why[WHY_BUF];
+	long long v;
+	struct ini_entry *e = get(l, sec, key);
+	if (!e)
+		return;
+	if (parse_int(e->value.buf, lo, hi, &v, why) < 0)
+		diag_error(&l->d, e->line, "%s: %s", key, why);
+	else
+		*out = (int)v;
+}
+
+static void get_dur(struct loader *l, const char *sec, const char *key,
+		    bool allow_zero, int64_t *out)
+{
+	char why[WHY_BUF];
+	int64_t v;
+	struct ini_entry *e = get(l, sec, key);
+	if (!e)
+		return;
+	if (parse_duration_ms(e->value.buf, &v, why) < 0)
+		diag_error(&l->d, e->line, "%s: %s", key, why);
+	else if (!allow_zero && v == 0)
+		diag_error(&l->d, e->line, "%s: must be greater than 0", key);
+	else
+		*out = v;
+}
+
+static void get_size(struct loader *l, const char *sec, const char *key,
+		     uint64_t min, uint64_t *out)
+{
+	char why[WHY_BUF];
+	uint64_t v;
+	struct ini_entry *e = get(l, sec, key);
+	if (!e)
+		return;
+	if (parse_size(e->value.buf, &v, why) < 0)
+		diag_error(&l->d, e->line, "%s: %s", key, why);
+	else if (v < min)
+		diag_error(&l->d, e->line, "%s: at least %llu bytes", key,
+			   (unsigned long long)min);
+	else
+		*out = v;
+}
+
+static void get_words(struct loader *l, const char *sec, const char *key,
+		      bool required, char ***out, size_t *n)
+{
+	char why[WHY_BUF];
+	struct ini_entry *e = get(l, sec, key);
+	if (!e) {
+		if (required)
+			diag_error(&l->d, 0, "[%s] has no '%s'", sec, key);
+		return;
+	}
+	if (has_control(e->value.buf, true)) {
+		diag_error(&l->d, e->line, "%s: control character in value",
+			   key);
+		return;
+	}
+	words_free(*out);
+	*out = NULL;
+	*n = 0;
+	if (split_words(e->value.buf, out, n, why) < 0)
+		diag_error(&l->d, e->line, "%s: %s", key, why);
+	else if (required && !*n)
+		diag_error(&l->d, e->line, "%s: empty", key);
+}
+
+static char *find_on_path(const char *word)
+{
+	const char *path = getenv("PATH");
+	if (strchr(word, '/') || !path)
+		return xstrdup(word);
+	while (*path) {
+		const char *colon = strchr(path, ':');
+		size_t n = colon ? (size_t)(colon - path) : strlen(path);
+		char *cand = xasprintf("%.*s/%s", (int)n, n ? path : ".", word);
+		struct stat st;
+		if (!stat(cand, &st) && S_ISREG(st.st_mode) &&
+		    !access(cand, X_OK))
+			return cand;
+		free(cand);
+		path += n + (colon ? 1 : 0);
+	}
+	return xstrdup(word);
+}
+
+static void load_agents(struct loader *l)
+{
+	struct conf *c = l->c;
+	size_t cap = 0;
+	for (size_t i = 0; i < l->doc.n; i++) {
+		struct ini_entry *e = &l->doc.e[i];
+		if (strncmp(e->section, "agent ", 6))
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < c->nagents; j++)
+			if (!strcmp(c->agents[j].name, e->section + 6))
+				seen = true;
+		if (seen)
+			continue;
+		const char *name = e->section + 6;
+		if (!valid_agent_name(name)) {
+			diag_error(&l->d, e->line,
+				   "agent name '%s' must match "
+				   "[A-Za-z0-9_.-]{1,%d}",
+				   name, AGENT_NAME_MAX);
+			/* mark the section's keys used: one error is enough */
+			for (size_t j = i; j < l->doc.n; j++)
+				if (!strcmp(l->doc.e[j].section, e->section))
+					l->doc.e[j].used = true;
+			continue;
+		}
+		GROW(c->agents, cap, c->nagents + 1);
+		struct agent_conf *a = &c->agents[c->nagents++];
+		memset(a, 0, sizeof(*a));
+		a->name = xstrdup(name);
+		a->max_concurrent = c->max_children;
+		a->timeout_ms = 3600000;
+		const char *s = e->section;
+		get_words(l, s, "command", true, &a->command, &a->ncommand);
+		get_words(l, s, "launcher", false, &a->launcher, &a->nlauncher);
+		get_words(l, s, "env", false, &a->env, &a->nenv);
+		get_int(l, s, "max_concurrent", 1, 65535, &a->max_concurrent);
+		get_dur(l, s, "timeout", false, &a->timeout_ms);
+		get_size(l, s, "memory_limit", 1 << 20, &a->memory_limit);
+		get_dur(l, s, "cpu_limit", false, &a->cpu_limit_ms);
+		get_size(l, s, "output_limit", 4096, &a->output_limit);
+		struct ini_entry *src = get(l, s, "source");
+		if (src) {
+			if (!valid_source_name(src->value.buf))
+				diag_error(&l->d, src->line,
+					   "source must match "
+					   "[A-Za-z0-9_.-]{1,64}");
+			else
+				a->source = xstrdup(src->value.buf);
+		}
+		for (size_t k = 0; k < a->nenv; k++) {
+			const char *eq = strchr(a->env[k], '=');
+			if (!eq || eq == a->env[k])
+				diag_error(&l->d, get(l, s, "env")->line,
+					   "env: '%s' is not KEY=VALUE",
+					   a->env[k]);
+		}
+		const char *argv0 = a->nlauncher ? a->launcher[0]
+			: a->ncommand ? a->command[0] : NULL;
+		if (argv0)
+			a->exec_path = find_on_path(argv0);
+	}
+}
+
+struct conf *conf_load(const char *path)
+{
+	struct loader l = { INI_DOC_INIT, DIAG_INIT(path), NULL };
+	struct sb text = SB_INIT;
+	char why[WHY_BUF];
+	struct conf *c;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		error("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		error("%s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if (read_fd_bounded(fd, CONF_MAX_BYTES, &text) < 0) {
+		error("%s: %s", path, strerror(errno));
+		close(fd);
+		sb_release(&text);
+		return NULL;
+	}
+	close(fd);
+
+	c = xcalloc(1, sizeof(*c));
+	l.c = c;
+	c->path = xstrdup(path);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c->max_children = ncpu > 0 ? (int)ncpu : 1;
+	c->dedup_window_ms = 5 * 60000;
+	c->kill_grace_ms = 5000;
+	c->max_attempts = 3;
+	static const int64_t default_delays[] = { 1000, 2000, 4000,
+						  8000, 16000, 30000 };
+	c->ndelays = sizeof(default_delays) / sizeof(default_delays[0]);
+	c->delays_ms = xmalloc(sizeof(default_delays));
+	memcpy(c->delays_ms, default_delays, sizeof(default_delays));
+	c->jitter = 0.2;
+	c->retry_on = CAT_BIT(CAT_TIMEOUT) | CAT_BIT(CAT_ENGINE) |
+		      CAT_BIT(CAT_UNKNOWN) | CAT_BIT(CAT_MEMORY);
+	c->breaker_threshold = 3;
+	c->breaker_open_ms = 30000;
+	c->corr_window_ms = 5 * 60000;
+	c->min_group = 2;
+	c->archive_after_ms = 7 * 86400000LL;
+	c->delete_archives_after_ms = 90 * 86400000LL;
+	c->compression = COMPRESS_GZIP;
+
+	inidoc_parse(&l.doc, &l.d, text.buf ? text.buf : "", text.len);
+	sb_release(&text);
+
+	get_int(&l, "runner", "max_children", 1, 65535, &c->max_children);
+	get_words(&l, "runner", "notify", false, &c->notify, &c->nnotify);
+	get_dur(&l, "runner", "dedup_window", true, &c->dedup_window_ms);
+	get_dur(&l, "runner", "kill_grace", true, &c->kill_grace_ms);
+
+	get_int(&l, "retry", "max_attempts", 1, 1000, &c->max_attempts);
+	struct ini_entry *e = get(&l, "retry", "delays");
+	if (e) {
+		char **w = NULL;
+		size_t n = 0;
+		if (split_words(e->value.buf, &w, &n, why) < 0 || !n) {
+			diag_error(&l.d, e->line, "delays: %s",
+				   n ? why : "empty list");
+		} else {
+			free(c->delays_ms);
+			c->delays_ms = xcalloc(n, sizeof(int64_t));
+			c->ndelays = n;
+			for (size_t i = 0; i < n; i++)
+				if (parse_duration_ms(w[i], &c->delays_ms[i],
+						      why) < 0)
+					diag_error(&l.d, e->line,
+						   "delays: %s", why);
+		}
+		words_free(w);
+	}
+	e = get(&l, "retry", "jitter");
+	if (e && parse_double(e->value.buf, 0, 1, &c->jitter, why) < 0)
+		diag_error(&l.d, e->line, "jitter: %s", why);
+	e = get(&l, "retry", "retry_on");
+	if (e) {
+		char **w = NULL;
+		size_t n = 0;
+		c->retry_on = 0;
+		for (char *p = e->value.buf; p && *p; p++)
+			if (*p == ',')
+				*p = ' ';
+		if (split_words(e->value.buf, &w, &n, why) < 0)
+			diag_error(&l.d, e->line, "retry_on: %s", why);
+		for (size_t i = 0; i < n; i++) {
+			int cat = category_parse(w[i]);
+			if (cat == CAT_NONE)
+				diag_error(&l.d, e->line,
+					   "retry_on: unknown category '%s'",
+					   w[i]);
+			c->retry_on |= CAT_BIT(cat);
+		}
+		c->retry_on &= ~CAT_BIT(CAT_NONE);
+		words_free(w);
+	}
+
+	get_int(&l, "breaker", "threshold", 1, 1000000, &c->breaker_threshold);
+	get_dur(&l, "breaker", "open_for", false, &c->breaker_open_ms);
+	get_dur(&l, "correlation", "window", false, &c->corr_window_ms);
+	get_int(&l, "correlation", "min_group", 1, 1000000, &c->min_group);
+	get_dur(&l, "retention", "archive_after", true, &c->archive_after_ms);
+	get_dur(&l, "retention", "delete_archives_after", true,
+		&c->delete_archives_after_ms);
+	e = get(&l, "retention", "compression");
+	if (e) {
+		if (!strcmp(e->value.buf, "gzip"))
+			c->compression = COMPRESS_GZIP;
+		else if (!strcmp(e->value.buf, "zstd"))
+			c->compression = COMPRESS_ZSTD;
+		else if (!strcmp(e->value.buf, "none"))
+			c->compression = COMPRESS_NONE;
+		else
+			diag_error(&l.d, e->line,
+				   "compression: expected gzip, zstd or none");
+	}
+
+	load_agents(&l);
+
+	static const char *const sections[] = {
+		"runner", "retry", "breaker", "correlation", "retention",
+	};
+	const char *last_unknown = NULL;
+	for (size_t i = 0; i < l.doc.n; i++) {
+		struct ini_entry *ent = &l.doc.e[i];
+		if (ent->used)
+			continue;
+		bool known = !strncmp(ent->section, "agent ", 6);
+		for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++)
+			known |= !strcmp(ent->section, sections[k]);
+		if (!*ent->section) {
+			diag_error(&l.d, ent->line,
+				   "'%s' outside any [section]", ent->key);
+		} else if (!known) {
+			if (!last_unknown || strcmp(last_unknown, ent->section))
+				diag_error(&l.d, ent->line,
+					   "unknown section [%s]",
+					   ent->section);
+			last_unknown = ent->section;
+		}
+		else
+			diag_error(&l.d, ent->line, "unknown key '%s' in [%s]",
+				   ent->key, ent->section);
+	}
+
+	inidoc_release(&l.doc);
+	if (l.d.errors) {
+		diag_print(&l.d);
+		diag_release(&l.d);
+		conf_free(c);
+		return NULL;
+	}
+	diag_release(&l.d);
+	return c;
+}
+
+const struct agent_conf *conf_agent(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->nagents; i++)
+		if (!strcmp(c->agents[i].name, name))
+			return &c->agents[i];
+	return NULL;
+}
+
+void conf_free(struct conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nagents; i++) {
+		struct agent_conf *a = &c->agents[i];
+		free(a->name);
+		words_free(a->command);
+		words_free(a->launcher);
+		words_free(a->env);
+		free(a->exec_path);
+		free(a->source);
+	}
+	free(c->agents);
+	words_free(c->notify);
+	free(c->delays_ms);
+	free(c->path);
+	free(c);
+}

@@ -1,0 +1,1599 @@
+#include "engine.h"
+#include "batch.h"
+#include "blog.h"
+#include "classify.h"
+#include "control.h"
+#include "exec.h"
+#include "job.h"
+#include "meta.h"
+#include "progress.h"
+#include "slots.h"
+#include "spool.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define JOURNAL_COMMIT_MS 20	/* finished records wait at most this long */
+#define SLOT_POLL_MS 25		/* slots held by other processes: ask again */
+#define STALL_RETRY_MS 1000	/* disk full: try writing again */
+#define RESERVE_MAX 64
+#define META_MIN_INTERVAL_MS 1000
+#define STDERR_TAIL 4096
+
+/* ---- small containers ---- */
+
+struct u32q {			/* FIFO ring of item indexes */
+	uint32_t *v;
+	size_t cap, head, n;
+};
+
+static void q_push(struct u32q *q, uint32_t x)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		uint32_t *v = xmalloc(cap * sizeof(*v));
+		for (size_t i = 0; i < q->n; i++)
+			v[i] = q->v[(q->head + i) % q->cap];
+		free(q->v);
+		q->v = v;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->v[(q->head + q->n++) % q->cap] = x;
+}
+
+static uint32_t q_pop(struct u32q *q)
+{
+	uint32_t x = q->v[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->n--;
+	return x;
+}
+
+struct due {
+	int64_t at;
+	uint32_t idx;
+};
+
+struct heap {			/* min-heap of retry due times */
+	struct due *v;
+	size_t n, cap;
+};
+
+static void heap_push(struct heap *h, int64_t at, uint32_t idx)
+{
+	GROW(h->v, h->cap, h->n + 1);
+	size_t i = h->n++;
+	while (i && h->v[(i - 1) / 2].at > at) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = (struct due){ at, idx };
+}
+
+static struct due heap_pop(struct heap *h)
+{
+	struct due top = h->v[0], last = h->v[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->v[c + 1].at < h->v[c].at)
+			c++;
+		if (last.at <= h->v[c].at)
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+	return top;
+}
+
+/* ---- state ---- */
+
+enum kill_why { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN };
+
+struct ebatch;
+
+struct run {
+	pid_t pid;
+	struct ebatch *eb;
+	uint32_t item, attempt;
+	int64_t start_ns;
+	int64_t deadline_ns;	/* attempt timeout, 0: none */
+	int64_t kill_ns;	/* SIGKILL due, 0: not signalled yet */
+	bool killed;		/* SIGKILL sent */
+	uint8_t why;
+	int exec_errno;
+	int64_t prep_ns;	/* runner time spent starting it (trace) */
+};
+
+struct ebatch {
+	struct batch b;
+	struct journal j;
+	char *id;
+	int dirfd, items_fd, lock_fd;
+	FILE *log;
+	const struct agent_conf *agent;
+	/* the child's argv and environment, the parts shared by every item */
+	struct sb env_base;
+	size_t cursor;
+	struct u32q requeue, reserved, unreported;
+	struct heap retry;
+	int running;
+	int64_t deadline_ms;
+	int64_t next_flush_ns;
+	int64_t flush_cost_ns;
+	bool meta_dirty;
+	bool closed;
+	int result;		/* its part of the exit status once closed */
+};
+
+struct engine {
+	struct home *h;
+	const struct conf *c;
+	struct engine_opts o;
+	int epfd, sigfd, infd;
+	sigset_t child_mask;
+	struct ebatch **batches;
+	size_t nbatches, capbatches;
+	struct run *runs;
+	size_t nruns, capruns;
+	int devnull;
+	char *home_abs;
+	bool shutdown;
+	bool no_dispatch;
+	int signals;
+	int64_t slot_poll_ns;	/* retry blocked slots at this time */
+	bool stalled;		/* a journal write failed (disk full) */
+	int64_t stall_until_ns;
+	bool io_failed;
+	int exit_status;
+	struct progress prog;
+	/* per-item overhead measurement (RUNNER_TRACE_OVERHEAD) */
+	bool trace;
+	int64_t *overhead_ns;
+	size_t noverhead, capoverhead;
+};
+
+/* ---- helpers ---- */
+
+static int64_t batch_cap(const struct engine *e, const struct ebatch *eb)
+{
+	int64_t cap = e->c->max_children;
+	if (eb->agent && eb->agent->max_concurrent < cap)
+		cap = eb->agent->max_concurrent;
+	if (eb->b.c.concurrency > 0 && eb->b.c.concurrency < cap)
+		cap = eb->b.c.concurrency;
+	return cap;
+}
+
+static int agent_running(const struct engine *e, const struct agent_conf *a)
+{
+	int n = 0;
+	for (size_t i = 0; i < e->nruns; i++)
+		if (e->runs[i].eb->agent == a)
+			n++;
+	return n;
+}
+
+static struct ebatch *find_batch(struct engine *e, const char *id)
+{
+	for (size_t i = 0; i < e->nbatches; i++)
+		if (!e->batches[i]->closed && !strcmp(e->batches[i]->id, id))
+			return e->batches[i];
+	return NULL;
+}
+
+static void log_rec(struct ebatch *eb, const struct rec *r)
+{
+	static struct sb line;
+	if (!eb->log)
+		return;
+	sb_reset(&line);
+	blog_line(&line, &eb->b, r, now_ms());
+	if (line.len)
+		fwrite(line.buf, 1, line.len, eb->log);
+}
+
+/* Journal, apply, log: the one way the engine changes a batch. */
+static void record(struct ebatch *eb, const struct rec *r)
+{
+	batch_record(&eb->b, &eb->j, r);
+	log_rec(eb, r);
+	eb->meta_dirty = true;
+}
+
+static void io_fail(struct engine *e, struct ebatch *eb, const char *what)
+{
+	if (!e->io_failed)
+		error("batches/%s/journal: %s: %s; stopping (run `runner run` "
+		      "to recover)",
+		      eb ? eb->id : "?", what, strerror(errno));
+	e->io_failed = true;
+	e->shutdown = true;
+}
+
+/* Write a batch's pending records; a full disk stalls dispatching. */
+static int commit(struct engine *e, struct ebatch *eb, bool sync)
+{
+	int rc = sync ? journal_sync(&eb->j) : journal_write(&eb->j);
+	if (rc == 0)
+		return 0;
+	if (eb->j.failed) {
+		io_fail(e, eb, "fdatasync failed");
+		return -1;
+	}
+	if (!e->stalled)
+		warning("batches/%s/journal: %s; dispatching stops until it "
+			"can be written",
+			eb->id, strerror(errno));
+	e->stalled = true;
+	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
+	return -1;
+}
+
+/* ---- the child's argv and environment ---- */
+
+static void env_add(struct sb *env, const char *k, const char *v)
+{
+	sb_addf(env, "%s=%s", k, v ? v : "");
+	sb_addc(env, '\0');
+}
+
+static void build_env_base(struct engine *e, struct ebatch *eb)
+{
+	static const char *const keep[] = { "PATH", "HOME", "LANG", "TZ" };
+	struct sb *env = &eb->env_base;
+	const struct batch_conf *c = &eb->b.c;
+	sb_reset(env);
+	for (size_t i = 0; i < sizeof(keep) / sizeof(*keep); i++) {
+		const char *v = getenv(keep[i]);
+		if (v)
+			env_add(env, keep[i], v);
+	}
+	if (!getenv("PATH"))
+		env_add(env, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	for (size_t i = 0; eb->agent && i < eb->agent->nenv; i++) {
+		sb_adds(env, eb->agent->env[i]);
+		sb_addc(env, '\0');
+	}
+	env_add(env, "RUNNER_HOME", e->home_abs);
+	env_add(env, "RUNNER_BATCH_ID", c->id);
+	env_add(env, "RUNNER_AGENT", c->agent);
+	env_add(env, "RUNNER_TIMEFRAME", c->timeframe);
+	env_add(env, "RUNNER_START", c->start);
+	env_add(env, "RUNNER_END", c->end);
+	env_add(env, "RUNNER_SOURCE", c->source);
+	for (uint32_t i = 0; i < c->nparams; i++) {
+		char key[128];
+		snprintf(key, sizeof(key), "RUNNER_PARAM_%s", c->params[i].key);
+		for (char *p = key; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				*p = (char)(*p - 'a' + 'A');
+		env_add(env, key, c->params[i].value);
+	}
+}
+
+/* Later entries of the same name win: keep only the last of each. */
+static size_t env_vector(struct sb *all, char ***out, size_t *cap)
+{
+	size_t n = 0;
+	for (size_t off = 0; off < all->len;) {
+		char *s = all->buf + off;
+		size_t len = strlen(s);
+		const char *eq = strchr(s, '=');
+		size_t klen = eq ? (size_t)(eq - s) : len;
+		bool dup = false;
+		for (size_t i = 0; i < n; i++)
+			if (!strncmp((*out)[i], s, klen) && (*out)[i][klen] == '=') {
+				(*out)[i] = s;
+				dup = true;
+				break;
+			}
+		if (!dup) {
+			GROW(*out, *cap, n + 2);
+			(*out)[n++] = s;
+		}
+		off += len + 1;
+	}
+	(*out)[n] = NULL;
+	return n;
+}
+
+static size_t build_argv(const struct agent_conf *a, const char *symbol,
+			 struct sb *store, char ***argv, size_t *cap)
+{
+	bool placed = false;
+	size_t n = 0;
+	struct sb offs = SB_INIT;
+	sb_reset(store);
+	for (size_t pass = 0; pass < 2; pass++) {
+		char **words = pass ? a->command : a->launcher;
+		size_t nw = pass ? a->ncommand : a->nlauncher;
+		for (size_t i = 0; i < nw; i++) {
+			size_t off = store->len;
+			const char *w = words[i], *p;
+			while ((p = strstr(w, "{symbol}"))) {
+				sb_add(store, w, (size_t)(p - w));
+				sb_adds(store, symbol);
+				w = p + 8;
+				placed = true;
+			}
+			sb_adds(store, w);
+			sb_addc(store, '\0');
+			sb_add(&offs, &off, sizeof(off));
+			n++;
+		}
+	}
+	if (!placed) {
+		size_t off = store->len;
+		sb_adds(store, symbol);
+		sb_addc(store, '\0');
+		sb_add(&offs, &off, sizeof(off));
+		n++;
+	}
+	GROW(*argv, *cap, n + 1);
+	for (size_t i = 0; i < n; i++)
+		(*argv)[i] = store->buf + ((size_t *)offs.buf)[i];
+	(*argv)[n] = NULL;
+	sb_release(&offs);
+	return n;
+}
+
+/* ---- spawning ---- */
+
+static int open_output(int items_fd, const char *path)
+{
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(items_fd, path, flags, 0644);
+	if (fd < 0 && errno == EEXIST) {
+		/* Only an attempt number that was released and used again can
+		 * meet its own old file; it never ran, so it holds nothing. */
+		unlinkat(items_fd, path, 0);
+		fd = openat(items_fd, path, flags, 0644);
+	}
+	return fd;
+}
+
+static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
+			   uint32_t attempt, int wait_status,
+			   const struct rusage *ru, uint8_t why, int exec_errno,
+			   int64_t timeout_ms);
+
+static void spawn_item(struct engine *e, struct ebatch *eb, uint32_t idx,
+		       int slot_fd)
+{
+	static struct sb env_all, argv_store;
+	static char **envp, **argv;
+	static size_t envcap, argvcap;
+	struct item *it = &eb->b.items[idx];
+	uint32_t attempt = it->nattempts;
+	char out[96], err[96], res[112], ckpt[96];
+	int outfd = -1, errfd = -1, saved;
+	int64_t t0 = mono_ns();
+
+	if (mkdirat(eb->items_fd, it->symbol, 0755) < 0 && errno != EEXIST)
+		goto fail_files;
+	snprintf(out, sizeof(out), "%s/attempt-%u.out", it->symbol, attempt);
+	snprintf(err, sizeof(err), "%s/attempt-%u.err", it->symbol, attempt);
+	snprintf(res, sizeof(res), "%s/attempt-%u.result.json", it->symbol,
+		 attempt);
+	snprintf(ckpt, sizeof(ckpt), "%s/checkpoint", it->symbol);
+	if ((outfd = open_output(eb->items_fd, out)) < 0 ||
+	    (errfd = open_output(eb->items_fd, err)) < 0)
+		goto fail_files;
+	unlinkat(eb->items_fd, res, 0);
+
+	sb_reset(&env_all);
+	sb_add(&env_all, eb->env_base.buf, eb->env_base.len);
+	env_add(&env_all, "RUNNER_SYMBOL", it->symbol);
+	sb_addf(&env_all, "RUNNER_ATTEMPT=%u", attempt);
+	sb_addc(&env_all, '\0');
+	sb_addf(&env_all, "RUNNER_RESULT=%s/batches/%s/items/%s", e->home_abs,
+		eb->id, res);
+	sb_addc(&env_all, '\0');
+	sb_addf(&env_all, "RUNNER_CHECKPOINT=%s/batches/%s/items/%s",
+		e->home_abs, eb->id, ckpt);
+	sb_addc(&env_all, '\0');
+	env_vector(&env_all, &envp, &envcap);
+	build_argv(eb->agent, it->symbol, &argv_store, &argv, &argvcap);
+
+	struct spawn s = {
+		.path = eb->agent->exec_path,
+		.argv = argv,
+		.envp = envp,
+		.cwd_fd = e->h->fd,
+		.stdin_fd = e->devnull,
+		.stdout_fd = outfd,
+		.stderr_fd = errfd,
+		.keep_fd = slot_fd,
+		.limit_as = eb->agent->memory_limit,
+		.limit_fsize = eb->agent->output_limit,
+		.limit_cpu_ms = eb->agent->cpu_limit_ms,
+		.child_mask = &e->child_mask,
+	};
+	int exec_errno = 0;
+	int64_t start_ns = mono_ns();
+	pid_t pid = exec_spawn(&s, &exec_errno);
+	saved = errno;
+	int64_t t1 = mono_ns();
+	close(outfd);
+	close(errfd);
+	close(slot_fd);
+
+	struct rec r = { .type = R_SPAWNED, .item = idx, .attempt = attempt,
+			 .time = now_ms(), .pid = pid > 0 ? pid : 0 };
+	record(eb, &r);
+	if (pid < 0) {
+		/* clone itself failed (no memory, no pids): a failed attempt */
+		errno = saved;
+		finish_attempt(e, eb, idx, attempt, W_EXITCODE(127, 0), NULL,
+			       KILL_NONE, saved, 0);
+		return;
+	}
+	GROW(e->runs, e->capruns, e->nruns + 1);
+	struct run *run = &e->runs[e->nruns++];
+	memset(run, 0, sizeof(*run));
+	run->pid = pid;
+	run->eb = eb;
+	run->item = idx;
+	run->attempt = attempt;
+	run->start_ns = start_ns;
+	run->exec_errno = exec_errno;
+	if (eb->b.c.timeout_ms > 0)
+		run->deadline_ns = start_ns + eb->b.c.timeout_ms * 1000000LL;
+	eb->running++;
+	/* The child's own start (clone until exec) is not our overhead. */
+	run->prep_ns = (start_ns - t0) + (mono_ns() - t1);
+	return;
+
+fail_files:
+	saved = errno;
+	if (outfd >= 0)
+		close(outfd);
+	if (errfd >= 0)
+		close(errfd);
+	close(slot_fd);
+	/* Not started: give the reservation back and wait for the disk. */
+	struct rec rel = { .type = R_RELEASE, .item = idx, .attempt = attempt };
+	record(eb, &rel);
+	q_push(&eb->requeue, idx);
+	if (!e->stalled)
+		warning("batches/%s/items/%s: %s; dispatching stops for a while",
+			eb->id, it->symbol, strerror(saved));
+	e->stalled = true;
+	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
+}
+
+/* ---- finishing an attempt ---- */
+
+static void read_result(struct ebatch *eb, const char *symbol, uint32_t attempt,
+			struct result *res)
+{
+	char path[128];
+	struct sb buf = SB_INIT;
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/attempt-%u.result.json", symbol,
+		 attempt);
+	result_parse(NULL, 0, res);
+	int fd = openat(eb->items_fd, path,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size <= (off_t)RESULT_MAX_BYTES &&
+	    read_fd_bounded(fd, RESULT_MAX_BYTES, &buf) == 0)
+		result_parse(buf.buf, buf.len, res);
+	close(fd);
+	sb_release(&buf);
+}
+
+static char *read_stderr_tail(struct ebatch *eb, const char *symbol,
+			      uint32_t attempt)
+{
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/attempt-%u.err", symbol, attempt);
+	int fd = openat(eb->items_fd, path,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		off_t off = st.st_size > STDERR_TAIL ? st.st_size - STDERR_TAIL : 0;
+		buf = xmalloc(STDERR_TAIL + 1);
+		ssize_t n = pread(fd, buf, STDERR_TAIL, off);
+		n = n < 0 ? 0 : n;
+		buf[n] = '\0';
+		/* NUL bytes in the output must not cut what we look at. */
+		for (ssize_t i = 0; i < n; i++)
+			if (!buf[i])
+				buf[i] = ' ';
+	}
+	close(fd);
+	return buf;
+}
+
+static int64_t retry_delay_ms(const struct batch_conf *c, int failures,
+			      const struct result *res)
+{
+	int64_t d = 0;
+	if (c->ndelays) {
+		uint32_t k = failures >= 1 ? (uint32_t)failures - 1 : 0;
+		d = c->delays_ms[k < c->ndelays ? k : c->ndelays - 1];
+	}
+	if (c->jitter_permille && d > 0) {
+		double j = (double)c->jitter_permille / 1000.0;
+		double u = (double)(random_u64() >> 11) / 9007199254740992.0;
+		d = (int64_t)llround((double)d * (1.0 + j * (2.0 * u - 1.0)));
+	}
+	if (res && res->retry_after_ms > d)
+		d = res->retry_after_ms;
+	return d < 0 ? 0 : d;
+}
+
+static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
+			   uint32_t attempt, int wait_status,
+			   const struct rusage *ru, uint8_t why, int exec_errno,
+			   int64_t timeout_ms)
+{
+	struct item *it = &eb->b.items[idx];
+	const struct batch_conf *c = &eb->b.c;
+	struct result res;
+	struct verdict v;
+	char *tail = NULL;
+	struct rec r = { .type = R_FINISHED, .item = idx, .attempt = attempt,
+			 .time = now_ms(), .matches = -1, .progress = -1 };
+
+	read_result(eb, it->symbol, attempt, &res);
+	bool ok_exit = WIFEXITED(wait_status) && !WEXITSTATUS(wait_status);
+	if ((!ok_exit || why == KILL_TIMEOUT) && !exec_errno)
+		tail = read_stderr_tail(eb, it->symbol, attempt);
+	struct outcome_in in = {
+		.wait_status = wait_status,
+		.timed_out = why == KILL_TIMEOUT,
+		.runner_killed = why != KILL_NONE,
+		.timeout_ms = timeout_ms,
+		.exec_errno = exec_errno,
+		.exec_path = eb->agent->exec_path,
+		.res = &res,
+		.stderr_tail = tail,
+	};
+	classify(&in, &v);
+	free(tail);
+
+	r.exit_code = v.exit_code;
+	r.signal = v.signal;
+	r.matches = res.matches;
+	r.progress = res.progress;
+	r.source = res.source[0] ? res.source : NULL;
+	if (ru) {
+		r.cpu_user_ms = (uint32_t)(ru->ru_utime.tv_sec * 1000 +
+					   ru->ru_utime.tv_usec / 1000);
+		r.cpu_system_ms = (uint32_t)(ru->ru_stime.tv_sec * 1000 +
+					     ru->ru_stime.tv_usec / 1000);
+		r.max_rss_kb = (uint32_t)ru->ru_maxrss;
+	}
+	if (why == KILL_CANCEL || it->cancel_requested) {
+		r.outcome = OUT_CANCELLED;
+		r.next_state = ST_CANCELLED;
+		r.error_message = "cancelled";
+	} else if (why == KILL_SHUTDOWN) {
+		r.outcome = OUT_INTERRUPTED;
+		r.next_state = ST_PENDING;
+		r.error_message = "interrupted: the runner stopped";
+	} else if (v.success) {
+		r.outcome = OUT_SUCCEEDED;
+		r.next_state = ST_SUCCEEDED;
+	} else {
+		r.outcome = OUT_FAILED;
+		r.category = (uint8_t)v.category;
+		r.error_type = res.type[0] ? res.type : NULL;
+		r.error_message = v.message;
+		r.counts_failure = 1;
+		bool retryable = (c->retry_on & CAT_BIT(v.category)) != 0;
+		if (res.retryable == 1)
+			retryable = true;
+		else if (res.retryable == 0)
+			retryable = false; /* the agent knows it is hopeless */
+		if (exec_errno == ENOENT || exec_errno == EACCES ||
+		    exec_errno == ENOEXEC)
+			retryable = false; /* no retry makes a binary appear */
+		int failures = it->failures + 1;
+		if (retryable && failures < c->max_attempts) {
+			r.next_state = ST_RETRY_WAIT;
+			r.next_retry_at = r.time + retry_delay_ms(c, failures, &res);
+		} else {
+			r.next_state = ST_FAILED;
+		}
+	}
+	record(eb, &r);
+	if (r.next_state == ST_RETRY_WAIT)
+		heap_push(&eb->retry, r.next_retry_at, idx);
+	else if (r.next_state == ST_PENDING)
+		q_push(&eb->requeue, idx);
+	else
+		q_push(&eb->unreported, idx);
+	(void)e;
+}
+
+static struct run *find_run(struct engine *e, pid_t pid)
+{
+	for (size_t i = 0; i < e->nruns; i++)
+		if (e->runs[i].pid == pid)
+			return &e->runs[i];
+	return NULL;
+}
+
+static void reap(struct engine *e)
+{
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == 0)
+			break;
+		pid_t pid = si.si_pid;
+		struct run *run = find_run(e, pid);
+		/* The leader is a zombie now, so its group id cannot have been
+		 * reused: whatever is left in the group goes with it. */
+		if (run)
+			exec_kill_group(pid, SIGKILL);
+		int status = 0;
+		struct rusage ru;
+		if (wait4(pid, &status, 0, &ru) < 0)
+			continue;
+		if (!run)
+			continue; /* an orphan reparented to us, or a hook */
+		int64_t t0 = mono_ns();
+		struct run done = *run;
+		*run = e->runs[--e->nruns];
+		done.eb->running--;
+		finish_attempt(e, done.eb, done.item, done.attempt, status, &ru,
+			       done.why, done.exec_errno,
+			       done.eb->b.c.timeout_ms);
+		if (e->trace) {
+			GROW(e->overhead_ns, e->capoverhead, e->noverhead + 1);
+			e->overhead_ns[e->noverhead++] =
+				mono_ns() - t0 + done.prep_ns;
+		}
+	}
+}
+
+/* ---- scheduling ---- */
+
+/* The next item of eb that may start now, or -1. */
+static int64_t next_eligible(struct ebatch *eb, int64_t now)
+{
+	struct batch *b = &eb->b;
+	while (eb->retry.n && eb->retry.v[0].at <= now) {
+		struct due d = heap_pop(&eb->retry);
+		if (b->items[d.idx].state == ST_RETRY_WAIT &&
+		    b->items[d.idx].next_retry_at == d.at)
+			return d.idx;
+	}
+	while (eb->requeue.n) {
+		uint32_t idx = q_pop(&eb->requeue);
+		if (b->items[idx].state == ST_PENDING)
+			return idx;
+	}
+	while (eb->cursor < b->nitems) {
+		size_t idx = eb->cursor++;
+		if (b->items[idx].state == ST_PENDING)
+			return (int64_t)idx;
+	}
+	return -1;
+}
+
+static void reserve(struct engine *e, struct ebatch *eb, int64_t now)
+{
+	int64_t cap = batch_cap(e, eb);
+	if ((int64_t)eb->reserved.n >= cap)
+		return;
+	int64_t target = cap * 2 < RESERVE_MAX ? cap * 2 : RESERVE_MAX;
+	if (target < 1)
+		target = 1;
+	/* Never reserve more than could be running soon in this batch. */
+	int64_t left = (int64_t)batch_open_items(&eb->b);
+	if (target > left)
+		target = left;
+	bool added = false;
+	while ((int64_t)eb->reserved.n < target) {
+		int64_t idx = next_eligible(eb, now);
+		if (idx < 0)
+			break;
+		struct item *it = &eb->b.items[idx];
+		struct rec r = { .type = R_RESERVE, .item = (uint32_t)idx,
+				 .attempt = (uint32_t)it->nattempts + 1u };
+		record(eb, &r);
+		q_push(&eb->reserved, (uint32_t)idx);
+		added = true;
+	}
+	if (added)
+		commit(e, eb, true);
+}
+
+static void dispatch(struct engine *e)
+{
+	int64_t now = now_ms(), mono = mono_ns();
+	if (e->shutdown || e->io_failed || e->no_dispatch)
+		return;
+	if (e->stalled) {
+		if (mono < e->stall_until_ns)
+			return;
+		e->stalled = false;
+	}
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (!eb->closed && eb->agent)
+			reserve(e, eb, now);
+		if (e->stalled || e->io_failed)
+			return;
+	}
+	/* Spawn reserved items, highest priority first, under every cap. */
+	const struct agent_conf *blocked[64];
+	size_t nblocked = 0;
+	for (;;) {
+		if ((int)e->nruns >= e->c->max_children)
+			break;
+		struct ebatch *pick = NULL;
+		for (size_t i = 0; i < e->nbatches && !pick; i++) {
+			struct ebatch *eb = e->batches[i];
+			if (eb->closed || !eb->reserved.n || !eb->agent)
+				continue;
+			if (eb->b.c.concurrency > 0 &&
+			    eb->running >= eb->b.c.concurrency)
+				continue;
+			if (agent_running(e, eb->agent) >=
+			    eb->agent->max_concurrent)
+				continue;
+			bool skip = false;
+			for (size_t k = 0; k < nblocked; k++)
+				skip |= blocked[k] == eb->agent;
+			if (!skip)
+				pick = eb;
+		}
+		if (!pick)
+			break;
+		int why;
+		int fd = slot_acquire(e->h->state, e->c->max_children,
+				      pick->agent->name,
+				      pick->agent->max_concurrent, &why);
+		if (fd < 0) {
+			if (errno != EAGAIN) {
+				warning("state/slots: %s", strerror(errno));
+				e->stalled = true;
+				e->stall_until_ns = mono + STALL_RETRY_MS * 1000000LL;
+				return;
+			}
+			/* Held by other runner processes: ask again soon. */
+			e->slot_poll_ns = mono + SLOT_POLL_MS * 1000000LL;
+			if (why == SLOT_GLOBAL)
+				break;
+			if (nblocked < 64)
+				blocked[nblocked++] = pick->agent;
+			continue;
+		}
+		uint32_t idx = q_pop(&pick->reserved);
+		spawn_item(e, pick, idx, fd);
+	}
+}
+
+/* ---- timers ---- */
+
+static void signal_run(struct engine *e, struct run *run, uint8_t why)
+{
+	int64_t mono = mono_ns();
+	if (run->kill_ns)
+		return;
+	run->why = why;
+	exec_kill_group(run->pid, SIGTERM);
+	run->kill_ns = mono + e->c->kill_grace_ms * 1000000LL;
+	if (run->kill_ns == mono)
+		run->kill_ns = mono + 1;
+}
+
+static void check_timers(struct engine *e)
+{
+	int64_t mono = mono_ns(), now = now_ms();
+	for (size_t i = 0; i < e->nruns; i++) {
+		struct run *run = &e->runs[i];
+		if (run->deadline_ns && mono >= run->deadline_ns && !run->kill_ns)
+			signal_run(e, run, KILL_TIMEOUT);
+		if (run->kill_ns && mono >= run->kill_ns && !run->killed) {
+			exec_kill_group(run->pid, SIGKILL);
+			run->killed = true;
+		}
+	}
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed || !eb->deadline_ms || now < eb->deadline_ms ||
+		    eb->b.final || !batch_open_items(&eb->b))
+			continue;
+		struct u32q now_cancelled = { 0 };
+		for (size_t k = 0; k < eb->b.nitems; k++) {
+			int st = eb->b.items[k].state;
+			if (!state_final(st) && st != ST_RUNNING)
+				q_push(&now_cancelled, (uint32_t)k);
+		}
+		struct rec r = { .type = R_CANCEL, .time = now, .whole = 1,
+				 .reason = CANCEL_BATCH_TIMEOUT };
+		record(eb, &r);
+		eb->deadline_ms = 0;
+		eb->reserved.n = 0;
+		for (size_t k = 0; k < e->nruns; k++)
+			if (e->runs[k].eb == eb)
+				signal_run(e, &e->runs[k], KILL_CANCEL);
+		while (now_cancelled.n)
+			q_push(&eb->unreported, q_pop(&now_cancelled));
+		free(now_cancelled.v);
+	}
+}
+
+static int64_t next_wakeup_ms(struct engine *e)
+{
+	int64_t mono = mono_ns(), now = now_ms();
+	int64_t best = INT64_MAX;
+#define CONSIDER_NS(t) do { if ((t) > 0) { int64_t d = ((t) - mono + 999999) / 1000000; if (d < best) best = d; } } while (0)
+	for (size_t i = 0; i < e->nruns; i++) {
+		struct run *run = &e->runs[i];
+		if (run->kill_ns && !run->killed)
+			CONSIDER_NS(run->kill_ns);
+		else if (run->deadline_ns && !run->kill_ns)
+			CONSIDER_NS(run->deadline_ns);
+	}
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		if (eb->retry.n && !e->shutdown) {
+			int64_t d = eb->retry.v[0].at - now;
+			if (d < best)
+				best = d;
+		}
+		if (eb->deadline_ms) {
+			int64_t d = eb->deadline_ms - now;
+			if (d < best)
+				best = d;
+		}
+		if (journal_dirty(&eb->j))
+			CONSIDER_NS(eb->j.oldest_unsynced_ns +
+				    JOURNAL_COMMIT_MS * 1000000LL);
+		if (eb->meta_dirty)
+			CONSIDER_NS(eb->next_flush_ns);
+	}
+	if (e->slot_poll_ns)
+		CONSIDER_NS(e->slot_poll_ns);
+	if (e->stalled)
+		CONSIDER_NS(e->stall_until_ns);
+	if (progress_active(&e->prog))
+		CONSIDER_NS(progress_next_ns(&e->prog));
+#undef CONSIDER_NS
+	if (best < 0)
+		best = 0;
+	return best;
+}
+
+/* ---- views ---- */
+
+static void report_durable(struct engine *e, struct ebatch *eb)
+{
+	while (eb->unreported.n) {
+		uint32_t idx = q_pop(&eb->unreported);
+		const struct item *it = &eb->b.items[idx];
+		size_t done = eb->b.count[ST_SUCCEEDED] +
+			      eb->b.count[ST_FAILED] +
+			      eb->b.count[ST_CANCELLED];
+		if (e->o.json)
+			progress_event(stdout, eb->id, done, eb->b.nitems,
+				       it->symbol, state_name(it->state));
+		progress_note(&e->prog, it->state);
+	}
+	if (eb->log)
+		fflush(eb->log);
+}
+
+static void flush_meta(struct engine *e, struct ebatch *eb, bool force)
+{
+	int64_t mono = mono_ns();
+	if (!eb->meta_dirty || (!force && mono < eb->next_flush_ns))
+		return;
+	/* Views show only what is durable. */
+	if (commit(e, eb, true) < 0)
+		return;
+	report_durable(e, eb);
+	if (meta_flush(eb->dirfd, &eb->b, now_ms()) < 0) {
+		warning("batches/%s/batch.json: %s", eb->id, strerror(errno));
+	} else {
+		eb->meta_dirty = false;
+	}
+	int64_t cost = mono_ns() - mono;
+	eb->flush_cost_ns = cost;
+	/* At most about once a second, and never more than 10% of the time. */
+	int64_t gap = cost * 10;
+	if (gap < META_MIN_INTERVAL_MS * 1000000LL)
+		gap = META_MIN_INTERVAL_MS * 1000000LL;
+	eb->next_flush_ns = mono_ns() + gap;
+}
+
+static void close_batch(struct engine *e, struct ebatch *eb)
+{
+	if (eb->closed)
+		return;
+	flush_meta(e, eb, true);
+	if (eb->log) {
+		fclose(eb->log);
+		eb->log = NULL;
+	}
+	int st = batch_status(&eb->b);
+	eb->result = st == BS_COMPLETED ? 0 : 1;
+	if (e->o.summary && !e->o.json && verbosity >= 0) {
+		progress_clear(&e->prog);
+		meta_print_summary(stdout, &eb->b, now_ms(), SHOW_PATHS,
+				   e->h->path);
+		if (st == BS_PAUSED)
+			printf("  paused: resume with `runner resume %s`\n",
+			       eb->id);
+		fflush(stdout);
+	}
+	journal_close(&eb->j);
+	if (eb->items_fd >= 0)
+		close(eb->items_fd);
+	if (eb->lock_fd >= 0)
+		close(eb->lock_fd);
+	close(eb->dirfd);
+	eb->items_fd = eb->lock_fd = eb->dirfd = -1;
+	eb->closed = true;
+}
+
+static void check_done(struct engine *e)
+{
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		struct batch *b = &eb->b;
+		if (!b->final && batch_open_items(b) == 0 && !eb->running) {
+			struct rec r = { .type = R_FINAL, .time = now_ms(),
+					 .status = (uint8_t)batch_final_status(b) };
+			record(eb, &r);
+			if (commit(e, eb, true) < 0)
+				continue;
+			close_batch(e, eb);
+		} else if (!b->final && !eb->running && !eb->reserved.n &&
+			   b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
+			   !b->count[ST_RETRY_WAIT] && !b->count[ST_STARTING]) {
+			close_batch(e, eb); /* waits only on paused items */
+		}
+	}
+}
+
+/* ---- taking batches ---- */
+
+static int cmp_batches(const void *a, const void *b)
+{
+	const struct ebatch *x = *(struct ebatch *const *)a;
+	const struct ebatch *y = *(struct ebatch *const *)b;
+	if (x->b.c.priority != y->b.c.priority)
+		return x->b.c.priority > y->b.c.priority ? -1 : 1;
+	if (x->b.c.created_ms != y->b.c.created_ms)
+		return x->b.c.created_ms < y->b.c.created_ms ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static void ebatch_free(struct ebatch *eb)
+{
+	if (!eb)
+		return;
+	if (eb->log)
+		fclose(eb->log);
+	if (eb->j.fd >= 0)
+		journal_close(&eb->j);
+	if (eb->items_fd >= 0)
+		close(eb->items_fd);
+	if (eb->lock_fd >= 0)
+		close(eb->lock_fd);
+	if (eb->dirfd >= 0)
+		close(eb->dirfd);
+	batch_release(&eb->b);
+	sb_release(&eb->env_base);
+	free(eb->requeue.v);
+	free(eb->reserved.v);
+	free(eb->unreported.v);
+	free(eb->retry.v);
+	free(eb->id);
+	free(eb);
+}
+
+int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
+{
+	struct ebatch *eb = xcalloc(1, sizeof(*eb));
+	bool fresh = lock_fd >= 0;
+	char logname[128];
+	eb->id = xstrdup(id);
+	eb->j.fd = eb->items_fd = -1;
+	eb->lock_fd = lock_fd;
+	batch_init(&eb->b);
+
+	if (find_batch(e, id)) {
+		ebatch_free(eb);
+		return 1;
+	}
+	if (!valid_batch_id(id)) {
+		ebatch_free(eb);
+		return error("%s: not a batch id", id);
+	}
+	eb->dirfd = open_dir_at(e->h->batches, id);
+	if (eb->dirfd < 0) {
+		int saved = errno;
+		ebatch_free(eb);
+		errno = saved;
+		return error("batches/%s: %s", id, strerror(errno));
+	}
+	if (eb->lock_fd < 0 && (eb->lock_fd = batch_lock(eb->dirfd)) < 0) {
+		int saved = errno;
+		ebatch_free(eb);
+		if (saved == EWOULDBLOCK)
+			return 1; /* a live runner owns it */
+		return error("batches/%s/lock: %s", id, strerror(saved));
+	}
+	if (journal_open(&eb->j, eb->dirfd, "journal", true, batch_replay,
+			 &eb->b) < 0 ||
+	    !eb->b.claimed) {
+		error("batches/%s/journal: %s", id,
+		      eb->j.fd < 0 ? strerror(errno) : "no claim record");
+		ebatch_free(eb);
+		return -1;
+	}
+	if (eb->j.corrupt) {
+		error("batches/%s/journal: damaged at offset %lld (records after "
+		      "it are intact); the batch is left as it is",
+		      id, (long long)eb->j.corrupt_at);
+		ebatch_free(eb);
+		return -1;
+	}
+	if (eb->j.torn_bytes)
+		info("batches/%s/journal: cut a torn tail of %lld bytes", id,
+		     (long long)eb->j.torn_bytes);
+	if (eb->b.final && !(flags & TAKE_FINAL)) {
+		/* Nothing to run; make sure the views say so. */
+		if (meta_flush(eb->dirfd, &eb->b, now_ms()) < 0)
+			warning("batches/%s/batch.json: %s", id,
+				strerror(errno));
+		ebatch_free(eb);
+		return 1;
+	}
+	eb->agent = conf_agent(e->c, eb->b.c.agent);
+	if (!eb->agent) {
+		error("batch %s: agent '%s' is not defined in %s; not run", id,
+		      eb->b.c.agent, e->c->path);
+		ebatch_free(eb);
+		return -1;
+	}
+	if (ensure_dir(eb->dirfd, "items", 0755) < 0 ||
+	    (eb->items_fd = open_dir_at(eb->dirfd, "items")) < 0) {
+		error("batches/%s/items: %s", id, strerror(errno));
+		ebatch_free(eb);
+		return -1;
+	}
+
+	if (!fresh && !eb->b.final) {
+		/* Adopting: whatever the previous runner left running is
+		 * stopped, and its attempts are recorded as interrupted. */
+		struct batch *b = &eb->b;
+		int stopped = exec_kill_env("RUNNER_BATCH_ID", id);
+		struct rec ad = { .type = R_ADOPTED, .time = now_ms(),
+				  .pid = getpid() };
+		batch_record(b, &eb->j, &ad);
+		size_t interrupted = 0;
+		for (size_t i = 0; i < b->nitems; i++) {
+			struct item *it = &b->items[i];
+			if (it->state != ST_RUNNING && it->state != ST_STARTING)
+				continue;
+			struct rec r = {
+				.type = R_FINISHED, .item = (uint32_t)i,
+				.attempt = it->nattempts, .time = now_ms(),
+				.outcome = OUT_INTERRUPTED, .exit_code = -1,
+				.matches = -1, .progress = -1,
+				.next_state = it->cancel_requested ? ST_CANCELLED
+								   : ST_PENDING,
+				.error_message = "interrupted: its runner died",
+			};
+			batch_record(b, &eb->j, &r);
+			interrupted++;
+		}
+		if (journal_sync(&eb->j) < 0) {
+			error("batches/%s/journal: %s", id, strerror(errno));
+			ebatch_free(eb);
+			return -1;
+		}
+		if (blog_rebuild(e->h->logs, eb->dirfd, id) < 0)
+			warning("logs/%s.log: %s", id, strerror(errno));
+		if (interrupted || stopped)
+			info("batch %s: adopted; %zu attempts interrupted, %d "
+			     "leftover processes stopped",
+			     id, interrupted, stopped);
+	}
+	snprintf(logname, sizeof(logname), "%s.log", id);
+	int lfd = openat(e->h->logs, logname,
+			 O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			 0644);
+	if (lfd < 0 || !(eb->log = fdopen(lfd, "a"))) {
+		warning("logs/%s: %s", logname, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+	}
+	if (fresh && eb->log) {
+		/* The claim wrote its records before this log existed. */
+		struct rec r = { .type = R_CLAIMED };
+		log_rec(eb, &r);
+	}
+	for (size_t i = 0; i < eb->b.nitems; i++)
+		if (eb->b.items[i].state == ST_RETRY_WAIT)
+			heap_push(&eb->retry, eb->b.items[i].next_retry_at,
+				  (uint32_t)i);
+	if (eb->b.c.batch_timeout_ms > 0)
+		eb->deadline_ms = eb->b.c.created_ms + eb->b.c.batch_timeout_ms;
+	build_env_base(e, eb);
+	eb->meta_dirty = true;
+	GROW(e->batches, e->capbatches, e->nbatches + 1);
+	e->batches[e->nbatches++] = eb;
+	qsort(e->batches, e->nbatches, sizeof(*e->batches), cmp_batches);
+	progress_add(&e->prog, eb->b.nitems,
+		     eb->b.count[ST_SUCCEEDED], eb->b.count[ST_FAILED] +
+						      eb->b.count[ST_CANCELLED]);
+	flush_meta(e, eb, true);
+	return 0;
+}
+
+int engine_take_orphans(struct engine *e)
+{
+	int fd = dup(e->h->batches);
+	if (fd < 0)
+		return -1;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	char **ids = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !strcmp(de->d_name, "archive") ||
+		    !valid_batch_id(de->d_name))
+			continue;
+		/* A final batch is never an orphan: skip without locking. */
+		int bfd = open_dir_at(e->h->batches, de->d_name);
+		if (bfd < 0)
+			continue;
+		struct summary s;
+		bool final = meta_read_summary(bfd, &s) == 0 &&
+			     status_final(s.status);
+		close(bfd);
+		if (final)
+			continue;
+		GROW(ids, cap, n + 1);
+		ids[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (engine_take(e, ids[i], -1, 0) < 0)
+			rc = -1;
+		free(ids[i]);
+	}
+	free(ids);
+	return rc;
+}
+
+/* ---- operations ---- */
+
+static bool symbol_listed(char **symbols, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(symbols[i], s))
+			return true;
+	return false;
+}
+
+int engine_cancel(struct engine *e, const char *id, char **symbols,
+		  size_t nsymbols, struct sb *reply)
+{
+	struct ebatch *eb = find_batch(e, id);
+	if (!eb) {
+		sb_addf(reply, "{\"ok\":false,\"error\":\"batch not owned\"}");
+		return -1;
+	}
+	struct batch *b = &eb->b;
+	uint32_t *idx = xmalloc((b->nitems + 1) * sizeof(uint32_t));
+	uint32_t n = 0;
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		if (state_final(it->state))
+			continue;
+		if (nsymbols && !symbol_listed(symbols, nsymbols, it->symbol))
+			continue;
+		idx[n++] = (uint32_t)i;
+	}
+	if (n) {
+		int64_t now = now_ms();
+		struct rec r = { .type = R_CANCEL, .time = now,
+				 .whole = nsymbols == 0, .reason = CANCEL_USER,
+				 .n = nsymbols ? n : 0, .indexes = idx };
+		record(eb, &r);
+		for (uint32_t k = 0; k < n; k++) {
+			const struct item *it = &b->items[idx[k]];
+			if (it->state == ST_CANCELLED)
+				q_push(&eb->unreported, idx[k]);
+		}
+		for (size_t k = 0; k < e->nruns; k++) {
+			struct run *run = &e->runs[k];
+			if (run->eb == eb && b->items[run->item].cancel_requested)
+				signal_run(e, run, KILL_CANCEL);
+		}
+		/* Drop reservations of cancelled items. */
+		struct u32q keep = { 0 };
+		while (eb->reserved.n) {
+			uint32_t x = q_pop(&eb->reserved);
+			if (b->items[x].state == ST_STARTING)
+				q_push(&keep, x);
+		}
+		free(eb->reserved.v);
+		eb->reserved = keep;
+		commit(e, eb, true);
+	} else if (!nsymbols && !b->user_cancelled) {
+		/* Nothing open, yet a whole-batch cancel: nothing to do. */
+	}
+	sb_addf(reply, "{\"ok\":true,\"cancelled\":%u}", n);
+	free(idx);
+	return (int)n;
+}
+
+int engine_retry_failed(struct engine *e, const char *id, unsigned categories,
+			char **symbols, size_t nsymbols, struct sb *reply)
+{
+	struct ebatch *eb = find_batch(e, id);
+	if (!eb) {
+		sb_addf(reply, "{\"ok\":false,\"error\":\"batch not owned\"}");
+		return -1;
+	}
+	struct batch *b = &eb->b;
+	uint32_t *idx = xmalloc((b->nitems + 1) * sizeof(uint32_t));
+	uint32_t n = 0;
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		if (it->state != ST_FAILED)
+			continue;
+		int cat = it->nattempts ? it->log[it->nattempts - 1].category
+					: CAT_NONE;
+		if (categories && !(categories & CAT_BIT(cat)))
+			continue;
+		if (nsymbols && !symbol_listed(symbols, nsymbols, it->symbol))
+			continue;
+		idx[n++] = (uint32_t)i;
+	}
+	if (n) {
+		struct rec r = { .type = R_REQUEUE, .time = now_ms(), .n = n,
+				 .indexes = idx };
+		record(eb, &r);
+		for (uint32_t k = 0; k < n; k++)
+			q_push(&eb->requeue, idx[k]);
+		progress_requeue(&e->prog, n);
+		commit(e, eb, true);
+	}
+	sb_addf(reply, "{\"ok\":true,\"requeued\":%u}", n);
+	free(idx);
+	return (int)n;
+}
+
+static char **json_strings(const cJSON *arr, size_t *n)
+{
+	size_t cnt = 0, cap = 0;
+	char **v = NULL;
+	const cJSON *x;
+	cJSON_ArrayForEach(x, arr)
+	{
+		if (!cJSON_IsString(x) || !x->valuestring)
+			continue;
+		GROW(v, cap, cnt + 2);
+		v[cnt++] = xstrdup(x->valuestring);
+	}
+	if (v)
+		v[cnt] = NULL;
+	*n = cnt;
+	return v;
+}
+
+void engine_control(struct engine *e, const char *id, const char *json,
+		    struct sb *reply)
+{
+	cJSON *req = cJSON_Parse(json);
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(req, "op");
+	size_t ns = 0, nc = 0;
+	char **syms = json_strings(
+		cJSON_GetObjectItemCaseSensitive(req, "symbols"), &ns);
+	char **cats = json_strings(
+		cJSON_GetObjectItemCaseSensitive(req, "categories"), &nc);
+	if (!cJSON_IsString(op)) {
+		sb_adds(reply, "{\"ok\":false,\"error\":\"bad request\"}");
+	} else if (!strcmp(op->valuestring, "cancel")) {
+		engine_cancel(e, id, syms, ns, reply);
+	} else if (!strcmp(op->valuestring, "retry-failed")) {
+		unsigned mask = 0;
+		for (size_t i = 0; i < nc; i++)
+			mask |= CAT_BIT(category_parse(cats[i]));
+		engine_retry_failed(e, id, mask, syms, ns, reply);
+	} else {
+		sb_addf(reply, "{\"ok\":false,\"error\":\"unknown op\"}");
+	}
+	words_free(syms);
+	words_free(cats);
+	cJSON_Delete(req);
+}
+
+static bool owns_batch(void *arg, const char *id)
+{
+	return find_batch(arg, id) != NULL;
+}
+
+static void control_cb(void *arg, const char *id, const char *json,
+		       struct sb *reply)
+{
+	engine_control(arg, id, json, reply);
+}
+
+/* ---- the loop ---- */
+
+static void start_shutdown(struct engine *e, int sig)
+{
+	e->signals++;
+	if (!e->shutdown)
+		warning("%s: stopping: children get SIGTERM, their attempts "
+			"are recorded as interrupted",
+			sig == SIGINT ? "interrupt" : "terminated");
+	e->shutdown = true;
+	for (size_t i = 0; i < e->nruns; i++) {
+		if (e->signals > 1 && !e->runs[i].killed) {
+			exec_kill_group(e->runs[i].pid, SIGKILL);
+			e->runs[i].killed = true;
+		}
+		if (e->runs[i].why == KILL_NONE || !e->runs[i].kill_ns)
+			signal_run(e, &e->runs[i], KILL_SHUTDOWN);
+	}
+}
+
+static void release_reservations(struct engine *e)
+{
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		while (eb->reserved.n) {
+			uint32_t idx = q_pop(&eb->reserved);
+			struct item *it = &eb->b.items[idx];
+			if (it->state != ST_STARTING)
+				continue;
+			struct rec r = { .type = R_RELEASE, .item = idx,
+					 .attempt = it->nattempts };
+			record(eb, &r);
+		}
+	}
+}
+
+static void handle_signals(struct engine *e)
+{
+	struct signalfd_siginfo si;
+	for (;;) {
+		ssize_t n = read(e->sigfd, &si, sizeof(si));
+		if (n != (ssize_t)sizeof(si))
+			break;
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			break; /* reaped below */
+		case SIGTERM:
+		case SIGINT:
+			start_shutdown(e, (int)si.ssi_signo);
+			break;
+		default:
+			break;
+		}
+	}
+	reap(e);
+}
+
+static void drain_inotify(struct engine *e)
+{
+	char buf[4096];
+	while (read(e->infd, buf, sizeof(buf)) > 0)
+		;
+	control_poll(e->h, owns_batch, control_cb, e);
+}
+
+static bool all_closed(struct engine *e)
+{
+	for (size_t i = 0; i < e->nbatches; i++)
+		if (!e->batches[i]->closed)
+			return false;
+	return true;
+}
+
+static int cmp_ns(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_overhead(struct engine *e)
+{
+	if (!e->trace || !e->noverhead)
+		return;
+	qsort(e->overhead_ns, e->noverhead, sizeof(int64_t), cmp_ns);
+	fprintf(stderr, "runner: per-item overhead: %zu items, median %.1f us, "
+			"p95 %.1f us\n",
+		e->noverhead, (double)e->overhead_ns[e->noverhead / 2] / 1000,
+		(double)e->overhead_ns[e->noverhead * 95 / 100] / 1000);
+}
+
+int engine_run(struct engine *e)
+{
+	struct epoll_event evs[8];
+	control_poll(e->h, owns_batch, control_cb, e);
+	for (;;) {
+		check_timers(e);
+		dispatch(e);
+		for (size_t i = 0; i < e->nbatches; i++) {
+			struct ebatch *eb = e->batches[i];
+			if (eb->closed || !journal_dirty(&eb->j))
+				continue;
+			bool due = mono_ns() >= eb->j.oldest_unsynced_ns +
+						       JOURNAL_COMMIT_MS * 1000000LL;
+			if (commit(e, eb, due) == 0 && due)
+				report_durable(e, eb);
+			flush_meta(e, eb, false);
+		}
+		if (e->io_failed)
+			break;
+		if (e->shutdown && !e->nruns) {
+			release_reservations(e);
+			break;
+		}
+		check_done(e);
+		if (!e->nruns && (all_closed(e) || e->no_dispatch))
+			break;
+		progress_draw(&e->prog, e->nruns, false);
+		int64_t timeout = next_wakeup_ms(e);
+		if (e->slot_poll_ns && mono_ns() >= e->slot_poll_ns)
+			e->slot_poll_ns = 0;
+		int n = epoll_wait(e->epfd, evs, 8,
+				   timeout > INT_MAX ? -1 : (int)timeout);
+		if (n < 0 && errno != EINTR) {
+			error("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == e->sigfd)
+				handle_signals(e);
+			else if (evs[i].data.fd == e->infd)
+				drain_inotify(e);
+		}
+	}
+	/* Leaving: every batch still open is written down as it stands. */
+	if (e->io_failed) {
+		for (size_t i = 0; i < e->nruns; i++)
+			exec_kill_group(e->runs[i].pid, SIGKILL);
+	}
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		if (!e->io_failed)
+			commit(e, eb, true);
+		if (!e->io_failed)
+			flush_meta(e, eb, true);
+		close_batch(e, eb);
+	}
+	progress_clear(&e->prog);
+	print_overhead(e);
+	if (e->io_failed)
+		return EX_IOERR_;
+	if (e->shutdown)
+		return EX_TEMPFAIL_;
+	int status = e->exit_status;
+	for (size_t i = 0; i < e->nbatches; i++)
+		if (e->batches[i]->result > status)
+			status = e->batches[i]->result;
+	return status;
+}
+
+void engine_settle(struct engine *e)
+{
+	e->no_dispatch = true;
+}
+
+struct engine *engine_new(struct home *h, const struct conf *c,
+			  const struct engine_opts *o)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	sigset_t block;
+	e->h = h;
+	e->c = c;
+	e->o = *o;
+	e->trace = getenv("RUNNER_TRACE_OVERHEAD") != NULL;
+	char *abs = realpath(h->path, NULL);
+	e->home_abs = abs ? abs : xstrdup(h->path);
+	e->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (e->devnull < 0)
+		die(EX_INTERNAL, "/dev/null: %s", strerror(errno));
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &e->child_mask);
+	sigdelset(&e->child_mask, SIGCHLD);
+	sigdelset(&e->child_mask, SIGTERM);
+	sigdelset(&e->child_mask, SIGINT);
+	sigdelset(&e->child_mask, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	e->sigfd = signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	e->infd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (e->sigfd < 0 || e->epfd < 0)
+		die(EX_INTERNAL, "signalfd/epoll: %s", strerror(errno));
+	/* Grandchildren that escape their group come back to us to reap. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = e->sigfd };
+	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->sigfd, &ev);
+	if (e->infd >= 0) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/state/control", e->home_abs);
+		if (inotify_add_watch(e->infd, path,
+				      IN_MOVED_TO | IN_CLOSE_WRITE) >= 0) {
+			ev.data.fd = e->infd;
+			epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->infd, &ev);
+		}
+	}
+	progress_init(&e->prog, o->progress && !o->json && verbosity >= 0);
+	return e;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->nbatches; i++)
+		ebatch_free(e->batches[i]);
+	free(e->batches);
+	free(e->runs);
+	free(e->overhead_ns);
+	free(e->home_abs);
+	close(e->devnull);
+	close(e->sigfd);
+	close(e->epfd);
+	if (e->infd >= 0)
+		close(e->infd);
+	sigprocmask(SIG_SETMASK, &e->child_mask, NULL);
+	free(e);
+}

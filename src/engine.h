@@ -1,0 +1,73 @@
+/*
+ * engine: runs batches in this process.  One single-threaded event loop
+ * (epoll on a signalfd and an inotify watch of state/control/), the
+ * children it forks, the journal records it writes, and the views it keeps
+ * up to date (batch.json, logs/<id>.log, progress output).
+ *
+ *   struct engine *e = engine_new(home, conf, &opts);
+ *   engine_take(e, id, lock_fd);     own a batch: lock, replay, adopt
+ *   engine_take_orphans(e);          every unfinished batch nobody owns
+ *   status = engine_run(e);          until every batch is final or waits
+ *                                    only on paused items; SPEC exit status
+ *   engine_free(e);
+ *
+ * Scheduling: batches by priority (higher first), FIFO by creation within
+ * a priority; inside a batch, due retries, then items sent back to pending,
+ * then pending items in file order.  Caps: the job's concurrency, the
+ * agent's max_concurrent and max_children, the last two across processes
+ * (slots.h).
+ *
+ * Durability (DURABILITY.md): a child is spawned only after the record
+ * reserving its attempt is fsync'ed.  Reservations are made a few items
+ * ahead of free slots, so one fdatasync covers several spawns and a slot
+ * that frees up is refilled without waiting for the disk.  Finished records
+ * ride the next group commit (at most JOURNAL_COMMIT_MS later); an item is
+ * reported final (progress event, batch.json) only after that commit.
+ *
+ * Adoption: taking a batch whose runner died kills what its children left
+ * (processes whose environment names the batch), records their attempts
+ * as interrupted, and continues.  Nothing is "fixed up" outside records.
+ */
+#ifndef RUNNER_ENGINE_H
+#define RUNNER_ENGINE_H
+
+#include "conf.h"
+#include "home.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct engine_opts {
+	bool json;	/* progress events on stdout, one JSON object a line */
+	bool progress;	/* the progress line (only drawn on a terminal) */
+	bool summary;	/* print each batch's summary when it ends */
+};
+
+struct engine;
+
+struct engine *engine_new(struct home *h, const struct conf *c,
+			  const struct engine_opts *o);
+/* 0: taken; 1: not taken (owned by a live runner, or already final and
+ * not TAKE_FINAL); -1: error, printed.  lock_fd: the lock a claim already
+ * holds, or -1.  TAKE_FINAL takes a final batch too (retry-failed). */
+enum { TAKE_FINAL = 1 };
+int engine_take(struct engine *e, const char *id, int lock_fd, int flags);
+int engine_take_orphans(struct engine *e);
+int engine_run(struct engine *e);
+/* From now on start nothing: engine_run() only finishes what runs, records
+ * FINAL for batches with no open item, and writes everything down. */
+void engine_settle(struct engine *e);
+void engine_free(struct engine *e);
+
+/* Operations on a taken batch; reply gets a JSON object for the requester.
+ * They return the number of items affected, or -1. */
+int engine_cancel(struct engine *e, const char *id, char **symbols,
+		  size_t nsymbols, struct sb *reply);
+int engine_retry_failed(struct engine *e, const char *id, unsigned categories,
+			char **symbols, size_t nsymbols, struct sb *reply);
+/* Handle one control request (a JSON object) for a batch we own. */
+void engine_control(struct engine *e, const char *id, const char *json,
+		    struct sb *reply);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * exec: spawning, killing and reaping children.  Knows nothing of batches.
+ *
+ *   struct spawn s = { .path = ..., .argv = ..., ... };
+ *   pid_t pid = exec_spawn(&s, &exec_errno);
+ *
+ * exec_spawn() starts the child the cheapest safe way: clone(CLONE_VM |
+ * CLONE_VFORK), as posix_spawn does, so no page tables are copied; the
+ * parent is suspended until the child has exec'd or failed.  In the child
+ * only async-signal-safe calls run: chdir to the home, its own process
+ * group, PR_SET_PDEATHSIG, rlimits, dup2 of stdin/stdout/stderr, the one
+ * inherited slot-lock fd moved to fd 3, every other fd close-on-exec,
+ * the signal mask restored, execve.  A failed exec is reported through
+ * *exec_errno (memory shared with the child), never guessed from an exit
+ * code; the child then exits 127 and must still be reaped.
+ *
+ * The caller must have every signal it cares about blocked (it reads them
+ * from a signalfd) and passes the mask the child should have instead.
+ *
+ * exec_kill_group() signals a process group; ESRCH is not an error.
+ * exec_kill_env() kills every process (and its group) whose environment
+ * holds exactly NAME=VALUE: used when adopting a batch whose runner died,
+ * to stop what its children left behind without trusting a recorded pid
+ * that may have been reused.
+ */
+#ifndef RUNNER_EXEC_H
+#define RUNNER_EXEC_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+struct spawn {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	int cwd_fd;
+	int stdin_fd, stdout_fd, stderr_fd;
+	int keep_fd;		/* inherited as fd 3, or -1 */
+	uint64_t limit_as;	/* bytes, 0 = unchanged */
+	uint64_t limit_fsize;	/* bytes, 0 = unchanged */
+	int64_t limit_cpu_ms;	/* 0 = unchanged */
+	const sigset_t *child_mask;
+};
+
+pid_t exec_spawn(const struct spawn *s, int *exec_errno);
+int exec_kill_group(pid_t pgid, int sig);
+/* Returns how many processes were signalled. */
+int exec_kill_env(const char *name, const char *value);
+/* "SIGSEGV" for 11, or "signal 99". */
+const char *exec_signame(int sig, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,209 @@
+#include "home.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int open_dir_at(int dirfd, const char *name)
+{
+	return openat(dirfd, name,
+		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int ensure_dir(int dirfd, const char *name, mode_t mode)
+{
+	struct stat st;
+	if (mkdirat(dirfd, name, mode) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
+static int sub(struct home *h, int parent, const char *name, int *out)
+{
+	if (ensure_dir(parent, name, 0755) < 0 ||
+	    (*out = open_dir_at(parent, name)) < 0)
+		return error("%s/%s: %s", h->path, name, strerror(errno));
+	return 0;
+}
+
+int home_open(struct home *h, const char *path)
+{
+	h->path = xstrdup(path);
+	h->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (h->fd < 0)
+		return error("home %s: %s", path, strerror(errno));
+	if (sub(h, h->fd, "batches", &h->batches) < 0 ||
+	    sub(h, h->fd, "spool", &h->spool) < 0 ||
+	    sub(h, h->spool, "rejected", &h->rejected) < 0 ||
+	    sub(h, h->fd, "logs", &h->logs) < 0 ||
+	    sub(h, h->fd, "state", &h->state) < 0 ||
+	    sub(h, h->state, "control", &h->control) < 0)
+		return -1;
+	return 0;
+}
+
+void home_release(struct home *h)
+{
+	int *fds[] = { &h->fd, &h->batches, &h->spool, &h->rejected,
+		       &h->logs, &h->state, &h->control };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+	free(h->path);
+	h->path = NULL;
+}
+
+int fsync_dir(int dirfd)
+{
+	if (fsync(dirfd) < 0 && errno != EINVAL)
+		return -1;
+	return 0;
+}
+
+static int open_temp(int dirfd, const char *name, char *tmp, size_t n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(tmp, n, ".%.200s.%016llx.tmp", name,
+			 (unsigned long long)random_u64());
+		int fd = openat(dirfd, tmp,
+				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC,
+				0644);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+int home_replace(int dirfd, const char *name, const void *data, size_t len)
+{
+	char tmp[300];
+	int fd = open_temp(dirfd, name, tmp, sizeof(tmp)), saved;
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
+		goto out_unlink;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto out_unlink;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, name) < 0)
+		goto out_unlink;
+	return fsync_dir(dirfd);
+out_unlink:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	errno = saved;
+	return -1;
+}
+
+int atomic_begin(struct atomic_file *af, int dirfd, const char *name)
+{
+	int fd;
+	af->dirfd = dirfd;
+	af->fp = NULL;
+	snprintf(af->name, sizeof(af->name), "%s", name);
+	fd = open_temp(dirfd, name, af->tmp, sizeof(af->tmp));
+	if (fd < 0)
+		return -1;
+	af->fp = fdopen(fd, "w");
+	if (!af->fp) {
+		int saved = errno;
+		close(fd);
+		unlinkat(dirfd, af->tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	/* Large buffer: batch.json of a big batch is tens of megabytes. */
+	setvbuf(af->fp, NULL, _IOFBF, 1 << 16);
+	return 0;
+}
+
+int atomic_commit(struct atomic_file *af)
+{
+	int saved;
+	FILE *fp = af->fp;
+	af->fp = NULL;
+	if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) < 0) {
+		saved = errno ? errno : EIO;
+		fclose(fp);
+		goto out_unlink;
+	}
+	if (fclose(fp) != 0) {
+		saved = errno;
+		goto out_unlink;
+	}
+	if (renameat(af->dirfd, af->tmp, af->dirfd, af->name) < 0) {
+		saved = errno;
+		goto out_unlink;
+	}
+	return fsync_dir(af->dirfd);
+out_unlink:
+	unlinkat(af->dirfd, af->tmp, 0);
+	errno = saved;
+	return -1;
+}
+
+void atomic_abort(struct atomic_file *af)
+{
+	if (!af->fp)
+		return;
+	fclose(af->fp);
+	af->fp = NULL;
+	unlinkat(af->dirfd, af->tmp, 0);
+}
+
+int rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
+		     const char *newname)
+{
+	return renameat2(olddirfd, oldname, newdirfd, newname,
+			 RENAME_NOREPLACE);
+}
+
+int remove_tree(int parent, const char *name)
+{
+	struct stat st;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(parent, name, 0);
+	int fd = open_dir_at(parent, name);
+	if (fd < 0)
+		return -1;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (remove_tree(dirfd(d), de->d_name) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0)
+		rc = -1;
+	return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * home: the layout of a runner home (SPEC 2) as directory fds, and the
+ * file-system primitives every writer uses.
+ *
+ *   struct home h = HOME_INIT;
+ *   if (home_open(&h, path) < 0) ...;      creates missing subdirectories
+ *   ... h.batches, h.spool, h.logs, h.state are O_DIRECTORY fds ...
+ *   home_release(&h);
+ *
+ * Every path below the home is opened relative to one of these fds with the
+ * *at() calls and O_NOFOLLOW, so a symlink planted in the home cannot send a
+ * write elsewhere.  All fds are close-on-exec.
+ *
+ * Replacing a file (DURABILITY "Replacing a file"): home_replace() writes a
+ * whole buffer; for documents produced piecewise (batch.json of 100,000
+ * items) use atomic_begin(), write to af.fp, then atomic_commit() or
+ * atomic_abort().  On any failure the old file stays and the temp is gone.
+ *
+ * Functions return 0 or -1 with errno set; they do not print.
+ */
+#ifndef RUNNER_HOME_H
+#define RUNNER_HOME_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+struct home {
+	char *path;	/* as given, for messages and the child's cwd */
+	int fd;		/* the home itself */
+	int batches, spool, rejected, logs, state, control;
+};
+#define HOME_INIT { NULL, -1, -1, -1, -1, -1, -1, -1 }
+
+int home_open(struct home *h, const char *path);
+void home_release(struct home *h);
+
+/* fsync a directory fd. */
+int fsync_dir(int dirfd);
+/* mkdirat that treats EEXIST of a directory (not a symlink) as success. */
+int ensure_dir(int dirfd, const char *name, mode_t mode);
+/* Open a directory below dirfd without following a symlink. */
+int open_dir_at(int dirfd, const char *name);
+
+int home_replace(int dirfd, const char *name, const void *data, size_t len);
+
+struct atomic_file {
+	int dirfd;
+	FILE *fp;
+	char tmp[300];
+	char name[256];
+};
+int atomic_begin(struct atomic_file *af, int dirfd, const char *name);
+int atomic_commit(struct atomic_file *af);
+void atomic_abort(struct atomic_file *af);
+
+/*
+ * Rename without replacing (renameat2 RENAME_NOREPLACE).  EEXIST when the
+ * target exists.
+ */
+int rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
+		     const char *newname);
+
+/*
+ * Remove a directory tree below dirfd (no symlink is followed).  Used only
+ * for our own scratch directories (failed claims).
+ */
+int remove_tree(int dirfd, const char *name);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * journal: an append-only file of framed, checksummed records.  It knows
+ * nothing of what the records mean (that is batch.c); it promises only
+ * that a record whose journal_sync() returned is read back intact, and that
+ * whatever a crash leaves half-written at the end is cut off on replay.
+ *
+ * Format (internal, version 1):
+ *   header  "RUNJRNL\0" | u32 version | u32 salt          (16 bytes)
+ *   record  u32 length | u32 crc | u64 seq | payload      (16 + length)
+ * crc is CRC-32 (zlib) over salt, seq, length and payload; seq counts from
+ * 1 without gaps; the salt is random per journal, so a record spliced in
+ * from another batch's journal does not verify.
+ *
+ * Replay (journal_open) reads records in order and hands each payload to fn.
+ * It stops at a short or zero length, a bad checksum or a sequence gap.  If
+ * no valid record follows that point it was a torn tail: a writable open
+ * truncates it (and fsyncs); a read-only open just ignores it.  If a valid
+ * record does follow, the middle is damaged: j->corrupt is set, the file is
+ * left as it is, and appending is refused.
+ *
+ * Writing is group commit: journal_add() frames a record in memory,
+ * journal_write() hands everything pending to the kernel (one write),
+ * journal_sync() also fdatasyncs.  A failed write is undone (truncated
+ * back) and may be tried again later (a full disk); a failed fdatasync is
+ * never retried: j->failed is set and every later call fails with it.
+ */
+#ifndef RUNNER_JOURNAL_H
+#define RUNNER_JOURNAL_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define JOURNAL_MAX_RECORD (32u << 20)
+
+struct journal {
+	int fd;
+	uint32_t salt;
+	uint64_t next_seq;
+	off_t size;		/* end of the last record handed to the kernel */
+	off_t synced;		/* end of the last record known durable */
+	struct sb pending;	/* framed records not yet written */
+	uint64_t pending_records;
+	int64_t oldest_unsynced_ns; /* mono time of the oldest unsynced record */
+	bool corrupt;
+	off_t corrupt_at;
+	off_t torn_bytes;	/* how much a writable open cut off */
+	int failed;		/* errno of a failed fdatasync, sticky */
+};
+#define JOURNAL_INIT { .fd = -1 }
+
+/* Return 0 to go on, -1 to stop the replay as corrupt. */
+typedef int (*journal_fn)(void *arg, const void *payload, size_t len);
+
+int journal_create(struct journal *j, int dirfd, const char *name);
+int journal_open(struct journal *j, int dirfd, const char *name,
+		 bool writable, journal_fn fn, void *arg);
+void journal_add(struct journal *j, const void *payload, size_t len);
+int journal_write(struct journal *j);
+int journal_sync(struct journal *j);
+/* True when records were added or written since the last sync. */
+bool journal_dirty(const struct journal *j);
+void journal_close(struct journal *j);
+
+#endif

@@ -1,0 +1,967 @@
+/*
+ * main: the command line (SPEC 3).  Global options may stand anywhere;
+ * the first other word is the command.  Each command parses its own
+ * options, does its work through the modules below it, and returns an exit
+ * status from the SPEC's table.
+ */
+#include "batch.h"
+#include "conf.h"
+#include "control.h"
+#include "engine.h"
+#include "home.h"
+#include "inifile.h"
+#include "job.h"
+#include "meta.h"
+#include "spool.h"
+#include "util.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VERSION "0.1.0"
+
+struct opts {
+	const char *home;
+	const char *config;
+	bool json;
+	bool no_progress;
+	bool help;
+	char **args;	/* the command's own arguments */
+	size_t nargs;
+};
+
+static struct opts g;
+
+static const char usage_text[] =
+	"usage: runner [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  run [JOB...]            claim job files (or all of spool/) and run them;\n"
+	"                          also adopts unfinished batches whose runner died\n"
+	"  check JOB...            validate job files; print every problem\n"
+	"  show BATCH [--items] [--failed]\n"
+	"                          one batch (--json: the batch.json document)\n"
+	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
+	"                          batch history, newest first\n"
+	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
+	"                          run the batch's failed items again\n"
+	"  cancel BATCH [--symbol S]...\n"
+	"                          cancel items that are not final\n"
+	"\n"
+	"global options:\n"
+	"  -C, --home DIR          the home (default $RUNNER_HOME, else .)\n"
+	"  -c, --config FILE       configuration (default HOME/conf/runner.ini)\n"
+	"      --json              machine-readable output\n"
+	"  -q, --quiet             only errors\n"
+	"  -v, --verbose           more detail\n"
+	"      --no-progress       no progress line\n"
+	"  -h, --help              this text; COMMAND --help for a command\n"
+	"  -V, --version           the version\n"
+	"\n"
+	"See runner(1), runner.conf(5) and runner-job(5).\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	error("%s (runner --help)", buf);
+	return EX_USAGE_;
+}
+
+/* ---- shared pieces ---- */
+
+static struct home home_ = HOME_INIT;
+static struct conf *conf_;
+
+static const char *home_path(void)
+{
+	if (g.home)
+		return g.home;
+	const char *env = getenv("RUNNER_HOME");
+	return env && *env ? env : ".";
+}
+
+static int open_home(void)
+{
+	if (home_open(&home_, home_path()) < 0)
+		return EX_CANTCREAT_;
+	return 0;
+}
+
+static int load_conf(void)
+{
+	char *path = g.config ? xstrdup(g.config)
+			      : xasprintf("%s/conf/runner.ini", home_path());
+	conf_ = conf_load(path);
+	free(path);
+	return conf_ ? 0 : EX_CONFIG_;
+}
+
+/* Read a job file named on the command line (a regular file, bounded). */
+static int read_job_path(const char *path, struct sb *out)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return error("%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return error("%s: not a regular file", path);
+	}
+	if (st.st_size > (off_t)JOB_MAX_BYTES ||
+	    read_fd_bounded(fd, JOB_MAX_BYTES, out) < 0) {
+		close(fd);
+		return error("%s: %s", path,
+			     errno == EFBIG || st.st_size > (off_t)JOB_MAX_BYTES
+				     ? "job file larger than 64 MiB"
+				     : strerror(errno));
+	}
+	close(fd);
+	return 0;
+}
+
+/* Options of a command: flags and repeated "--name VALUE" lists. */
+struct cmdopt {
+	const char *name;
+	bool takes_value;
+	bool seen;
+	char **values;
+	size_t nvalues, cap;
+};
+
+static int parse_cmd(struct cmdopt *opts, size_t nopts, char ***pos,
+		     size_t *npos, const char *cmd)
+{
+	size_t n = 0, cap = 0;
+	char **p = NULL;
+	bool dashdash = false;
+	for (size_t i = 0; i < g.nargs; i++) {
+		char *a = g.args[i];
+		if (dashdash || a[0] != '-' || !a[1]) {
+			GROW(p, cap, n + 2);
+			p[n++] = a;
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			dashdash = true;
+			continue;
+		}
+		struct cmdopt *o = NULL;
+		const char *val = NULL;
+		for (size_t k = 0; k < nopts && !o; k++) {
+			size_t len = strlen(opts[k].name);
+			if (!strcmp(a, opts[k].name))
+				o = &opts[k];
+			else if (opts[k].takes_value &&
+				 !strncmp(a, opts[k].name, len) && a[len] == '=') {
+				o = &opts[k];
+				val = a + len + 1;
+			}
+		}
+		if (!o) {
+			free(p);
+			return usage_error("%s: unknown option %s", cmd, a);
+		}
+		o->seen = true;
+		if (o->takes_value) {
+			if (!val) {
+				if (i + 1 >= g.nargs) {
+					free(p);
+					return usage_error("%s: %s needs a value",
+							   cmd, a);
+				}
+				val = g.args[++i];
+			}
+			GROW(o->values, o->cap, o->nvalues + 2);
+			o->values[o->nvalues++] = (char *)val;
+			o->values[o->nvalues] = NULL;
+		}
+	}
+	if (p)
+		p[n] = NULL;
+	*pos = p;
+	*npos = n;
+	return 0;
+}
+
+static void free_cmd(struct cmdopt *opts, size_t n, char **pos)
+{
+	for (size_t i = 0; i < n; i++)
+		free(opts[i].values);
+	free(pos);
+}
+
+#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *last_value(const struct cmdopt *o)
+{
+	return o->nvalues ? o->values[o->nvalues - 1] : NULL;
+}
+
+static int open_batch_dir(const char *id)
+{
+	if (!valid_batch_id(id)) {
+		error("%s: not a batch id", id);
+		return -EX_NO_SUCH;
+	}
+	int fd = open_dir_at(home_.batches, id);
+	if (fd < 0) {
+		error("no such batch: %s", id);
+		return -EX_NO_SUCH;
+	}
+	return fd;
+}
+
+/* ---- check ---- */
+
+static int cmd_check(void)
+{
+	struct cmdopt o[] = { { "--help" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "check");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner check JOB...\n\nValidate job files against "
+		     "runner-job(5) and the configuration;\nprint every problem "
+		     "as FILE:LINE: message.  Exit 65 if any file is invalid.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (!npos) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("check: name at least one job file");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int status = 0;
+	for (size_t i = 0; i < npos; i++) {
+		struct sb text = SB_INIT;
+		struct job j = JOB_INIT;
+		struct diag d = DIAG_INIT(pos[i]);
+		if (read_job_path(pos[i], &text) < 0) {
+			status = EX_INVALID_JOB;
+			sb_release(&text);
+			continue;
+		}
+		if (job_parse(&j, &d, text.buf ? text.buf : "", text.len,
+			      conf_, home_.fd) < 0)
+			status = EX_INVALID_JOB;
+		else if (verbosity >= 0)
+			printf("%s: ok: %zu symbols, agent %s%s%s\n", pos[i],
+			       j.nsymbols, j.agent, j.id ? ", id " : "",
+			       j.id ? j.id : "");
+		diag_print(&d);
+		diag_release(&d);
+		job_release(&j);
+		sb_release(&text);
+	}
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
+/* ---- run ---- */
+
+static bool inside_spool(const char *path, char *name, size_t n)
+{
+	char *abs = realpath(path, NULL);
+	char *spool = xasprintf("%s/spool", home_path());
+	char *sabs = realpath(spool, NULL);
+	bool inside = false;
+	if (abs && sabs) {
+		size_t len = strlen(sabs);
+		const char *rest = abs + len;
+		if (!strncmp(abs, sabs, len) && rest[0] == '/' &&
+		    !strchr(rest + 1, '/')) {
+			snprintf(name, n, "%s", rest + 1);
+			inside = true;
+		}
+	}
+	free(abs);
+	free(sabs);
+	free(spool);
+	return inside;
+}
+
+static struct engine_opts engine_opts(void)
+{
+	struct engine_opts eo = {
+		.json = g.json,
+		.progress = !g.no_progress,
+		.summary = true,
+	};
+	return eo;
+}
+
+/* Claim one job; on success the engine takes the new batch. */
+static int claim_one(struct engine *e, const char *path, bool named,
+		     int *status)
+{
+	struct claim_result res;
+	char name[512];
+	if (!named || inside_spool(path, name, sizeof(name))) {
+		if (spool_claim(&home_, conf_, named ? name : path, &res) < 0) {
+			*status = EX_IOERR_;
+			return -1;
+		}
+	} else {
+		struct sb text = SB_INIT;
+		if (read_job_path(path, &text) < 0) {
+			*status = EX_INVALID_JOB;
+			sb_release(&text);
+			return -1;
+		}
+		int rc = spool_claim_bytes(&home_, conf_, path,
+					   text.buf ? text.buf : "", text.len,
+					   &res);
+		sb_release(&text);
+		if (rc < 0) {
+			*status = EX_IOERR_;
+			return -1;
+		}
+	}
+	switch (res.status) {
+	case CLAIM_OK:
+		info("%s: claimed as batch %s (%zu symbols)", path, res.id,
+		     res.nsymbols);
+		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
+			*status = EX_INTERNAL;
+		return 0;
+	case CLAIM_GONE:
+		return 0;
+	case CLAIM_INVALID:
+		if (named)
+			*status = EX_INVALID_JOB;
+		else
+			warning("spool/%s: rejected: %s", path, res.reason);
+		return -1;
+	case CLAIM_DUPLICATE:
+		warning("%s: duplicate of %s; not run", path, res.dup_of);
+		return 0;
+	case CLAIM_ERROR:
+		*status = EX_IOERR_;
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_run(void)
+{
+	struct cmdopt o[] = { { "--help" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "run");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner run [JOB...]\n\n"
+		     "Claim the named job files (a copy, for files outside spool/),\n"
+		     "or every job file in spool/ and every unfinished batch whose\n"
+		     "runner died, and run their items in this process until every\n"
+		     "batch is final or waits only on paused items.\n"
+		     "Exit 0 when every item succeeded, 1 when some failed or were\n"
+		     "cancelled, 65 when a named job file is invalid.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	struct engine_opts eo = engine_opts();
+	struct engine *e = engine_new(&home_, conf_, &eo);
+	int status = 0;
+	spool_sweep(&home_, conf_);
+	if (npos) {
+		for (size_t i = 0; i < npos; i++)
+			claim_one(e, pos[i], true, &status);
+	} else {
+		char **names;
+		size_t n;
+		if (spool_scan(&home_, &names, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				claim_one(e, names[i], false, &status);
+			spool_names_free(names, n);
+		}
+		if (engine_take_orphans(e) < 0 && !status)
+			status = EX_SOME_FAILED;
+	}
+	int run_status = engine_run(e);
+	engine_free(e);
+	free_cmd(o, NOPTS(o), pos);
+	if (run_status == EX_IOERR_ || run_status == EX_TEMPFAIL_)
+		return run_status;
+	return status ? status : run_status;
+}
+
+/* ---- show ---- */
+
+static int replay_readonly(int dirfd, struct batch *b)
+{
+	struct journal j;
+	batch_init(b);
+	if (journal_open(&j, dirfd, "journal", false, batch_replay, b) < 0)
+		return -1;
+	journal_close(&j);
+	if (!b->claimed) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+static bool batch_json_current(int dirfd, const struct batch *b)
+{
+	struct stat js, bs;
+	if (!b->final || fstatat(dirfd, "journal", &js, 0) < 0 ||
+	    fstatat(dirfd, "batch.json", &bs, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(bs.st_mode))
+		return false;
+	return bs.st_mtim.tv_sec > js.st_mtim.tv_sec ||
+	       (bs.st_mtim.tv_sec == js.st_mtim.tv_sec &&
+		bs.st_mtim.tv_nsec >= js.st_mtim.tv_nsec);
+}
+
+static int cat_file(int dirfd, const char *name)
+{
+	char buf[65536];
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+static int cmd_show(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--items" }, { "--failed" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "show");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner show BATCH [--items] [--failed] [--json]\n\n"
+		     "One batch: status, counts, errors, throughput, slowest "
+		     "items.\n--items lists every item, --failed the failed "
+		     "ones; --json prints\nthe batch.json document (SPEC 7).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("show: name one batch");
+	}
+	if ((rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int dirfd = open_batch_dir(pos[0]);
+	if (dirfd < 0) {
+		free_cmd(o, NOPTS(o), pos);
+		return -dirfd;
+	}
+	struct batch b;
+	if (replay_readonly(dirfd, &b) < 0) {
+		error("batches/%s/journal: %s", pos[0], strerror(errno));
+		batch_release(&b);
+		close(dirfd);
+		free_cmd(o, NOPTS(o), pos);
+		return EX_NO_SUCH;
+	}
+	if (g.json) {
+		if (!batch_json_current(dirfd, &b) || cat_file(dirfd, "batch.json") < 0)
+			meta_write_json(stdout, &b, now_ms());
+	} else {
+		int flags = SHOW_PATHS | (o[1].seen ? SHOW_ITEMS : 0) |
+			    (o[2].seen ? SHOW_FAILED : 0);
+		meta_print_summary(stdout, &b, now_ms(), flags, home_.path);
+	}
+	batch_release(&b);
+	close(dirfd);
+	free_cmd(o, NOPTS(o), pos);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+/* ---- list ---- */
+
+static int cmp_summary(const void *a, const void *b)
+{
+	const struct summary *x = a, *y = b;
+	if (x->created_ms != y->created_ms)
+		return x->created_ms > y->created_ms ? -1 : 1;
+	return strcmp(y->id, x->id);
+}
+
+static int summary_from_journal(int dirfd, struct summary *s)
+{
+	struct batch b;
+	if (replay_readonly(dirfd, &b) < 0) {
+		batch_release(&b);
+		return -1;
+	}
+	memset(s, 0, sizeof(*s));
+	snprintf(s->id, sizeof(s->id), "%s", b.c.id);
+	snprintf(s->name, sizeof(s->name), "%s", b.c.name ? b.c.name : "");
+	snprintf(s->origin, sizeof(s->origin), "%s",
+		 b.c.origin ? b.c.origin : "");
+	snprintf(s->agent, sizeof(s->agent), "%s", b.c.agent);
+	s->status = batch_status(&b);
+	s->created_ms = b.c.created_ms;
+	s->started_ms = b.started_ms;
+	s->completed_ms = b.final ? b.completed_ms : 0;
+	s->total = (long long)b.nitems;
+	s->succeeded = (long long)b.count[ST_SUCCEEDED];
+	s->failed = (long long)b.count[ST_FAILED];
+	s->cancelled = (long long)b.count[ST_CANCELLED];
+	s->running = (long long)b.count[ST_RUNNING];
+	s->paused = (long long)b.count[ST_PAUSED];
+	s->pending = (long long)(b.nitems) - s->succeeded - s->failed -
+		     s->cancelled - s->running - s->paused;
+	batch_release(&b);
+	return 0;
+}
+
+static int cmd_list(void)
+{
+	struct cmdopt o[] = { { "--help" },	    { "--status", true },
+			      { "--since", true },  { "--until", true },
+			      { "--agent", true },  { "--limit", true },
+			      { "--archived" } };
+	char **pos;
+	size_t npos;
+	char why[WHY_BUF];
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "list");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner list [--status S] [--since T] [--until T] "
+		     "[--agent A] [--limit N] [--json]\n\n"
+		     "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
+		     "S one of\npending, running, paused, completed, partial, "
+		     "failed, cancelled.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	int status = -1;
+	int64_t since = INT64_MIN, until = INT64_MAX;
+	long long limit = -1;
+	if (npos)
+		rc = usage_error("list: unexpected argument %s", pos[0]);
+	else if (last_value(&o[1]) &&
+		 (status = batch_status_parse(last_value(&o[1]))) < 0)
+		rc = usage_error("list: unknown status %s", last_value(&o[1]));
+	else if (last_value(&o[2]) &&
+		 parse_time_arg(last_value(&o[2]), &since, why) < 0)
+		rc = usage_error("list: --since: %s", why);
+	else if (last_value(&o[3]) &&
+		 parse_time_arg(last_value(&o[3]), &until, why) < 0)
+		rc = usage_error("list: --until: %s", why);
+	else if (last_value(&o[5]) &&
+		 parse_int(last_value(&o[5]), 0, LLONG_MAX, &limit, why) < 0)
+		rc = usage_error("list: --limit: %s", why);
+	if (rc || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *agent = last_value(&o[4]);
+
+	struct summary *v = NULL;
+	size_t n = 0, cap = 0;
+	int fd = dup(home_.batches);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		free_cmd(o, NOPTS(o), pos);
+		return error("batches: %s", strerror(errno)), EX_IOERR_;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !valid_batch_id(de->d_name) ||
+		    !strcmp(de->d_name, "archive"))
+			continue;
+		int bfd = open_dir_at(home_.batches, de->d_name);
+		if (bfd < 0)
+			continue;
+		GROW(v, cap, n + 1);
+		if (meta_read_summary(bfd, &v[n]) == 0 ||
+		    summary_from_journal(bfd, &v[n]) == 0) {
+			struct summary *s = &v[n];
+			if ((status < 0 || s->status == status) &&
+			    s->created_ms >= since && s->created_ms <= until &&
+			    (!agent || !strcmp(agent, s->agent)))
+				n++;
+		}
+		close(bfd);
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), cmp_summary);
+	if (limit >= 0 && (size_t)limit < n)
+		n = (size_t)limit;
+	if (g.json) {
+		cJSON *arr = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, meta_summary_json(&v[i]));
+		char *s = cJSON_Print(arr);
+		puts(s ? s : "[]");
+		cJSON_free(s);
+		cJSON_Delete(arr);
+	} else {
+		if (n)
+			printf("%-28s %-10s %-18s %8s %8s %8s  %s\n", "BATCH",
+			       "STATUS", "AGENT", "ITEMS", "OK", "FAILED",
+			       "CREATED");
+		for (size_t i = 0; i < n; i++) {
+			char t[TIME_BUF];
+			printf("%-28s %-10s %-18s %8lld %8lld %8lld  %s\n",
+			       v[i].id, batch_status_name(v[i].status),
+			       v[i].agent, v[i].total, v[i].succeeded,
+			       v[i].failed, fmt_time(v[i].created_ms, t));
+		}
+	}
+	free(v);
+	free_cmd(o, NOPTS(o), pos);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+/* ---- retry-failed and cancel ---- */
+
+static char *request_json(const char *op, char **cats, size_t ncats,
+			  char **syms, size_t nsyms)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "op", op);
+	cJSON *c = cJSON_AddArrayToObject(o, "categories");
+	for (size_t i = 0; i < ncats; i++)
+		cJSON_AddItemToArray(c, cJSON_CreateString(cats[i]));
+	cJSON *s = cJSON_AddArrayToObject(o, "symbols");
+	for (size_t i = 0; i < nsyms; i++)
+		cJSON_AddItemToArray(s, cJSON_CreateString(syms[i]));
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+/* Ask the batch's live owner; 0 answered, 1 nobody owns it, -1 error. */
+static int ask_owner(const char *id, const char *json, struct sb *reply)
+{
+	int dirfd = open_batch_dir(id);
+	if (dirfd < 0)
+		return dirfd;
+	for (int tries = 0; tries < 3; tries++) {
+		int lock = batch_lock(dirfd);
+		if (lock >= 0) {
+			close(lock);
+			close(dirfd);
+			return 1;
+		}
+		if (errno != EWOULDBLOCK) {
+			close(dirfd);
+			return error("batches/%s/lock: %s", id, strerror(errno));
+		}
+		if (control_send(&home_, id, json, 3000, reply) == 0) {
+			close(dirfd);
+			return 0;
+		}
+	}
+	close(dirfd);
+	error("batch %s: its runner holds it but does not answer; try again",
+	      id);
+	return -EX_TEMPFAIL_;
+}
+
+static long reply_count(const struct sb *reply, const char *key)
+{
+	cJSON *o = cJSON_Parse(reply->buf ? reply->buf : "");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	long n = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+	cJSON_Delete(o);
+	return n;
+}
+
+static int cmd_retry_failed(void)
+{
+	struct cmdopt o[] = { { "--help" },
+			      { "--category", true },
+			      { "--symbol", true },
+			      { "--no-wait" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "retry-failed");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner retry-failed BATCH [--category C]... "
+		     "[--symbol S]... [--no-wait]\n\n"
+		     "Run the batch's failed items again, as new attempts of "
+		     "the same batch.\nWithout --no-wait the items run in the "
+		     "foreground until they are final\n(or, if a runner owns the "
+		     "batch, that runner takes the request).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	unsigned mask = 0;
+	for (size_t i = 0; i < o[1].nvalues; i++) {
+		int c = category_parse(o[1].values[i]);
+		if (c == CAT_NONE) {
+			free_cmd(o, NOPTS(o), pos);
+			return usage_error("retry-failed: unknown category %s",
+					   o[1].values[i]);
+		}
+		mask |= CAT_BIT(c);
+	}
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("retry-failed: name one batch");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *id = pos[0];
+	char *json = request_json("retry-failed", o[1].values, o[1].nvalues,
+				  o[2].values, o[2].nvalues);
+	struct sb reply = SB_INIT;
+	int owner = ask_owner(id, json, &reply);
+	free(json);
+	if (owner <= 0) {
+		if (owner == 0 && verbosity >= 0)
+			printf("batch %s: %ld failed items queued again by its "
+			       "runner\n",
+			       id, reply_count(&reply, "requeued"));
+		sb_release(&reply);
+		free_cmd(o, NOPTS(o), pos);
+		return owner == 0 ? 0 : -owner;
+	}
+	struct engine_opts eo = engine_opts();
+	struct engine *e = engine_new(&home_, conf_, &eo);
+	int status;
+	if (engine_take(e, id, -1, TAKE_FINAL) != 0) {
+		status = EX_TEMPFAIL_;
+		error("batch %s: cannot take it (owned by another runner?)", id);
+	} else {
+		int n = engine_retry_failed(e, id, mask, o[2].values,
+					    o[2].nvalues, &reply);
+		if (n == 0 && verbosity >= 0)
+			printf("batch %s: no failed items match; nothing to "
+			       "retry\n",
+			       id);
+		else if (n > 0)
+			info("batch %s: %d failed items queued again", id, n);
+		if (o[3].seen || n <= 0)
+			engine_settle(e);
+		status = engine_run(e);
+		if (n == 0)
+			status = 0;
+	}
+	engine_free(e);
+	sb_release(&reply);
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
+static int cmd_cancel(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--symbol", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "cancel");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner cancel BATCH [--symbol S]...\n\n"
+		     "Cancel the batch's items that are not final (only the "
+		     "named symbols,\nwith --symbol).  Running children get "
+		     "SIGTERM, then SIGKILL.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("cancel: name one batch");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *id = pos[0];
+	char *json = request_json("cancel", NULL, 0, o[1].values, o[1].nvalues);
+	struct sb reply = SB_INIT;
+	int owner = ask_owner(id, json, &reply);
+	free(json);
+	long n = -1;
+	int status = 0;
+	if (owner == 0) {
+		n = reply_count(&reply, "cancelled");
+	} else if (owner < 0) {
+		status = -owner;
+	} else {
+		struct engine_opts eo = { .json = false, .progress = false,
+					  .summary = false };
+		struct engine *e = engine_new(&home_, conf_, &eo);
+		if (engine_take(e, id, -1, TAKE_FINAL) != 0) {
+			status = EX_TEMPFAIL_;
+			error("batch %s: cannot take it", id);
+		} else {
+			n = engine_cancel(e, id, o[1].values, o[1].nvalues,
+					  &reply);
+			engine_settle(e);
+			engine_run(e);
+		}
+		engine_free(e);
+	}
+	if (n >= 0 && verbosity >= 0)
+		printf("batch %s: %ld items cancelled\n", id, n);
+	sb_release(&reply);
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
+/* ---- dispatch ---- */
+
+struct command {
+	const char *name;
+	int (*fn)(void);
+};
+
+static const struct command commands[] = {
+	{ "run", cmd_run },
+	{ "check", cmd_check },
+	{ "show", cmd_show },
+	{ "list", cmd_list },
+	{ "retry-failed", cmd_retry_failed },
+	{ "cancel", cmd_cancel },
+};
+
+/* Descriptors 0-2 must exist, or a file we open could become "stdout". */
+static void sane_stdio(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0) {
+			int n = open("/dev/null", O_RDWR);
+			if (n != fd && n >= 0)
+				close(n);
+		}
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* "-X VALUE", "--long VALUE" or "--long=VALUE"; *val NULL when missing. */
+static bool optval(char **argv, int argc, int *i, const char *shortopt,
+		   const char *longopt, const char **val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(longopt);
+	if ((shortopt && !strcmp(a, shortopt)) || !strcmp(a, longopt)) {
+		*val = *i + 1 < argc ? argv[++*i] : NULL;
+		return true;
+	}
+	if (!strncmp(a, longopt, n) && a[n] == '=') {
+		*val = a + n + 1;
+		return true;
+	}
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = NULL;
+	char **rest = xcalloc((size_t)argc + 1, sizeof(char *));
+	size_t nrest = 0;
+	bool version = false;
+
+	sane_stdio();
+	raise_nofile();
+	inifile_setup(JOB_MAX_BYTES + 16);
+	for (int i = 1; i < argc; i++) {
+		char *a = argv[i];
+		const char *val = NULL;
+		if (!strcmp(a, "--")) {
+			for (i++; i < argc; i++)
+				rest[nrest++] = argv[i];
+			break;
+		} else if (optval(argv, argc, &i, "-C", "--home", &val)) {
+			if (!val)
+				return usage_error("--home needs a directory");
+			g.home = val;
+		} else if (optval(argv, argc, &i, "-c", "--config", &val)) {
+			if (!val)
+				return usage_error("--config needs a file");
+			g.config = val;
+		} else if (optval(argv, argc, &i, NULL, "--retry-failed", &val)) {
+			if (!val)
+				return usage_error("--retry-failed needs a batch");
+			cmd = "retry-failed";
+			rest[nrest++] = (char *)val;
+		} else if (!strcmp(a, "--json")) {
+			g.json = true;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			verbosity = -1;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			verbosity = 1;
+		} else if (!strcmp(a, "--no-progress")) {
+			g.no_progress = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			g.help = true;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			version = true;
+		} else if (!cmd && a[0] != '-') {
+			cmd = a;
+		} else {
+			rest[nrest++] = a;
+		}
+	}
+	g.args = rest;
+	g.nargs = nrest;
+	if (version) {
+		printf("runner %s\n", VERSION);
+		return 0;
+	}
+	if (!cmd) {
+		if (g.help) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		fputs(usage_text, stderr);
+		return EX_USAGE_;
+	}
+	for (size_t i = 0; i < NOPTS(commands); i++) {
+		if (strcmp(cmd, commands[i].name))
+			continue;
+		int status = commands[i].fn();
+		conf_free(conf_);
+		home_release(&home_);
+		free(rest);
+		if (fflush(stdout) != 0 && !status)
+			status = EX_IOERR_;
+		return status;
+	}
+	free(rest);
+	return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,566 @@
+#include "meta.h"
+#include "exec.h"
+#include "home.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void add_str(cJSON *o, const char *k, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, k, v);
+	else
+		cJSON_AddNullToObject(o, k);
+}
+
+static void add_time(cJSON *o, const char *k, int64_t ms)
+{
+	char buf[TIME_BUF];
+	if (ms > 0)
+		cJSON_AddStringToObject(o, k, fmt_time(ms, buf));
+	else
+		cJSON_AddNullToObject(o, k);
+}
+
+static void add_int(cJSON *o, const char *k, int64_t v, bool present)
+{
+	if (present)
+		cJSON_AddNumberToObject(o, k, (double)v);
+	else
+		cJSON_AddNullToObject(o, k);
+}
+
+static void add_signal(cJSON *o, const char *k, int sig)
+{
+	char buf[32];
+	add_str(o, k, sig ? exec_signame(sig, buf, sizeof(buf)) : NULL);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The attempt that decided the item's visible outcome: the last completed. */
+static const struct attempt *last_done(const struct item *it)
+{
+	for (int i = it->nattempts - 1; i >= 0; i--)
+		if (it->log[i].completed_ms)
+			return &it->log[i];
+	return NULL;
+}
+
+static int64_t item_started(const struct item *it)
+{
+	for (int i = 0; i < it->nattempts; i++)
+		if (it->log[i].started_ms)
+			return it->log[i].started_ms;
+	return 0;
+}
+
+static int64_t attempt_duration(const struct attempt *a)
+{
+	return a && a->started_ms && a->completed_ms
+		       ? a->completed_ms - a->started_ms
+		       : -1;
+}
+
+struct perf {
+	double duration_s;
+	bool has_duration;
+	size_t nlat;
+	double lat_avg;
+	int64_t lat_p50, lat_p95, lat_max;
+};
+
+static void compute_perf(const struct batch *b, int64_t now, struct perf *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (b->started_ms) {
+		int64_t end = b->final ? b->completed_ms : now;
+		p->duration_s = (double)(end - b->started_ms) / 1000.0;
+		if (p->duration_s < 0)
+			p->duration_s = 0;
+		p->has_duration = true;
+	}
+	int64_t *lat = xmalloc((b->nitems + 1) * sizeof(int64_t));
+	double sum = 0;
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		int64_t d = state_final(it->state)
+				    ? attempt_duration(last_done(it))
+				    : -1;
+		if (d >= 0) {
+			lat[p->nlat++] = d;
+			sum += (double)d;
+		}
+	}
+	if (p->nlat) {
+		qsort(lat, p->nlat, sizeof(int64_t), cmp_i64);
+		p->lat_avg = sum / (double)p->nlat;
+		p->lat_p50 = lat[(p->nlat - 1) * 50 / 100];
+		p->lat_p95 = lat[(p->nlat - 1) * 95 / 100];
+		p->lat_max = lat[p->nlat - 1];
+	}
+	free(lat);
+}
+
+static size_t pending_count(const struct batch *b)
+{
+	return b->count[ST_PENDING] + b->count[ST_STARTING] +
+	       b->count[ST_RETRY_WAIT];
+}
+
+static cJSON *header_json(const struct batch *b, int64_t now)
+{
+	const struct batch_conf *c = &b->c;
+	cJSON *o = cJSON_CreateObject();
+	struct perf p;
+	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
+			     b->count[ST_CANCELLED];
+
+	cJSON_AddNumberToObject(o, "schema_version", 1);
+	add_str(o, "batch_id", c->id);
+	add_str(o, "name", c->name);
+	add_str(o, "origin", c->origin);
+	add_str(o, "agent", c->agent);
+	add_str(o, "source", c->source);
+	add_str(o, "job_file", c->job_file);
+	add_str(o, "job_sha256", c->sha256);
+	add_time(o, "created_at", c->created_ms);
+	add_time(o, "started_at", b->started_ms);
+	add_time(o, "completed_at", b->final ? b->completed_ms : 0);
+	add_str(o, "status", batch_status_name(batch_status(b)));
+	cJSON_AddNumberToObject(o, "total_items", (double)b->nitems);
+	cJSON_AddNumberToObject(o, "pending_items", (double)pending_count(b));
+	cJSON_AddNumberToObject(o, "running_items",
+				(double)b->count[ST_RUNNING]);
+	cJSON_AddNumberToObject(o, "paused_items", (double)b->count[ST_PAUSED]);
+	cJSON_AddNumberToObject(o, "succeeded_items",
+				(double)b->count[ST_SUCCEEDED]);
+	cJSON_AddNumberToObject(o, "failed_items", (double)b->count[ST_FAILED]);
+	cJSON_AddNumberToObject(o, "cancelled_items",
+				(double)b->count[ST_CANCELLED]);
+
+	size_t by_cat[CAT_COUNT] = { 0 };
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		const struct attempt *a;
+		if (it->state == ST_FAILED && (a = last_done(it)))
+			by_cat[a->category]++;
+	}
+	cJSON *es = cJSON_AddObjectToObject(o, "error_summary");
+	for (int k = CAT_NONE + 1; k < CAT_COUNT; k++)
+		if (by_cat[k])
+			cJSON_AddNumberToObject(es, category_name(k),
+						(double)by_cat[k]);
+
+	cJSON *conf = cJSON_AddObjectToObject(o, "configuration");
+	add_str(conf, "timeframe", c->timeframe);
+	add_str(conf, "start", c->start);
+	add_str(conf, "end", c->end);
+	cJSON *params = cJSON_AddObjectToObject(conf, "params");
+	for (uint32_t i = 0; i < c->nparams; i++)
+		cJSON_AddStringToObject(params, c->params[i].key,
+					c->params[i].value);
+	cJSON_AddNumberToObject(conf, "priority", c->priority);
+	add_int(conf, "concurrency", c->concurrency, c->concurrency > 0);
+	if (c->timeout_ms > 0)
+		cJSON_AddNumberToObject(conf, "timeout_s",
+					(double)c->timeout_ms / 1000.0);
+	else
+		cJSON_AddNullToObject(conf, "timeout_s");
+	cJSON_AddNumberToObject(conf, "max_attempts", c->max_attempts);
+	cJSON *delays = cJSON_AddArrayToObject(conf, "retry_delays_s");
+	for (uint32_t i = 0; i < c->ndelays; i++)
+		cJSON_AddItemToArray(delays, cJSON_CreateNumber(
+					     (double)c->delays_ms[i] / 1000.0));
+
+	compute_perf(b, now, &p);
+	cJSON *perf = cJSON_AddObjectToObject(o, "performance");
+	if (p.has_duration) {
+		cJSON_AddNumberToObject(perf, "duration_seconds", p.duration_s);
+		cJSON_AddNumberToObject(perf, "items_per_second",
+					p.duration_s > 0
+						? (double)final_items /
+							  p.duration_s
+						: 0);
+	} else {
+		cJSON_AddNullToObject(perf, "duration_seconds");
+		cJSON_AddNullToObject(perf, "items_per_second");
+	}
+	cJSON_AddNumberToObject(perf, "cpu_user_seconds",
+				(double)b->cpu_user_ms / 1000.0);
+	cJSON_AddNumberToObject(perf, "cpu_system_seconds",
+				(double)b->cpu_system_ms / 1000.0);
+	add_int(perf, "max_rss_kb", b->max_rss_kb, b->attempts_total > 0);
+	cJSON *lat = cJSON_AddObjectToObject(perf, "latency_ms");
+	if (p.nlat) {
+		cJSON_AddNumberToObject(lat, "avg", p.lat_avg);
+		cJSON_AddNumberToObject(lat, "p50", (double)p.lat_p50);
+		cJSON_AddNumberToObject(lat, "p95", (double)p.lat_p95);
+		cJSON_AddNumberToObject(lat, "max", (double)p.lat_max);
+	} else {
+		cJSON_AddNullToObject(lat, "avg");
+		cJSON_AddNullToObject(lat, "p50");
+		cJSON_AddNullToObject(lat, "p95");
+		cJSON_AddNullToObject(lat, "max");
+	}
+	cJSON_AddArrayToObject(o, "failure_groups");
+	return o;
+}
+
+static cJSON *item_json(const struct batch *b, size_t idx)
+{
+	const struct item *it = &b->items[idx];
+	const struct attempt *last = last_done(it);
+	bool failed_last = last && last->outcome == OUT_FAILED;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "item_id", (double)(idx + 1));
+	cJSON_AddStringToObject(o, "symbol", it->symbol);
+	cJSON_AddStringToObject(o, "state", state_name(it->state));
+	cJSON_AddNumberToObject(o, "attempts", it->nattempts);
+	add_time(o, "started_at", item_started(it));
+	add_time(o, "completed_at", state_final(it->state) ? it->completed_ms
+							   : 0);
+	int64_t d = attempt_duration(last);
+	add_int(o, "duration_ms", d, d >= 0);
+	add_int(o, "exit_code", last ? last->exit_code : 0,
+		last && last->exit_code >= 0);
+	add_signal(o, "signal", last ? last->signal : 0);
+	add_str(o, "error_category",
+		failed_last ? category_name(last->category) : NULL);
+	add_str(o, "error_type", failed_last ? it->error_type : NULL);
+	add_str(o, "error_message", failed_last ? last->error_message : NULL);
+	add_str(o, "source", it->source ? it->source : b->c.source);
+	add_int(o, "matches", it->matches, it->matches >= 0);
+	add_str(o, "failure_group", it->failure_group);
+	add_time(o, "next_retry_at",
+		 it->state == ST_RETRY_WAIT ? it->next_retry_at : 0);
+	cJSON *log = cJSON_AddArrayToObject(o, "attempt_log");
+	for (int i = 0; i < it->nattempts; i++) {
+		const struct attempt *a = &it->log[i];
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "attempt", i + 1);
+		add_time(e, "started_at", a->started_ms);
+		add_time(e, "completed_at", a->completed_ms);
+		int64_t ad = attempt_duration(a);
+		add_int(e, "duration_ms", ad, ad >= 0);
+		add_int(e, "exit_code", a->exit_code, a->exit_code >= 0);
+		add_signal(e, "signal", a->signal);
+		add_str(e, "outcome", a->completed_ms ? outcome_name(a->outcome)
+						      : NULL);
+		add_str(e, "error_category", category_name(a->category));
+		add_str(e, "error_message", a->error_message);
+		bool ran = a->completed_ms && a->outcome != OUT_INTERRUPTED;
+		add_int(e, "cpu_user_ms", a->cpu_user_ms, ran);
+		add_int(e, "cpu_system_ms", a->cpu_system_ms, ran);
+		add_int(e, "max_rss_kb", a->max_rss_kb, ran);
+		cJSON_AddItemToArray(log, e);
+	}
+	return o;
+}
+
+/* Print o into buf (growing it), without building a second string. */
+static const char *print_into(cJSON *o, struct sb *buf)
+{
+	for (;;) {
+		if (buf->cap < 4096)
+			sb_grow(buf, 4096);
+		if (cJSON_PrintPreallocated(o, buf->buf, (int)buf->cap, 0))
+			return buf->buf;
+		sb_grow(buf, buf->cap * 2);
+	}
+}
+
+int meta_write_json(FILE *fp, const struct batch *b, int64_t now)
+{
+	struct sb buf = SB_INIT;
+	cJSON *h = header_json(b, now);
+	const char *s = print_into(h, &buf);
+	size_t n = strlen(s);
+	cJSON_Delete(h);
+	/* The header object without its closing brace, then the items. */
+	fwrite(s, 1, n - 1, fp);
+	fputs(",\"items\":[\n", fp);
+	for (size_t i = 0; i < b->nitems; i++) {
+		cJSON *o = item_json(b, i);
+		fputs(print_into(o, &buf), fp);
+		cJSON_Delete(o);
+		if (i + 1 < b->nitems)
+			fputs(",\n", fp);
+	}
+	fputs("]}\n", fp);
+	sb_release(&buf);
+	return ferror(fp) ? -1 : 0;
+}
+
+static cJSON *summary_of(const struct batch *b)
+{
+	cJSON *o = cJSON_CreateObject();
+	add_str(o, "batch_id", b->c.id);
+	add_str(o, "name", b->c.name);
+	add_str(o, "origin", b->c.origin);
+	add_str(o, "agent", b->c.agent);
+	add_str(o, "status", batch_status_name(batch_status(b)));
+	add_time(o, "created_at", b->c.created_ms);
+	add_time(o, "started_at", b->started_ms);
+	add_time(o, "completed_at", b->final ? b->completed_ms : 0);
+	cJSON_AddNumberToObject(o, "total_items", (double)b->nitems);
+	cJSON_AddNumberToObject(o, "succeeded_items",
+				(double)b->count[ST_SUCCEEDED]);
+	cJSON_AddNumberToObject(o, "failed_items", (double)b->count[ST_FAILED]);
+	cJSON_AddNumberToObject(o, "cancelled_items",
+				(double)b->count[ST_CANCELLED]);
+	cJSON_AddNumberToObject(o, "pending_items", (double)pending_count(b));
+	cJSON_AddNumberToObject(o, "running_items",
+				(double)b->count[ST_RUNNING]);
+	cJSON_AddNumberToObject(o, "paused_items", (double)b->count[ST_PAUSED]);
+	return o;
+}
+
+int meta_flush(int dirfd, const struct batch *b, int64_t now)
+{
+	struct atomic_file af;
+	if (atomic_begin(&af, dirfd, "batch.json") < 0)
+		return -1;
+	if (meta_write_json(af.fp, b, now) < 0) {
+		int saved = errno ? errno : EIO;
+		atomic_abort(&af);
+		errno = saved;
+		return -1;
+	}
+	if (atomic_commit(&af) < 0)
+		return -1;
+	cJSON *s = summary_of(b);
+	char *text = cJSON_PrintUnformatted(s);
+	cJSON_Delete(s);
+	if (!text)
+		die(EX_INTERNAL, "out of memory");
+	size_t n = strlen(text);
+	text[n] = '\n';
+	int rc = home_replace(dirfd, "summary.json", text, n + 1);
+	cJSON_free(text);
+	return rc;
+}
+
+static void get_s(const cJSON *o, const char *k, char *dst, size_t n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	snprintf(dst, n, "%s",
+		 cJSON_IsString(v) && v->valuestring ? v->valuestring : "");
+}
+
+static long long get_n(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static int64_t get_t(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	int64_t ms;
+	if (cJSON_IsString(v) && v->valuestring &&
+	    parse_time_arg(v->valuestring, &ms, NULL) == 0)
+		return ms;
+	return 0;
+}
+
+int meta_read_summary(int dirfd, struct summary *s)
+{
+	char buf[8192];
+	int fd = openat(dirfd, "summary.json",
+			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read_all(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	cJSON *o = cJSON_Parse(buf);
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		errno = EINVAL;
+		return -1;
+	}
+	memset(s, 0, sizeof(*s));
+	get_s(o, "batch_id", s->id, sizeof(s->id));
+	get_s(o, "name", s->name, sizeof(s->name));
+	get_s(o, "origin", s->origin, sizeof(s->origin));
+	get_s(o, "agent", s->agent, sizeof(s->agent));
+	char st[32];
+	get_s(o, "status", st, sizeof(st));
+	s->status = batch_status_parse(st);
+	s->created_ms = get_t(o, "created_at");
+	s->started_ms = get_t(o, "started_at");
+	s->completed_ms = get_t(o, "completed_at");
+	s->total = get_n(o, "total_items");
+	s->succeeded = get_n(o, "succeeded_items");
+	s->failed = get_n(o, "failed_items");
+	s->cancelled = get_n(o, "cancelled_items");
+	s->pending = get_n(o, "pending_items");
+	s->running = get_n(o, "running_items");
+	s->paused = get_n(o, "paused_items");
+	cJSON_Delete(o);
+	return s->status < 0 ? -1 : 0;
+}
+
+cJSON *meta_summary_json(const struct summary *s)
+{
+	cJSON *o = cJSON_CreateObject();
+	add_str(o, "batch_id", s->id);
+	add_str(o, "name", *s->name ? s->name : NULL);
+	add_str(o, "origin", *s->origin ? s->origin : NULL);
+	add_str(o, "agent", s->agent);
+	add_str(o, "status", batch_status_name(s->status));
+	add_time(o, "created_at", s->created_ms);
+	add_time(o, "started_at", s->started_ms);
+	add_time(o, "completed_at", s->completed_ms);
+	cJSON_AddNumberToObject(o, "total_items", (double)s->total);
+	cJSON_AddNumberToObject(o, "succeeded_items", (double)s->succeeded);
+	cJSON_AddNumberToObject(o, "failed_items", (double)s->failed);
+	cJSON_AddNumberToObject(o, "cancelled_items", (double)s->cancelled);
+	cJSON_AddNumberToObject(o, "pending_items", (double)s->pending);
+	cJSON_AddNumberToObject(o, "running_items", (double)s->running);
+	cJSON_AddNumberToObject(o, "paused_items", (double)s->paused);
+	return o;
+}
+
+struct slow {
+	size_t idx;
+	int64_t ms;
+};
+
+static int cmp_slow(const void *a, const void *b)
+{
+	const struct slow *x = a, *y = b;
+	return x->ms > y->ms ? -1 : x->ms < y->ms;
+}
+
+static void print_item_line(FILE *fp, const struct batch *b, size_t i)
+{
+	const struct item *it = &b->items[i];
+	const struct attempt *a = last_done(it);
+	char dur[32] = "-", code[32] = "-";
+	int64_t d = attempt_duration(a);
+	if (d >= 0)
+		fmt_duration(d, dur, sizeof(dur));
+	if (a && a->signal)
+		exec_signame(a->signal, code, sizeof(code));
+	else if (a && a->exit_code >= 0)
+		snprintf(code, sizeof(code), "%d", a->exit_code);
+	fprintf(fp, "  %-12s %-10s %8d %10s %8s", it->symbol,
+		state_name(it->state), it->nattempts, dur, code);
+	if (a && a->outcome == OUT_FAILED)
+		fprintf(fp, "  %s: %s", category_name(a->category),
+			a->error_message ? a->error_message : "");
+	else if (it->state == ST_RETRY_WAIT)
+		fprintf(fp, "  retry due");
+	fputc('\n', fp);
+}
+
+void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
+			int flags, const char *home_path)
+{
+	const struct batch_conf *c = &b->c;
+	char t1[TIME_BUF], dur[32];
+	struct perf p;
+	compute_perf(b, now, &p);
+
+	fprintf(fp, "batch %s%s%s%s\n", c->id, c->name ? " (" : "",
+		c->name ? c->name : "", c->name ? ")" : "");
+	fprintf(fp, "  status      %s\n", batch_status_name(batch_status(b)));
+	fprintf(fp, "  agent       %s%s%s\n", c->agent,
+		c->source ? ", source " : "", c->source ? c->source : "");
+	fprintf(fp, "  job         %s (sha256 %.12s)\n",
+		c->job_file ? c->job_file : "-", c->sha256 ? c->sha256 : "-");
+	fprintf(fp, "  created     %s\n", fmt_time(c->created_ms, t1));
+	if (p.has_duration)
+		fprintf(fp, "  duration    %s%s\n",
+			fmt_duration((int64_t)(p.duration_s * 1000), dur,
+				     sizeof(dur)),
+			b->final ? "" : " so far");
+	fprintf(fp,
+		"  items       %zu total: %zu succeeded, %zu failed, %zu "
+		"cancelled, %zu pending, %zu running, %zu paused\n",
+		b->nitems, b->count[ST_SUCCEEDED], b->count[ST_FAILED],
+		b->count[ST_CANCELLED], pending_count(b), b->count[ST_RUNNING],
+		b->count[ST_PAUSED]);
+
+	size_t by_cat[CAT_COUNT] = { 0 };
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct attempt *a;
+		if (b->items[i].state == ST_FAILED &&
+		    (a = last_done(&b->items[i])))
+			by_cat[a->category]++;
+	}
+	bool any = false;
+	for (int k = 1; k < CAT_COUNT; k++) {
+		if (!by_cat[k])
+			continue;
+		fprintf(fp, "%s%s %zu", any ? ", " : "  errors      ",
+			category_name(k), by_cat[k]);
+		any = true;
+	}
+	if (any)
+		fputc('\n', fp);
+	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
+			     b->count[ST_CANCELLED];
+	if (p.has_duration && p.duration_s > 0)
+		fprintf(fp, "  throughput  %.1f items/s\n",
+			(double)final_items / p.duration_s);
+	if (p.nlat) {
+		char a1[32], a2[32], a3[32];
+		fprintf(fp, "  latency     p50 %s, p95 %s, max %s\n",
+			fmt_duration(p.lat_p50, a1, sizeof(a1)),
+			fmt_duration(p.lat_p95, a2, sizeof(a2)),
+			fmt_duration(p.lat_max, a3, sizeof(a3)));
+		struct slow *sl = xmalloc(b->nitems * sizeof(*sl));
+		size_t n = 0;
+		for (size_t i = 0; i < b->nitems; i++) {
+			int64_t d = attempt_duration(last_done(&b->items[i]));
+			if (d >= 0)
+				sl[n++] = (struct slow){ i, d };
+		}
+		qsort(sl, n, sizeof(*sl), cmp_slow);
+		fprintf(fp, "  slowest    ");
+		for (size_t i = 0; i < n && i < 5; i++)
+			fprintf(fp, "%s %s %s", i ? "," : "",
+				b->items[sl[i].idx].symbol,
+				fmt_duration(sl[i].ms, a1, sizeof(a1)));
+		fputc('\n', fp);
+		free(sl);
+	}
+	if (flags & (SHOW_ITEMS | SHOW_FAILED)) {
+		fprintf(fp, "  %-12s %-10s %8s %10s %8s  %s\n", "SYMBOL",
+			"STATE", "ATTEMPTS", "DURATION", "EXIT", "ERROR");
+		for (size_t i = 0; i < b->nitems; i++)
+			if (!(flags & SHOW_FAILED) ||
+			    b->items[i].state == ST_FAILED)
+				print_item_line(fp, b, i);
+	} else if (b->count[ST_FAILED]) {
+		size_t shown = 0;
+		fprintf(fp, "  failed     ");
+		for (size_t i = 0; i < b->nitems && shown < 10; i++)
+			if (b->items[i].state == ST_FAILED)
+				fprintf(fp, "%s %s", shown++ ? "," : "",
+					b->items[i].symbol);
+		if (b->count[ST_FAILED] > shown)
+			fprintf(fp, ", ... (%zu more)",
+				b->count[ST_FAILED] - shown);
+		fprintf(fp, "\n");
+	}
+	if (flags & SHOW_PATHS) {
+		fprintf(fp, "  metadata    %s/batches/%s/batch.json\n", home_path,
+			c->id);
+		fprintf(fp, "  log         %s/logs/%s.log\n", home_path, c->id);
+	}
+}

@@ -1,0 +1,50 @@
+/*
+ * meta: views of a batch.  batch.json (SPEC 7) and `show --json`, the small
+ * summary.json that `list` reads instead of every full batch.json, and the
+ * human summary of `show` and of the end of `run`.
+ *
+ * batch.json is written by streaming: the top-level fields as one cJSON
+ * object, then one small cJSON object per item, printed and freed, so a
+ * batch of a million items never becomes one tree in memory.
+ *
+ *   meta_write_json(fp, b, now);            the SPEC 7 document
+ *   meta_flush(home, batchdir_fd, b, now);  batch.json + summary.json,
+ *                                           each replaced atomically
+ *   meta_print_summary(stdout, b, opts);    text for people
+ *
+ * All functions read the batch only.  Errors: -1 with errno (I/O).
+ */
+#ifndef RUNNER_META_H
+#define RUNNER_META_H
+
+#include "batch.h"
+
+#include <stdio.h>
+
+struct cJSON;
+
+int meta_write_json(FILE *fp, const struct batch *b, int64_t now);
+int meta_flush(int dirfd, const struct batch *b, int64_t now);
+
+/* The fields of summary.json, as `list` reads them back. */
+struct summary {
+	char id[80];
+	char name[260];
+	char origin[260];
+	char agent[64];
+	int status;
+	int64_t created_ms, started_ms, completed_ms;
+	long long total, succeeded, failed, cancelled, pending, running, paused;
+};
+int meta_read_summary(int dirfd, struct summary *s);
+struct cJSON *meta_summary_json(const struct summary *s);
+
+enum {
+	SHOW_ITEMS = 1,	/* every item */
+	SHOW_FAILED = 2,/* failed items only */
+	SHOW_PATHS = 4,	/* where batch.json and the log are */
+};
+void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
+			int flags, const char *home_path);
+
+#endif

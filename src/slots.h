@@ -1,0 +1,31 @@
+/*
+ * slots: concurrency caps that hold across every runner process of a home.
+ *
+ * A cap of N is N slots; a slot is a one-byte open-file-description lock
+ * (F_OFD_SETLK) in state/slots.  The global cap (max_children) uses bytes
+ * 0..N-1; an agent's cap uses a range derived from a hash of its name, far
+ * above.  slot_acquire() opens the file afresh (a new open file
+ * description), takes one global and one agent slot on it, and returns the
+ * fd.  The caller hands that fd to the child (exec's keep_fd) and closes
+ * its own copy: the locks then live exactly as long as the child's fd, so
+ * a slot frees itself when the child dies, even if its runner was killed.
+ *
+ *   int fd = slot_acquire(state_fd, max_children, agent, max_concurrent,
+ *                         &blocked);
+ *   if (fd < 0 && errno == EAGAIN) ...   blocked: SLOT_GLOBAL or SLOT_AGENT
+ *
+ * Nothing notifies a process when another frees a slot: a runner whose own
+ * children do not fill a cap, yet finds no free slot, asks again shortly
+ * (the scheduler's slot poll).
+ */
+#ifndef RUNNER_SLOTS_H
+#define RUNNER_SLOTS_H
+
+enum { SLOT_GLOBAL = 1, SLOT_AGENT = 2 };
+
+int slot_acquire(int state_fd, int global_cap, const char *agent,
+		 int agent_cap, int *blocked);
+/* Slots of a cap now held by anyone (for status). */
+int slot_count_held(int state_fd, const char *agent, int cap);
+
+#endif

@@ -1,0 +1,651 @@
+#include "spool.h"
+#include "batch.h"
+#include "journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ITEMS_PER_RECORD 65536
+
+int batch_lock(int dirfd)
+{
+	int fd = openat(dirfd, "lock",
+			O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- rejected/ ---- */
+
+/* Move dirfd/name to spool/rejected/<base> (a free variant of it) and write
+ * <that>.reason.  Never follows a symlink: rename moves the link itself. */
+static int reject(struct home *h, int dirfd, const char *name,
+		  const char *base, const char *reason)
+{
+	char target[300], rname[320];
+	int i;
+	for (i = 0; i < 1000; i++) {
+		if (i)
+			snprintf(target, sizeof(target), "%.200s.%d", base, i);
+		else
+			snprintf(target, sizeof(target), "%.200s", base);
+		if (rename_noreplace(dirfd, name, h->rejected, target) == 0)
+			break;
+		if (errno != EEXIST)
+			return error("cannot move %s to spool/rejected: %s",
+				     base, strerror(errno));
+	}
+	if (i == 1000)
+		return error("spool/rejected: no free name for %s", base);
+	snprintf(rname, sizeof(rname), "%s.reason", target);
+	char *text = xasprintf("%s\n", reason);
+	for (char *p = text; *p; p++)
+		if (*p == '\n' && p[1])
+			*p = ' ';
+	if (home_replace(h->rejected, rname, text, strlen(text)) < 0)
+		warning("spool/rejected/%s: %s", rname, strerror(errno));
+	free(text);
+	fsync_dir(h->rejected);
+	fsync_dir(dirfd);
+	return 0;
+}
+
+/* ---- scanning ---- */
+
+struct cand {
+	char *name;
+	struct timespec mtime;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int spool_scan(struct home *h, char ***names, size_t *n)
+{
+	int fd = dup(h->spool);
+	struct cand *c = NULL;
+	size_t nc = 0, cap = 0;
+	if (fd < 0)
+		return -1;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' || !str_has_suffix(de->d_name, ".job"))
+			continue;
+		if (fstatat(h->spool, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode)) {
+			const char *what = S_ISLNK(st.st_mode)	  ? "a symlink"
+					   : S_ISFIFO(st.st_mode) ? "a FIFO"
+					   : S_ISDIR(st.st_mode)  ? "a directory"
+								  : "not a regular file";
+			char *why = xasprintf("not a regular file (%s); "
+					      "not opened",
+					      what);
+			if (reject(h, h->spool, de->d_name, de->d_name, why) == 0)
+				warning("spool/%s: rejected: %s", de->d_name,
+					why);
+			free(why);
+			continue;
+		}
+		GROW(c, cap, nc + 1);
+		c[nc].name = xstrdup(de->d_name);
+		c[nc].mtime = st.st_mtim;
+		nc++;
+	}
+	closedir(d);
+	qsort(c, nc, sizeof(*c), cmp_cand);
+	*names = xmalloc((nc + 1) * sizeof(char *));
+	for (size_t i = 0; i < nc; i++)
+		(*names)[i] = c[i].name;
+	(*names)[nc] = NULL;
+	*n = nc;
+	free(c);
+	return 0;
+}
+
+void spool_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* ---- dedup by bytes: state/recent-jobs ---- */
+
+struct recent {
+	int fd;
+};
+
+static int recent_lock(struct home *h, struct recent *r)
+{
+	r->fd = openat(h->state, "recent-jobs",
+		       O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+		       0644);
+	if (r->fd < 0)
+		return -1;
+	if (flock(r->fd, LOCK_EX) < 0) {
+		close(r->fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* The batch that claimed these bytes within the window, if any. */
+static bool recent_find(struct recent *r, const char *sha, int64_t since,
+			char *dup_of, size_t n)
+{
+	struct sb text = SB_INIT;
+	bool found = false;
+	if (lseek(r->fd, 0, SEEK_SET) < 0 ||
+	    read_fd_bounded(r->fd, 64 << 20, &text) < 0) {
+		sb_release(&text);
+		return false;
+	}
+	for (char *line = text.buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		long long ms;
+		char s[80], id[80];
+		if (sscanf(line, "%lld %79s %79s", &ms, s, id) == 3 &&
+		    ms >= since && !strcmp(s, sha)) {
+			size_t len = strnlen(id, n - 1);
+			memcpy(dup_of, id, len);
+			dup_of[len] = '\0';
+			found = true;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	sb_release(&text);
+	return found;
+}
+
+static void recent_add(struct home *h, struct recent *r, const char *sha,
+		       const char *id, int64_t since)
+{
+	char line[256];
+	struct stat st;
+	snprintf(line, sizeof(line), "%lld %s %s\n", (long long)now_ms(), sha,
+		 id);
+	if (write_all(r->fd, line, strlen(line)) < 0)
+		warning("state/recent-jobs: %s", strerror(errno));
+	/* Keep it small: rewrite with only the entries still in the window. */
+	if (fstat(r->fd, &st) == 0 && st.st_size > (1 << 20)) {
+		struct sb text = SB_INIT, keep = SB_INIT;
+		if (lseek(r->fd, 0, SEEK_SET) == 0 &&
+		    read_fd_bounded(r->fd, 64 << 20, &text) == 0) {
+			for (char *l = text.buf; l && *l;) {
+				char *nl = strchr(l, '\n');
+				if (nl)
+					*nl = '\0';
+				if (atoll(l) >= since)
+					sb_addf(&keep, "%s\n", l);
+				l = nl ? nl + 1 : NULL;
+			}
+			home_replace(h->state, "recent-jobs",
+				     keep.buf ? keep.buf : "", keep.len);
+		}
+		sb_release(&text);
+		sb_release(&keep);
+	}
+}
+
+static void recent_unlock(struct recent *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* ---- claiming ---- */
+
+struct claim {
+	char dir[64];		/* batches/.claim-XXXX */
+	int dirfd;
+	int lock_fd;
+};
+
+static int claim_dir_create(struct home *h, struct claim *cl)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(cl->dir, sizeof(cl->dir), ".claim-%016llx",
+			 (unsigned long long)random_u64());
+		if (mkdirat(h->batches, cl->dir, 0755) == 0)
+			break;
+		if (errno != EEXIST)
+			return -1;
+	}
+	cl->dirfd = open_dir_at(h->batches, cl->dir);
+	if (cl->dirfd < 0)
+		return -1;
+	cl->lock_fd = batch_lock(cl->dirfd);
+	if (cl->lock_fd < 0)
+		return -1;
+	return 0;
+}
+
+static void claim_drop(struct home *h, struct claim *cl)
+{
+	if (cl->dirfd >= 0)
+		close(cl->dirfd);
+	remove_tree(h->batches, cl->dir);
+	fsync_dir(h->batches);
+	if (cl->lock_fd >= 0)
+		close(cl->lock_fd);
+	cl->dirfd = cl->lock_fd = -1;
+}
+
+static void gen_id(char *id, size_t n)
+{
+	snprintf(id, n, "batch-%08x", (unsigned)(random_u64() & 0xffffffffu));
+}
+
+static void fill_conf(struct batch_conf *bc, const struct job *j,
+		      const struct conf *c, const char *id,
+		      const char *job_file, const char *sha)
+{
+	const struct agent_conf *a = conf_agent(c, j->agent);
+	memset(bc, 0, sizeof(*bc));
+	bc->id = id;
+	bc->name = j->name;
+	bc->origin = j->origin;
+	bc->agent = j->agent;
+	bc->source = j->source ? j->source : a ? a->source : NULL;
+	bc->job_file = job_file;
+	bc->sha256 = sha;
+	bc->timeframe = j->timeframe;
+	bc->start = j->start;
+	bc->end = j->end;
+	bc->created_ms = now_ms();
+	bc->priority = j->priority;
+	bc->concurrency = j->concurrency;
+	bc->max_attempts = j->max_attempts ? j->max_attempts : c->max_attempts;
+	bc->timeout_ms = j->timeout_ms ? j->timeout_ms
+			 : a		? a->timeout_ms
+					: 0;
+	bc->batch_timeout_ms = j->batch_timeout_ms;
+	bc->delays_ms = c->delays_ms;
+	bc->ndelays = (uint32_t)c->ndelays;
+	bc->jitter_permille = (uint32_t)(c->jitter * 1000 + 0.5);
+	bc->retry_on = c->retry_on;
+	bc->params = xcalloc(j->nparams + 1, sizeof(*bc->params));
+	for (size_t i = 0; i < j->nparams; i++) {
+		bc->params[i].key = j->params[i].key;
+		bc->params[i].value = j->params[i].value;
+	}
+	bc->nparams = (uint32_t)j->nparams;
+	bc->total_items = (uint32_t)j->nsymbols;
+}
+
+static int write_first_records(struct claim *cl, const struct job *j,
+			       const struct batch_conf *bc)
+{
+	struct journal jr;
+	struct sb buf = SB_INIT;
+	struct rec r;
+	if (journal_create(&jr, cl->dirfd, "journal") < 0)
+		return -1;
+	memset(&r, 0, sizeof(r));
+	r.type = R_CLAIMED;
+	r.conf = bc;
+	r.pid = getpid();
+	rec_encode(&r, &buf);
+	journal_add(&jr, buf.buf, buf.len);
+	for (size_t first = 0; first < j->nsymbols; first += ITEMS_PER_RECORD) {
+		size_t n = j->nsymbols - first;
+		if (n > ITEMS_PER_RECORD)
+			n = ITEMS_PER_RECORD;
+		memset(&r, 0, sizeof(r));
+		r.type = R_ITEMS;
+		r.first = (uint32_t)first;
+		r.n = (uint32_t)n;
+		r.symbols = (const char *const *)j->symbols + first;
+		rec_encode(&r, &buf);
+		journal_add(&jr, buf.buf, buf.len);
+	}
+	sb_release(&buf);
+	int rc = journal_sync(&jr);
+	int saved = errno;
+	journal_close(&jr);
+	errno = saved;
+	return rc;
+}
+
+/* Steps 3-5 of a claim: the job is in cl->dir/job.ini with these bytes. */
+static int claim_commit(struct home *h, const struct conf *c, struct claim *cl,
+			const char *display, const char *job_file,
+			const char *buf, size_t len, int src_dirfd,
+			const char *src_name, struct claim_result *res)
+{
+	struct job j = JOB_INIT;
+	struct diag d = DIAG_INIT(display);
+	struct recent rc = { -1 };
+	struct batch_conf bc = { 0 };
+	char sha[65];
+	int rcode = -1;
+
+	sha256_hex(buf, len, sha);
+	if (job_parse(&j, &d, buf, len, c, h->fd) < 0) {
+		diag_print(&d);
+		res->status = CLAIM_INVALID;
+		const char *t = d.text.buf ? d.text.buf : "invalid job file";
+		const char *nl = strchr(t, '\n');
+		snprintf(res->reason, sizeof(res->reason), "%.*s%s",
+			 (int)(nl ? nl - t : (long)strlen(t)), t,
+			 d.errors > 1 ? " (and more problems: runner check)"
+				      : "");
+		if (src_dirfd >= 0)
+			reject(h, src_dirfd, src_name, job_file, res->reason);
+		goto out;
+	}
+	diag_print(&d); /* warnings */
+	res->nsymbols = j.nsymbols;
+	if (j.id)
+		snprintf(res->id, sizeof(res->id), "%s", j.id);
+	else
+		gen_id(res->id, sizeof(res->id));
+
+	if (recent_lock(h, &rc) < 0) {
+		error("state/recent-jobs: %s", strerror(errno));
+		res->status = CLAIM_ERROR;
+		goto out;
+	}
+	bool dup = false;
+	if (c->dedup_window_ms > 0 &&
+	    recent_find(&rc, sha, now_ms() - c->dedup_window_ms, res->dup_of,
+			sizeof(res->dup_of)))
+		dup = true;
+	struct stat st;
+	if (!dup && j.id && fstatat(h->batches, j.id, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0) {
+		snprintf(res->dup_of, sizeof(res->dup_of), "%s", j.id);
+		dup = true;
+	}
+	for (int tries = 0; !dup; tries++) {
+		fill_conf(&bc, &j, c, res->id, job_file, sha);
+		if (write_first_records(cl, &j, &bc) < 0) {
+			error("batches/%s/journal: %s", cl->dir,
+			      strerror(errno));
+			res->status = CLAIM_ERROR;
+			goto out;
+		}
+		if (rename_noreplace(h->batches, cl->dir, h->batches,
+				     res->id) == 0)
+			break;
+		if (errno != EEXIST && errno != ENOTEMPTY) {
+			error("batches/%s: %s", res->id, strerror(errno));
+			res->status = CLAIM_ERROR;
+			goto out;
+		}
+		if (j.id || tries > 20) {
+			snprintf(res->dup_of, sizeof(res->dup_of), "%s",
+				 res->id);
+			dup = true;
+			break;
+		}
+		/* A generated id that clashed: draw another. */
+		unlinkat(cl->dirfd, "journal", 0);
+		free(bc.params);
+		bc.params = NULL;
+		gen_id(res->id, sizeof(res->id));
+	}
+	if (dup) {
+		res->status = CLAIM_DUPLICATE;
+		snprintf(res->reason, sizeof(res->reason), "duplicate of %s",
+			 res->dup_of);
+		if (src_dirfd >= 0)
+			reject(h, src_dirfd, src_name, job_file, res->reason);
+		goto out;
+	}
+	if (fsync_dir(h->batches) < 0) {
+		error("batches: fsync: %s", strerror(errno));
+		res->status = CLAIM_ERROR;
+		goto out;
+	}
+	/* The commit is done: the claim directory is now batches/<id>. */
+	snprintf(cl->dir, sizeof(cl->dir), "%s", "");
+	unlinkat(cl->dirfd, "spool_name", 0);
+	recent_add(h, &rc, sha, res->id, now_ms() - c->dedup_window_ms);
+	res->status = CLAIM_OK;
+	res->lock_fd = cl->lock_fd;
+	cl->lock_fd = -1;
+	rcode = 0;
+out:
+	recent_unlock(&rc);
+	free(bc.params);
+	job_release(&j);
+	diag_release(&d);
+	return rcode;
+}
+
+int spool_claim(struct home *h, const struct conf *c, const char *name,
+		struct claim_result *res)
+{
+	struct claim cl = { "", -1, -1 };
+	struct sb text = SB_INIT;
+	struct stat st;
+	char display[300];
+	int fd = -1;
+
+	memset(res, 0, sizeof(*res));
+	res->lock_fd = -1;
+	snprintf(display, sizeof(display), "spool/%s", name);
+	if (fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		res->status = CLAIM_GONE;
+		return 0;
+	}
+	if (claim_dir_create(h, &cl) < 0) {
+		res->status = CLAIM_ERROR;
+		error("batches: cannot create a claim directory: %s",
+		      strerror(errno));
+		goto out;
+	}
+	if (home_replace(cl.dirfd, "spool_name", name, strlen(name)) < 0 ||
+	    rename_noreplace(h->spool, name, cl.dirfd, "job.ini") < 0) {
+		if (errno == ENOENT) {
+			res->status = CLAIM_GONE;
+		} else {
+			res->status = CLAIM_ERROR;
+			error("%s: cannot claim: %s", display, strerror(errno));
+		}
+		goto out;
+	}
+	if (fsync_dir(cl.dirfd) < 0 || fsync_dir(h->spool) < 0) {
+		res->status = CLAIM_ERROR;
+		error("%s: fsync: %s", display, strerror(errno));
+		goto out_back;
+	}
+	/* Now private to us: open without following, and check what it is. */
+	fd = openat(cl.dirfd, "job.ini",
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	const char *bad = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		bad = "cannot be opened";
+	else if (!S_ISREG(st.st_mode))
+		bad = "not a regular file";
+	else if (st.st_nlink != 1)
+		bad = "has more than one hard link";
+	else if (st.st_uid != geteuid() && st.st_uid != 0)
+		bad = "owned by another user";
+	else if (st.st_size > (off_t)JOB_MAX_BYTES)
+		bad = "larger than 64 MiB";
+	else if (read_fd_bounded(fd, JOB_MAX_BYTES, &text) < 0)
+		bad = "cannot be read";
+	if (bad) {
+		char *why = xasprintf("%s: %s", display, bad);
+		error("%s", why);
+		reject(h, cl.dirfd, "job.ini", name, why);
+		snprintf(res->reason, sizeof(res->reason), "%s", why);
+		free(why);
+		res->status = CLAIM_INVALID;
+		goto out;
+	}
+	claim_commit(h, c, &cl, display, name, text.buf ? text.buf : "",
+		     text.len, cl.dirfd, "job.ini", res);
+	if (res->status == CLAIM_ERROR)
+		goto out_back;
+	goto out;
+out_back:
+	/* Not claimed after all: the file goes back where it was. */
+	if (rename_noreplace(cl.dirfd, "job.ini", h->spool, name) == 0)
+		fsync_dir(h->spool);
+out:
+	if (fd >= 0)
+		close(fd);
+	sb_release(&text);
+	if (cl.dir[0])
+		claim_drop(h, &cl);
+	else if (cl.dirfd >= 0)
+		close(cl.dirfd);
+	if (cl.lock_fd >= 0)
+		close(cl.lock_fd);
+	return res->status == CLAIM_ERROR ? -1 : 0;
+}
+
+int spool_claim_bytes(struct home *h, const struct conf *c,
+		      const char *display, const char *buf, size_t len,
+		      struct claim_result *res)
+{
+	struct claim cl = { "", -1, -1 };
+	const char *base = strrchr(display, '/');
+	base = base ? base + 1 : display;
+	memset(res, 0, sizeof(*res));
+	res->lock_fd = -1;
+	if (claim_dir_create(h, &cl) < 0 ||
+	    home_replace(cl.dirfd, "job.ini", buf, len) < 0) {
+		res->status = CLAIM_ERROR;
+		error("batches: cannot create a claim directory: %s",
+		      strerror(errno));
+		goto out;
+	}
+	claim_commit(h, c, &cl, display, base, buf, len, -1, NULL, res);
+out:
+	if (cl.dir[0])
+		claim_drop(h, &cl);
+	else if (cl.dirfd >= 0)
+		close(cl.dirfd);
+	if (cl.lock_fd >= 0)
+		close(cl.lock_fd);
+	return res->status == CLAIM_ERROR ? -1 : 0;
+}
+
+/* ---- sweeping half-done claims ---- */
+
+static void sweep_one(struct home *h, const char *dir)
+{
+	int dirfd = open_dir_at(h->batches, dir), lock;
+	struct journal j;
+	struct batch b;
+	struct stat st;
+	char name[300] = "";
+	if (dirfd < 0)
+		return;
+	lock = batch_lock(dirfd);
+	if (lock < 0) { /* its claimer is alive */
+		close(dirfd);
+		return;
+	}
+	int fd = openat(dirfd, "spool_name", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read_all(fd, name, sizeof(name) - 1);
+		name[n > 0 ? n : 0] = '\0';
+		close(fd);
+		if (strchr(name, '/') || name[0] == '.' || !name[0])
+			name[0] = '\0';
+	}
+	batch_init(&b);
+	if (journal_open(&j, dirfd, "journal", false, batch_replay, &b) == 0 &&
+	    b.claimed && b.nitems == b.c.total_items && !j.corrupt) {
+		/* The first records are durable: finish the commit. */
+		char id[ID_MAX + 1];
+		snprintf(id, sizeof(id), "%s", b.c.id);
+		journal_close(&j);
+		if (rename_noreplace(h->batches, dir, h->batches, id) == 0) {
+			fsync_dir(h->batches);
+			unlinkat(dirfd, "spool_name", 0);
+			info("finished an interrupted claim of batch %s", id);
+			goto out;
+		}
+		char *why = xasprintf("duplicate of %s", id);
+		if (fstatat(dirfd, "job.ini", &st, AT_SYMLINK_NOFOLLOW) == 0)
+			reject(h, dirfd, "job.ini",
+			       name[0] ? name : "interrupted-claim.job", why);
+		free(why);
+	} else {
+		if (j.fd >= 0)
+			journal_close(&j);
+		if (fstatat(dirfd, "job.ini", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* Not committed: the job goes back to the spool. */
+			if (!name[0] ||
+			    rename_noreplace(dirfd, "job.ini", h->spool, name) < 0)
+				reject(h, dirfd, "job.ini",
+				       name[0] ? name : "interrupted-claim.job",
+				       "interrupted claim whose name was lost");
+			fsync_dir(h->spool);
+		}
+	}
+	remove_tree(h->batches, dir);
+	fsync_dir(h->batches);
+out:
+	batch_release(&b);
+	close(lock);
+	close(dirfd);
+}
+
+int spool_sweep(struct home *h, const struct conf *c)
+{
+	(void)c;
+	int fd = dup(h->batches);
+	if (fd < 0)
+		return -1;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	char **dirs = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, ".claim-", 7)) {
+			GROW(dirs, cap, n + 1);
+			dirs[n++] = xstrdup(de->d_name);
+		}
+	closedir(d);
+	for (size_t i = 0; i < n; i++) {
+		sweep_one(h, dirs[i]);
+		free(dirs[i]);
+	}
+	free(dirs);
+	return 0;
+}

@@ -1,0 +1,157 @@
+/*
+ * util: the bottom of the dependency graph.  Error reporting, allocation,
+ * time, the duration/size/date parsers shared by the configuration and job
+ * parsers, a growable string buffer and shell-like word splitting.
+ *
+ * Errors: functions return 0 (or a pointer) on success and -1 (or NULL) on
+ * failure.  Parsers never print: they fill a caller's buffer with a short
+ * reason ("not a duration: 5x") so that the caller can prefix file:line.
+ * error() prints "runner: ...", returns -1, and is for command-level code;
+ * die() exits with a status from the SPEC's table; BUG() is for invariants.
+ *
+ * Allocation failure is treated as fatal (exit 70): the runner cannot keep
+ * its promises without memory, and every durable record is already on disk.
+ */
+#ifndef RUNNER_UTIL_H
+#define RUNNER_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* Exit statuses (SPEC 3). */
+enum {
+	EX_OK_ = 0,
+	EX_SOME_FAILED = 1,
+	EX_USAGE_ = 64,
+	EX_INVALID_JOB = 65,
+	EX_NO_SUCH = 66,
+	EX_INTERNAL = 70,
+	EX_CANTCREAT_ = 73,
+	EX_IOERR_ = 74,
+	EX_TEMPFAIL_ = 75,
+	EX_CONFIG_ = 78,
+};
+
+extern const char *progname;
+extern int verbosity; /* -1 quiet, 0 normal, 1 verbose */
+
+int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void die(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+_Noreturn void bug_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define BUG(...) bug_at(__FILE__, __LINE__, __VA_ARGS__)
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Grow *p (of *cap elements of size elem) to hold at least n elements. */
+void grow_array(void **p, size_t *cap, size_t n, size_t elem);
+#define GROW(p, cap, n) grow_array((void **)&(p), &(cap), (n), sizeof(*(p)))
+
+/* Time.  Wall-clock milliseconds since the epoch, and monotonic time. */
+int64_t now_ms(void);
+int64_t mono_ns(void);
+static inline int64_t mono_ms(void) { return mono_ns() / 1000000; }
+/* RFC 3339 UTC with milliseconds: "2026-11-24T18:20:14.123Z" (25 bytes). */
+#define TIME_BUF 32
+char *fmt_time(int64_t ms, char buf[TIME_BUF]);
+/* "1.234s", "12m03s", "2h05m": a human duration. */
+char *fmt_duration(int64_t ms, char *buf, size_t n);
+
+/*
+ * Parsers.  On failure they return -1 and, when why is not NULL, store a
+ * short reason in why (at most 128 bytes).
+ */
+#define WHY_BUF 160
+/* DUR: "N", "Ns", "Nm", "Nh", "Nd" (bare N = seconds). */
+int parse_duration_ms(const char *s, int64_t *ms, char *why);
+/* SIZE: "N", "NK", "NM", "NG", "NT" (binary multiples, optional "B"/"iB"). */
+int parse_size(const char *s, uint64_t *bytes, char *why);
+/* A decimal integer in [lo, hi]. */
+int parse_int(const char *s, long long lo, long long hi, long long *out,
+	      char *why);
+/* A decimal number in [lo, hi]. */
+int parse_double(const char *s, double lo, double hi, double *out, char *why);
+/* A real calendar date YYYY-MM-DD; *days = days since 1970-01-01. */
+int parse_date(const char *s, int64_t *days, char *why);
+/* RFC 3339 (with 'Z' or an offset) or a date YYYY-MM-DD (midnight UTC). */
+int parse_time_arg(const char *s, int64_t *ms, char *why);
+
+bool utf8_valid(const char *s, size_t n);
+/* Nonzero when s holds a byte < 0x20 (other than tab when allow_tab) or 0x7f. */
+bool has_control(const char *s, bool allow_tab);
+bool str_has_suffix(const char *s, const char *suffix);
+
+/*
+ * Shell-like word splitting for argv-valued settings ("command", "launcher",
+ * "env"): blanks separate words, '...' and "..." quote, backslash escapes.
+ * No expansion of any kind happens.  Returns a NULL-terminated vector in
+ * *words (free with words_free) and the count, or -1 with why set.
+ */
+int split_words(const char *s, char ***words, size_t *count, char *why);
+void words_free(char **words);
+
+/* Growable byte buffer, always NUL-terminated when len > 0 or after sb_addf. */
+struct sb {
+	char *buf;
+	size_t len, cap;
+};
+#define SB_INIT { NULL, 0, 0 }
+void sb_grow(struct sb *sb, size_t extra);
+void sb_add(struct sb *sb, const void *data, size_t n);
+void sb_adds(struct sb *sb, const char *s);
+void sb_addc(struct sb *sb, char c);
+void sb_addf(struct sb *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sb_vaddf(struct sb *sb, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+void sb_reset(struct sb *sb);
+void sb_release(struct sb *sb);
+/* Append s with control characters escaped (\n, \t, \xNN): safe for logs. */
+void sb_add_escaped(struct sb *sb, const char *s, size_t max);
+
+/* I/O helpers that retry on EINTR and short counts. */
+int write_all(int fd, const void *buf, size_t n);
+ssize_t read_all(int fd, void *buf, size_t n);
+/* Read a whole regular file (at most max bytes) through an open fd. */
+int read_fd_bounded(int fd, size_t max, struct sb *out);
+
+/* Random bytes from getrandom(2). */
+void random_bytes(void *buf, size_t n);
+uint64_t random_u64(void);
+
+/* FNV-1a, for hash tables and slot offsets. */
+uint64_t hash64(const char *s, size_t n);
+
+
+/*
+ * strmap: open-addressing hash map from a string (owned by the caller, who
+ * keeps it alive and unchanged) to a size_t.  Used for symbol dedup and
+ * lookups in batches of up to a million items.
+ */
+struct strmap_entry {
+	const char *key;
+	size_t value;
+	uint64_t hash;
+};
+struct strmap {
+	struct strmap_entry *slots;
+	size_t cap, n;
+};
+#define STRMAP_INIT { NULL, 0, 0 }
+/* Returns the existing entry for key, or inserts (key, value) and returns NULL. */
+struct strmap_entry *strmap_put(struct strmap *m, const char *key, size_t value);
+struct strmap_entry *strmap_get(const struct strmap *m, const char *key);
+void strmap_release(struct strmap *m);
+
+#endif
