@@ -1464,12 +1464,14 @@ int engine_run(struct engine *e)
 		dispatch(e);
 		for (size_t i = 0; i < e->nbatches; i++) {
 			struct ebatch *eb = e->batches[i];
-			if (eb->closed || !journal_dirty(&eb->j))
+			if (eb->closed)
 				continue;
-			bool due = mono_ns() >= eb->j.oldest_unsynced_ns +
-						       JOURNAL_COMMIT_MS * 1000000LL;
-			if (commit(e, eb, due) == 0 && due)
-				report_durable(e, eb);
+			if (journal_dirty(&eb->j)) {
+				bool due = mono_ns() >= eb->j.oldest_unsynced_ns +
+						JOURNAL_COMMIT_MS * 1000000LL;
+				if (commit(e, eb, due) == 0 && due)
+					report_durable(e, eb);
+			}
 			flush_meta(e, eb, false);
 		}
 		if (e->io_failed)

@@ -723,9 +723,10 @@ static int cmd_retry_failed(void)
 	for (size_t i = 0; i < o[1].nvalues; i++) {
 		int c = category_parse(o[1].values[i]);
 		if (c == CAT_NONE) {
+			rc = usage_error("retry-failed: unknown category %s",
+					 o[1].values[i]);
 			free_cmd(o, NOPTS(o), pos);
-			return usage_error("retry-failed: unknown category %s",
-					   o[1].values[i]);
+			return rc;
 		}
 		mask |= CAT_BIT(c);
 	}

@@ -1,0 +1,121 @@
+# tests/lib.sh: sourced by the TAP shell tests in tests/cli/.
+#
+# Each test gets a fresh temporary home ($H) with a configuration whose
+# agent "fake" is tests/agents/fake (behaviour chosen by the symbol name,
+# see that file), and these helpers:
+#   ok STATUS DESC         one TAP line (STATUS 0 = pass)
+#   check DESC CMD...      pass when CMD succeeds
+#   is GOT WANT DESC       string equality, both shown on failure
+#   like GOT REGEX DESC    extended-regex match
+#   r ARGS...              run the runner on $H (stdout/stderr to files)
+#   jq FILE EXPR           a Perl expression over the JSON in FILE ($d)
+#   job NAME <<EOF         write spool/NAME.job atomically
+#   done_testing           the plan, and the exit status
+set -u
+RUNNER=${RUNNER:-$(pwd)/runner}
+SRC=${RUNNER_SRC:-$(pwd)}
+BUILD=${RUNNER_BUILD:-$SRC/build}
+if [ -n "${RUNNER_VALGRIND:-}" ]; then
+	RUNNER_CMD="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $RUNNER"
+else
+	RUNNER_CMD=$RUNNER
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/runner-test.XXXXXX")
+H=$T/home
+_n=0
+_failed=0
+cleanup() {
+	# No test may leave a process behind: kill what names our home.
+	for p in $(grep -l "RUNNER_HOME=$H" /proc/[0-9]*/environ 2>/dev/null |
+		sed 's|/proc/\([0-9]*\)/environ|\1|'); do
+		kill -9 "$p" 2>/dev/null
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() {
+	_n=$((_n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $_n - $2"
+	else
+		echo "not ok $_n - $2"
+		_failed=$((_failed + 1))
+	fi
+}
+check() {
+	_d=$1
+	shift
+	if "$@"; then ok 0 "$_d"; else ok 1 "$_d"; fi
+}
+is() {
+	if [ "$1" = "$2" ]; then
+		ok 0 "$3"
+	else
+		ok 1 "$3"
+		printf '#          got: %s\n#     expected: %s\n' "$1" "$2"
+	fi
+}
+like() {
+	if printf '%s\n' "$1" | grep -Eq -- "$2"; then
+		ok 0 "$3"
+	else
+		ok 1 "$3"
+		printf '#          got: %s\n#  not matching: %s\n' "$1" "$2"
+	fi
+}
+diag() { printf '# %s\n' "$*"; }
+done_testing() {
+	echo "1..$_n"
+	[ "$_failed" = 0 ]
+}
+
+# mkhome [EXTRA]: a fresh home with agent "fake".  EXTRA's lines before its
+# first [section] are keys of [agent fake] (replacing the defaults there);
+# the rest is appended as it is.
+mkhome() {
+	rm -rf "$H"
+	mkdir -p "$H/conf" "$H/spool"
+	printf '%s\n' "${1:-}" | awk -v src="$SRC" '
+		BEGIN {
+			d["command"] = src "/tests/agents/fake"
+			d["max_concurrent"] = "4"; d["timeout"] = "30s"
+			d["source"] = "vendor"
+			n = split("command max_concurrent timeout source", order, " ")
+		}
+		/^\[/ { tail = 1 }
+		tail { rest = rest $0 "\n"; next }
+		/=/ { k = $0; sub(/[ \t]*=.*/, "", k); v = $0; sub(/^[^=]*=[ \t]*/, "", v)
+		      if (!(k in d)) order[++n] = k; d[k] = v; next }
+		END {
+			print "[runner]\nmax_children = 4\nkill_grace = 1s"
+			print "[retry]\nmax_attempts = 3\ndelays = 0.1 0.2\njitter = 0"
+			print "[agent fake]"
+			for (i = 1; i <= n; i++) print order[i] " = " d[order[i]]
+			printf "%s", rest
+		}' >"$H/conf/runner.ini"
+}
+
+# r ARGS: run the runner on $H; stdout in $T/out, stderr in $T/err, status in $rc.
+r() {
+	$RUNNER_CMD -C "$H" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	return 0
+}
+
+job() {
+	cat >"$H/spool/.$1.tmp" && mv "$H/spool/.$1.tmp" "$H/spool/$1.job"
+}
+
+jq() {
+	perl -MJSON::PP -e '
+		local $/; open my $f, "<", $ARGV[0] or die "$ARGV[0]: $!";
+		my $d = JSON::PP->new->allow_nonref->decode(<$f>);
+		my $v = eval $ARGV[1]; die $@ if $@;
+		print defined $v ? (ref $v ? JSON::PP->new->canonical->encode($v) : $v) : "null";
+	' "$1" "$2"
+}
+
+# The one batch of the home (tests that run one job).
+batch_id() { ls "$H/batches" | grep -v '^archive$' | head -1; }
+bjson() { echo "$H/batches/$(batch_id)/batch.json"; }
