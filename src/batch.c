@@ -134,7 +134,7 @@ int batch_status(const struct batch *b)
 {
 	if (b->final)
 		return b->final_status;
-	if (b->count[ST_RUNNING] || b->count[ST_STARTING])
+	if (b->count[ST_RUNNING])
 		return BS_RUNNING;
 	if (b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
 	    !b->count[ST_RETRY_WAIT])
@@ -476,7 +476,20 @@ static int apply_claimed(struct batch *b, const struct rec *r)
 	const struct batch_conf *src = r->conf;
 	struct batch_conf *c = &b->c;
 	struct dec d;
-	if (b->claimed || src->total_items > 10000000)
+	if (b->claimed || src->total_items > 10000000 || r->delays.n > 1000 ||
+	    r->params.n > 1000000)
+		return -1;
+	/* Check the lists whole before anything is taken from them. */
+	d = (struct dec){ r->delays.p, r->delays.p + r->delays.len, false };
+	for (uint32_t i = 0; i < r->delays.n; i++)
+		get_i(&d);
+	if (d.bad || d.p != d.end)
+		return -1;
+	d = (struct dec){ r->params.p, r->params.p + r->params.len, false };
+	for (uint32_t i = 0; i < r->params.n; i++)
+		if (!get_s(&d) || !get_s(&d))
+			return -1;
+	if (d.bad || d.p != d.end)
 		return -1;
 	*c = *src;
 	c->id = batch_strdup(b, src->id);
@@ -489,27 +502,19 @@ static int apply_claimed(struct batch *b, const struct rec *r)
 	c->timeframe = batch_strdup(b, src->timeframe);
 	c->start = batch_strdup(b, src->start);
 	c->end = batch_strdup(b, src->end);
-	if (r->delays.n > 1000 || r->params.n > 1000000)
-		return -1;
 	c->ndelays = r->delays.n;
 	c->delays_ms = arena_alloc(b, (c->ndelays + 1) * sizeof(int64_t));
 	d = (struct dec){ r->delays.p, r->delays.p + r->delays.len, false };
 	for (uint32_t i = 0; i < c->ndelays; i++)
 		c->delays_ms[i] = get_i(&d);
-	if (d.bad || d.p != d.end)
-		return -1;
 	c->nparams = r->params.n;
 	c->params = arena_alloc(b, (c->nparams + 1) * sizeof(*c->params));
 	d = (struct dec){ r->params.p, r->params.p + r->params.len, false };
 	for (uint32_t i = 0; i < c->nparams; i++) {
 		const char *k = get_s(&d), *v = get_s(&d);
-		if (!k || !v)
-			return -1;
 		c->params[i].key = batch_strdup(b, k);
 		c->params[i].value = batch_strdup(b, v);
 	}
-	if (d.bad || d.p != d.end)
-		return -1;
 	b->items = xcalloc(c->total_items ? c->total_items : 1,
 			   sizeof(*b->items));
 	b->owner_pid = r->pid;
@@ -520,23 +525,47 @@ static int apply_claimed(struct batch *b, const struct rec *r)
 static int apply_items(struct batch *b, const struct rec *r)
 {
 	struct dec d = { r->list.p, r->list.p + r->list.len, false };
+	struct strmap seen = STRMAP_INIT;
+	int rc = 0;
 	if (!b->claimed || r->first != b->nitems ||
 	    (uint64_t)r->first + r->list.n > b->c.total_items)
 		return -1;
+	/* Validate the whole record before the batch takes any of it. */
+	for (uint32_t i = 0; i < r->list.n && !rc; i++) {
+		const char *s = get_s(&d);
+		if (!s || strmap_get(&b->symbols, s) || strmap_put(&seen, s, i))
+			rc = -1;
+	}
+	strmap_release(&seen);
+	if (rc || d.bad || d.p != d.end)
+		return -1;
+	d = (struct dec){ r->list.p, r->list.p + r->list.len, false };
 	for (uint32_t i = 0; i < r->list.n; i++) {
 		const char *s = get_s(&d);
-		if (!s)
-			return -1;
 		struct item *it = &b->items[b->nitems];
 		memset(it, 0, sizeof(*it));
 		it->symbol = batch_strdup(b, s);
 		it->state = ST_PENDING;
 		it->matches = -1;
 		it->progress = -1;
-		if (strmap_put(&b->symbols, it->symbol, b->nitems))
-			return -1; /* a symbol twice: not from us */
+		strmap_put(&b->symbols, it->symbol, b->nitems);
 		b->count[ST_PENDING]++;
 		b->nitems++;
+	}
+	return 0;
+}
+
+/* Every index of a list, checked before anything is applied. */
+static int check_indexes(const struct batch *b, const struct rec_list *l,
+			 int want_state)
+{
+	struct dec d = { l->p, l->p + l->len, false };
+	for (uint32_t i = 0; i < l->n; i++) {
+		uint32_t idx = get_u32(&d);
+		if (d.bad || idx >= b->nitems)
+			return -1;
+		if (want_state >= 0 && b->items[idx].state != want_state)
+			return -1;
 	}
 	return d.bad || d.p != d.end ? -1 : 0;
 }
@@ -668,38 +697,43 @@ static void cancel_one(struct batch *b, struct item *it, int64_t time)
 static int apply_cancel(struct batch *b, const struct rec *r)
 {
 	struct dec d = { r->list.p, r->list.p + r->list.len, false };
+	if (r->whole && r->list.n)
+		return -1;
+	if (!r->whole && check_indexes(b, &r->list, -1) < 0)
+		return -1;
 	if (r->whole) {
 		for (size_t i = 0; i < b->nitems; i++)
 			cancel_one(b, &b->items[i], r->time);
 		if (r->reason == CANCEL_USER)
 			b->user_cancelled = true;
-		return r->list.n ? -1 : 0;
+		return 0;
 	}
-	for (uint32_t i = 0; i < r->list.n; i++) {
-		uint32_t idx = get_u32(&d);
-		if (d.bad || idx >= b->nitems)
-			return -1;
-		cancel_one(b, &b->items[idx], r->time);
-	}
-	return d.bad || d.p != d.end ? -1 : 0;
+	for (uint32_t i = 0; i < r->list.n; i++)
+		cancel_one(b, &b->items[get_u32(&d)], r->time);
+	return 0;
 }
 
 static int apply_requeue(struct batch *b, const struct rec *r)
 {
 	struct dec d = { r->list.p, r->list.p + r->list.len, false };
+	if (check_indexes(b, &r->list, ST_FAILED) < 0)
+		return -1;
+	/* A listed item given twice would fail the state check on its second
+	 * appearance only after the first changed it; look for that first. */
+	struct strmap seen = STRMAP_INIT;
+	int dup = 0;
+	for (uint32_t i = 0; i < r->list.n && !dup; i++)
+		dup = strmap_put(&seen, b->items[get_u32(&d)].symbol, i) != NULL;
+	strmap_release(&seen);
+	if (dup)
+		return -1;
+	d = (struct dec){ r->list.p, r->list.p + r->list.len, false };
 	for (uint32_t i = 0; i < r->list.n; i++) {
-		uint32_t idx = get_u32(&d);
-		if (d.bad || idx >= b->nitems)
-			return -1;
-		struct item *it = &b->items[idx];
-		if (it->state != ST_FAILED)
-			return -1;
+		struct item *it = &b->items[get_u32(&d)];
 		it->failures = 0;
 		it->completed_ms = 0;
 		set_state(b, it, ST_PENDING);
 	}
-	if (d.bad || d.p != d.end)
-		return -1;
 	if (r->list.n) {
 		b->final = false;
 		b->completed_ms = 0;

@@ -10,16 +10,22 @@
 #include <string.h>
 #include <sys/wait.h>
 
+/* Escaped (sb_add_escaped) into dst, which it always fits whole. */
+static void copy_escaped(char *dst, size_t n, const char *src)
+{
+	struct sb esc = SB_INIT;
+	/* 3 bytes are left for the "..." of a cut string. */
+	sb_add_escaped(&esc, src, n - 4);
+	memcpy(dst, esc.buf ? esc.buf : "", esc.len);
+	dst[esc.len] = '\0';
+	sb_release(&esc);
+}
+
 static void copy_str(char *dst, size_t n, const cJSON *v)
 {
 	dst[0] = '\0';
-	if (cJSON_IsString(v) && v->valuestring) {
-		struct sb esc = SB_INIT;
-		/* Control characters never reach a log or a JSON view raw. */
-		sb_add_escaped(&esc, v->valuestring, n - 8);
-		snprintf(dst, n, "%s", esc.buf ? esc.buf : "");
-		sb_release(&esc);
-	}
+	if (cJSON_IsString(v) && v->valuestring)
+		copy_escaped(dst, n, v->valuestring);
 }
 
 int result_parse(const char *buf, size_t len, struct result *r)
@@ -104,11 +110,8 @@ static void stderr_lines(const char *tail, struct sb *recent, char *last,
 				blank &= isspace((unsigned char)*q) != 0;
 			if (!blank) {
 				if (!lines) {
-					struct sb esc = SB_INIT;
 					char *line = xstrndup(b, (size_t)(e - b));
-					sb_add_escaped(&esc, line, n - 8);
-					snprintf(last, n, "%s", esc.buf);
-					sb_release(&esc);
+					copy_escaped(last, n, line);
 					free(line);
 				}
 				lines++;

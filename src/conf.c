@@ -93,13 +93,14 @@ static void get_size(struct loader *l, const char *sec, const char *key,
 }
 
 static void get_words(struct loader *l, const char *sec, const char *key,
-		      bool required, char ***out, size_t *n)
+		      int required_at, char ***out, size_t *n)
 {
 	char why[WHY_BUF];
 	struct ini_entry *e = get(l, sec, key);
 	if (!e) {
-		if (required)
-			diag_error(&l->d, 0, "[%s] has no '%s'", sec, key);
+		if (required_at)
+			diag_error(&l->d, required_at, "[%s] has no '%s'", sec,
+				   key);
 		return;
 	}
 	if (has_control(e->value.buf, true)) {
@@ -112,7 +113,7 @@ static void get_words(struct loader *l, const char *sec, const char *key,
 	*n = 0;
 	if (split_words(e->value.buf, out, n, why) < 0)
 		diag_error(&l->d, e->line, "%s: %s", key, why);
-	else if (required && !*n)
+	else if (required_at && !*n)
 		diag_error(&l->d, e->line, "%s: empty", key);
 }
 
@@ -139,25 +140,25 @@ static void load_agents(struct loader *l)
 {
 	struct conf *c = l->c;
 	size_t cap = 0;
-	for (size_t i = 0; i < l->doc.n; i++) {
-		struct ini_entry *e = &l->doc.e[i];
-		if (strncmp(e->section, "agent ", 6))
+	/* By section header, so that an agent without keys is seen too. */
+	for (size_t i = 0; i < l->doc.nsections; i++) {
+		const struct ini_section *sec = &l->doc.sections[i];
+		if (strncmp(sec->name, "agent ", 6))
 			continue;
+		const char *name = sec->name + 6;
 		bool seen = false;
-		for (size_t j = 0; j < c->nagents; j++)
-			if (!strcmp(c->agents[j].name, e->section + 6))
-				seen = true;
+		for (size_t k = 0; k < i; k++)
+			seen |= !strcmp(l->doc.sections[k].name, sec->name);
 		if (seen)
 			continue;
-		const char *name = e->section + 6;
 		if (!valid_agent_name(name)) {
-			diag_error(&l->d, e->line,
+			diag_error(&l->d, sec->line,
 				   "agent name '%s' must match "
 				   "[A-Za-z0-9_.-]{1,%d}",
 				   name, AGENT_NAME_MAX);
 			/* mark the section's keys used: one error is enough */
-			for (size_t j = i; j < l->doc.n; j++)
-				if (!strcmp(l->doc.e[j].section, e->section))
+			for (size_t j = 0; j < l->doc.n; j++)
+				if (!strcmp(l->doc.e[j].section, sec->name))
 					l->doc.e[j].used = true;
 			continue;
 		}
@@ -167,10 +168,10 @@ static void load_agents(struct loader *l)
 		a->name = xstrdup(name);
 		a->max_concurrent = c->max_children;
 		a->timeout_ms = 3600000;
-		const char *s = e->section;
-		get_words(l, s, "command", true, &a->command, &a->ncommand);
-		get_words(l, s, "launcher", false, &a->launcher, &a->nlauncher);
-		get_words(l, s, "env", false, &a->env, &a->nenv);
+		const char *s = sec->name;
+		get_words(l, s, "command", sec->line, &a->command, &a->ncommand);
+		get_words(l, s, "launcher", 0, &a->launcher, &a->nlauncher);
+		get_words(l, s, "env", 0, &a->env, &a->nenv);
 		get_int(l, s, "max_concurrent", 1, 65535, &a->max_concurrent);
 		get_dur(l, s, "timeout", false, &a->timeout_ms);
 		get_size(l, s, "memory_limit", 1 << 20, &a->memory_limit);
@@ -253,7 +254,7 @@ struct conf *conf_load(const char *path)
 	sb_release(&text);
 
 	get_int(&l, "runner", "max_children", 1, 65535, &c->max_children);
-	get_words(&l, "runner", "notify", false, &c->notify, &c->nnotify);
+	get_words(&l, "runner", "notify", 0, &c->notify, &c->nnotify);
 	get_dur(&l, "runner", "dedup_window", true, &c->dedup_window_ms);
 	get_dur(&l, "runner", "kill_grace", true, &c->kill_grace_ms);
 
@@ -262,9 +263,10 @@ struct conf *conf_load(const char *path)
 	if (e) {
 		char **w = NULL;
 		size_t n = 0;
-		if (split_words(e->value.buf, &w, &n, why) < 0 || !n) {
+		int rc = split_words(e->value.buf, &w, &n, why);
+		if (rc < 0 || !n) {
 			diag_error(&l.d, e->line, "delays: %s",
-				   n ? why : "empty list");
+				   rc < 0 ? why : "empty list");
 		} else {
 			free(c->delays_ms);
 			c->delays_ms = xcalloc(n, sizeof(int64_t));

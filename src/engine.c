@@ -125,6 +125,13 @@ struct run {
 	int64_t prep_ns;	/* runner time spent starting it (trace) */
 };
 
+/* A reserved attempt whose output files are open, ready to spawn. */
+struct prep {
+	uint32_t idx;
+	int outfd, errfd;
+	int64_t prep_ns;
+};
+
 struct ebatch {
 	struct batch b;
 	struct journal j;
@@ -136,6 +143,8 @@ struct ebatch {
 	struct sb env_base;
 	size_t cursor;
 	struct u32q requeue, reserved, unreported;
+	struct prep *prepared;	/* FIFO: prepared[prep_head .. nprepared) */
+	size_t prep_head, nprepared, capprepared;
 	struct heap retry;
 	int running;
 	int64_t deadline_ms;
@@ -144,6 +153,13 @@ struct ebatch {
 	bool meta_dirty;
 	bool closed;
 	int result;		/* its part of the exit status once closed */
+};
+
+/* A child that exited, reaped but not yet accounted for. */
+struct exited {
+	struct run run;
+	int status;
+	struct rusage ru;
 };
 
 struct engine {
@@ -156,6 +172,9 @@ struct engine {
 	size_t nbatches, capbatches;
 	struct run *runs;
 	size_t nruns, capruns;
+	struct exited *exited;
+	size_t nexited, capexited;
+	pid_t pid;
 	int devnull;
 	char *home_abs;
 	bool shutdown;
@@ -377,41 +396,149 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 			   uint32_t attempt, int wait_status,
 			   const struct rusage *ru, uint8_t why, int exec_errno,
 			   int64_t timeout_ms);
+static void stall(struct engine *e, const char *what, int err)
+{
+	if (!e->stalled)
+		warning("%s: %s; dispatching stops for a while", what,
+			strerror(err));
+	e->stalled = true;
+	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
+}
 
-static void spawn_item(struct engine *e, struct ebatch *eb, uint32_t idx,
+static size_t prepared_count(const struct ebatch *eb)
+{
+	return eb->nprepared - eb->prep_head;
+}
+
+/* Remove the empty output files of an attempt that never ran. */
+static void unlink_outputs(struct ebatch *eb, const char *symbol,
+			   uint32_t attempt)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "%s/attempt-%u.out", symbol, attempt);
+	unlinkat(eb->items_fd, path, 0);
+	snprintf(path, sizeof(path), "%s/attempt-%u.err", symbol, attempt);
+	unlinkat(eb->items_fd, path, 0);
+}
+
+/*
+ * Create the output files of a reserved attempt ahead of its spawn, while
+ * other children run: the file system work stays off the path from one
+ * child's exit to the next child's start.
+ */
+static int prepare_item(struct engine *e, struct ebatch *eb)
+{
+	int64_t t0 = mono_ns();
+	uint32_t idx = q_pop(&eb->reserved);
+	struct item *it = &eb->b.items[idx];
+	uint32_t attempt = it->nattempts;
+	char out[96], err[96];
+	int outfd = -1, errfd = -1, saved;
+
+	if (it->state != ST_STARTING)
+		return 0; /* cancelled meanwhile */
+	snprintf(out, sizeof(out), "%s/attempt-%u.out", it->symbol, attempt);
+	snprintf(err, sizeof(err), "%s/attempt-%u.err", it->symbol, attempt);
+	if (mkdirat(eb->items_fd, it->symbol, 0755) < 0 && errno != EEXIST)
+		goto fail;
+	if ((outfd = open_output(eb->items_fd, out)) < 0 ||
+	    (errfd = open_output(eb->items_fd, err)) < 0)
+		goto fail;
+	if (eb->nprepared == eb->capprepared && eb->prep_head) {
+		memmove(eb->prepared, eb->prepared + eb->prep_head,
+			prepared_count(eb) * sizeof(*eb->prepared));
+		eb->nprepared -= eb->prep_head;
+		eb->prep_head = 0;
+	}
+	GROW(eb->prepared, eb->capprepared, eb->nprepared + 1);
+	eb->prepared[eb->nprepared++] = (struct prep){
+		idx, outfd, errfd, mono_ns() - t0 };
+	return 0;
+fail:
+	saved = errno;
+	if (outfd >= 0)
+		close(outfd);
+	unlink_outputs(eb, it->symbol, attempt);
+	/* Not started: give the reservation back and wait for the disk. */
+	struct rec rel = { .type = R_RELEASE, .item = idx, .attempt = attempt };
+	record(eb, &rel);
+	q_push(&eb->requeue, idx);
+	char what[160];
+	snprintf(what, sizeof(what), "batches/%s/items/%s", eb->id, it->symbol);
+	stall(e, what, saved);
+	return -1;
+}
+
+/* Give back every reservation of eb that has not been spawned. */
+static void release_unspawned(struct ebatch *eb)
+{
+	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
+		struct prep *p = &eb->prepared[i];
+		struct item *it = &eb->b.items[p->idx];
+		close(p->outfd);
+		close(p->errfd);
+		if (it->state != ST_STARTING)
+			continue;
+		unlink_outputs(eb, it->symbol, it->nattempts);
+		struct rec r = { .type = R_RELEASE, .item = p->idx,
+				 .attempt = it->nattempts };
+		record(eb, &r);
+		q_push(&eb->requeue, p->idx);
+	}
+	eb->prep_head = eb->nprepared = 0;
+	while (eb->reserved.n) {
+		uint32_t idx = q_pop(&eb->reserved);
+		struct item *it = &eb->b.items[idx];
+		if (it->state != ST_STARTING)
+			continue;
+		struct rec r = { .type = R_RELEASE, .item = idx,
+				 .attempt = it->nattempts };
+		record(eb, &r);
+		q_push(&eb->requeue, idx);
+	}
+}
+
+/* Forget prepared attempts whose items are no longer starting (cancel). */
+static void drop_cancelled_prepared(struct ebatch *eb)
+{
+	size_t keep = eb->prep_head;
+	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
+		struct prep *p = &eb->prepared[i];
+		struct item *it = &eb->b.items[p->idx];
+		if (it->state == ST_STARTING) {
+			eb->prepared[keep++] = *p;
+			continue;
+		}
+		close(p->outfd);
+		close(p->errfd);
+		/* The attempt was withdrawn: its number is free again. */
+		unlink_outputs(eb, it->symbol, it->nattempts + 1u);
+	}
+	eb->nprepared = keep;
+}
+
+static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 		       int slot_fd)
 {
 	static struct sb env_all, argv_store;
 	static char **envp, **argv;
 	static size_t envcap, argvcap;
+	int64_t t0 = mono_ns();
+	uint32_t idx = p.idx;
 	struct item *it = &eb->b.items[idx];
 	uint32_t attempt = it->nattempts;
-	char out[96], err[96], res[112], ckpt[96];
-	int outfd = -1, errfd = -1, saved;
-	int64_t t0 = mono_ns();
-
-	if (mkdirat(eb->items_fd, it->symbol, 0755) < 0 && errno != EEXIST)
-		goto fail_files;
-	snprintf(out, sizeof(out), "%s/attempt-%u.out", it->symbol, attempt);
-	snprintf(err, sizeof(err), "%s/attempt-%u.err", it->symbol, attempt);
-	snprintf(res, sizeof(res), "%s/attempt-%u.result.json", it->symbol,
-		 attempt);
-	snprintf(ckpt, sizeof(ckpt), "%s/checkpoint", it->symbol);
-	if ((outfd = open_output(eb->items_fd, out)) < 0 ||
-	    (errfd = open_output(eb->items_fd, err)) < 0)
-		goto fail_files;
-	unlinkat(eb->items_fd, res, 0);
+	int saved;
 
 	sb_reset(&env_all);
 	sb_add(&env_all, eb->env_base.buf, eb->env_base.len);
 	env_add(&env_all, "RUNNER_SYMBOL", it->symbol);
 	sb_addf(&env_all, "RUNNER_ATTEMPT=%u", attempt);
 	sb_addc(&env_all, '\0');
-	sb_addf(&env_all, "RUNNER_RESULT=%s/batches/%s/items/%s", e->home_abs,
-		eb->id, res);
+	sb_addf(&env_all, "RUNNER_RESULT=%s/batches/%s/items/%s/attempt-%u.result.json",
+		e->home_abs, eb->id, it->symbol, attempt);
 	sb_addc(&env_all, '\0');
-	sb_addf(&env_all, "RUNNER_CHECKPOINT=%s/batches/%s/items/%s",
-		e->home_abs, eb->id, ckpt);
+	sb_addf(&env_all, "RUNNER_CHECKPOINT=%s/batches/%s/items/%s/checkpoint",
+		e->home_abs, eb->id, it->symbol);
 	sb_addc(&env_all, '\0');
 	env_vector(&env_all, &envp, &envcap);
 	build_argv(eb->agent, it->symbol, &argv_store, &argv, &argvcap);
@@ -422,8 +549,8 @@ static void spawn_item(struct engine *e, struct ebatch *eb, uint32_t idx,
 		.envp = envp,
 		.cwd_fd = e->h->fd,
 		.stdin_fd = e->devnull,
-		.stdout_fd = outfd,
-		.stderr_fd = errfd,
+		.stdout_fd = p.outfd,
+		.stderr_fd = p.errfd,
 		.keep_fd = slot_fd,
 		.limit_as = eb->agent->memory_limit,
 		.limit_fsize = eb->agent->output_limit,
@@ -432,11 +559,11 @@ static void spawn_item(struct engine *e, struct ebatch *eb, uint32_t idx,
 	};
 	int exec_errno = 0;
 	int64_t start_ns = mono_ns();
-	pid_t pid = exec_spawn(&s, &exec_errno);
+	pid_t pid = exec_spawn(&s, e->pid, &exec_errno);
 	saved = errno;
 	int64_t t1 = mono_ns();
-	close(outfd);
-	close(errfd);
+	close(p.outfd);
+	close(p.errfd);
 	close(slot_fd);
 
 	struct rec r = { .type = R_SPAWNED, .item = idx, .attempt = attempt,
@@ -444,7 +571,6 @@ static void spawn_item(struct engine *e, struct ebatch *eb, uint32_t idx,
 	record(eb, &r);
 	if (pid < 0) {
 		/* clone itself failed (no memory, no pids): a failed attempt */
-		errno = saved;
 		finish_attempt(e, eb, idx, attempt, W_EXITCODE(127, 0), NULL,
 			       KILL_NONE, saved, 0);
 		return;
@@ -462,25 +588,7 @@ static void spawn_item(struct engine *e, struct ebatch *eb, uint32_t idx,
 		run->deadline_ns = start_ns + eb->b.c.timeout_ms * 1000000LL;
 	eb->running++;
 	/* The child's own start (clone until exec) is not our overhead. */
-	run->prep_ns = (start_ns - t0) + (mono_ns() - t1);
-	return;
-
-fail_files:
-	saved = errno;
-	if (outfd >= 0)
-		close(outfd);
-	if (errfd >= 0)
-		close(errfd);
-	close(slot_fd);
-	/* Not started: give the reservation back and wait for the disk. */
-	struct rec rel = { .type = R_RELEASE, .item = idx, .attempt = attempt };
-	record(eb, &rel);
-	q_push(&eb->requeue, idx);
-	if (!e->stalled)
-		warning("batches/%s/items/%s: %s; dispatching stops for a while",
-			eb->id, it->symbol, strerror(saved));
-	e->stalled = true;
-	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
+	run->prep_ns = p.prep_ns + (start_ns - t0) + (mono_ns() - t1);
 }
 
 /* ---- finishing an attempt ---- */
@@ -643,6 +751,8 @@ static struct run *find_run(struct engine *e, pid_t pid)
 	return NULL;
 }
 
+/* Reap every exited child; their accounting waits for finish_exited(), so
+ * that free slots are refilled first. */
 static void reap(struct engine *e)
 {
 	for (;;) {
@@ -663,19 +773,28 @@ static void reap(struct engine *e)
 			continue;
 		if (!run)
 			continue; /* an orphan reparented to us, or a hook */
-		int64_t t0 = mono_ns();
-		struct run done = *run;
+		GROW(e->exited, e->capexited, e->nexited + 1);
+		e->exited[e->nexited++] = (struct exited){ *run, status, ru };
+		run->eb->running--;
 		*run = e->runs[--e->nruns];
-		done.eb->running--;
-		finish_attempt(e, done.eb, done.item, done.attempt, status, &ru,
-			       done.why, done.exec_errno,
-			       done.eb->b.c.timeout_ms);
+	}
+}
+
+static void finish_exited(struct engine *e)
+{
+	for (size_t i = 0; i < e->nexited; i++) {
+		struct exited *x = &e->exited[i];
+		int64_t t0 = mono_ns();
+		finish_attempt(e, x->run.eb, x->run.item, x->run.attempt,
+			       x->status, &x->ru, x->run.why,
+			       x->run.exec_errno, x->run.eb->b.c.timeout_ms);
 		if (e->trace) {
 			GROW(e->overhead_ns, e->capoverhead, e->noverhead + 1);
 			e->overhead_ns[e->noverhead++] =
-				mono_ns() - t0 + done.prep_ns;
+				mono_ns() - t0 + x->run.prep_ns;
 		}
 	}
+	e->nexited = 0;
 }
 
 /* ---- scheduling ---- */
@@ -703,20 +822,25 @@ static int64_t next_eligible(struct ebatch *eb, int64_t now)
 	return -1;
 }
 
+static int64_t reserve_target(struct engine *e, struct ebatch *eb)
+{
+	/* A few items ahead of the free slots, so that one fdatasync covers
+	 * several spawns; bounded, since a runner killed with reservations
+	 * outstanding leaves them to be sorted out on adoption. */
+	int64_t cap = batch_cap(e, eb);
+	int64_t target = cap * 4 < 16 ? 16 : cap * 4;
+	return target > RESERVE_MAX ? RESERVE_MAX : target;
+}
+
 static void reserve(struct engine *e, struct ebatch *eb, int64_t now)
 {
 	int64_t cap = batch_cap(e, eb);
-	if ((int64_t)eb->reserved.n >= cap)
+	int64_t ahead = (int64_t)(eb->reserved.n + prepared_count(eb));
+	if (ahead >= cap)
 		return;
-	int64_t target = cap * 2 < RESERVE_MAX ? cap * 2 : RESERVE_MAX;
-	if (target < 1)
-		target = 1;
-	/* Never reserve more than could be running soon in this batch. */
-	int64_t left = (int64_t)batch_open_items(&eb->b);
-	if (target > left)
-		target = left;
+	int64_t target = reserve_target(e, eb);
 	bool added = false;
-	while ((int64_t)eb->reserved.n < target) {
+	while (ahead < target) {
 		int64_t idx = next_eligible(eb, now);
 		if (idx < 0)
 			break;
@@ -725,39 +849,39 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now)
 				 .attempt = (uint32_t)it->nattempts + 1u };
 		record(eb, &r);
 		q_push(&eb->reserved, (uint32_t)idx);
+		ahead++;
 		added = true;
 	}
 	if (added)
 		commit(e, eb, true);
 }
 
-static void dispatch(struct engine *e)
+static bool dispatch_off(struct engine *e)
 {
-	int64_t now = now_ms(), mono = mono_ns();
 	if (e->shutdown || e->io_failed || e->no_dispatch)
-		return;
+		return true;
 	if (e->stalled) {
-		if (mono < e->stall_until_ns)
-			return;
+		if (mono_ns() < e->stall_until_ns)
+			return true;
 		e->stalled = false;
 	}
-	for (size_t i = 0; i < e->nbatches; i++) {
-		struct ebatch *eb = e->batches[i];
-		if (!eb->closed && eb->agent)
-			reserve(e, eb, now);
-		if (e->stalled || e->io_failed)
-			return;
-	}
-	/* Spawn reserved items, highest priority first, under every cap. */
+	return false;
+}
+
+/* Spawn prepared items, highest priority first, under every cap. */
+static void spawn_ready(struct engine *e)
+{
 	const struct agent_conf *blocked[64];
 	size_t nblocked = 0;
+	if (dispatch_off(e))
+		return;
 	for (;;) {
 		if ((int)e->nruns >= e->c->max_children)
 			break;
 		struct ebatch *pick = NULL;
 		for (size_t i = 0; i < e->nbatches && !pick; i++) {
 			struct ebatch *eb = e->batches[i];
-			if (eb->closed || !eb->reserved.n || !eb->agent)
+			if (eb->closed || !prepared_count(eb) || !eb->agent)
 				continue;
 			if (eb->b.c.concurrency > 0 &&
 			    eb->running >= eb->b.c.concurrency)
@@ -779,22 +903,43 @@ static void dispatch(struct engine *e)
 				      pick->agent->max_concurrent, &why);
 		if (fd < 0) {
 			if (errno != EAGAIN) {
-				warning("state/slots: %s", strerror(errno));
-				e->stalled = true;
-				e->stall_until_ns = mono + STALL_RETRY_MS * 1000000LL;
+				stall(e, "state/slots", errno);
 				return;
 			}
 			/* Held by other runner processes: ask again soon. */
-			e->slot_poll_ns = mono + SLOT_POLL_MS * 1000000LL;
+			e->slot_poll_ns = mono_ns() + SLOT_POLL_MS * 1000000LL;
 			if (why == SLOT_GLOBAL)
 				break;
 			if (nblocked < 64)
 				blocked[nblocked++] = pick->agent;
 			continue;
 		}
-		uint32_t idx = q_pop(&pick->reserved);
-		spawn_item(e, pick, idx, fd);
+		struct prep p = pick->prepared[pick->prep_head++];
+		if (pick->prep_head == pick->nprepared)
+			pick->prep_head = pick->nprepared = 0;
+		spawn_item(e, pick, p, fd);
 	}
+}
+
+/* Reserve and prepare what the next free slots will take. */
+static void dispatch(struct engine *e)
+{
+	int64_t now = now_ms();
+	if (dispatch_off(e))
+		return;
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed || !eb->agent)
+			continue;
+		reserve(e, eb, now);
+		if (e->stalled || e->io_failed)
+			return;
+		int64_t cap = batch_cap(e, eb);
+		while (eb->reserved.n && (int64_t)prepared_count(eb) < cap)
+			if (prepare_item(e, eb) < 0)
+				return;
+	}
+	spawn_ready(e);
 }
 
 /* ---- timers ---- */
@@ -838,7 +983,7 @@ static void check_timers(struct engine *e)
 				 .reason = CANCEL_BATCH_TIMEOUT };
 		record(eb, &r);
 		eb->deadline_ms = 0;
-		eb->reserved.n = 0;
+		drop_cancelled_prepared(eb);
 		for (size_t k = 0; k < e->nruns; k++)
 			if (e->runs[k].eb == eb)
 				signal_run(e, &e->runs[k], KILL_CANCEL);
@@ -979,6 +1124,7 @@ static void check_done(struct engine *e)
 				continue;
 			close_batch(e, eb);
 		} else if (!b->final && !eb->running && !eb->reserved.n &&
+			   !prepared_count(eb) &&
 			   b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
 			   !b->count[ST_RETRY_WAIT] && !b->count[ST_STARTING]) {
 			close_batch(e, eb); /* waits only on paused items */
@@ -1016,11 +1162,25 @@ static void ebatch_free(struct ebatch *eb)
 	batch_release(&eb->b);
 	sb_release(&eb->env_base);
 	free(eb->requeue.v);
+	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
+		close(eb->prepared[i].outfd);
+		close(eb->prepared[i].errfd);
+	}
+	free(eb->prepared);
 	free(eb->reserved.v);
 	free(eb->unreported.v);
 	free(eb->retry.v);
 	free(eb->id);
 	free(eb);
+}
+
+static bool outputs_exist(struct ebatch *eb, const char *symbol,
+			  uint32_t attempt)
+{
+	char path[96];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/attempt-%u.out", symbol, attempt);
+	return fstatat(eb->items_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
@@ -1029,7 +1189,7 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 	bool fresh = lock_fd >= 0;
 	char logname[128];
 	eb->id = xstrdup(id);
-	eb->j.fd = eb->items_fd = -1;
+	eb->j.fd = eb->items_fd = eb->dirfd = -1;
 	eb->lock_fd = lock_fd;
 	batch_init(&eb->b);
 
@@ -1099,7 +1259,12 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		/* Adopting: whatever the previous runner left running is
 		 * stopped, and its attempts are recorded as interrupted. */
 		struct batch *b = &eb->b;
-		int stopped = exec_kill_env("RUNNER_BATCH_ID", id);
+		/* The home and the id together: ids repeat across homes. */
+		char *who[2] = { xasprintf("RUNNER_HOME=%s", e->home_abs),
+				 xasprintf("RUNNER_BATCH_ID=%s", id) };
+		int stopped = exec_kill_env((const char *const *)who, 2);
+		free(who[0]);
+		free(who[1]);
 		struct rec ad = { .type = R_ADOPTED, .time = now_ms(),
 				  .pid = getpid() };
 		batch_record(b, &eb->j, &ad);
@@ -1108,6 +1273,16 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 			struct item *it = &b->items[i];
 			if (it->state != ST_RUNNING && it->state != ST_STARTING)
 				continue;
+			if (it->state == ST_STARTING && !it->cancel_requested &&
+			    !outputs_exist(eb, it->symbol, it->nattempts)) {
+				/* Reserved, but its files were never made: it
+				 * was certainly not spawned.  Not an attempt. */
+				struct rec rel = { .type = R_RELEASE,
+						   .item = (uint32_t)i,
+						   .attempt = it->nattempts };
+				batch_record(b, &eb->j, &rel);
+				continue;
+			}
 			struct rec r = {
 				.type = R_FINISHED, .item = (uint32_t)i,
 				.attempt = it->nattempts, .time = now_ms(),
@@ -1252,18 +1427,9 @@ int engine_cancel(struct engine *e, const char *id, char **symbols,
 			if (run->eb == eb && b->items[run->item].cancel_requested)
 				signal_run(e, run, KILL_CANCEL);
 		}
-		/* Drop reservations of cancelled items. */
-		struct u32q keep = { 0 };
-		while (eb->reserved.n) {
-			uint32_t x = q_pop(&eb->reserved);
-			if (b->items[x].state == ST_STARTING)
-				q_push(&keep, x);
-		}
-		free(eb->reserved.v);
-		eb->reserved = keep;
+		/* Reservations of cancelled items were withdrawn. */
+		drop_cancelled_prepared(eb);
 		commit(e, eb, true);
-	} else if (!nsymbols && !b->user_cancelled) {
-		/* Nothing open, yet a whole-batch cancel: nothing to do. */
 	}
 	sb_addf(reply, "{\"ok\":true,\"cancelled\":%u}", n);
 	free(idx);
@@ -1385,20 +1551,9 @@ static void start_shutdown(struct engine *e, int sig)
 
 static void release_reservations(struct engine *e)
 {
-	for (size_t i = 0; i < e->nbatches; i++) {
-		struct ebatch *eb = e->batches[i];
-		if (eb->closed)
-			continue;
-		while (eb->reserved.n) {
-			uint32_t idx = q_pop(&eb->reserved);
-			struct item *it = &eb->b.items[idx];
-			if (it->state != ST_STARTING)
-				continue;
-			struct rec r = { .type = R_RELEASE, .item = idx,
-					 .attempt = it->nattempts };
-			record(eb, &r);
-		}
-	}
+	for (size_t i = 0; i < e->nbatches; i++)
+		if (!e->batches[i]->closed)
+			release_unspawned(e->batches[i]);
 }
 
 static void handle_signals(struct engine *e)
@@ -1460,6 +1615,9 @@ int engine_run(struct engine *e)
 	struct epoll_event evs[8];
 	control_poll(e->h, owns_batch, control_cb, e);
 	for (;;) {
+		/* Freed slots first: the accounting of what exited can wait. */
+		spawn_ready(e);
+		finish_exited(e);
 		check_timers(e);
 		dispatch(e);
 		for (size_t i = 0; i < e->nbatches; i++) {
@@ -1541,6 +1699,7 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 	e->h = h;
 	e->c = c;
 	e->o = *o;
+	e->pid = getpid();
 	e->trace = getenv("RUNNER_TRACE_OVERHEAD") != NULL;
 	char *abs = realpath(h->path, NULL);
 	e->home_abs = abs ? abs : xstrdup(h->path);
@@ -1589,6 +1748,7 @@ void engine_free(struct engine *e)
 		ebatch_free(e->batches[i]);
 	free(e->batches);
 	free(e->runs);
+	free(e->exited);
 	free(e->overhead_ns);
 	free(e->home_abs);
 	close(e->devnull);

@@ -81,13 +81,13 @@ fail:
 	_exit(127);
 }
 
-pid_t exec_spawn(const struct spawn *s, int *exec_errno)
+pid_t exec_spawn(const struct spawn *s, pid_t parent, int *exec_errno)
 {
 	/* One stack for every child: CLONE_VFORK suspends us until the child
 	 * has exec'd or exited, so two children never share it at once. */
 	static char *stack;
 	enum { STACK_SIZE = 256 * 1024 };
-	struct child_ctx c = { s, getpid(), 0 };
+	struct child_ctx c = { s, parent, 0 };
 	pid_t pid;
 
 	if (!stack)
@@ -155,15 +155,16 @@ static bool environ_has(pid_t pid, const char *entry, size_t len)
 	return found;
 }
 
-int exec_kill_env(const char *name, const char *value)
+int exec_kill_env(const char *const *entries, size_t n)
 {
-	char *entry = xasprintf("%s=%s", name, value);
-	size_t len = strlen(entry);
+	size_t *lens = xmalloc((n + 1) * sizeof(size_t));
 	pid_t self = getpid();
 	int killed = 0;
+	for (size_t i = 0; i < n; i++)
+		lens[i] = strlen(entries[i]);
 	DIR *d = opendir("/proc");
 	if (!d) {
-		free(entry);
+		free(lens);
 		return 0;
 	}
 	struct dirent *de;
@@ -171,7 +172,12 @@ int exec_kill_env(const char *name, const char *value)
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		pid_t pid = (pid_t)atoi(de->d_name);
-		if (pid <= 1 || pid == self || !environ_has(pid, entry, len))
+		if (pid <= 1 || pid == self)
+			continue;
+		bool all = true;
+		for (size_t i = 0; i < n && all; i++)
+			all = environ_has(pid, entries[i], lens[i]);
+		if (!all)
 			continue;
 		pid_t pgid = proc_pgid(pid);
 		if (pgid > 1 && pgid != getpgrp())
@@ -180,7 +186,7 @@ int exec_kill_env(const char *name, const char *value)
 		killed++;
 	}
 	closedir(d);
-	free(entry);
+	free(lens);
 	return killed;
 }
 

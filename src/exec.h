@@ -19,14 +19,15 @@
  *
  * exec_kill_group() signals a process group; ESRCH is not an error.
  * exec_kill_env() kills every process (and its group) whose environment
- * holds exactly NAME=VALUE: used when adopting a batch whose runner died,
- * to stop what its children left behind without trusting a recorded pid
- * that may have been reused.
+ * holds every one of the given "NAME=VALUE" entries: used when adopting a
+ * batch whose runner died, to stop what its children left behind without
+ * trusting a recorded pid that may have been reused.
  */
 #ifndef RUNNER_EXEC_H
 #define RUNNER_EXEC_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -44,10 +45,11 @@ struct spawn {
 	const sigset_t *child_mask;
 };
 
-pid_t exec_spawn(const struct spawn *s, int *exec_errno);
+/* parent: our own pid (getpid() once), to detect a parent that died. */
+pid_t exec_spawn(const struct spawn *s, pid_t parent, int *exec_errno);
 int exec_kill_group(pid_t pgid, int sig);
 /* Returns how many processes were signalled. */
-int exec_kill_env(const char *name, const char *value);
+int exec_kill_env(const char *const *entries, size_t n);
 /* "SIGSEGV" for 11, or "signal 99". */
 const char *exec_signame(int sig, char *buf, size_t n);
 

@@ -16,15 +16,17 @@ static void diag_vadd(struct diag *d, const char *kind, int line,
 		d->suppressed++;
 		return;
 	}
+	size_t start = d->text.len;
 	if (line > 0)
 		sb_addf(&d->text, "%s:%d: %s", d->file, line, kind);
 	else
 		sb_addf(&d->text, "%s: %s", d->file, kind);
-	size_t start = d->text.len;
 	sb_vaddf(&d->text, fmt, ap);
-	/* A hostile value must not break the one-line-per-problem rule. */
+	/* A hostile value, or file name, must not break the one line per
+	 * problem rule, nor send terminal controls to whoever reads it. */
 	for (size_t i = start; i < d->text.len; i++)
-		if ((unsigned char)d->text.buf[i] < 0x20)
+		if ((unsigned char)d->text.buf[i] < 0x20 ||
+		    (unsigned char)d->text.buf[i] == 0x7f)
 			d->text.buf[i] = '?';
 	sb_addc(&d->text, '\n');
 }
@@ -81,6 +83,7 @@ struct reader {
 	size_t raw_len;
 	bool cont;		/* the current line continues the previous key */
 	bool have_key;		/* a key was seen since the last section */
+	char last_key[512];	/* that key, as written */
 	inifile_handler handler;
 	void *arg;
 };
@@ -111,10 +114,24 @@ static void inspect_line(struct reader *r)
 	if (*t == '[') {
 		const char *close = memchr(t, ']', (size_t)(e - t));
 		r->have_key = false;
-		if (!close)
+		if (!close) {
 			diag_error(r->d, r->line, "malformed section header");
-		else if (close - t - 1 > 48)
+			return;
+		}
+		const char *after = close + 1;
+		while (after < e && blank(*after))
+			after++;
+		if (after < e && *after != ';' && *after != '#')
+			diag_error(r->d, r->line,
+				   "text after the section header");
+		if (close - t - 1 > 48) {
 			diag_error(r->d, r->line, "section name too long");
+			return;
+		}
+		char name[64];
+		memcpy(name, t + 1, (size_t)(close - t - 1));
+		name[close - t - 1] = '\0';
+		r->handler(r->arg, name, NULL, NULL, r->line, false);
 		return;
 	}
 	/* inih needs '=' or ':' before any inline " ;" comment. */
@@ -188,11 +205,16 @@ static int handler_fn(void *user, const char *section, const char *name,
 		      const char *value)
 {
 	struct reader *r = user;
-	char keybuf[512];
-	const char *key = raw_key(r, name, keybuf, sizeof(keybuf));
-	if (!r->cont)
-		r->have_key = true;
-	r->handler(r->arg, section, key, value, r->line, r->cont);
+	if (r->cont) {
+		/* inih names the key it continues by its own (cut) copy. */
+		r->handler(r->arg, section, r->last_key, value, r->line, true);
+		return 1;
+	}
+	const char *key = raw_key(r, name, r->last_key, sizeof(r->last_key));
+	if (key != r->last_key)
+		snprintf(r->last_key, sizeof(r->last_key), "%s", key);
+	r->have_key = true;
+	r->handler(r->arg, section, r->last_key, value, r->line, false);
 	return 1;
 }
 
@@ -265,6 +287,13 @@ static void collect_fn(void *arg, const char *section, const char *key,
 {
 	struct collect *c = arg;
 	struct ini_doc *doc = c->doc;
+	if (!key) {
+		GROW(doc->sections, doc->capsections, doc->nsections + 1);
+		doc->sections[doc->nsections].name = xstrdup(section);
+		doc->sections[doc->nsections].line = line;
+		doc->nsections++;
+		return;
+	}
 	char *ck = composite(section, key);
 	struct strmap_entry *e = strmap_get(&doc->index, ck);
 
@@ -272,6 +301,10 @@ static void collect_fn(void *arg, const char *section, const char *key,
 		struct ini_entry *ent = &doc->e[e->value];
 		if (ent->value.len)
 			sb_addc(&ent->value, ' ');
+		GROW(ent->segs, ent->capsegs, ent->nsegs + 1);
+		ent->segs[ent->nsegs].off = ent->value.len;
+		ent->segs[ent->nsegs].line = line;
+		ent->nsegs++;
 		sb_adds(&ent->value, value);
 		free(ck);
 		return;
@@ -290,6 +323,8 @@ static void collect_fn(void *arg, const char *section, const char *key,
 	sb_adds(&ent->value, value);
 	ent->line = line;
 	ent->used = false;
+	ent->segs = NULL;
+	ent->nsegs = ent->capsegs = 0;
 	GROW(doc->keyv, doc->capkeyv, doc->nkeyv + 1);
 	doc->keyv[doc->nkeyv++] = ck;
 	strmap_put(&doc->index, ck, doc->n);
@@ -320,12 +355,24 @@ void inidoc_release(struct ini_doc *doc)
 	for (size_t i = 0; i < doc->n; i++) {
 		free(doc->e[i].section);
 		free(doc->e[i].key);
+		free(doc->e[i].segs);
 		sb_release(&doc->e[i].value);
 	}
+	for (size_t i = 0; i < doc->nsections; i++)
+		free(doc->sections[i].name);
+	free(doc->sections);
 	free(doc->e);
 	for (size_t i = 0; i < doc->nkeyv; i++)
 		free(doc->keyv[i]);
 	free(doc->keyv);
 	strmap_release(&doc->index);
 	*doc = (struct ini_doc)INI_DOC_INIT;
+}
+
+int inientry_line_at(const struct ini_entry *e, size_t off)
+{
+	int line = e->line;
+	for (size_t i = 0; i < e->nsegs && e->segs[i].off <= off; i++)
+		line = e->segs[i].line;
+	return line;
 }

@@ -18,7 +18,9 @@
  * (each is an error with its line).  The handler is called once per
  * "key = value" line and once per continuation line (continuation = true,
  * key = the key being continued); it reports problems with diag_error()
- * and its return value is ignored.  inifile_setup() sets inih's run-time
+ * and its return value is ignored.  A section header calls it with key and
+ * value NULL (section = the name as written between the brackets), so that
+ * an empty section is seen too.  inifile_setup() sets inih's run-time
  * switches (heap line buffer that grows to max_line bytes) and must be
  * called once before the first parse.
  */
@@ -55,12 +57,22 @@ void inifile_setup(size_t max_line);
  * lines to their key's value with one space, and reporting a key given
  * twice in one section as an error.  Entries live until inidoc_release().
  */
+struct ini_seg {
+	size_t off;	/* where a continuation line starts in value */
+	int line;
+};
 struct ini_entry {
 	char *section;
 	char *key;
 	struct sb value;
 	int line;
 	bool used;	/* set by the consumer; unused ones are unknown keys */
+	struct ini_seg *segs;	/* continuation lines */
+	size_t nsegs, capsegs;
+};
+struct ini_section {
+	char *name;
+	int line;
 };
 struct ini_doc {
 	struct ini_entry *e;
@@ -68,14 +80,18 @@ struct ini_doc {
 	struct strmap index;	/* "section\x1fkey" -> entry index */
 	char **keyv;		/* storage of those composite keys */
 	size_t nkeyv, capkeyv;
+	struct ini_section *sections;	/* every header, in file order */
+	size_t nsections, capsections;
 };
-#define INI_DOC_INIT { NULL, 0, 0, STRMAP_INIT, NULL, 0, 0 }
+#define INI_DOC_INIT { NULL, 0, 0, STRMAP_INIT, NULL, 0, 0, NULL, 0, 0 }
 void inidoc_parse(struct ini_doc *doc, struct diag *d, const char *buf,
 		  size_t len);
 /* The entry for section/key, marking it used; NULL when absent. */
 struct ini_entry *inidoc_get(struct ini_doc *doc, const char *section,
 			     const char *key);
 void inidoc_release(struct ini_doc *doc);
+/* The line of the byte at off in e->value (continuation lines included). */
+int inientry_line_at(const struct ini_entry *e, size_t off);
 void inifile_parse(struct diag *d, const char *buf, size_t len,
 		   inifile_handler handler, void *arg);
 

@@ -84,9 +84,12 @@ static void add_symbol(struct job *j, struct symset *ss, struct diag *d,
 	ss->n++;
 }
 
+/* Words of s as symbols; e (if not NULL) gives each word's own line. */
 static void split_symbols(struct job *j, struct symset *ss, struct diag *d,
-			  int line, const char *where, const char *s)
+			  int line, const char *where, const char *s,
+			  const struct ini_entry *e)
 {
+	const char *start = s;
 	while (*s) {
 		while (*s == ' ' || *s == '\t' || *s == ',' || *s == '\r')
 			s++;
@@ -94,7 +97,10 @@ static void split_symbols(struct job *j, struct symset *ss, struct diag *d,
 		while (*s && *s != ' ' && *s != '\t' && *s != ',' && *s != '\r')
 			s++;
 		if (s > w)
-			add_symbol(j, ss, d, line, where, w, (size_t)(s - w));
+			add_symbol(j, ss, d,
+				   e ? inientry_line_at(e, (size_t)(w - start))
+				     : line,
+				   where, w, (size_t)(s - w));
 	}
 }
 
@@ -169,7 +175,7 @@ static void read_symbols_file(struct job *j, struct symset *ss,
 		char where[300];
 		snprintf(where, sizeof(where), "symbols_file %.200s:%d: ", path,
 			 fl);
-		split_symbols(j, ss, d, line, where, p);
+		split_symbols(j, ss, d, line, where, p, NULL);
 		p = nl ? nl + 1 : NULL;
 	}
 out:
@@ -331,8 +337,9 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 
 	struct ini_entry *sym = inidoc_get(&doc, "job", "symbols");
 	struct ini_entry *symf = inidoc_get(&doc, "job", "symbols_file");
+	int sym_line = sym ? sym->line : first_line;
 	if (sym)
-		split_symbols(j, &ss, d, sym->line, "", sym->value.buf);
+		split_symbols(j, &ss, d, sym->line, "", sym->value.buf, sym);
 	if (symf) {
 		if (symf->value.len > 4096)
 			diag_error(d, symf->line, "symbols_file: too long");
@@ -347,6 +354,9 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 		diag_error(d, (sym ? sym : symf)->line, "no symbols");
 
 	size_t param_cap = 0;
+	struct strmap upper = STRMAP_INIT;	/* RUNNER_PARAM_<KEY> clashes */
+	char **uppers = NULL;
+	size_t nuppers = 0, capuppers = 0;
 	for (size_t i = 0; i < doc.n; i++) {
 		e = &doc.e[i];
 		if (strcmp(e->section, "params"))
@@ -364,11 +374,30 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 				   e->key);
 			continue;
 		}
+		char *up = xstrdup(e->key);
+		for (char *q = up; *q; q++)
+			if (*q >= 'a' && *q <= 'z')
+				*q = (char)(*q - 'a' + 'A');
+		GROW(uppers, capuppers, nuppers + 1);
+		uppers[nuppers++] = up;
+		struct strmap_entry *clash = strmap_put(&upper, up, i);
+		if (clash) {
+			diag_error(d, e->line,
+				   "parameter '%s' and '%s' (line %d) are the "
+				   "same RUNNER_PARAM_%s",
+				   e->key, doc.e[clash->value].key,
+				   doc.e[clash->value].line, up);
+			continue;
+		}
 		GROW(j->params, param_cap, j->nparams + 1);
 		j->params[j->nparams].key = xstrdup(e->key);
 		j->params[j->nparams].value = xstrdup(e->value.buf);
 		j->nparams++;
 	}
+	strmap_release(&upper);
+	for (size_t i = 0; i < nuppers; i++)
+		free(uppers[i]);
+	free(uppers);
 
 	for (size_t i = 0; i < doc.n; i++) {
 		e = &doc.e[i];
@@ -381,7 +410,8 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 	for (size_t i = 0; i < doc.n; i++) {
 		e = &doc.e[i];
 		if (!strcmp(e->section, "job") && e->value.len > 4096 &&
-		    strcmp(e->key, "symbols"))
+		    strcmp(e->key, "symbols") && strcmp(e->key, "name") &&
+		    strcmp(e->key, "origin") && strcmp(e->key, "symbols_file"))
 			diag_error(d, e->line, "%s: longer than 4096 bytes",
 				   e->key);
 	}
@@ -402,7 +432,7 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 		}
 		strmap_release(&seen);
 		if (ss.dups)
-			diag_warning(d, sym ? sym->line : first_line,
+			diag_warning(d, sym_line,
 				     "%d symbol%s listed twice, run once "
 				     "(first: %s)",
 				     ss.dups, ss.dups == 1 ? "" : "s",

@@ -11,7 +11,7 @@
 
 #define MAGIC "RUNJRNL"
 #define VERSION 1
-#define HEADER 16
+#define HEADER 24
 #define FRAME 16
 
 static void put32(unsigned char *p, uint32_t v)
@@ -62,9 +62,11 @@ int journal_create(struct journal *j, int dirfd, const char *name)
 	if (j->fd < 0)
 		return -1;
 	random_bytes(&j->salt, sizeof(j->salt));
+	memset(h, 0, sizeof(h));
 	memcpy(h, MAGIC, 8);
 	put32(h + 8, VERSION);
 	put32(h + 12, j->salt);
+	put32(h + 16, (uint32_t)crc32(0L, h, 16));
 	if (write_all(j->fd, h, sizeof(h)) < 0 || fdatasync(j->fd) < 0 ||
 	    fsync_dir(dirfd) < 0) {
 		int saved = errno;
@@ -148,7 +150,7 @@ int journal_open(struct journal *j, int dirfd, const char *name,
 	memset(j, 0, sizeof(*j));
 	j->fd = openat(dirfd, name,
 		       (writable ? O_RDWR | O_APPEND : O_RDONLY) | O_NOFOLLOW |
-			       O_CLOEXEC);
+			       O_NONBLOCK | O_CLOEXEC);
 	if (j->fd < 0)
 		return -1;
 	if (fstat(j->fd, &st) < 0)
@@ -159,8 +161,11 @@ int journal_open(struct journal *j, int dirfd, const char *name,
 	}
 	r.fd = j->fd;
 	h = rd_at(&r, 0, HEADER);
-	if (!h || memcmp(h, MAGIC, 8) || get32(h + 8) != VERSION) {
-		/* A journal whose header never reached the disk has no record. */
+	if (!h || memcmp(h, MAGIC, 8) || get32(h + 8) != VERSION ||
+	    get32(h + 16) != (uint32_t)crc32(0L, h, 16)) {
+		/* A damaged header: no record can be verified, so nothing may
+		 * be cut either.  (A header that never reached the disk means
+		 * the batch never existed: its claim is redone.) */
 		j->corrupt = true;
 		j->corrupt_at = 0;
 		errno = EINVAL;

@@ -5,9 +5,11 @@
  * whatever a crash leaves half-written at the end is cut off on replay.
  *
  * Format (internal, version 1):
- *   header  "RUNJRNL\0" | u32 version | u32 salt          (16 bytes)
+ *   header  "RUNJRNL\0" | u32 version | u32 salt | u32 crc | u32 0  (24 bytes)
  *   record  u32 length | u32 crc | u64 seq | payload      (16 + length)
- * crc is CRC-32 (zlib) over salt, seq, length and payload; seq counts from
+ * The header's crc covers its first 16 bytes: a damaged header (a wrong
+ * salt) fails the open instead of making every record look torn.
+ * A record's crc is CRC-32 (zlib) over salt, seq, length and payload; seq counts from
  * 1 without gaps; the salt is random per journal, so a record spliced in
  * from another batch's journal does not verify.
  *

@@ -614,7 +614,8 @@ static int cmd_list(void)
 		close(bfd);
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_summary);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_summary);
 	if (limit >= 0 && (size_t)limit < n)
 		n = (size_t)limit;
 	if (g.json) {

@@ -35,13 +35,21 @@ int batch_lock(int dirfd)
 static int reject(struct home *h, int dirfd, const char *name,
 		  const char *base, const char *reason)
 {
-	char target[300], rname[320];
+	char target[300], rname[320], stem[256];
 	int i;
+	/* NAME and NAME.reason must both fit in 255 bytes: shorten a long
+	 * name in the middle, keeping its ".job". */
+	size_t len = strlen(base);
+	if (len > 230)
+		snprintf(stem, sizeof(stem), "%.200s~%s", base,
+			 str_has_suffix(base, ".job") ? ".job" : "");
+	else
+		snprintf(stem, sizeof(stem), "%s", base);
 	for (i = 0; i < 1000; i++) {
 		if (i)
-			snprintf(target, sizeof(target), "%.200s.%d", base, i);
+			snprintf(target, sizeof(target), "%s.%d", stem, i);
 		else
-			snprintf(target, sizeof(target), "%.200s", base);
+			snprintf(target, sizeof(target), "%s", stem);
 		if (rename_noreplace(dirfd, name, h->rejected, target) == 0)
 			break;
 		if (errno != EEXIST)
@@ -121,7 +129,8 @@ int spool_scan(struct home *h, char ***names, size_t *n)
 		nc++;
 	}
 	closedir(d);
-	qsort(c, nc, sizeof(*c), cmp_cand);
+	if (nc)
+		qsort(c, nc, sizeof(*c), cmp_cand);
 	*names = xmalloc((nc + 1) * sizeof(char *));
 	for (size_t i = 0; i < nc; i++)
 		(*names)[i] = c[i].name;

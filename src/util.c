@@ -486,6 +486,11 @@ bool has_control(const char *s, bool allow_tab)
 		unsigned char c = (unsigned char)*s;
 		if ((c < 0x20 && !(allow_tab && c == '\t')) || c == 0x7f)
 			return true;
+		/* C1 controls U+0080..U+009F (0xC2 0x80..0x9F): CSI and the
+		 * like drive terminals as surely as ESC does. */
+		if (c == 0xc2 && (unsigned char)s[1] >= 0x80 &&
+		    (unsigned char)s[1] <= 0x9f)
+			return true;
 	}
 	return false;
 }
@@ -600,6 +605,8 @@ void sb_grow(struct sb *sb, size_t extra)
 void sb_add(struct sb *sb, const void *data, size_t n)
 {
 	sb_grow(sb, n);
+	if (!n)
+		return;
 	memcpy(sb->buf + sb->len, data, n);
 	sb->len += n;
 	sb->buf[sb->len] = '\0';
@@ -655,24 +662,52 @@ void sb_release(struct sb *sb)
 	*sb = (struct sb)SB_INIT;
 }
 
-void sb_add_escaped(struct sb *sb, const char *s, size_t max)
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s)
 {
-	size_t n = 0;
-	for (; *s && n < max; s++, n++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '\n')
-			sb_adds(sb, "\\n");
-		else if (c == '\t')
-			sb_adds(sb, "\\t");
-		else if (c == '\r')
-			sb_adds(sb, "\\r");
-		else if (c < 0x20 || c == 0x7f)
-			sb_addf(sb, "\\x%02x", c);
-		else
-			sb_addc(sb, (char)c);
+	size_t n = s[0] < 0x80		? 1
+		   : (s[0] & 0xe0) == 0xc0 ? 2
+		   : (s[0] & 0xf0) == 0xe0 ? 3
+		   : (s[0] & 0xf8) == 0xf0 ? 4
+					   : 0;
+	for (size_t i = 1; i < n; i++)
+		if (!s[i])
+			return 0;
+	return n && utf8_valid((const char *)s, n) ? n : 0;
+}
+
+void sb_add_escaped(struct sb *sb, const char *str, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t used = 0;
+	while (*s) {
+		char esc[16];
+		const char *piece = esc;
+		size_t n = utf8_seq(s), out = 0;
+		if (*s == '\n' || *s == '\t' || *s == '\r') {
+			out = (size_t)snprintf(esc, sizeof(esc), "\\%c",
+					       *s == '\n' ? 'n' : *s == '\t' ? 't' : 'r');
+			n = 1;
+		} else if (!n || *s < 0x20 || *s == 0x7f ||
+			   (*s == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)) {
+			/* control, C1 control, or a byte that is not UTF-8 */
+			n = n ? n : 1;
+			for (size_t i = 0; i < n; i++)
+				out += (size_t)snprintf(esc + out,
+							sizeof(esc) - out,
+							"\\x%02x", s[i]);
+		} else {
+			piece = (const char *)s;
+			out = n;
+		}
+		if (used + out > max) {
+			sb_adds(sb, "...");
+			return;
+		}
+		sb_add(sb, piece, out);
+		used += out;
+		s += n;
 	}
-	if (*s)
-		sb_adds(sb, "...");
 }
 
 int write_all(int fd, const void *buf, size_t n)

@@ -117,7 +117,12 @@ void sb_vaddf(struct sb *sb, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 void sb_reset(struct sb *sb);
 void sb_release(struct sb *sb);
-/* Append s with control characters escaped (\n, \t, \xNN): safe for logs. */
+/*
+ * Append s with control characters (C0, DEL, C1) and bytes that are not
+ * UTF-8 escaped (\n, \t, \xNN): the result is valid UTF-8 and safe for a
+ * log line or a JSON string.  At most max bytes are added (then "..."),
+ * never cutting a character or an escape.
+ */
 void sb_add_escaped(struct sb *sb, const char *s, size_t max);
 
 /* I/O helpers that retry on EINTR and short counts. */

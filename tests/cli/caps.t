@@ -42,12 +42,15 @@ env = CAPDIR=$CAPDIR"
 sed -i 's/^max_children = 4/max_children = 2/' "$H/conf/runner.ini"
 printf '[job]\nagent = fake\nsymbols = %s\n' "$(syms 0.3 5 c)" >"$T/c.job"
 printf '[job]\nagent = fake2\nsymbols = %s\n' "$(syms 0.3 5 d)" >"$T/d.job"
-$RUNNER -C "$H" run "$T/c.job" >/dev/null 2>&1 &
+$RUNNER -C "$H" run "$T/c.job" >"$T/out.c" 2>&1 &
 pa=$!
-$RUNNER -C "$H" run "$T/d.job" >/dev/null 2>&1 &
+$RUNNER -C "$H" run "$T/d.job" >"$T/out.d" 2>&1 &
 pb=$!
-wait $pa; wait $pb
+wait $pa; ra=$?
+wait $pb; rb=$?
+is "$ra.$rb" "0.0" "both runs succeed"
 is "$(wc -l <"$CAPDIR/seen")" 20 "every item ran"
+[ "$(wc -l <"$CAPDIR/seen")" = 20 ] || { diag "$(cat "$T/out.c" "$T/out.d")"; diag "$(cat "$H"/logs/*.log)"; }
 is "$(maxseen)" 2 "max_children 2 held across processes and agents"
 
 # Job concurrency = 1: one at a time, in file order.

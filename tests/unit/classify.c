@@ -1,0 +1,532 @@
+/*
+ * classify: result JSON parsing and the SPEC 6.2 category precedence
+ * (src/classify.h).
+ */
+#include "classify.h"
+#include "util.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+
+#ifndef W_EXITCODE
+#define W_EXITCODE(ret, sig) ((ret) << 8 | (sig))
+#endif
+#define EXITED(code) W_EXITCODE((code), 0)
+#define KILLED(sig) ((sig) & 0x7f)
+#define KILLED_CORE(sig) (((sig) & 0x7f) | 0x80)
+
+static int parse(const char *json, struct result *r)
+{
+	return result_parse(json, strlen(json), r);
+}
+
+static bool unset(const struct result *r)
+{
+	return r->matches == -1 && r->progress == -1 && r->category == CAT_NONE &&
+	       r->retryable == -1 && r->retry_after_ms == -1 && !r->type[0] &&
+	       !r->source[0] && !r->message[0];
+}
+
+static void test_result_parse(void)
+{
+	struct result r;
+
+	ok(parse("{\"matches\": 12, \"metrics\": {\"total_return\": 0.18, \"sharpe\": 1.3},"
+		 " \"progress\": 0.4,"
+		 " \"error\": {\"type\": \"RateLimitError\", \"category\": \"data_error\","
+		 " \"source\": \"koyfin\", \"message\": \"429 Too Many Requests\","
+		 " \"retryable\": true, \"retry_after\": 60}}", &r) == 0,
+	   "the SPEC's example parses");
+	ok(r.present, "present");
+	is_int(r.matches, 12, "matches");
+	is_int(r.progress, 400, "progress 0.4 -> 400 permille");
+	is_int(r.category, CAT_DATA, "category data_error");
+	is_int(r.retryable, 1, "retryable");
+	is_int(r.retry_after_ms, 60000, "retry_after 60 s");
+	is_str(r.type, "RateLimitError", "type");
+	is_str(r.source, "koyfin", "source");
+	is_str(r.message, "429 Too Many Requests", "message");
+
+	ok(parse("{}", &r) == 0 && r.present && unset(&r),
+	   "{}: present, every field at its default (-1, CAT_NONE, empty)");
+	ok(parse("{\"error\": {}}", &r) == 0 && r.present && unset(&r),
+	   "an empty error object: defaults");
+	ok(parse("{\"error\": \"boom\", \"matches\": \"12\", \"progress\": \"0.5\"}", &r) == 0 &&
+		   unset(&r),
+	   "fields of the wrong type are ignored");
+	ok(parse("{\"matches\": 3}", &r) == 0 && r.matches == 3 && r.progress == -1 &&
+		   r.category == CAT_NONE && r.retry_after_ms == -1,
+	   "only matches");
+
+	static const char *const cats[] = { "data_error", "parameter_error", "engine_error",
+					    "timeout", "memory_error", "unknown" };
+	int good = 1;
+	for (int c = 0; c < 6; c++) {
+		char buf[128];
+		snprintf(buf, sizeof(buf), "{\"error\": {\"category\": \"%s\"}}", cats[c]);
+		good &= parse(buf, &r) == 0 && r.category == CAT_DATA + c;
+	}
+	ok(good, "each of the six categories is recognised");
+	ok(parse("{\"error\": {\"category\": \"bogus\"}}", &r) == 0 && r.present &&
+		   r.category == CAT_NONE,
+	   "an unknown category string -> CAT_NONE");
+	ok(parse("{\"error\": {\"category\": \"DATA_ERROR\"}}", &r) == 0 &&
+		   r.category == CAT_NONE,
+	   "category names are case-sensitive");
+	ok(parse("{\"error\": {\"category\": 2}}", &r) == 0 && r.category == CAT_NONE,
+	   "a numeric category -> CAT_NONE");
+	ok(parse("{\"error\": {\"category\": \"\"}}", &r) == 0 && r.category == CAT_NONE,
+	   "an empty category -> CAT_NONE");
+
+	/* Not an object, not JSON. */
+	static const char *const notobj[] = { "[1,2]", "42", "\"str\"", "null", "true", "[]" };
+	for (size_t i = 0; i < sizeof(notobj) / sizeof(notobj[0]); i++)
+		ok(parse(notobj[i], &r) == -1 && !r.present && unset(&r),
+		   "not an object: %s", notobj[i]);
+	static const char *const invalid[] = { "{", "{\"a\":}", "{'a': 1}", "}", "nul",
+					       "{\"a\" 1}", "\xff\xfe{}" };
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+		ok(parse(invalid[i], &r) == -1 && !r.present,
+		   "invalid JSON %zu rejected", i);
+	ok(result_parse("", 0, &r) == -1 && !r.present, "empty input");
+	ok(result_parse(NULL, 5, &r) == -1 && !r.present, "NULL input");
+	/* The length bounds the parse. */
+	ok(result_parse("{\"matches\": 12}", 5, &r) == -1,
+	   "the length is honoured (a cut object is invalid)");
+
+	/* Size limit. */
+	{
+		size_t n = RESULT_MAX_BYTES + 1;
+		char *big = malloc(n + 1);
+		memset(big, ' ', n);
+		memcpy(big, "{\"matches\": 7}", 14);
+		big[n] = '\0';
+		ok(result_parse(big, n, &r) == -1 && !r.present,
+		   "a result of RESULT_MAX_BYTES + 1 is rejected");
+		ok(result_parse(big, n - 1, &r) == 0 && r.matches == 7,
+		   "a result of exactly RESULT_MAX_BYTES is read");
+		free(big);
+	}
+
+	/* Deep nesting: no crash, rejected (cJSON's nesting limit). */
+	{
+		enum { DEPTH = 10000 };
+		char *deep = malloc(DEPTH * 8 + 64);
+		size_t n = 0;
+		for (int i = 0; i < DEPTH; i++)
+			deep[n++] = '[';
+		for (int i = 0; i < DEPTH; i++)
+			deep[n++] = ']';
+		ok(result_parse(deep, n, &r) == -1, "10000 nested arrays: rejected, no crash");
+		n = 0;
+		n += (size_t)sprintf(deep, "{\"metrics\":");
+		for (int i = 0; i < DEPTH; i++)
+			n += (size_t)sprintf(deep + n, "{\"a\":");
+		deep[n++] = '1';
+		for (int i = 0; i <= DEPTH; i++)
+			deep[n++] = '}';
+		ok(result_parse(deep, n, &r) == -1, "10000 nested objects: rejected, no crash");
+		n = 0;
+		for (int i = 0; i < DEPTH; i++)
+			deep[n++] = '[';
+		ok(result_parse(deep, n, &r) == -1, "10000 unclosed brackets: rejected, no crash");
+		n = (size_t)sprintf(deep, "{\"matches\": 5, \"metrics\":");
+		for (int i = 0; i < 100; i++)
+			deep[n++] = '[';
+		for (int i = 0; i < 100; i++)
+			deep[n++] = ']';
+		deep[n++] = '}';
+		ok(result_parse(deep, n, &r) == 0 && r.matches == 5,
+		   "100 levels of nesting are fine");
+		free(deep);
+	}
+
+	/* Control characters are escaped. */
+	ok(parse("{\"error\": {\"message\": \"line1\\nline2\\u0001\\u001b[31mred\\ttab\\r\\u007f\","
+		 " \"type\": \"T\\u0000ype\", \"source\": \"s\\u0007rc\"}}", &r) == 0,
+	   "a message with control characters parses");
+	is_str(r.message, "line1\\nline2\\x01\\x1b[31mred\\ttab\\r\\x7f",
+	       "control characters in the message are escaped");
+	ok(!has_control(r.message, false), "no raw control character is left in the message");
+	ok(!has_control(r.type, false) && !has_control(r.source, false),
+	   "nor in type or source (%s, %s)", r.type, r.source);
+	ok(parse("{\"error\": {\"message\": \"ünïcødé ✓ 株式\"}}", &r) == 0 &&
+		   !strcmp(r.message, "ünïcødé ✓ 株式"),
+	   "UTF-8 in the message is kept as it is");
+
+	/* Long strings are bounded. */
+	{
+		size_t n = 20000;
+		char *json = malloc(n + 20000);
+		int k = sprintf(json, "{\"error\": {\"message\": \"");
+		memset(json + k, 'm', n);
+		k += (int)n;
+		k += sprintf(json + k, "\", \"type\": \"");
+		memset(json + k, 't', 500);
+		k += 500;
+		k += sprintf(json + k, "\"}}");
+		int rc = result_parse(json, (size_t)k, &r);
+		ok(rc == 0 &&
+			   strlen(r.message) < MESSAGE_MAX && strlen(r.type) < sizeof(r.type) &&
+			   strlen(r.message) > 900 && str_has_suffix(r.message, "..."),
+		   "long message and type are truncated with ... (%zu, %zu bytes)",
+		   strlen(r.message), strlen(r.type));
+		/* A long run of control characters (4 bytes escaped each). */
+		k = sprintf(json, "{\"error\": {\"message\": \"");
+		for (int i = 0; i < 2000; i++)
+			k += sprintf(json + k, "\\u0001");
+		k += sprintf(json + k, "\"}}");
+		ok(result_parse(json, (size_t)k, &r) == 0 &&
+			   strlen(r.message) < MESSAGE_MAX && !has_control(r.message, false),
+		   "2000 escaped control characters fit the buffer");
+		/* Multi-byte UTF-8 at the cut. */
+		k = sprintf(json, "{\"error\": {\"message\": \"a");
+		for (int i = 0; i < 2000; i++)
+			k += sprintf(json + k, "é");
+		k += sprintf(json + k, "\", \"type\": \"x");
+		for (int i = 0; i < 200; i++)
+			k += sprintf(json + k, "✓");
+		k += sprintf(json + k, "\"}}");
+		ok(result_parse(json, (size_t)k, &r) == 0, "long UTF-8 message parses");
+		ok(utf8_valid(r.message, strlen(r.message)) &&
+				utf8_valid(r.type, strlen(r.type)),
+			"a truncated UTF-8 message/type is still valid UTF-8 (message %s, type %s)",
+			utf8_valid(r.message, strlen(r.message)) ? "valid" : "invalid",
+			utf8_valid(r.type, strlen(r.type)) ? "valid" : "invalid");
+		free(json);
+	}
+
+	/* progress */
+	static const struct { const char *v; int want; } prog[] = {
+		{ "0", 0 }, { "1", 1000 }, { "0.4", 400 }, { "0.0005", 1 },
+		{ "-0.5", 0 }, { "1.5", 1000 }, { "-1e308", 0 }, { "1e308", 1000 },
+		{ "0.9996", 1000 }, { "\"0.5\"", -1 }, { "null", -1 }, { "true", -1 },
+	};
+	for (size_t i = 0; i < sizeof(prog) / sizeof(prog[0]); i++) {
+		char buf[128];
+		snprintf(buf, sizeof(buf), "{\"progress\": %s}", prog[i].v);
+		ok(parse(buf, &r) == 0 && r.progress == prog[i].want,
+		   "progress %s -> %d (got %d)", prog[i].v, prog[i].want, r.progress);
+	}
+
+	/* matches */
+	static const struct { const char *v; long long want; } mt[] = {
+		{ "0", 0 }, { "12", 12 }, { "12.7", 12 }, { "-5", -1 }, { "1e20", -1 },
+		{ "\"12\"", -1 }, { "4503599627370496", 4503599627370496LL },
+	};
+	for (size_t i = 0; i < sizeof(mt) / sizeof(mt[0]); i++) {
+		char buf[128];
+		snprintf(buf, sizeof(buf), "{\"matches\": %s}", mt[i].v);
+		ok(parse(buf, &r) == 0 && r.matches == mt[i].want,
+		   "matches %s -> %lld (got %lld)", mt[i].v, mt[i].want, (long long)r.matches);
+	}
+
+	/* retry_after, retryable */
+	static const struct { const char *v; long long want; } ra[] = {
+		{ "60", 60000 }, { "0", 0 }, { "0.5", 500 }, { "-1", -1 },
+		{ "1e10", -1 }, { "\"60\"", -1 }, { "86400", 86400000 },
+	};
+	for (size_t i = 0; i < sizeof(ra) / sizeof(ra[0]); i++) {
+		char buf[128];
+		snprintf(buf, sizeof(buf), "{\"error\": {\"retry_after\": %s}}", ra[i].v);
+		ok(parse(buf, &r) == 0 && r.retry_after_ms == ra[i].want,
+		   "retry_after %s -> %lld ms (got %lld)", ra[i].v, ra[i].want,
+		   (long long)r.retry_after_ms);
+	}
+	ok(parse("{\"error\": {\"retryable\": false}}", &r) == 0 && r.retryable == 0,
+	   "retryable false -> 0");
+	ok(parse("{\"error\": {\"retryable\": \"yes\"}}", &r) == 0 && r.retryable == -1,
+	   "retryable \"yes\" -> unset");
+	ok(parse("{\"retry_after\": 60, \"category\": \"data_error\"}", &r) == 0 &&
+		   r.retry_after_ms == -1 && r.category == CAT_NONE,
+	   "error fields outside \"error\" are ignored");
+}
+
+/* ---- classify ---- */
+
+static struct verdict V;
+
+static const struct verdict *cl(int status, bool timed_out, bool runner_killed,
+				const struct result *res, const char *err)
+{
+	struct outcome_in in = {
+		.wait_status = status,
+		.timed_out = timed_out,
+		.runner_killed = runner_killed,
+		.timeout_ms = 90000,
+		.res = res,
+		.stderr_tail = err,
+	};
+	classify(&in, &V);
+	return &V;
+}
+
+static void cat_at(const struct verdict *v, int c, const char *msg,
+		   const char *name, int line)
+{
+	tap_ok_at(!v->success && v->category == c && (!msg || !strcmp(v->message, msg)),
+		  __FILE__, line, "%s -> %s%s%s (got %s, \"%s\")", name,
+		  category_name(c), msg ? ", " : "", msg ? msg : "",
+		  v->success ? "success" : category_name(v->category), v->message);
+}
+#define CAT(v, c, msg, name) cat_at((v), (c), (msg), (name), __LINE__)
+
+static void test_classify(void)
+{
+	struct result res, bogus, nomsg;
+	const struct verdict *v;
+
+	result_parse("{\"error\": {\"category\": \"parameter_error\", \"message\": \"bad lookback\"}}",
+		     strlen("{\"error\": {\"category\": \"parameter_error\", \"message\": \"bad lookback\"}}"),
+		     &res);
+	const char *bj = "{\"error\": {\"category\": \"bogus\", \"message\": \"from json\"}}";
+	result_parse(bj, strlen(bj), &bogus);
+	const char *nj = "{\"matches\": 3, \"error\": {\"category\": \"data_error\"}}";
+	result_parse(nj, strlen(nj), &nomsg);
+
+	/* Success. */
+	v = cl(EXITED(0), false, false, NULL, "some warning\n");
+	ok(v->success && v->category == CAT_NONE && v->exit_code == 0 && v->signal == 0,
+	   "exit 0 -> success, no category");
+	v = cl(EXITED(0), false, false, &res, "Error: invalid\n");
+	ok(v->success && v->category == CAT_NONE,
+	   "exit 0 with an error in the result JSON is still a success");
+
+	/* 1. timeout beats everything. */
+	CAT(cl(KILLED(SIGKILL), true, true, &res, "out of memory\n"), CAT_TIMEOUT,
+	    "timed out after 1m30s", "runner timeout + result category + OOM words");
+	CAT(cl(KILLED(SIGTERM), true, true, NULL, NULL), CAT_TIMEOUT,
+	    "timed out after 1m30s", "runner timeout by SIGTERM");
+	CAT(cl(EXITED(65), true, true, NULL, "missing data\n"), CAT_TIMEOUT, NULL,
+	    "timeout beats exit 65 and keywords");
+	CAT(cl(EXITED(0), true, true, NULL, NULL), CAT_TIMEOUT, NULL,
+	    "exit 0 after the runner's timeout kill");
+	{
+		struct outcome_in in = { .wait_status = KILLED(SIGKILL), .timed_out = true,
+					 .timeout_ms = 1500 };
+		classify(&in, &V);
+		is_str(V.message, "timed out after 1.500s", "timeout message uses the duration");
+	}
+
+	/* 2. result category beats exit codes, signals and stderr. */
+	CAT(cl(EXITED(137), false, false, &res, "out of memory\n"), CAT_PARAM,
+	    "bad lookback", "result category beats exit 137 and OOM words");
+	CAT(cl(EXITED(65), false, false, &res, NULL), CAT_PARAM, "bad lookback",
+	    "result category beats exit 65");
+	CAT(cl(KILLED(SIGSEGV), false, false, &res, NULL), CAT_PARAM, NULL,
+	    "result category beats SIGSEGV");
+	CAT(cl(KILLED(SIGKILL), false, false, &res, NULL), CAT_PARAM, NULL,
+	    "result category beats an unexplained SIGKILL");
+	CAT(cl(EXITED(65), false, false, &bogus, NULL), CAT_DATA, "from json",
+	    "an invalid result category falls through to the exit code (message kept)");
+	CAT(cl(EXITED(1), false, false, &nomsg, "last words\n"), CAT_DATA, "last words",
+	    "result category without a message: stderr's last line");
+
+	/* 3. memory */
+	CAT(cl(KILLED(SIGKILL), false, false, NULL, NULL), CAT_MEMORY, "killed by SIGKILL",
+	    "SIGKILL the runner did not send");
+	v = cl(KILLED(SIGKILL), false, true, NULL, NULL);
+	ok(!v->success && v->category != CAT_MEMORY && !strcmp(v->message, "killed by SIGKILL"),
+	   "SIGKILL sent by the runner (cancel) is not memory_error (got %s)",
+	   category_name(v->category));
+	is_int(v->category, CAT_UNKNOWN, "... it is unknown");
+	CAT(cl(EXITED(137), false, false, NULL, NULL), CAT_MEMORY, "exit 137", "exit 137");
+	CAT(cl(EXITED(1), false, false, NULL, "malloc: Cannot allocate memory\n"), CAT_MEMORY,
+	    "malloc: Cannot allocate memory", "stderr Cannot allocate memory");
+	CAT(cl(EXITED(1), false, false, NULL, "Traceback...\nMemoryError\n"), CAT_MEMORY,
+	    "MemoryError", "stderr MemoryError");
+	CAT(cl(KILLED(SIGABRT), false, false, NULL,
+	       "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"),
+	    CAT_MEMORY, "  what():  std::bad_alloc", "stderr std::bad_alloc beats SIGABRT");
+	CAT(cl(EXITED(2), false, false, NULL, "fatal: out of memory\n"), CAT_MEMORY, NULL,
+	    "stderr out of memory");
+	CAT(cl(EXITED(2), false, false, NULL, "FATAL: OUT OF MEMORY\n"), CAT_MEMORY, NULL,
+	    "memory words are case-insensitive");
+	CAT(cl(EXITED(65), false, false, NULL, "MemoryError\n"), CAT_MEMORY, NULL,
+	    "memory words beat exit 65");
+	CAT(cl(EXITED(64), false, false, NULL, "out of memory\n"), CAT_MEMORY, NULL,
+	    "memory words beat exit 64");
+	CAT(cl(KILLED(SIGSEGV), false, false, NULL, "out of memory\n"), CAT_MEMORY, NULL,
+	    "memory words beat SIGSEGV");
+
+	/* 4. exit codes and crash signals */
+	CAT(cl(EXITED(65), false, false, NULL, NULL), CAT_DATA, "exit 65", "exit 65");
+	CAT(cl(EXITED(66), false, false, NULL, NULL), CAT_DATA, "exit 66", "exit 66");
+	CAT(cl(EXITED(64), false, false, NULL, NULL), CAT_PARAM, "exit 64", "exit 64");
+	CAT(cl(EXITED(70), false, false, NULL, NULL), CAT_ENGINE, "exit 70", "exit 70");
+	static const struct { int sig; const char *msg; } crash[] = {
+		{ SIGSEGV, "killed by SIGSEGV" }, { SIGBUS, "killed by SIGBUS" },
+		{ SIGABRT, "killed by SIGABRT" }, { SIGFPE, "killed by SIGFPE" },
+		{ SIGILL, "killed by SIGILL" },
+	};
+	for (size_t i = 0; i < 5; i++) {
+		CAT(cl(KILLED(crash[i].sig), false, false, NULL, NULL), CAT_ENGINE,
+		    crash[i].msg, crash[i].msg);
+		v = cl(KILLED_CORE(crash[i].sig), false, false, NULL, "");
+		ok(!v->success && v->category == CAT_ENGINE && v->signal == crash[i].sig &&
+			   v->exit_code == -1,
+		   "%s with a core dump -> engine_error, signal %d", crash[i].msg, crash[i].sig);
+	}
+	CAT(cl(EXITED(64), false, false, NULL, "symbol not found\n"), CAT_PARAM, NULL,
+	    "exit 64 beats data keywords");
+	CAT(cl(EXITED(65), false, false, NULL, "invalid parameter\n"), CAT_DATA, NULL,
+	    "exit 65 beats parameter keywords");
+	CAT(cl(EXITED(70), false, false, NULL, "timed out waiting\n"), CAT_ENGINE, NULL,
+	    "exit 70 beats timeout keywords");
+	CAT(cl(KILLED(SIGSEGV), false, false, NULL, "no data\n"), CAT_ENGINE, NULL,
+	    "SIGSEGV beats keywords");
+
+	/* 5. keywords, case-insensitive */
+	static const struct { const char *err; int cat; } kw[] = {
+		{ "field missing\n", CAT_DATA },
+		{ "MISSING column\n", CAT_DATA },
+		{ "No Data for XYZ\n", CAT_DATA },
+		{ "ticker NOT FOUND\n", CAT_DATA },
+		{ "Invalid lookback\n", CAT_PARAM },
+		{ "bad Parameter: x\n", CAT_PARAM },
+		{ "request Timed Out\n", CAT_TIMEOUT },
+		{ "connection TIMED OUT after 30s\n", CAT_TIMEOUT },
+		{ "invalid value: not found\n", CAT_DATA },
+		{ "parameter timed out\n", CAT_PARAM },
+		{ "something else went wrong\n", CAT_UNKNOWN },
+		{ "", CAT_UNKNOWN },
+		{ NULL, CAT_UNKNOWN },
+	};
+	for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++) {
+		char name[128];
+		snprintf(name, sizeof(name), "exit 1, stderr \"%.*s\"",
+			 kw[i].err ? (int)strcspn(kw[i].err, "\n") : 4,
+			 kw[i].err ? kw[i].err : "NULL");
+		CAT(cl(EXITED(1), false, false, NULL, kw[i].err), kw[i].cat, NULL, name);
+	}
+	CAT(cl(KILLED(SIGTERM), false, false, NULL, "no data\n"), CAT_DATA, "no data",
+	    "keywords apply to other signals too");
+	CAT(cl(EXITED(3), false, false, NULL,
+	       "symbol missing\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n"),
+	    CAT_UNKNOWN, "12", "keywords are looked for in the last lines only");
+	CAT(cl(EXITED(3), false, false, NULL, "symbol missing\n1\n2\n\n\n3\n"), CAT_DATA,
+	    "3", "a keyword a few lines up (blank lines skipped) counts");
+	CAT(cl(EXITED(3), false, false, &bogus, "Not Found\n"), CAT_DATA, "from json",
+	    "keywords apply when the result category is invalid");
+
+	/* Exec failure. */
+	{
+		struct outcome_in in = { .wait_status = EXITED(127), .exec_errno = ENOENT,
+					 .exec_path = "/opt/agents/strategy_analyst",
+					 .res = &res, .stderr_tail = "MemoryError\n" };
+		classify(&in, &V);
+		ok(!V.success && V.category == CAT_ENGINE &&
+			   !strcmp(V.message, "cannot execute /opt/agents/strategy_analyst: No such file or directory"),
+		   "exec failure -> engine_error \"cannot execute PATH: reason\" (got %s, \"%s\")",
+		   category_name(V.category), V.message);
+		in.exec_errno = EACCES;
+		in.wait_status = EXITED(0);
+		in.exec_path = NULL;
+		classify(&in, &V);
+		ok(!V.success && V.category == CAT_ENGINE && !strncmp(V.message, "cannot execute ", 15) &&
+			   strstr(V.message, strerror(EACCES)),
+		   "exec failure is never a success, even with status 0 (\"%s\")", V.message);
+	}
+
+	/* Messages. */
+	v = cl(EXITED(3), false, false, NULL, "first line\nsecond line\nlast line\n\n  \n\t\n\n");
+	is_str(v->message, "last line", "message: the last non-empty stderr line, trailing blank lines ignored");
+	v = cl(EXITED(3), false, false, NULL, "first\r\nlast one\r\n\r\n");
+	is_str(v->message, "last one", "CRLF line ends are stripped");
+	v = cl(EXITED(3), false, false, NULL, "no newline at the end");
+	is_str(v->message, "no newline at the end", "a last line without a newline");
+	v = cl(EXITED(3), false, false, NULL, "\n\n   \n\t\n");
+	is_str(v->message, "exit 3", "only blank stderr: exit 3");
+	v = cl(EXITED(3), false, false, NULL, NULL);
+	is_str(v->message, "exit 3", "no stderr: exit 3");
+	ok(v->exit_code == 3 && v->signal == 0, "exit_code 3, signal 0");
+	v = cl(KILLED(SIGSEGV), false, false, NULL, "");
+	is_str(v->message, "killed by SIGSEGV", "signal death: killed by SIGSEGV");
+	ok(v->exit_code == -1 && v->signal == SIGSEGV, "exit_code -1, signal 11");
+	v = cl(EXITED(3), false, false, &res, "stderr line\n");
+	is_str(v->message, "bad lookback", "the result message comes first");
+	v = cl(EXITED(3), false, false, NULL, "\x1b[31mError\x1b[0m: bad\x01thing\n");
+	is_str(v->message, "\\x1b[31mError\\x1b[0m: bad\\x01thing",
+	       "control characters in the stderr line are escaped");
+	v = cl(EXITED(3), false, false, NULL, "  indented message  \n");
+	ok(strstr(v->message, "indented message") != NULL, "an indented line is used (\"%s\")",
+	   v->message);
+	{
+		char *longline = malloc(10000);
+		memset(longline, 'x', 9998);
+		longline[9998] = '\n';
+		longline[9999] = '\0';
+		v = cl(EXITED(3), false, false, NULL, longline);
+		ok(strlen(v->message) < MESSAGE_MAX && strlen(v->message) > 900 &&
+			   str_has_suffix(v->message, "..."),
+		   "a 10,000-byte stderr line is truncated with ... (%zu bytes)",
+		   strlen(v->message));
+		/* A line of multi-byte characters, cut at an odd byte. */
+		size_t n = 0;
+		longline[n++] = 'a';
+		while (n + 3 < 9990) {
+			memcpy(longline + n, "é", 2);
+			n += 2;
+		}
+		longline[n] = '\0';
+		v = cl(EXITED(3), false, false, NULL, longline);
+		ok(utf8_valid(v->message, strlen(v->message)),
+			"a truncated UTF-8 stderr line is still valid UTF-8");
+		free(longline);
+	}
+	/* Invalid UTF-8 reaches the message as it is. */
+	v = cl(EXITED(3), false, false, NULL, "bad byte \xff\xfe here\n");
+	ok(utf8_valid(v->message, strlen(v->message)),
+		"invalid UTF-8 in stderr does not reach the message raw");
+
+	/* Never empty for a failure. */
+	{
+		static const int statuses[] = { EXITED(1), EXITED(2), EXITED(64), EXITED(65),
+						EXITED(66), EXITED(70), EXITED(137), EXITED(255),
+						KILLED(SIGKILL), KILLED(SIGTERM), KILLED(SIGSEGV),
+						KILLED(SIGHUP), KILLED(63), EXITED(0) };
+		static const char *const errs[] = { NULL, "", "\n\n", "  \n", "msg\n", "out of memory" };
+		const struct result *ress[] = { NULL, &res, &bogus, &nomsg };
+		int bad = 0, n = 0;
+		for (size_t s = 0; s < sizeof(statuses) / sizeof(statuses[0]); s++)
+			for (size_t e = 0; e < sizeof(errs) / sizeof(errs[0]); e++)
+				for (size_t r = 0; r < 4; r++)
+					for (int flags = 0; flags < 4; flags++) {
+						v = cl(statuses[s], flags & 1, flags & 2, ress[r], errs[e]);
+						n++;
+						bool okv = v->success
+								   ? v->category == CAT_NONE
+								   : v->category > CAT_NONE &&
+									     v->category < CAT_COUNT &&
+									     v->message[0];
+						if (!okv && bad++ < 5)
+							diag("status %#x err %zu res %zu flags %d: success %d cat %d msg \"%s\"",
+							     statuses[s], e, r, flags, v->success,
+							     v->category, v->message);
+					}
+		ok(!bad, "over %d combinations: a failure always has a category and a message (%d bad)",
+		   n, bad);
+	}
+	v = cl(KILLED(63), false, false, NULL, NULL);
+	ok(v->message[0] && strstr(v->message, "63") != NULL,
+	   "an unnamed signal is described (\"%s\")", v->message);
+}
+
+int main(void)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	test_result_parse();
+	test_classify();
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	diag("classify tests took %.3f s",
+	     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	done_testing();
+	return exit_status();
+}
