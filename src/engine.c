@@ -31,7 +31,7 @@
 #define JOURNAL_COMMIT_MS 20	/* finished records wait at most this long */
 #define SLOT_POLL_MS 25		/* slots held by other processes: ask again */
 #define STALL_RETRY_MS 1000	/* disk full: try writing again */
-#define RESERVE_MAX 64
+#define RESERVE_MAX 64		/* reservations ahead, at least */
 #define META_MIN_INTERVAL_MS 1000
 #define STDERR_TAIL 4096
 
@@ -824,12 +824,12 @@ static int64_t next_eligible(struct ebatch *eb, int64_t now)
 
 static int64_t reserve_target(struct engine *e, struct ebatch *eb)
 {
-	/* A few items ahead of the free slots, so that one fdatasync covers
-	 * several spawns; bounded, since a runner killed with reservations
-	 * outstanding leaves them to be sorted out on adoption. */
+	/* Well ahead of the free slots, so that one fdatasync covers many
+	 * spawns.  A runner killed with reservations outstanding costs
+	 * little: adoption releases those whose files were never made, and
+	 * files are made for at most one cap's worth ahead. */
 	int64_t cap = batch_cap(e, eb);
-	int64_t target = cap * 4 < 16 ? 16 : cap * 4;
-	return target > RESERVE_MAX ? RESERVE_MAX : target;
+	return cap * 4 > RESERVE_MAX ? cap * 4 : RESERVE_MAX;
 }
 
 static void reserve(struct engine *e, struct ebatch *eb, int64_t now)
@@ -1603,11 +1603,16 @@ static void print_overhead(struct engine *e)
 {
 	if (!e->trace || !e->noverhead)
 		return;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+		     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 	qsort(e->overhead_ns, e->noverhead, sizeof(int64_t), cmp_ns);
 	fprintf(stderr, "runner: per-item overhead: %zu items, median %.1f us, "
-			"p95 %.1f us\n",
+			"p95 %.1f us; runner cpu %.1f us per item; peak rss %ld KiB\n",
 		e->noverhead, (double)e->overhead_ns[e->noverhead / 2] / 1000,
-		(double)e->overhead_ns[e->noverhead * 95 / 100] / 1000);
+		(double)e->overhead_ns[e->noverhead * 95 / 100] / 1000,
+		cpu / (double)e->noverhead, ru.ru_maxrss);
 }
 
 int engine_run(struct engine *e)

@@ -203,7 +203,7 @@ char *fmt_duration(int64_t ms, char *buf, size_t n)
 	if (ms < 0)
 		ms = 0;
 	if (ms < 60000)
-		snprintf(buf, n, "%.3fs", (double)ms / 1000);
+		snprintf(buf, n, "%d.%03ds", (int)(ms / 1000), (int)(ms % 1000));
 	else if (ms < 3600000)
 		snprintf(buf, n, "%dm%02ds", (int)(ms / 60000),
 			 (int)(ms / 1000 % 60));

@@ -1,0 +1,106 @@
+#!/bin/sh
+# Claiming (SPEC 4, DURABILITY "Claiming a job file"): dedup by id and by
+# bytes, racing runners, half-done claims, list over thousands of batches,
+# the progress line on a terminal.
+. "${RUNNER_SRC:-.}/tests/lib.sh"
+
+mkhome
+job a <<JOB
+[job]
+agent = fake
+id = same-id
+symbols = OK-A
+JOB
+r run
+is "$rc" 0 "first job with id same-id"
+job b <<JOB
+[job]
+agent = fake
+id = same-id
+symbols = OK-B
+JOB
+r run
+is "$(cat "$H/spool/rejected/b.job.reason")" "duplicate of same-id" "an existing id: rejected as a duplicate"
+is "$(ls "$H/batches" | grep -c same-id)" 1 "no second batch"
+
+printf '[job]\nagent = fake\nsymbols = OK-C\n' >"$T/c.job"
+cp "$T/c.job" "$H/spool/c1.job"
+r run
+first=$(ls -t "$H/batches" | grep '^batch-' | head -1)
+cp "$T/c.job" "$H/spool/c2.job"
+r run
+is "$(cat "$H/spool/rejected/c2.job.reason")" "duplicate of $first" "identical bytes within dedup_window: duplicate"
+mkhome "[runner]
+dedup_window = 0"
+cp "$T/c.job" "$H/spool/d1.job"
+r run
+cp "$T/c.job" "$H/spool/d2.job"
+r run
+is "$(ls "$H/batches" | grep -c '^batch-')" 2 "dedup_window = 0: identical jobs both run"
+
+# Two runners on one spool of 100 jobs: each job is claimed exactly once.
+mkhome "max_concurrent = 8"
+i=1
+while [ $i -le 100 ]; do
+	printf '[job]\nagent = fake\nid = race-%d\nsymbols = OK-%d\n' $i $i >"$H/spool/.r$i.tmp"
+	mv "$H/spool/.r$i.tmp" "$H/spool/r$i.job"
+	i=$((i + 1))
+done
+$RUNNER -C "$H" -q run >"$T/o1" 2>&1 &
+p1=$!
+$RUNNER -C "$H" -q run >"$T/o2" 2>&1 &
+p2=$!
+wait $p1; wait $p2
+is "$(ls "$H/batches" | grep -c '^race-')" 100 "100 batches"
+is "$(ls "$H/spool" | grep -c '\.job$')" 0 "spool empty"
+is "$(ls "$H/spool/rejected" | wc -l)" 0 "nothing rejected (no job claimed twice)"
+is "$(cat "$H"/batches/race-*/summary.json | grep -c '"status":"completed"')" 100 "every batch completed once"
+
+# A claim its runner left half done goes back to spool/ and is claimed.
+mkhome
+mkdir -p "$H/batches/.claim-0123456789abcdef"
+printf '[job]\nagent = fake\nid = swept\nsymbols = OK-S\n' >"$H/batches/.claim-0123456789abcdef/job.ini"
+printf 'swept.job' >"$H/batches/.claim-0123456789abcdef/spool_name"
+r run
+is "$(jq "$H/batches/swept/batch.json" '$d->{status}')" completed "an interrupted claim is claimed again"
+is "$(jq "$H/batches/swept/batch.json" '$d->{job_file}')" swept.job "under its original name"
+check "no claim directory left" sh -c "! ls -a '$H/batches' | grep -q '^\.claim-'"
+
+# list reads summary.json, not every batch.json: thousands of batches.
+mkhome
+mkdir -p "$H/batches"
+i=1
+while [ $i -le 3000 ]; do
+	mkdir "$H/batches/b$i"
+	printf '{"batch_id":"b%d","name":null,"origin":null,"agent":"fake","status":"completed","created_at":"2026-01-01T00:00:%02d.000Z","started_at":null,"completed_at":null,"total_items":1,"succeeded_items":1,"failed_items":0,"cancelled_items":0,"pending_items":0,"running_items":0,"paused_items":0}\n' $i $((i % 60)) >"$H/batches/b$i/summary.json"
+	i=$((i + 1))
+done
+t0=$(date +%s%N)
+r list --json
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "$(jq "$T/out" 'scalar @$d')" 3000 "list over 3000 batches"
+check "in under a second (${ms} ms)" test "$ms" -lt 1000
+
+# The progress line, on a terminal only.
+if command -v script >/dev/null 2>&1; then
+	mkhome
+	job p <<JOB
+[job]
+agent = fake
+symbols = SLEEP-0.3-A SLEEP-0.3-B OK-C
+JOB
+	script -qec "$RUNNER -C '$H' run" /dev/null >"$T/tty" 2>&1
+	like "$(tr '\r' '\n' <"$T/tty" | grep '^\[' | tail -1)" '^\[[0-9]/3\] [0-9] ok, 0 failed, [0-9] running, ETA' "progress line drawn on a terminal"
+	mkhome
+	job p <<JOB
+[job]
+agent = fake
+symbols = OK-A
+JOB
+	r run
+	check "no progress line when stdout is not a terminal" sh -c "! grep -q 'ETA' '$T/out'"
+else
+	ok 0 "# SKIP script(1) not installed"
+	ok 0 "# SKIP script(1) not installed"
+fi
+done_testing
