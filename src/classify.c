@@ -151,8 +151,11 @@ void classify(const struct outcome_in *in, struct verdict *v)
 	stderr_lines(in->stderr_tail, &recent, last, sizeof(last));
 	const char *txt = recent.buf ? recent.buf : "";
 	int code = v->exit_code, sg = v->signal;
+	bool cpu_limit = in->cpu_limit_ms > 0 &&
+			 (sg == SIGXCPU || (sg == SIGKILL && !in->runner_killed &&
+					    in->cpu_used_ms >= in->cpu_limit_ms));
 
-	if (in->timed_out)
+	if (in->timed_out || cpu_limit)
 		v->category = CAT_TIMEOUT;
 	else if (res && res->present && res->category != CAT_NONE)
 		v->category = res->category;
@@ -181,6 +184,11 @@ void classify(const struct outcome_in *in, struct verdict *v)
 	if (in->timed_out)
 		snprintf(v->message, sizeof(v->message), "timed out after %s",
 			 fmt_duration(in->timeout_ms, dur, sizeof(dur)));
+	else if (cpu_limit)
+		snprintf(v->message, sizeof(v->message),
+			 "cpu_limit of %s exceeded (killed by %s)",
+			 fmt_duration(in->cpu_limit_ms, dur, sizeof(dur)),
+			 exec_signame(sg, sig, sizeof(sig)));
 	else if (res && res->present && res->message[0])
 		snprintf(v->message, sizeof(v->message), "%s", res->message);
 	else if (last[0])

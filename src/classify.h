@@ -8,7 +8,9 @@
  *   struct verdict v;
  *   classify(&(struct outcome_in){ ... }, &v);
  *
- * Precedence, as the SPEC lists it: the runner's own timeout; the result
+ * Precedence, as the SPEC lists it: the runner's own timeout (and its
+ * cpu_limit: SIGXCPU, or the kernel's SIGKILL at the hard limit once the
+ * attempt used that much CPU, is "timeout", not a memory error); the result
  * JSON's error.category; memory exhaustion (SIGKILL the runner did not
  * send, exit 137, or out-of-memory words in the last stderr lines); exit
  * codes 65/66, 64, 70 and crash signals; keywords in the last stderr
@@ -47,6 +49,8 @@ struct outcome_in {
 	bool timed_out;		/* the runner killed it for its timeout */
 	bool runner_killed;	/* ... or for a cancel */
 	int64_t timeout_ms;
+	int64_t cpu_limit_ms;	/* the agent's cpu_limit, 0: none */
+	int64_t cpu_used_ms;	/* user + system time of the attempt */
 	int exec_errno;		/* the exec itself failed */
 	const char *exec_path;
 	const struct result *res;

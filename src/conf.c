@@ -173,7 +173,7 @@ static void load_agents(struct loader *l)
 		get_words(l, s, "launcher", 0, &a->launcher, &a->nlauncher);
 		get_words(l, s, "env", 0, &a->env, &a->nenv);
 		get_int(l, s, "max_concurrent", 1, 65535, &a->max_concurrent);
-		get_dur(l, s, "timeout", false, &a->timeout_ms);
+		get_dur(l, s, "timeout", true, &a->timeout_ms); /* 0: none */
 		get_size(l, s, "memory_limit", 1 << 20, &a->memory_limit);
 		get_dur(l, s, "cpu_limit", false, &a->cpu_limit_ms);
 		get_size(l, s, "output_limit", 4096, &a->output_limit);
@@ -233,6 +233,7 @@ struct conf *conf_load(const char *path)
 	c->max_children = ncpu > 0 ? (int)ncpu : 1;
 	c->dedup_window_ms = 5 * 60000;
 	c->kill_grace_ms = 5000;
+	c->shutdown_grace_ms = 30000;
 	c->max_attempts = 3;
 	static const int64_t default_delays[] = { 1000, 2000, 4000,
 						  8000, 16000, 30000 };
@@ -257,6 +258,7 @@ struct conf *conf_load(const char *path)
 	get_words(&l, "runner", "notify", 0, &c->notify, &c->nnotify);
 	get_dur(&l, "runner", "dedup_window", true, &c->dedup_window_ms);
 	get_dur(&l, "runner", "kill_grace", true, &c->kill_grace_ms);
+	get_dur(&l, "runner", "shutdown_grace", true, &c->shutdown_grace_ms);
 
 	get_int(&l, "retry", "max_attempts", 1, 1000, &c->max_attempts);
 	struct ini_entry *e = get(&l, "retry", "delays");
@@ -330,6 +332,19 @@ struct conf *conf_load(const char *path)
 		"runner", "retry", "breaker", "correlation", "retention",
 	};
 	const char *last_unknown = NULL;
+	for (size_t i = 0; i < l.doc.nsections; i++) {
+		/* Sections without keys are seen only here. */
+		const char *name = l.doc.sections[i].name;
+		bool known = !strncmp(name, "agent ", 6);
+		for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++)
+			known |= !strcmp(name, sections[k]);
+		bool has_keys = false;
+		for (size_t k = 0; k < l.doc.n && !has_keys; k++)
+			has_keys = !strcmp(l.doc.e[k].section, name);
+		if (!known && !has_keys)
+			diag_error(&l.d, l.doc.sections[i].line,
+				   "unknown section [%s]", name);
+	}
 	for (size_t i = 0; i < l.doc.n; i++) {
 		struct ini_entry *ent = &l.doc.e[i];
 		if (ent->used)

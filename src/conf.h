@@ -11,7 +11,9 @@
  * swaps it in only when it is valid.
  *
  * Keys beyond SPEC 5 (documented in runner.conf(5)): [runner] kill_grace
- * (SIGTERM to SIGKILL), [agent] output_limit (RLIMIT_FSIZE of the child).
+ * (SIGTERM to SIGKILL), [runner] shutdown_grace (how long a stopping daemon
+ * lets running attempts finish), [agent] output_limit (RLIMIT_FSIZE of the
+ * child).
  */
 #ifndef RUNNER_CONF_H
 #define RUNNER_CONF_H
@@ -45,6 +47,7 @@ struct conf {
 	size_t nnotify;
 	int64_t dedup_window_ms;
 	int64_t kill_grace_ms;
+	int64_t shutdown_grace_ms;
 
 	int max_attempts;
 	int64_t *delays_ms;

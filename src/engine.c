@@ -7,6 +7,7 @@
 #include "job.h"
 #include "meta.h"
 #include "progress.h"
+#include "runlog.h"
 #include "slots.h"
 #include "spool.h"
 
@@ -34,6 +35,7 @@
 #define RESERVE_MAX 64		/* reservations ahead, at least */
 #define META_MIN_INTERVAL_MS 1000
 #define STDERR_TAIL 4096
+#define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died */
 
 /* ---- small containers ---- */
 
@@ -165,8 +167,16 @@ struct exited {
 struct engine {
 	struct home *h;
 	const struct conf *c;
+	const struct conf *given;	/* the caller's, which we never free */
+	const struct conf **old_confs;	/* replaced by reloads, kept for runs */
+	size_t nold, capold;
 	struct engine_opts o;
 	int epfd, sigfd, infd;
+	int control_wd, spool_wd;
+	bool spool_dirty;	/* daemon: spool/ changed, claim what is there */
+	bool draining;		/* daemon: stopping, running attempts finish */
+	int64_t drain_deadline_ns;
+	int64_t orphan_check_ns;
 	sigset_t child_mask;
 	struct ebatch **batches;
 	size_t nbatches, capbatches;
@@ -680,6 +690,10 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		.timed_out = why == KILL_TIMEOUT,
 		.runner_killed = why != KILL_NONE,
 		.timeout_ms = timeout_ms,
+		.cpu_limit_ms = eb->agent->cpu_limit_ms,
+		.cpu_used_ms = ru ? (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+				    (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000
+			       : 0,
 		.exec_errno = exec_errno,
 		.exec_path = eb->agent->exec_path,
 		.res = &res,
@@ -1027,6 +1041,10 @@ static int64_t next_wakeup_ms(struct engine *e)
 	}
 	if (e->slot_poll_ns)
 		CONSIDER_NS(e->slot_poll_ns);
+	if (e->o.daemon && !e->shutdown)
+		CONSIDER_NS(e->orphan_check_ns);
+	if (e->draining)
+		CONSIDER_NS(e->drain_deadline_ns);
 	if (e->stalled)
 		CONSIDER_NS(e->stall_until_ns);
 	if (progress_active(&e->prog))
@@ -1090,6 +1108,11 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 	}
 	int st = batch_status(&eb->b);
 	eb->result = st == BS_COMPLETED ? 0 : 1;
+	runlog_printf(e->o.runlog, "batch %s %s: %zu succeeded, %zu failed, %zu "
+				   "cancelled, %zu open",
+		      eb->id, batch_status_name(st), eb->b.count[ST_SUCCEEDED],
+		      eb->b.count[ST_FAILED], eb->b.count[ST_CANCELLED],
+		      batch_open_items(&eb->b));
 	if (e->o.summary && !e->o.json && verbosity >= 0) {
 		progress_clear(&e->prog);
 		meta_print_summary(stdout, &eb->b, now_ms(), SHOW_PATHS,
@@ -1123,6 +1146,8 @@ static void check_done(struct engine *e)
 			if (commit(e, eb, true) < 0)
 				continue;
 			close_batch(e, eb);
+		} else if (b->final && !eb->running && !batch_open_items(b)) {
+			close_batch(e, eb); /* taken final, nothing to do */
 		} else if (!b->final && !eb->running && !eb->reserved.n &&
 			   !prepared_count(eb) &&
 			   b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
@@ -1306,6 +1331,10 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 			info("batch %s: adopted; %zu attempts interrupted, %d "
 			     "leftover processes stopped",
 			     id, interrupted, stopped);
+		runlog_printf(e->o.runlog,
+			      "adopted batch %s: %zu attempts interrupted, %d "
+			      "leftover processes stopped",
+			      id, interrupted, stopped);
 	}
 	snprintf(logname, sizeof(logname), "%s.log", id);
 	int lfd = openat(e->h->logs, logname,
@@ -1380,6 +1409,123 @@ int engine_take_orphans(struct engine *e)
 	}
 	free(ids);
 	return rc;
+}
+
+
+/* ---- claiming ---- */
+
+/* The name of path inside this home's spool/, if that is where it is. */
+static bool inside_spool(struct engine *e, const char *path, char *name,
+			 size_t n)
+{
+	char *abs = realpath(path, NULL);
+	char *spool = xasprintf("%s/spool", e->home_abs);
+	bool inside = false;
+	if (abs) {
+		size_t len = strlen(spool);
+		const char *rest = abs + len;
+		if (!strncmp(abs, spool, len) && rest[0] == '/' &&
+		    !strchr(rest + 1, '/')) {
+			snprintf(name, n, "%s", rest + 1);
+			inside = true;
+		}
+	}
+	free(abs);
+	free(spool);
+	return inside;
+}
+
+int engine_claim(struct engine *e, const char *path, bool named)
+{
+	struct claim_result res;
+	char name[512];
+	if (!named || inside_spool(e, path, name, sizeof(name))) {
+		if (spool_claim(e->h, e->c, named ? name : path, &res) < 0)
+			return EX_IOERR_;
+	} else {
+		struct sb text = SB_INIT;
+		if (job_read_path(path, &text) < 0) {
+			int saved = errno;
+			sb_release(&text);
+			return saved == ENOENT ? EX_NO_SUCH : EX_INVALID_JOB;
+		}
+		int rc = spool_claim_bytes(e->h, e->c, path,
+					   text.buf ? text.buf : "", text.len,
+					   &res);
+		sb_release(&text);
+		if (rc < 0)
+			return EX_IOERR_;
+	}
+	switch (res.status) {
+	case CLAIM_OK:
+		info("%s: claimed as batch %s (%zu symbols)", path, res.id,
+		     res.nsymbols);
+		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu symbols)",
+			      path, res.id, res.nsymbols);
+		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
+			return EX_INTERNAL;
+		return 0;
+	case CLAIM_GONE:
+		return 0;
+	case CLAIM_INVALID:
+		runlog_printf(e->o.runlog, "%s: rejected: %s", path, res.reason);
+		if (named)
+			return EX_INVALID_JOB;
+		warning("spool/%s: rejected: %s", path, res.reason);
+		return 0;
+	case CLAIM_DUPLICATE:
+		runlog_printf(e->o.runlog, "%s: duplicate of %s; not run", path,
+			      res.dup_of);
+		warning("%s: duplicate of %s; not run", path, res.dup_of);
+		return 0;
+	case CLAIM_ERROR:
+		return EX_IOERR_;
+	}
+	return 0;
+}
+
+int engine_claim_spool(struct engine *e)
+{
+	char **names;
+	size_t n;
+	int status = 0;
+	if (spool_scan(e->h, &names, &n) < 0)
+		return EX_IOERR_;
+	for (size_t i = 0; i < n; i++) {
+		int st = engine_claim(e, names[i], false);
+		if (st > status)
+			status = st;
+	}
+	spool_names_free(names, n);
+	return status;
+}
+
+static bool spool_empty(struct engine *e)
+{
+	char **names;
+	size_t n = 0;
+	if (spool_scan(e->h, &names, &n) < 0)
+		return true;
+	spool_names_free(names, n);
+	return n == 0;
+}
+
+const struct conf *engine_conf(const struct engine *e)
+{
+	return e->c;
+}
+
+/* A daemon forgets the batches it has closed. */
+static void compact_batches(struct engine *e)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < e->nbatches; i++) {
+		if (e->batches[i]->closed)
+			ebatch_free(e->batches[i]);
+		else
+			e->batches[keep++] = e->batches[i];
+	}
+	e->nbatches = keep;
 }
 
 /* ---- operations ---- */
@@ -1518,9 +1664,16 @@ void engine_control(struct engine *e, const char *id, const char *json,
 	cJSON_Delete(req);
 }
 
+/* A daemon answers for every batch of its home that no other runner
+ * process holds: it takes the batch to carry the request out. */
 static bool owns_batch(void *arg, const char *id)
 {
-	return find_batch(arg, id) != NULL;
+	struct engine *e = arg;
+	if (find_batch(e, id))
+		return true;
+	if (!e->o.daemon || e->shutdown || !valid_batch_id(id))
+		return false;
+	return engine_take(e, id, -1, TAKE_FINAL) == 0;
 }
 
 static void control_cb(void *arg, const char *id, const char *json,
@@ -1531,22 +1684,98 @@ static void control_cb(void *arg, const char *id, const char *json,
 
 /* ---- the loop ---- */
 
+static void kill_all_now(struct engine *e)
+{
+	for (size_t i = 0; i < e->nruns; i++) {
+		struct run *run = &e->runs[i];
+		if (run->why == KILL_NONE)
+			run->why = KILL_SHUTDOWN;
+		if (!run->killed) {
+			exec_kill_group(run->pid, SIGKILL);
+			run->killed = true;
+		}
+	}
+}
+
 static void start_shutdown(struct engine *e, int sig)
 {
+	const char *what = sig == SIGINT ? "interrupt" : "terminated";
 	e->signals++;
-	if (!e->shutdown)
-		warning("%s: stopping: children get SIGTERM, their attempts "
-			"are recorded as interrupted",
-			sig == SIGINT ? "interrupt" : "terminated");
-	e->shutdown = true;
-	for (size_t i = 0; i < e->nruns; i++) {
-		if (e->signals > 1 && !e->runs[i].killed) {
-			exec_kill_group(e->runs[i].pid, SIGKILL);
-			e->runs[i].killed = true;
-		}
-		if (e->runs[i].why == KILL_NONE || !e->runs[i].kill_ns)
-			signal_run(e, &e->runs[i], KILL_SHUTDOWN);
+	if (e->o.daemon && e->signals == 1) {
+		/* Drain: nothing new starts; what runs gets shutdown_grace. */
+		e->draining = true;
+		e->shutdown = true;
+		e->drain_deadline_ns =
+			mono_ns() + e->c->shutdown_grace_ms * 1000000LL;
+		runlog_printf(e->o.runlog,
+			      "%s: draining; %zu attempts running get %lld ms to "
+			      "finish",
+			      what, e->nruns, (long long)e->c->shutdown_grace_ms);
+		return;
 	}
+	if (e->signals > 1) {
+		runlog_printf(e->o.runlog, "%s again: stopping now", what);
+		kill_all_now(e);
+		return;
+	}
+	warning("%s: stopping: children get SIGTERM, their attempts are "
+		"recorded as interrupted",
+		what);
+	e->shutdown = true;
+	for (size_t i = 0; i < e->nruns; i++)
+		if (!e->runs[i].kill_ns)
+			signal_run(e, &e->runs[i], KILL_SHUTDOWN);
+}
+
+static void check_drain(struct engine *e)
+{
+	if (!e->draining || mono_ns() < e->drain_deadline_ns)
+		return;
+	if (e->nruns)
+		runlog_printf(e->o.runlog,
+			      "shutdown_grace over: stopping %zu attempts",
+			      e->nruns);
+	for (size_t i = 0; i < e->nruns; i++)
+		if (!e->runs[i].kill_ns)
+			signal_run(e, &e->runs[i], KILL_SHUTDOWN);
+	e->draining = false; /* from here on like a plain shutdown */
+}
+
+/* SIGHUP: build the new configuration, then swap; a bad one is refused. */
+static void reload(struct engine *e)
+{
+	runlog_reopen(e->o.runlog);
+	if (!e->o.conf_path)
+		return;
+	struct conf *c = conf_load(e->o.conf_path);
+	if (!c) {
+		runlog_printf(e->o.runlog,
+			      "reload of %s failed; the old configuration stays",
+			      e->o.conf_path);
+		error("reload of %s failed; the old configuration stays",
+		      e->o.conf_path);
+		return;
+	}
+	/* Children still running point into the old one: keep it. */
+	GROW(e->old_confs, e->capold, e->nold + 1);
+	e->old_confs[e->nold++] = e->c;
+	e->c = c;
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		const struct agent_conf *a = conf_agent(c, eb->b.c.agent);
+		if (a)
+			eb->agent = a;
+		else
+			runlog_printf(e->o.runlog,
+				      "batch %s: agent %s left the "
+				      "configuration; it keeps the old one",
+				      eb->id, eb->b.c.agent);
+		build_env_base(e, eb);
+	}
+	runlog_printf(e->o.runlog, "configuration reloaded from %s",
+		      e->o.conf_path);
 }
 
 static void release_reservations(struct engine *e)
@@ -1570,6 +1799,10 @@ static void handle_signals(struct engine *e)
 		case SIGINT:
 			start_shutdown(e, (int)si.ssi_signo);
 			break;
+		case SIGHUP:
+			if (e->o.daemon)
+				reload(e);
+			break;
 		default:
 			break;
 		}
@@ -1579,10 +1812,26 @@ static void handle_signals(struct engine *e)
 
 static void drain_inotify(struct engine *e)
 {
-	char buf[4096];
-	while (read(e->infd, buf, sizeof(buf)) > 0)
-		;
-	control_poll(e->h, owns_batch, control_cb, e);
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool control = false;
+	ssize_t n;
+	while ((n = read(e->infd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				/* Events were lost: look at everything. */
+				control = true;
+				e->spool_dirty = true;
+			} else if (ev->wd == e->spool_wd) {
+				e->spool_dirty = true;
+			} else if (ev->wd == e->control_wd) {
+				control = true;
+			}
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (control)
+		control_poll(e->h, owns_batch, control_cb, e);
 }
 
 static bool all_closed(struct engine *e)
@@ -1619,11 +1868,27 @@ int engine_run(struct engine *e)
 {
 	struct epoll_event evs[8];
 	control_poll(e->h, owns_batch, control_cb, e);
+	if (e->o.daemon) {
+		e->spool_dirty = true;
+		e->orphan_check_ns = mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
+	}
 	for (;;) {
 		/* Freed slots first: the accounting of what exited can wait. */
 		spawn_ready(e);
 		finish_exited(e);
 		check_timers(e);
+		check_drain(e);
+		if (e->o.daemon && !e->shutdown) {
+			if (e->spool_dirty) {
+				e->spool_dirty = false;
+				engine_claim_spool(e);
+			}
+			if (mono_ns() >= e->orphan_check_ns) {
+				engine_take_orphans(e);
+				e->orphan_check_ns =
+					mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
+			}
+		}
 		dispatch(e);
 		for (size_t i = 0; i < e->nbatches; i++) {
 			struct ebatch *eb = e->batches[i];
@@ -1644,8 +1909,14 @@ int engine_run(struct engine *e)
 			break;
 		}
 		check_done(e);
-		if (!e->nruns && (all_closed(e) || e->no_dispatch))
+		if (e->o.daemon) {
+			compact_batches(e);
+			if (e->o.once && !e->nruns && !e->nbatches &&
+			    spool_empty(e))
+				break;
+		} else if (!e->nruns && (all_closed(e) || e->no_dispatch)) {
 			break;
+		}
 		progress_draw(&e->prog, e->nruns, false);
 		int64_t timeout = next_wakeup_ms(e);
 		if (e->slot_poll_ns && mono_ns() >= e->slot_poll_ns)
@@ -1682,6 +1953,8 @@ int engine_run(struct engine *e)
 	print_overhead(e);
 	if (e->io_failed)
 		return EX_IOERR_;
+	if (e->o.daemon)
+		return 0;
 	if (e->shutdown)
 		return EX_TEMPFAIL_;
 	int status = e->exit_status;
@@ -1702,7 +1975,7 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 	struct engine *e = xcalloc(1, sizeof(*e));
 	sigset_t block;
 	e->h = h;
-	e->c = c;
+	e->c = e->given = c;
 	e->o = *o;
 	e->pid = getpid();
 	e->trace = getenv("RUNNER_TRACE_OVERHEAD") != NULL;
@@ -1732,14 +2005,23 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = e->sigfd };
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->sigfd, &ev);
+	e->control_wd = e->spool_wd = -1;
 	if (e->infd >= 0) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/state/control", e->home_abs);
-		if (inotify_add_watch(e->infd, path,
-				      IN_MOVED_TO | IN_CLOSE_WRITE) >= 0) {
-			ev.data.fd = e->infd;
-			epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->infd, &ev);
+		e->control_wd = inotify_add_watch(e->infd, path,
+						  IN_MOVED_TO | IN_CLOSE_WRITE);
+		if (o->daemon) {
+			snprintf(path, sizeof(path), "%s/spool", e->home_abs);
+			e->spool_wd = inotify_add_watch(
+				e->infd, path, IN_MOVED_TO | IN_CLOSE_WRITE);
+			if (e->spool_wd < 0)
+				warning("cannot watch spool/ (%s): new jobs are "
+					"seen only when the daemon rescans",
+					strerror(errno));
 		}
+		ev.data.fd = e->infd;
+		epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->infd, &ev);
 	}
 	progress_init(&e->prog, o->progress && !o->json && verbosity >= 0);
 	return e;
@@ -1752,6 +2034,13 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->nbatches; i++)
 		ebatch_free(e->batches[i]);
 	free(e->batches);
+	/* Every configuration the engine loaded itself is its own. */
+	for (size_t i = 0; i < e->nold; i++)
+		if (e->old_confs[i] != e->given)
+			conf_free((struct conf *)e->old_confs[i]);
+	if (e->c != e->given)
+		conf_free((struct conf *)e->c);
+	free(e->old_confs);
 	free(e->runs);
 	free(e->exited);
 	free(e->overhead_ns);

@@ -38,10 +38,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct runlog;
+
 struct engine_opts {
 	bool json;	/* progress events on stdout, one JSON object a line */
 	bool progress;	/* the progress line (only drawn on a terminal) */
 	bool summary;	/* print each batch's summary when it ends */
+	/* daemon mode: watch spool/ (inotify), claim what arrives, adopt
+	 * orphans, run until SIGTERM/SIGINT (then drain: nothing new starts,
+	 * running attempts get shutdown_grace to finish, then their groups are
+	 * killed and the attempts recorded as interrupted; a second signal
+	 * kills at once).  SIGHUP reloads conf_path (a bad file is reported
+	 * and the old configuration kept) and reopens the log. */
+	bool daemon;
+	bool once;		/* daemon: exit when spool/ is empty, nothing runs */
+	const char *conf_path;
+	struct runlog *runlog;	/* logs/runner.log, may be NULL */
 };
 
 struct engine;
@@ -54,6 +66,16 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 enum { TAKE_FINAL = 1 };
 int engine_take(struct engine *e, const char *id, int lock_fd, int flags);
 int engine_take_orphans(struct engine *e);
+/*
+ * Claim a job file and take its batch.  named: a path given by the user
+ * (a file outside spool/ is claimed from a copy); otherwise a name in
+ * spool/.  Returns 0, or an exit status (65 invalid named job, 74 I/O).
+ * engine_claim_spool() claims every *.job of spool/, oldest first.
+ */
+int engine_claim(struct engine *e, const char *path, bool named);
+int engine_claim_spool(struct engine *e);
+/* The configuration now in force (it changes on a daemon's reload). */
+const struct conf *engine_conf(const struct engine *e);
 int engine_run(struct engine *e);
 /* From now on start nothing: engine_run() only finishes what runs, records
  * FINAL for batches with no open item, and writes everything down. */

@@ -104,16 +104,20 @@ static void split_symbols(struct job *j, struct symset *ss, struct diag *d,
 	}
 }
 
+/* path beneath home_fd, never outside it: RESOLVE_BENEATH refuses an
+ * absolute path, ".." above the home and a symlink that leads out (one that
+ * stays inside is followed). */
 static int open_beneath(int home_fd, const char *path)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, home_fd, path, &how, sizeof(how));
 	if (fd < 0 && errno == ENOSYS) {
-		/* Kernels before 5.6: refuse any symlink on the way. */
-		how.resolve = 0;
+		/* Kernels before 5.6 have no openat2: refuse "..", and a
+		 * symlink as the last component; a symlinked directory on the
+		 * way is not detected there. */
 		if (path[0] == '/' || strstr(path, ".."))
 			return errno = EXDEV, -1;
 		return openat(home_fd, path,
@@ -248,13 +252,25 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 	}
 	inidoc_parse(&doc, d, buf, len);
 
+	for (size_t i = 0; i < doc.nsections; i++) {
+		const char *name = doc.sections[i].name;
+		bool has_keys = false;
+		for (size_t k = 0; k < doc.n && !has_keys; k++)
+			has_keys = !strcmp(doc.e[k].section, name);
+		if (!has_keys && strcmp(name, "job") && strcmp(name, "params"))
+			diag_error(d, doc.sections[i].line,
+				   "unknown section [%s] (only [job] and "
+				   "[params])",
+				   name);
+	}
 	/* Every value of every section: no control characters, bounded. */
 	for (size_t i = 0; i < doc.n; i++) {
 		struct ini_entry *e = &doc.e[i];
 		bool job_sec = !strcmp(e->section, "job");
 		if (job_sec && first_line == 1)
 			first_line = e->line;
-		if (has_control(e->value.buf ? e->value.buf : "", false))
+		/* A tab may separate symbols; [params] values take none. */
+		if (has_control(e->value.buf ? e->value.buf : "", job_sec))
 			diag_error(d, e->line, "%s: control character in value",
 				   e->key);
 		if (!job_sec && strcmp(e->section, "params")) {
@@ -461,4 +477,31 @@ void job_release(struct job *j)
 	free(j->symbols);
 	sb_release(&j->pool);
 	memset(j, 0, sizeof(*j));
+}
+
+int job_read_path(const char *path, struct sb *out)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		int saved = errno;
+		error("%s: %s", path, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return error("%s: not a regular file", path);
+	}
+	if (st.st_size > (off_t)JOB_MAX_BYTES ||
+	    read_fd_bounded(fd, JOB_MAX_BYTES, out) < 0) {
+		int saved = errno;
+		close(fd);
+		return error("%s: %s", path,
+			     saved == EFBIG || st.st_size > (off_t)JOB_MAX_BYTES
+				     ? "job file larger than 64 MiB"
+				     : strerror(saved));
+	}
+	close(fd);
+	return 0;
 }

@@ -58,6 +58,10 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 	      const struct conf *conf, int home_fd);
 void job_release(struct job *j);
 
+/* Read a job file named by the user: a regular file (followed if a
+ * symlink: the user named it), at most JOB_MAX_BYTES; errors printed. */
+int job_read_path(const char *path, struct sb *out);
+
 int valid_batch_id(const char *s);
 int valid_symbol(const char *s);
 

@@ -7,11 +7,14 @@
 #include "batch.h"
 #include "conf.h"
 #include "control.h"
+#include "daemon.h"
 #include "engine.h"
 #include "home.h"
 #include "inifile.h"
 #include "job.h"
 #include "meta.h"
+#include "progress.h"
+#include "runlog.h"
 #include "spool.h"
 #include "util.h"
 
@@ -23,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +52,8 @@ static const char usage_text[] =
 	"commands:\n"
 	"  run [JOB...]            claim job files (or all of spool/) and run them;\n"
 	"                          also adopts unfinished batches whose runner died\n"
+	"  daemon [--once]         watch spool/ and run what arrives, until SIGTERM\n"
+	"  submit JOB... [--wait]  validate, give an id, place in spool/ atomically\n"
 	"  check JOB...            validate job files; print every problem\n"
 	"  show BATCH [--items] [--failed]\n"
 	"                          one batch (--json: the batch.json document)\n"
@@ -108,29 +115,6 @@ static int load_conf(void)
 	conf_ = conf_load(path);
 	free(path);
 	return conf_ ? 0 : EX_CONFIG_;
-}
-
-/* Read a job file named on the command line (a regular file, bounded). */
-static int read_job_path(const char *path, struct sb *out)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return error("%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return error("%s: not a regular file", path);
-	}
-	if (st.st_size > (off_t)JOB_MAX_BYTES ||
-	    read_fd_bounded(fd, JOB_MAX_BYTES, out) < 0) {
-		close(fd);
-		return error("%s: %s", path,
-			     errno == EFBIG || st.st_size > (off_t)JOB_MAX_BYTES
-				     ? "job file larger than 64 MiB"
-				     : strerror(errno));
-	}
-	close(fd);
-	return 0;
 }
 
 /* Options of a command: flags and repeated "--name VALUE" lists. */
@@ -255,8 +239,10 @@ static int cmd_check(void)
 		struct sb text = SB_INIT;
 		struct job j = JOB_INIT;
 		struct diag d = DIAG_INIT(pos[i]);
-		if (read_job_path(pos[i], &text) < 0) {
-			status = EX_INVALID_JOB;
+		if (job_read_path(pos[i], &text) < 0) {
+			if (status != EX_INVALID_JOB)
+				status = errno == ENOENT ? EX_NO_SUCH
+							 : EX_INVALID_JOB;
 			sb_release(&text);
 			continue;
 		}
@@ -278,27 +264,6 @@ static int cmd_check(void)
 
 /* ---- run ---- */
 
-static bool inside_spool(const char *path, char *name, size_t n)
-{
-	char *abs = realpath(path, NULL);
-	char *spool = xasprintf("%s/spool", home_path());
-	char *sabs = realpath(spool, NULL);
-	bool inside = false;
-	if (abs && sabs) {
-		size_t len = strlen(sabs);
-		const char *rest = abs + len;
-		if (!strncmp(abs, sabs, len) && rest[0] == '/' &&
-		    !strchr(rest + 1, '/')) {
-			snprintf(name, n, "%s", rest + 1);
-			inside = true;
-		}
-	}
-	free(abs);
-	free(sabs);
-	free(spool);
-	return inside;
-}
-
 static struct engine_opts engine_opts(void)
 {
 	struct engine_opts eo = {
@@ -307,58 +272,6 @@ static struct engine_opts engine_opts(void)
 		.summary = true,
 	};
 	return eo;
-}
-
-/* Claim one job; on success the engine takes the new batch. */
-static int claim_one(struct engine *e, const char *path, bool named,
-		     int *status)
-{
-	struct claim_result res;
-	char name[512];
-	if (!named || inside_spool(path, name, sizeof(name))) {
-		if (spool_claim(&home_, conf_, named ? name : path, &res) < 0) {
-			*status = EX_IOERR_;
-			return -1;
-		}
-	} else {
-		struct sb text = SB_INIT;
-		if (read_job_path(path, &text) < 0) {
-			*status = EX_INVALID_JOB;
-			sb_release(&text);
-			return -1;
-		}
-		int rc = spool_claim_bytes(&home_, conf_, path,
-					   text.buf ? text.buf : "", text.len,
-					   &res);
-		sb_release(&text);
-		if (rc < 0) {
-			*status = EX_IOERR_;
-			return -1;
-		}
-	}
-	switch (res.status) {
-	case CLAIM_OK:
-		info("%s: claimed as batch %s (%zu symbols)", path, res.id,
-		     res.nsymbols);
-		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
-			*status = EX_INTERNAL;
-		return 0;
-	case CLAIM_GONE:
-		return 0;
-	case CLAIM_INVALID:
-		if (named)
-			*status = EX_INVALID_JOB;
-		else
-			warning("spool/%s: rejected: %s", path, res.reason);
-		return -1;
-	case CLAIM_DUPLICATE:
-		warning("%s: duplicate of %s; not run", path, res.dup_of);
-		return 0;
-	case CLAIM_ERROR:
-		*status = EX_IOERR_;
-		return -1;
-	}
-	return 0;
 }
 
 static int cmd_run(void)
@@ -389,16 +302,13 @@ static int cmd_run(void)
 	int status = 0;
 	spool_sweep(&home_, conf_);
 	if (npos) {
-		for (size_t i = 0; i < npos; i++)
-			claim_one(e, pos[i], true, &status);
-	} else {
-		char **names;
-		size_t n;
-		if (spool_scan(&home_, &names, &n) == 0) {
-			for (size_t i = 0; i < n; i++)
-				claim_one(e, names[i], false, &status);
-			spool_names_free(names, n);
+		for (size_t i = 0; i < npos; i++) {
+			int st = engine_claim(e, pos[i], true);
+			if (st > status)
+				status = st;
 		}
+	} else {
+		status = engine_claim_spool(e);
 		if (engine_take_orphans(e) < 0 && !status)
 			status = EX_SOME_FAILED;
 	}
@@ -662,20 +572,27 @@ static char *request_json(const char *op, char **cats, size_t ncats,
 	return text;
 }
 
-/* Ask the batch's live owner; 0 answered, 1 nobody owns it, -1 error. */
+/*
+ * Hand a request to the runner process that owns the batch, or to the
+ * daemon if one runs (it takes any batch nobody holds).  0: answered;
+ * 1: nobody will, do it here; negative: -status, printed.
+ */
 static int ask_owner(const char *id, const char *json, struct sb *reply)
 {
+	struct daemon_info info;
 	int dirfd = open_batch_dir(id);
 	if (dirfd < 0)
 		return dirfd;
 	for (int tries = 0; tries < 3; tries++) {
+		bool daemon = daemon_running(&home_, &info);
 		int lock = batch_lock(dirfd);
 		if (lock >= 0) {
 			close(lock);
-			close(dirfd);
-			return 1;
-		}
-		if (errno != EWOULDBLOCK) {
+			if (!daemon) {
+				close(dirfd);
+				return 1;
+			}
+		} else if (errno != EWOULDBLOCK) {
 			close(dirfd);
 			return error("batches/%s/lock: %s", id, strerror(errno));
 		}
@@ -747,19 +664,23 @@ static int cmd_retry_failed(void)
 	free(json);
 	if (owner <= 0) {
 		if (owner == 0 && verbosity >= 0)
-			printf("batch %s: %ld failed items queued again by its "
-			       "runner\n",
+			printf("batch %s: %ld failed items queued again by the "
+			       "runner that holds it\n",
 			       id, reply_count(&reply, "requeued"));
 		sb_release(&reply);
 		free_cmd(o, NOPTS(o), pos);
 		return owner == 0 ? 0 : -owner;
 	}
 	struct engine_opts eo = engine_opts();
+	if (o[3].seen)
+		eo.summary = false;
 	struct engine *e = engine_new(&home_, conf_, &eo);
-	int status;
-	if (engine_take(e, id, -1, TAKE_FINAL) != 0) {
-		status = EX_TEMPFAIL_;
-		error("batch %s: cannot take it (owned by another runner?)", id);
+	int status, took = engine_take(e, id, -1, TAKE_FINAL);
+	if (took != 0) {
+		status = took < 0 ? EX_IOERR_ : EX_TEMPFAIL_;
+		if (took > 0)
+			error("batch %s: another runner holds it; try again",
+			      id);
 	} else {
 		int n = engine_retry_failed(e, id, mask, o[2].values,
 					    o[2].nvalues, &reply);
@@ -772,8 +693,12 @@ static int cmd_retry_failed(void)
 		if (o[3].seen || n <= 0)
 			engine_settle(e);
 		status = engine_run(e);
-		if (n == 0)
+		if (n == 0 || (o[3].seen && n > 0 && status <= EX_SOME_FAILED))
 			status = 0;
+		if (o[3].seen && n > 0 && verbosity >= 0)
+			printf("batch %s: %d failed items queued again; the next "
+			       "`runner run` or the daemon runs them\n",
+			       id, n);
 	}
 	engine_free(e);
 	sb_release(&reply);
@@ -820,9 +745,13 @@ static int cmd_cancel(void)
 		struct engine_opts eo = { .json = false, .progress = false,
 					  .summary = false };
 		struct engine *e = engine_new(&home_, conf_, &eo);
-		if (engine_take(e, id, -1, TAKE_FINAL) != 0) {
-			status = EX_TEMPFAIL_;
-			error("batch %s: cannot take it", id);
+		int took = engine_take(e, id, -1, TAKE_FINAL);
+		if (took != 0) {
+			status = took < 0 ? EX_IOERR_ : EX_TEMPFAIL_;
+			if (took > 0)
+				error("batch %s: another runner holds it; try "
+				      "again",
+				      id);
 		} else {
 			n = engine_cancel(e, id, o[1].values, o[1].nvalues,
 					  &reply);
@@ -838,6 +767,243 @@ static int cmd_cancel(void)
 	return status;
 }
 
+
+/* ---- daemon ---- */
+
+static int cmd_daemon(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--once" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "daemon");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner daemon [--once]\n\n"
+		     "Watch spool/ and run what arrives, adopt batches whose "
+		     "runner died,\nuntil SIGTERM or SIGINT (then drain: running "
+		     "attempts get shutdown_grace\nto finish; a second signal "
+		     "stops at once).  SIGHUP reloads the\nconfiguration and "
+		     "reopens logs/runner.log.  --once: exit when spool/ is\n"
+		     "empty and nothing runs.  One daemon per home (exit 75 if "
+		     "one runs).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (npos) {
+		rc = usage_error("daemon: unexpected argument %s", pos[0]);
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int lock = daemon_lock(&home_);
+	if (lock < 0) {
+		struct daemon_info info;
+		int saved = errno;
+		free_cmd(o, NOPTS(o), pos);
+		if (saved == EWOULDBLOCK && daemon_running(&home_, &info)) {
+			error("a daemon already runs for %s (pid %d); not starting "
+			      "another",
+			      home_.path, (int)info.pid);
+			return EX_TEMPFAIL_;
+		}
+		error("state/daemon.lock: %s", strerror(saved));
+		return saved == EWOULDBLOCK ? EX_TEMPFAIL_ : EX_CANTCREAT_;
+	}
+	struct runlog *log = runlog_open(home_.logs);
+	char *conf_path = g.config ? xstrdup(g.config)
+				   : xasprintf("%s/conf/runner.ini", home_path());
+	runlog_printf(log, "daemon started for %s (config %s)%s", home_.path,
+		      conf_path, o[1].seen ? ", --once" : "");
+	struct engine_opts eo = {
+		.daemon = true,
+		.once = o[1].seen,
+		.conf_path = conf_path,
+		.runlog = log,
+	};
+	struct engine *e = engine_new(&home_, conf_, &eo);
+	spool_sweep(&home_, conf_);
+	engine_take_orphans(e);
+	int status = engine_run(e);
+	runlog_printf(log, "daemon stopped (exit %d)", status);
+	engine_free(e); /* and the configurations it loaded on reloads */
+	runlog_close(log);
+	daemon_unlock(&home_, lock);
+	free(conf_path);
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
+/* ---- submit ---- */
+
+/* Follow a batch until it is final, from its summary.json; 0/1 like run. */
+static int follow_batch(const char *id)
+{
+	struct progress prog;
+	struct summary s;
+	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC), wd = -1;
+	char path[PATH_MAX];
+	int status = EX_SOME_FAILED;
+	bool counted = false;
+
+	progress_init(&prog, !g.no_progress && !g.json && verbosity >= 0);
+	for (;;) {
+		int bfd = open_dir_at(home_.batches, id);
+		if (bfd >= 0) {
+			if (wd < 0 && in >= 0) {
+				snprintf(path, sizeof(path), "%s/batches/%s",
+					 home_.path, id);
+				wd = inotify_add_watch(in, path, IN_MOVED_TO);
+			}
+			if (meta_read_summary(bfd, &s) == 0) {
+				if (!counted) {
+					progress_add(&prog, (size_t)s.total, 0, 0);
+					counted = true;
+				}
+				prog.ok = (size_t)s.succeeded;
+				prog.failed = (size_t)(s.failed + s.cancelled);
+				progress_draw(&prog, (size_t)s.running, false);
+				if (status_final(s.status)) {
+					close(bfd);
+					status = s.status == BS_COMPLETED ? 0 : 1;
+					break;
+				}
+			}
+			close(bfd);
+		} else if (wd < 0 && in >= 0) {
+			snprintf(path, sizeof(path), "%s/batches", home_.path);
+			inotify_add_watch(in, path, IN_MOVED_TO | IN_CREATE);
+		}
+		/* Woken by the batch's rewrites; a second at most between looks. */
+		struct pollfd pfd = { .fd = in, .events = POLLIN };
+		if (poll(&pfd, in >= 0 ? 1 : 0, 1000) > 0) {
+			char buf[4096];
+			while (read(in, buf, sizeof(buf)) > 0)
+				;
+		}
+	}
+	progress_clear(&prog);
+	if (in >= 0)
+		close(in);
+	int dirfd = open_batch_dir(id);
+	if (dirfd >= 0 && !g.json && verbosity >= 0) {
+		struct batch b;
+		if (replay_readonly(dirfd, &b) == 0)
+			meta_print_summary(stdout, &b, now_ms(), SHOW_PATHS,
+					   home_.path);
+		batch_release(&b);
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	return status;
+}
+
+static int cmd_submit(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--wait" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "submit");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner submit JOB... [--wait]\n\n"
+		     "Validate the job files (exit 65 with every problem, and "
+		     "nothing placed),\ngive each an id if it has none, place it "
+		     "in spool/ atomically and print\nthe batch id (\"duplicate "
+		     "of BATCH\" for a duplicate).  --wait follows the\nbatch to "
+		     "its final state (running it here when no daemon runs) and "
+		     "exits\nlike run.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (!npos) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("submit: name at least one job file");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	/* Every file valid, or nothing is placed. */
+	struct sb *texts = xcalloc(npos, sizeof(struct sb));
+	int status = 0;
+	for (size_t i = 0; i < npos; i++) {
+		struct job j = JOB_INIT;
+		struct diag d = DIAG_INIT(pos[i]);
+		if (job_read_path(pos[i], &texts[i]) < 0)
+			status = errno == ENOENT && status != EX_INVALID_JOB
+					 ? EX_NO_SUCH
+					 : EX_INVALID_JOB;
+		else if (job_parse(&j, &d, texts[i].buf ? texts[i].buf : "",
+				   texts[i].len, conf_, home_.fd) < 0)
+			status = EX_INVALID_JOB;
+		if (d.errors)
+			diag_print(&d);
+		diag_release(&d);
+		job_release(&j);
+	}
+	char **ids = xcalloc(npos + 1, sizeof(char *));
+	size_t nids = 0;
+	for (size_t i = 0; !status && i < npos; i++) {
+		struct claim_result res;
+		int saved_v = verbosity;
+		verbosity = -1; /* warnings were printed by the first pass */
+		int r = spool_submit(&home_, conf_, pos[i],
+				     texts[i].buf ? texts[i].buf : "",
+				     texts[i].len, &res);
+		verbosity = saved_v;
+		if (r < 0) {
+			status = EX_IOERR_;
+		} else if (res.status == CLAIM_DUPLICATE) {
+			printf("duplicate of %s\n", res.dup_of);
+		} else if (res.status == CLAIM_OK) {
+			printf("%s\n", res.id);
+			ids[nids++] = xstrdup(res.id);
+		} else {
+			status = EX_INVALID_JOB;
+		}
+	}
+	fflush(stdout);
+	if (!status && o[1].seen) {
+		struct daemon_info info;
+		if (!daemon_running(&home_, &info)) {
+			/* Nobody else will run them: run them here. */
+			struct engine_opts eo = engine_opts();
+			struct engine *e = engine_new(&home_, conf_, &eo);
+			for (size_t i = 0; i < nids; i++) {
+				char *path = xasprintf("%s/spool/%s.job",
+						       home_.path, ids[i]);
+				int st = engine_claim(e, path, true);
+				if (st > status)
+					status = st;
+				free(path);
+			}
+			int rs = engine_run(e);
+			engine_free(e);
+			if (rs > status)
+				status = rs;
+		} else {
+			for (size_t i = 0; i < nids; i++) {
+				int st = follow_batch(ids[i]);
+				if (st > status)
+					status = st;
+			}
+		}
+	}
+	for (size_t i = 0; i < npos; i++)
+		sb_release(&texts[i]);
+	free(texts);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
+	free(ids);
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
 /* ---- dispatch ---- */
 
 struct command {
@@ -847,6 +1013,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run },
+	{ "daemon", cmd_daemon },
+	{ "submit", cmd_submit },
 	{ "check", cmd_check },
 	{ "show", cmd_show },
 	{ "list", cmd_list },

@@ -658,3 +658,127 @@ int spool_sweep(struct home *h, const struct conf *c)
 	free(dirs);
 	return 0;
 }
+
+/* ---- submit ---- */
+
+/* The bytes of a job with "id = ID" added after its [job] header. */
+static void add_id_line(const char *buf, size_t len, const char *id,
+			struct sb *out)
+{
+	const char *p = buf, *end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl + 1 : end;
+		const char *t = p;
+		if (p == buf && end - p >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+			t += 3;
+		while (t < le && (*t == ' ' || *t == '\t'))
+			t++;
+		if ((size_t)(le - t) >= 5 && !memcmp(t, "[job]", 5)) {
+			sb_add(out, buf, (size_t)(le - buf));
+			if (!nl)
+				sb_addc(out, '\n');
+			sb_addf(out, "id = %s\n", id);
+			sb_add(out, le, (size_t)(end - le));
+			return;
+		}
+		p = le;
+	}
+	/* No [job] line (cannot happen for a valid job): put one first. */
+	sb_addf(out, "[job]\nid = %s\n", id);
+	sb_add(out, buf, len);
+}
+
+int spool_submit(struct home *h, const struct conf *c, const char *display,
+		 const char *buf, size_t len, struct claim_result *res)
+{
+	struct job j = JOB_INIT;
+	struct diag d = DIAG_INIT(display);
+	struct recent rc = { -1 };
+	struct sb text = SB_INIT;
+	struct stat st;
+	char sha[65], tmp[128], name[128];
+	int fd = -1, rcode = -1;
+
+	memset(res, 0, sizeof(*res));
+	res->lock_fd = -1;
+	if (job_parse(&j, &d, buf, len, c, h->fd) < 0) {
+		diag_print(&d);
+		res->status = CLAIM_INVALID;
+		goto out;
+	}
+	diag_print(&d);
+	res->nsymbols = j.nsymbols;
+	sha256_hex(buf, len, sha);
+	if (recent_lock(h, &rc) < 0) {
+		error("state/recent-jobs: %s", strerror(errno));
+		res->status = CLAIM_ERROR;
+		goto out;
+	}
+	if (c->dedup_window_ms > 0 &&
+	    recent_find(&rc, sha, now_ms() - c->dedup_window_ms, res->dup_of,
+			sizeof(res->dup_of))) {
+		res->status = CLAIM_DUPLICATE;
+		rcode = 0;
+		goto out;
+	}
+	if (j.id) {
+		snprintf(res->id, sizeof(res->id), "%s", j.id);
+		sb_add(&text, buf, len);
+	} else {
+		gen_id(res->id, sizeof(res->id));
+		add_id_line(buf, len, res->id, &text);
+	}
+	snprintf(name, sizeof(name), "%s.job", res->id);
+	if (fstatat(h->batches, res->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		snprintf(res->dup_of, sizeof(res->dup_of), "%s", res->id);
+		res->status = CLAIM_DUPLICATE;
+		rcode = 0;
+		goto out;
+	}
+	/* spool/.NAME.tmp, fsync, rename: a reader never sees half a job. */
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", res->id);
+	fd = openat(h->spool, tmp,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write_all(fd, text.buf, text.len) < 0 || fsync(fd) < 0 ||
+	    close(fd) < 0) {
+		fd = -1;
+		error("spool/%s: %s", tmp, strerror(errno));
+		unlinkat(h->spool, tmp, 0);
+		res->status = CLAIM_ERROR;
+		goto out;
+	}
+	fd = -1;
+	if (rename_noreplace(h->spool, tmp, h->spool, name) < 0) {
+		int saved = errno;
+		unlinkat(h->spool, tmp, 0);
+		if (saved == EEXIST) {
+			snprintf(res->dup_of, sizeof(res->dup_of), "%s", res->id);
+			res->status = CLAIM_DUPLICATE;
+			rcode = 0;
+		} else {
+			error("spool/%s: %s", name, strerror(saved));
+			res->status = CLAIM_ERROR;
+		}
+		goto out;
+	}
+	if (fsync_dir(h->spool) < 0) {
+		error("spool: fsync: %s", strerror(errno));
+		res->status = CLAIM_ERROR;
+		goto out;
+	}
+	/* The bytes as submitted: the same file submitted again is a
+	 * duplicate, although the placed copy carries a generated id. */
+	recent_add(h, &rc, sha, res->id, now_ms() - c->dedup_window_ms);
+	res->status = CLAIM_OK;
+	rcode = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	recent_unlock(&rc);
+	sb_release(&text);
+	job_release(&j);
+	diag_release(&d);
+	return rcode;
+}

@@ -58,6 +58,16 @@ int spool_claim(struct home *h, const struct conf *c, const char *name,
 int spool_claim_bytes(struct home *h, const struct conf *c,
 		      const char *display, const char *buf, size_t len,
 		      struct claim_result *res);
+/*
+ * submit: validate a job, give it an id if it has none (an "id = " line
+ * after its [job] header), and place it as spool/<id>.job the safe way
+ * (spool/.<id>.tmp, fsync, rename, fsync of spool/).  CLAIM_OK with res->id,
+ * CLAIM_INVALID (problems printed), or CLAIM_DUPLICATE (the id exists, or
+ * the same bytes were submitted or claimed within dedup_window); -1 only
+ * for CLAIM_ERROR.
+ */
+int spool_submit(struct home *h, const struct conf *c, const char *display,
+		 const char *buf, size_t len, struct claim_result *res);
 /* Lock a batch directory's lock file: fd, or -1 (EWOULDBLOCK: owned). */
 int batch_lock(int batch_dirfd);
 

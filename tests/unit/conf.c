@@ -377,8 +377,13 @@ static void test_invalid(void)
 	    "open_for 0");
 	bad("[correlation]\nwindow = 0s\n", 2, "must be greater than 0",
 	    "window 0");
-	bad("[agent a]\ncommand = x\ntimeout = 0\n", 3,
-	    "timeout: must be greater than 0", "agent timeout 0");
+	{
+		/* An agent's timeout of 0 means none. */
+		struct conf *c = load("[agent a]\ncommand = x\ntimeout = 0\n");
+		ok(c && c->nagents == 1 && c->agents[0].timeout_ms == 0,
+		   "agent timeout 0: no timeout");
+		conf_free(c);
+	}
 	bad("[agent a]\ncommand = x\ncpu_limit = 1x\n", 3,
 	    "cpu_limit: not a duration", "bad cpu_limit");
 	bad("[agent a]\ncommand = x\nmemory_limit = 12Q\n", 3,
