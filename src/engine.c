@@ -836,23 +836,28 @@ static int64_t next_eligible(struct ebatch *eb, int64_t now)
 	return -1;
 }
 
-static int64_t reserve_target(struct engine *e, struct ebatch *eb)
+/*
+ * Reservations are made well ahead of the free slots, so that one fdatasync
+ * covers many spawns, and output files are prepared for as many items as
+ * could start next.  Both are budgeted across batches, highest priority
+ * first: a home with hundreds of waiting batches reserves for the few that
+ * will run soon, not for all of them.  A runner killed with reservations
+ * outstanding costs little: adoption releases those whose files were never
+ * made, and files exist for at most max_children attempts ahead.
+ */
+static int64_t reserve_budget(const struct engine *e)
 {
-	/* Well ahead of the free slots, so that one fdatasync covers many
-	 * spawns.  A runner killed with reservations outstanding costs
-	 * little: adoption releases those whose files were never made, and
-	 * files are made for at most one cap's worth ahead. */
-	int64_t cap = batch_cap(e, eb);
-	return cap * 4 > RESERVE_MAX ? cap * 4 : RESERVE_MAX;
+	int64_t b = (int64_t)e->c->max_children * 4;
+	return b < RESERVE_MAX ? RESERVE_MAX : b;
 }
 
-static void reserve(struct engine *e, struct ebatch *eb, int64_t now)
+static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
+		    int64_t target)
 {
 	int64_t cap = batch_cap(e, eb);
 	int64_t ahead = (int64_t)(eb->reserved.n + prepared_count(eb));
-	if (ahead >= cap)
+	if (ahead >= cap || ahead >= target)
 		return;
-	int64_t target = reserve_target(e, eb);
 	bool added = false;
 	while (ahead < target) {
 		int64_t idx = next_eligible(eb, now);
@@ -939,19 +944,27 @@ static void spawn_ready(struct engine *e)
 static void dispatch(struct engine *e)
 {
 	int64_t now = now_ms();
+	int64_t res_budget = reserve_budget(e);
+	int64_t prep_budget = e->c->max_children;
 	if (dispatch_off(e))
 		return;
 	for (size_t i = 0; i < e->nbatches; i++) {
 		struct ebatch *eb = e->batches[i];
 		if (eb->closed || !eb->agent)
 			continue;
-		reserve(e, eb, now);
+		if (res_budget > 0)
+			reserve(e, eb, now, res_budget);
 		if (e->stalled || e->io_failed)
 			return;
+		res_budget -= (int64_t)(eb->reserved.n + prepared_count(eb));
 		int64_t cap = batch_cap(e, eb);
-		while (eb->reserved.n && (int64_t)prepared_count(eb) < cap)
+		prep_budget -= (int64_t)prepared_count(eb);
+		while (eb->reserved.n && prep_budget > 0 &&
+		       (int64_t)prepared_count(eb) < cap) {
 			if (prepare_item(e, eb) < 0)
 				return;
+			prep_budget--;
+		}
 	}
 	spawn_ready(e);
 }
