@@ -63,11 +63,15 @@ $(BUILD)/agents/%: tests/agents/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 
+$(BUILD)/faults/shim.so: tests/faults/shim.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
 $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 
-check: all $(UNIT_BINS) $(TEST_AGENTS)
+check: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so
 	RUNNER=$(CURDIR)/$(if $(RUNNER_BIN),$(RUNNER_BIN),runner) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)

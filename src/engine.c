@@ -263,6 +263,10 @@ static void io_fail(struct engine *e, struct ebatch *eb, const char *what)
 /* Write a batch's pending records; a full disk stalls dispatching. */
 static int commit(struct engine *e, struct ebatch *eb, bool sync)
 {
+	if (e->stalled && mono_ns() < e->stall_until_ns) {
+		errno = ENOSPC;
+		return -1;
+	}
 	int rc = sync ? journal_sync(&eb->j) : journal_write(&eb->j);
 	if (rc == 0)
 		return 0;
@@ -1046,10 +1050,10 @@ static int64_t next_wakeup_ms(struct engine *e)
 			if (d < best)
 				best = d;
 		}
-		if (journal_dirty(&eb->j))
+		if (journal_dirty(&eb->j) && !e->stalled)
 			CONSIDER_NS(eb->j.oldest_unsynced_ns +
 				    JOURNAL_COMMIT_MS * 1000000LL);
-		if (eb->meta_dirty)
+		if (eb->meta_dirty && !e->stalled)
 			CONSIDER_NS(eb->next_flush_ns);
 	}
 	if (e->slot_poll_ns)
@@ -1159,8 +1163,9 @@ static void check_done(struct engine *e)
 			if (commit(e, eb, true) < 0)
 				continue;
 			close_batch(e, eb);
-		} else if (b->final && !eb->running && !batch_open_items(b)) {
-			close_batch(e, eb); /* taken final, nothing to do */
+		} else if (b->final && !eb->running && !batch_open_items(b) &&
+			   commit(e, eb, true) == 0) {
+			close_batch(e, eb); /* final, and all of it on disk */
 		} else if (!b->final && !eb->running && !eb->reserved.n &&
 			   !prepared_count(eb) &&
 			   b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
@@ -1253,6 +1258,8 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 			return 1; /* a live runner owns it */
 		return error("batches/%s/lock: %s", id, strerror(saved));
 	}
+	/* We hold its lock: a temp file in it is a crashed writer's. */
+	remove_stale_temps(eb->dirfd, 0);
 	if (journal_open(&eb->j, eb->dirfd, "journal", true, batch_replay,
 			 &eb->b) < 0 ||
 	    !eb->b.claimed) {
@@ -1476,7 +1483,7 @@ int engine_claim(struct engine *e, const char *path, bool named)
 		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu symbols)",
 			      path, res.id, res.nsymbols);
 		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
-			return EX_INTERNAL;
+			return EX_IOERR_;
 		return 0;
 	case CLAIM_GONE:
 		return 0;
@@ -1492,6 +1499,11 @@ int engine_claim(struct engine *e, const char *path, bool named)
 		warning("%s: duplicate of %s; not run", path, res.dup_of);
 		return 0;
 	case CLAIM_ERROR:
+		if (res.fsync_failed) {
+			/* Never retried: stop, the next start recovers. */
+			e->io_failed = true;
+			e->shutdown = true;
+		}
 		return EX_IOERR_;
 	}
 	return 0;
@@ -1906,6 +1918,10 @@ int engine_run(struct engine *e)
 		for (size_t i = 0; i < e->nbatches; i++) {
 			struct ebatch *eb = e->batches[i];
 			if (eb->closed)
+				continue;
+			/* A full disk is tried again after STALL_RETRY_MS,
+			 * not on every turn. */
+			if (e->stalled && mono_ns() < e->stall_until_ns)
 				continue;
 			if (journal_dirty(&eb->j)) {
 				bool due = mono_ns() >= eb->j.oldest_unsynced_ns +

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int open_dir_at(int dirfd, const char *name)
@@ -206,4 +207,35 @@ int remove_tree(int parent, const char *name)
 	if (unlinkat(parent, name, AT_REMOVEDIR) < 0)
 		rc = -1;
 	return rc;
+}
+
+int remove_stale_temps(int dirfd, int64_t older_than_s)
+{
+	int fd = dup(dirfd), removed = 0;
+	if (fd < 0)
+		return -1;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	struct dirent *de;
+	time_t now = time(NULL);
+	while ((de = readdir(d))) {
+		struct stat st;
+		/* Only the names our own temp files have: ".NAME.HEX16.tmp". */
+		size_t n = strlen(de->d_name);
+		if (de->d_name[0] != '.' || n < 22 ||
+		    strcmp(de->d_name + n - 4, ".tmp") || de->d_name[n - 21] != '.')
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) ||
+		    (older_than_s > 0 && now - st.st_mtime < older_than_s))
+			continue;
+		if (unlinkat(dirfd, de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }

@@ -21,6 +21,7 @@
 #ifndef RUNNER_HOME_H
 #define RUNNER_HOME_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -65,5 +66,14 @@ int rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
  * for our own scratch directories (failed claims).
  */
 int remove_tree(int dirfd, const char *name);
+
+/*
+ * Remove the temp files home_replace()/atomic_begin() left in dirfd when a
+ * crash came between their creation and their rename (".NAME.HEX16.tmp"),
+ * if older than older_than_s seconds (0: any).  Only call it where no live
+ * writer can be using one: a batch directory whose lock we hold, or with
+ * an age no write takes.  Returns how many were removed.
+ */
+int remove_stale_temps(int dirfd, int64_t older_than_s);
 
 #endif

@@ -434,15 +434,20 @@ static int claim_commit(struct home *h, const struct conf *c, struct claim *cl,
 			reject(h, src_dirfd, src_name, job_file, res->reason);
 		goto out;
 	}
-	if (fsync_dir(h->batches) < 0) {
-		error("batches: fsync: %s", strerror(errno));
-		res->status = CLAIM_ERROR;
-		goto out;
-	}
-	/* The commit is done: the claim directory is now batches/<id>. */
+	/* The rename was the commit: the claim directory is now batches/<id>
+	 * and nothing may undo that, whatever happens next. */
 	snprintf(cl->dir, sizeof(cl->dir), "%s", "");
+	res->committed = true;
 	unlinkat(cl->dirfd, "spool_name", 0);
 	recent_add(h, &rc, sha, res->id, now_ms() - c->dedup_window_ms);
+	if (fsync_dir(h->batches) < 0) {
+		/* Not retried (DURABILITY rule 3): the caller stops, and the
+		 * next start adopts the batch from its journal. */
+		error("batches: fsync: %s", strerror(errno));
+		res->status = CLAIM_ERROR;
+		res->fsync_failed = true;
+		goto out;
+	}
 	res->status = CLAIM_OK;
 	res->lock_fd = cl->lock_fd;
 	cl->lock_fd = -1;
@@ -489,6 +494,7 @@ int spool_claim(struct home *h, const struct conf *c, const char *name,
 	}
 	if (fsync_dir(cl.dirfd) < 0 || fsync_dir(h->spool) < 0) {
 		res->status = CLAIM_ERROR;
+		res->fsync_failed = true;
 		error("%s: fsync: %s", display, strerror(errno));
 		goto out_back;
 	}
@@ -519,7 +525,7 @@ int spool_claim(struct home *h, const struct conf *c, const char *name,
 	}
 	claim_commit(h, c, &cl, display, name, text.buf ? text.buf : "",
 		     text.len, cl.dirfd, "job.ini", res);
-	if (res->status == CLAIM_ERROR)
+	if (res->status == CLAIM_ERROR && !res->committed)
 		goto out_back;
 	goto out;
 out_back:
@@ -632,6 +638,12 @@ out:
 int spool_sweep(struct home *h, const struct conf *c)
 {
 	(void)c;
+	/* Temp files a crash left in the runner's own directories; an hour
+	 * is far longer than any write of ours takes.  (Dot-files in spool/
+	 * itself belong to whoever is writing a job, and are left alone.) */
+	int own[] = { h->state, h->control, h->logs, h->rejected };
+	for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
+		remove_stale_temps(own[i], 3600);
 	int fd = dup(h->batches);
 	if (fd < 0)
 		return -1;

@@ -48,6 +48,8 @@ struct claim_result {
 	char reason[512];
 	int lock_fd;
 	size_t nsymbols;
+	bool committed;		/* batches/<id> exists, whatever the status */
+	bool fsync_failed;	/* an fsync failed: stop (never retry it) */
 };
 
 int spool_sweep(struct home *h, const struct conf *c);
