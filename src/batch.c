@@ -342,6 +342,18 @@ void rec_encode(const struct rec *r, struct sb *out)
 		put_u(out, r->next_state);
 		put_i(out, r->next_retry_at);
 		put_u(out, r->counts_failure);
+		put_s(out, r->group);
+		break;
+	case R_PAUSE:
+	case R_RESUME:
+		put_i(out, r->time);
+		put_u(out, r->whole);
+		put_s(out, r->group);
+		put_s(out, r->text);
+		put_list_begin(out, &body);
+		for (uint32_t i = 0; i < r->n; i++)
+			put_u(&body, r->indexes[i]);
+		put_list_end(out, &body, r->n);
 		break;
 	case R_CANCEL:
 	case R_REQUEUE:
@@ -439,6 +451,16 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 		r->next_state = (uint8_t)get_u32(&d);
 		r->next_retry_at = get_i(&d);
 		r->counts_failure = (uint8_t)get_u32(&d);
+		r->group = get_s(&d);
+		break;
+	case R_PAUSE:
+	case R_RESUME:
+		r->time = get_i(&d);
+		r->whole = (uint8_t)get_u32(&d);
+		r->group = get_s(&d);
+		r->text = get_s(&d);
+		r->list = get_list(&d);
+		r->n = r->list.n;
 		break;
 	case R_CANCEL:
 	case R_REQUEUE:
@@ -656,9 +678,65 @@ static int apply_finished(struct batch *b, const struct rec *r)
 		it->failures++;
 	it->next_retry_at = r->next_state == ST_RETRY_WAIT ? r->next_retry_at
 							    : 0;
+	if (r->group)
+		it->failure_group = intern(b, r->group);
+	if (r->next_state == ST_PAUSED)
+		it->paused_ms = r->time;
 	if (state_final(r->next_state))
 		it->completed_ms = r->time;
 	set_state(b, it, r->next_state);
+	return 0;
+}
+
+static void pause_one(struct batch *b, struct item *it, const struct rec *r)
+{
+	switch (it->state) {
+	case ST_STARTING:
+		/* Reserved, never spawned: the attempt is withdrawn. */
+		it->nattempts--;
+		/* fall through */
+	case ST_PENDING:
+	case ST_RETRY_WAIT:
+		it->next_retry_at = 0;
+		it->paused_ms = r->time;
+		if (r->group)
+			it->failure_group = intern(b, r->group);
+		set_state(b, it, ST_PAUSED);
+		break;
+	default:
+		break;
+	}
+}
+
+static int apply_pause(struct batch *b, const struct rec *r)
+{
+	struct dec d = { r->list.p, r->list.p + r->list.len, false };
+	if ((r->whole && r->list.n) || check_indexes(b, &r->list, -1) < 0)
+		return -1;
+	if (r->whole) {
+		for (size_t i = 0; i < b->nitems; i++)
+			pause_one(b, &b->items[i], r);
+		return 0;
+	}
+	for (uint32_t i = 0; i < r->list.n; i++)
+		pause_one(b, &b->items[get_u32(&d)], r);
+	return 0;
+}
+
+static int apply_resume(struct batch *b, const struct rec *r)
+{
+	struct dec d = { r->list.p, r->list.p + r->list.len, false };
+	if ((r->whole && r->list.n) || check_indexes(b, &r->list, -1) < 0)
+		return -1;
+	for (uint32_t i = 0; r->whole ? i < b->nitems : i < r->list.n; i++) {
+		struct item *it = &b->items[r->whole ? i : get_u32(&d)];
+		if (it->state != ST_PAUSED)
+			continue;
+		if (r->whole && r->group &&
+		    (!it->failure_group || strcmp(it->failure_group, r->group)))
+			continue;
+		set_state(b, it, ST_PENDING);
+	}
 	return 0;
 }
 
@@ -769,6 +847,8 @@ int batch_apply(struct batch *b, const struct rec *r)
 	case R_ADOPTED:
 		b->owner_pid = r->pid;
 		return 0;
+	case R_PAUSE: return apply_pause(b, r);
+	case R_RESUME: return apply_resume(b, r);
 	}
 	return -1;
 }

@@ -102,6 +102,7 @@ struct item {
 	const char *failure_group;
 	int64_t next_retry_at;
 	int64_t completed_ms;
+	int64_t paused_ms;	/* when it was last paused */
 };
 
 struct batch_param {
@@ -165,6 +166,8 @@ enum rec_type {
 	R_REQUEUE,
 	R_FINAL,
 	R_ADOPTED,
+	R_PAUSE,
+	R_RESUME,
 	R_TYPE_MAX
 };
 
@@ -198,8 +201,9 @@ struct rec {
 	const char *const *symbols;
 	const uint32_t *indexes;
 	struct rec_list list;
-	/* CANCEL */
+	/* CANCEL (whole, reason), PAUSE and RESUME (whole, group, text) */
 	uint8_t whole, reason;
+	const char *group, *text;
 	/* FINAL */
 	uint8_t status;
 };
@@ -208,6 +212,14 @@ void rec_encode(const struct rec *r, struct sb *out);
 int rec_decode(const void *payload, size_t len, struct rec *r);
 int batch_apply(struct batch *b, const struct rec *r);
 
+/*
+ * PAUSE: the listed (or, whole, every) pending, retry_wait or starting
+ * item becomes paused, with group (may be NULL: a user's pause, text its
+ * reason); others are left as they are.  RESUME: the listed (or every,
+ * or, with group, every item paused by that group) paused item becomes
+ * pending.  FINISHED may carry a group: the failure that made the item a
+ * member of it (and next_state PAUSED for one that would retry).
+ */
 /* Encode, append to j (not yet written), apply.  BUG() if it does not apply. */
 void batch_record(struct batch *b, struct journal *j, const struct rec *r);
 /* A journal_fn: decode and apply (arg is the struct batch). */

@@ -107,6 +107,28 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 			sb_addf(out, "; retry (attempt %u of %d) at %s",
 				r->attempt + 1, b->c.max_attempts,
 				fmt_time(r->next_retry_at, t));
+		else if (r->next_state == ST_PAUSED)
+			sb_addf(out, "; paused with failure group %s",
+				r->group ? r->group : "?");
+		else if (r->group)
+			sb_addf(out, "; member of failure group %s", r->group);
+		sb_addc(out, '\n');
+		break;
+	case R_PAUSE:
+	case R_RESUME:
+		stamp(out, r->time);
+		sb_addf(out, "%s %s", r->type == R_PAUSE ? "paused" : "resumed",
+			r->whole ? "every open item" : "");
+		if (!r->whole)
+			sb_addf(out, "%u item%s", r->n, r->n == 1 ? "" : "s");
+		if (r->group)
+			sb_addf(out, " (failure group %s)", r->group);
+		else if (r->type == R_PAUSE)
+			sb_adds(out, " (by a user)");
+		if (r->text) {
+			sb_adds(out, ": ");
+			sb_add_escaped(out, r->text, 256);
+		}
 		sb_addc(out, '\n');
 		break;
 	case R_CANCEL:

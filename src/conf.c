@@ -200,6 +200,34 @@ static void load_agents(struct loader *l)
 	}
 }
 
+struct conf *conf_default(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	c->path = xstrdup("(defaults)");
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c->max_children = ncpu > 0 ? (int)ncpu : 1;
+	c->dedup_window_ms = 5 * 60000;
+	c->kill_grace_ms = 5000;
+	c->shutdown_grace_ms = 30000;
+	c->max_attempts = 3;
+	static const int64_t default_delays[] = { 1000, 2000, 4000,
+						  8000, 16000, 30000 };
+	c->ndelays = sizeof(default_delays) / sizeof(default_delays[0]);
+	c->delays_ms = xmalloc(sizeof(default_delays));
+	memcpy(c->delays_ms, default_delays, sizeof(default_delays));
+	c->jitter = 0.2;
+	c->retry_on = CAT_BIT(CAT_TIMEOUT) | CAT_BIT(CAT_ENGINE) |
+		      CAT_BIT(CAT_UNKNOWN) | CAT_BIT(CAT_MEMORY);
+	c->breaker_threshold = 3;
+	c->breaker_open_ms = 30000;
+	c->corr_window_ms = 5 * 60000;
+	c->min_group = 2;
+	c->archive_after_ms = 7 * 86400000LL;
+	c->delete_archives_after_ms = 90 * 86400000LL;
+	c->compression = COMPRESS_GZIP;
+	return c;
+}
+
 struct conf *conf_load(const char *path)
 {
 	struct loader l = { INI_DOC_INIT, DIAG_INIT(path), NULL };
@@ -226,36 +254,18 @@ struct conf *conf_load(const char *path)
 	}
 	close(fd);
 
-	c = xcalloc(1, sizeof(*c));
+	c = conf_default();
 	l.c = c;
+	free(c->path);
 	c->path = xstrdup(path);
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	c->max_children = ncpu > 0 ? (int)ncpu : 1;
-	c->dedup_window_ms = 5 * 60000;
-	c->kill_grace_ms = 5000;
-	c->shutdown_grace_ms = 30000;
-	c->max_attempts = 3;
-	static const int64_t default_delays[] = { 1000, 2000, 4000,
-						  8000, 16000, 30000 };
-	c->ndelays = sizeof(default_delays) / sizeof(default_delays[0]);
-	c->delays_ms = xmalloc(sizeof(default_delays));
-	memcpy(c->delays_ms, default_delays, sizeof(default_delays));
-	c->jitter = 0.2;
-	c->retry_on = CAT_BIT(CAT_TIMEOUT) | CAT_BIT(CAT_ENGINE) |
-		      CAT_BIT(CAT_UNKNOWN) | CAT_BIT(CAT_MEMORY);
-	c->breaker_threshold = 3;
-	c->breaker_open_ms = 30000;
-	c->corr_window_ms = 5 * 60000;
-	c->min_group = 2;
-	c->archive_after_ms = 7 * 86400000LL;
-	c->delete_archives_after_ms = 90 * 86400000LL;
-	c->compression = COMPRESS_GZIP;
 
 	inidoc_parse(&l.doc, &l.d, text.buf ? text.buf : "", text.len);
 	sb_release(&text);
 
 	get_int(&l, "runner", "max_children", 1, 65535, &c->max_children);
 	get_words(&l, "runner", "notify", 0, &c->notify, &c->nnotify);
+	if (c->nnotify)
+		c->notify_path = find_on_path(c->notify[0]);
 	get_dur(&l, "runner", "dedup_window", true, &c->dedup_window_ms);
 	get_dur(&l, "runner", "kill_grace", true, &c->kill_grace_ms);
 	get_dur(&l, "runner", "shutdown_grace", true, &c->shutdown_grace_ms);
@@ -401,6 +411,7 @@ void conf_free(struct conf *c)
 	}
 	free(c->agents);
 	words_free(c->notify);
+	free(c->notify_path);
 	free(c->delays_ms);
 	free(c->path);
 	free(c);

@@ -45,6 +45,7 @@ struct conf {
 	int max_children;
 	char **notify;
 	size_t nnotify;
+	char *notify_path;	/* notify[0] resolved on PATH */
 	int64_t dedup_window_ms;
 	int64_t kill_grace_ms;
 	int64_t shutdown_grace_ms;
@@ -69,6 +70,8 @@ struct conf {
 };
 
 struct conf *conf_load(const char *path);
+/* Every default of SPEC 5 and no agent (for views that need no file). */
+struct conf *conf_default(void);
 void conf_free(struct conf *c);
 const struct agent_conf *conf_agent(const struct conf *c, const char *name);
 

@@ -57,6 +57,7 @@ int daemon_lock(struct home *h)
 		errno = saved;
 		return -1;
 	}
+	remove_stale_temps(h->state, "daemon.pid", 0);
 	snprintf(text, sizeof(text), "{\"pid\":%d,\"started_at\":\"%s\"}\n",
 		 (int)getpid(), fmt_time(now_ms(), t));
 	if (home_replace(h->state, "daemon.pid", text, strlen(text)) < 0)

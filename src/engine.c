@@ -1,4 +1,5 @@
 #include "engine.h"
+#include "alert.h"
 #include "batch.h"
 #include "blog.h"
 #include "classify.h"
@@ -8,7 +9,9 @@
 #include "meta.h"
 #include "progress.h"
 #include "runlog.h"
+#include "shared.h"
 #include "slots.h"
+#include "symstats.h"
 #include "spool.h"
 
 #include <cJSON.h>
@@ -127,6 +130,20 @@ struct run {
 	int64_t prep_ns;	/* runner time spent starting it (trace) */
 };
 
+/* A group's effect on a batch, done once per change of the group. */
+struct grp_mark {
+	char id[GROUP_ID_MAX];
+	bool paused;		/* items paused for it while it was open */
+	int64_t resumed_ms;	/* the resume that was applied */
+};
+
+/* A member running as its group's half-open trial. */
+struct trial {
+	char group[GROUP_ID_MAX];
+	struct ebatch *eb;
+	uint32_t idx;
+};
+
 /* A reserved attempt whose output files are open, ready to spawn. */
 struct prep {
 	uint32_t idx;
@@ -147,6 +164,9 @@ struct ebatch {
 	struct u32q requeue, reserved, unreported;
 	struct prep *prepared;	/* FIFO: prepared[prep_head .. nprepared) */
 	size_t prep_head, nprepared, capprepared;
+	struct u32q deferred;	/* pending items whose symbol circuit is open */
+	struct grp_mark *marks;	/* what this batch did for which group */
+	size_t nmarks, capmarks;
 	struct heap retry;
 	int running;
 	int64_t deadline_ms;
@@ -154,6 +174,7 @@ struct ebatch {
 	int64_t flush_cost_ns;
 	bool meta_dirty;
 	bool closed;
+	bool finalized;		/* this process recorded its FINAL */
 	int result;		/* its part of the exit status once closed */
 };
 
@@ -172,7 +193,18 @@ struct engine {
 	size_t nold, capold;
 	struct engine_opts o;
 	int epfd, sigfd, infd;
-	int control_wd, spool_wd;
+	int control_wd, spool_wd, events_wd;
+	struct shared sh;	/* groups and circuits of the home */
+	bool sh_ok;
+	uint64_t seen_gen;	/* the shared state last reacted to */
+	int64_t defer_wake_ms;	/* a deferred item's circuit may allow it */
+	struct trial *trials;
+	size_t ntrials, captrials;
+	char **sym_trials;	/* symbols whose circuit trial we hold */
+	size_t nsym_trials, capsym_trials;
+	struct alerts *alerts;
+	struct symstats stats;	/* per-symbol figures for `runner status` */
+	int64_t stats_next_ns, stats_cost_ns;
 	bool spool_dirty;	/* daemon: spool/ changed, claim what is there */
 	bool draining;		/* daemon: stopping, running attempts finish */
 	int64_t drain_deadline_ns;
@@ -601,6 +633,9 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	if (eb->b.c.timeout_ms > 0)
 		run->deadline_ns = start_ns + eb->b.c.timeout_ms * 1000000LL;
 	eb->running++;
+	symstats_start(&e->stats, it->symbol);
+	if (it->failure_group && e->sh_ok)
+		shared_started(&e->sh, it->failure_group, eb->id, it->symbol);
 	/* The child's own start (clone until exec) is not our overhead. */
 	run->prep_ns = p.prep_ns + (start_ns - t0) + (mono_ns() - t1);
 }
@@ -672,6 +707,316 @@ static int64_t retry_delay_ms(const struct batch_conf *c, int failures,
 	return d < 0 ? 0 : d;
 }
 
+
+/* ---- failure groups, circuits and alerts ---- */
+
+static struct grp_mark *mark_of(struct ebatch *eb, const char *id)
+{
+	for (size_t i = 0; i < eb->nmarks; i++)
+		if (!strcmp(eb->marks[i].id, id))
+			return &eb->marks[i];
+	GROW(eb->marks, eb->capmarks, eb->nmarks + 1);
+	struct grp_mark *m = &eb->marks[eb->nmarks++];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	return m;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+static bool group_matches(const struct sh_group *g, const struct ebatch *eb)
+{
+	return same_str(g->agent, eb->b.c.agent) &&
+	       same_str(g->source, eb->b.c.source);
+}
+
+static struct trial *find_trial(struct engine *e, struct ebatch *eb,
+				uint32_t idx)
+{
+	for (size_t i = 0; i < e->ntrials; i++)
+		if (e->trials[i].eb == eb && e->trials[i].idx == idx)
+			return &e->trials[i];
+	return NULL;
+}
+
+static void drop_trial(struct engine *e, struct trial *t)
+{
+	*t = e->trials[--e->ntrials];
+}
+
+static void emit_alert(struct engine *e, const char *event,
+		       const struct ebatch *eb, const struct item *it,
+		       const struct sh_group *g, const char *message)
+{
+	struct alert al = ALERT_INIT;
+	al.event = event;
+	al.batch_id = eb ? eb->id : NULL;
+	al.symbol = it ? it->symbol : NULL;
+	al.message = message;
+	if (it && it->nattempts) {
+		const struct attempt *a = &it->log[it->nattempts - 1];
+		al.category = category_name(a->category);
+		al.attempts = it->nattempts;
+		al.error_type = it->error_type;
+	}
+	if (g) {
+		al.group_id = g->id;
+		al.root_cause = g->root_cause;
+		al.group_size = (long long)g->nm;
+		al.source = g->source;
+	}
+	alert_emit(e->alerts, &al);
+}
+
+/* Pause the listed items (pending, retry_wait or reserved). */
+static void pause_items(struct engine *e, struct ebatch *eb,
+			const uint32_t *idx, uint32_t n, const char *group,
+			const char *reason)
+{
+	if (!n)
+		return;
+	struct rec r = { .type = R_PAUSE, .time = now_ms(), .group = group,
+			 .text = reason, .n = n, .indexes = idx };
+	record(eb, &r);
+	/* Prepared attempts of paused items are withdrawn with their files. */
+	drop_cancelled_prepared(eb);
+	if (group && e->sh_ok) {
+		const char **syms = xmalloc(n * sizeof(char *));
+		for (uint32_t i = 0; i < n; i++)
+			syms[i] = eb->b.items[idx[i]].symbol;
+		shared_paused(&e->sh, group, eb->id, syms, n, r.time);
+		free(syms);
+	}
+	commit(e, eb, true);
+	eb->next_flush_ns = 0; /* show it now */
+}
+
+static uint32_t *pausable(const struct ebatch *eb, uint32_t *n)
+{
+	uint32_t *idx = xmalloc((eb->b.nitems + 1) * sizeof(uint32_t));
+	*n = 0;
+	for (size_t i = 0; i < eb->b.nitems; i++) {
+		int st = eb->b.items[i].state;
+		if (st == ST_PENDING || st == ST_RETRY_WAIT || st == ST_STARTING)
+			idx[(*n)++] = (uint32_t)i;
+	}
+	return idx;
+}
+
+static const struct ebatch *order_batch;
+static const char *order_key;
+
+static int cmp_resume(const void *pa, const void *pb)
+{
+	const struct item *x = &order_batch->b.items[*(const uint32_t *)pa];
+	const struct item *y = &order_batch->b.items[*(const uint32_t *)pb];
+	if (!strcmp(order_key, "oldest")) {
+		if (x->paused_ms != y->paused_ms)
+			return x->paused_ms < y->paused_ms ? -1 : 1;
+	} else if (!strcmp(order_key, "progress")) {
+		if (x->progress != y->progress)
+			return x->progress > y->progress ? -1 : 1;
+	}
+	/* priority: one batch has one; then file order */
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+	return a < b ? -1 : a > b;
+}
+
+/* Resume paused items in the given order (progress, oldest, priority). */
+static void resume_items(struct engine *e, struct ebatch *eb,
+			 const char *group, uint32_t *idx, uint32_t n,
+			 const char *order)
+{
+	if (!n)
+		return;
+	order_batch = eb;
+	order_key = order ? order : "progress";
+	qsort(idx, n, sizeof(*idx), cmp_resume);
+	struct rec r = { .type = R_RESUME, .time = now_ms(), .group = group,
+			 .n = n, .indexes = idx };
+	record(eb, &r);
+	for (uint32_t i = 0; i < n; i++)
+		q_push(&eb->requeue, idx[i]);
+	commit(e, eb, true);
+	eb->next_flush_ns = 0;
+}
+
+static void note_final(struct engine *e, struct ebatch *eb, uint32_t idx)
+{
+	const struct item *it = &eb->b.items[idx];
+	if (it->failure_group && e->sh_ok)
+		shared_final(&e->sh, it->failure_group, eb->id, it->symbol,
+			     now_ms());
+}
+
+static void pause_for_group(struct engine *e, struct ebatch *eb,
+			    const struct sh_group *g)
+{
+	uint32_t n;
+	uint32_t *idx = pausable(eb, &n);
+	pause_items(e, eb, idx, n, g->id, NULL);
+	if (n)
+		runlog_printf(e->o.runlog,
+			      "batch %s: %u items paused by failure group %s (%s)",
+			      eb->id, n, g->id, g->root_cause ? g->root_cause : "");
+	free(idx);
+}
+
+static void resume_for_group(struct engine *e, struct ebatch *eb,
+			     const struct sh_group *g)
+{
+	uint32_t *idx = xmalloc((eb->b.nitems + 1) * sizeof(uint32_t)), n = 0;
+	for (size_t i = 0; i < eb->b.nitems; i++) {
+		const struct item *it = &eb->b.items[i];
+		if (it->state == ST_PAUSED && it->failure_group &&
+		    !strcmp(it->failure_group, g->id))
+			idx[n++] = (uint32_t)i;
+	}
+	resume_items(e, eb, g->id, idx, n, g->order);
+	if (n)
+		runlog_printf(e->o.runlog,
+			      "batch %s: %u items of group %s resumed (%s order)",
+			      eb->id, n, g->id, g->order);
+	free(idx);
+}
+
+/* Bring our batches in line with the home's groups. */
+static void react_groups(struct engine *e)
+{
+	if (!e->sh_ok || e->sh.gen == e->seen_gen)
+		return;
+	e->seen_gen = e->sh.gen;
+	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
+		struct sh_group *g = e->sh.groups[gi];
+		if (g->status == GROUP_RESOLVED)
+			continue;
+		for (size_t i = 0; i < e->nbatches; i++) {
+			struct ebatch *eb = e->batches[i];
+			if (eb->closed)
+				continue;
+			if (g->status == GROUP_OPEN && group_matches(g, eb)) {
+				struct grp_mark *m = mark_of(eb, g->id);
+				if (!m->paused) {
+					m->paused = true;
+					pause_for_group(e, eb, g);
+				}
+			} else if (g->status == GROUP_RESUMING) {
+				struct grp_mark *m = mark_of(eb, g->id);
+				if (m->resumed_ms != g->resumed_ms) {
+					m->resumed_ms = g->resumed_ms;
+					m->paused = false;
+					resume_for_group(e, eb, g);
+				}
+			}
+			/* Members of ours already final (failed for good, or
+			 * cancelled) count towards the group's resolution. */
+			for (size_t k = 0; k < g->nm; k++) {
+				struct sh_member *m = &g->m[k];
+				if (m->final || strcmp(m->batch, eb->id))
+					continue;
+				struct item *it = batch_item(&eb->b, m->symbol);
+				if (it && state_final(it->state))
+					shared_final(&e->sh, g->id, eb->id,
+						     it->symbol, now_ms());
+			}
+		}
+		if (e->o.daemon && g->status == GROUP_RESUMING) {
+			/* Members nobody runs: the daemon takes their batches. */
+			for (size_t k = 0; k < g->nm; k++)
+				if (!g->m[k].final && !find_batch(e, g->m[k].batch))
+					engine_take(e, g->m[k].batch, -1, 0);
+		}
+	}
+}
+
+/* A half-open source circuit lets one paused member try. */
+static void try_trials(struct engine *e)
+{
+	int64_t now = now_ms();
+	if (!e->sh_ok || e->shutdown)
+		return;
+	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
+		struct sh_group *g = e->sh.groups[gi];
+		if (g->status != GROUP_OPEN || now < g->brk.until ||
+		    g->brk.trial_taken)
+			continue;
+		struct ebatch *best_eb = NULL;
+		uint32_t best = 0;
+		for (size_t i = 0; i < e->nbatches; i++) {
+			struct ebatch *eb = e->batches[i];
+			if (eb->closed)
+				continue;
+			for (size_t k = 0; k < eb->b.nitems; k++) {
+				const struct item *it = &eb->b.items[k];
+				if (it->state != ST_PAUSED || !it->failure_group ||
+				    strcmp(it->failure_group, g->id))
+					continue;
+				if (!best_eb ||
+				    it->progress > best_eb->b.items[best].progress) {
+					best_eb = eb;
+					best = (uint32_t)k;
+				}
+			}
+		}
+		if (!best_eb ||
+		    shared_trial(&e->sh, g->id, best_eb->id,
+				 best_eb->b.items[best].symbol, now) != 1)
+			continue;
+		GROW(e->trials, e->captrials, e->ntrials + 1);
+		struct trial *t = &e->trials[e->ntrials++];
+		snprintf(t->group, sizeof(t->group), "%s", g->id);
+		t->eb = best_eb;
+		t->idx = best;
+		runlog_printf(e->o.runlog, "group %s half-open: trial with %s of %s",
+			      g->id, best_eb->b.items[best].symbol, best_eb->id);
+		resume_items(e, best_eb, NULL, &best, 1, "progress");
+	}
+}
+
+/* A symbol trial a user forced (retry-failed): the first item takes it. */
+static bool take_symbol_trial(struct engine *e, const char *symbol)
+{
+	for (size_t i = 0; i < e->nsym_trials; i++) {
+		if (strcmp(e->sym_trials[i], symbol))
+			continue;
+		free(e->sym_trials[i]);
+		e->sym_trials[i] = e->sym_trials[--e->nsym_trials];
+		return true;
+	}
+	return false;
+}
+
+static void force_symbol_trial(struct engine *e, const char *symbol)
+{
+	if (!e->sh_ok || shared_symbol_force_trial(&e->sh, symbol) != 1)
+		return;
+	GROW(e->sym_trials, e->capsym_trials, e->nsym_trials + 1);
+	e->sym_trials[e->nsym_trials++] = xstrdup(symbol);
+}
+
+/* When the engine must look again at circuits and groups, 0: never. */
+static int64_t circuits_next_ms(struct engine *e)
+{
+	int64_t best = 0, now = now_ms();
+	if (!e->sh_ok)
+		return 0;
+	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
+		const struct sh_group *g = e->sh.groups[gi];
+		if (g->status == GROUP_OPEN && !g->brk.trial_taken &&
+		    g->brk.until < INT64_MAX / 4) {
+			int64_t t = g->brk.until > now ? g->brk.until : now;
+			if (!best || t < best)
+				best = t;
+		}
+	}
+	if (e->defer_wake_ms && (!best || e->defer_wake_ms < best))
+		best = e->defer_wake_ms;
+	return best;
+}
+
 static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 			   uint32_t attempt, int wait_status,
 			   const struct rusage *ru, uint8_t why, int exec_errno,
@@ -718,6 +1063,14 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 					     ru->ru_stime.tv_usec / 1000);
 		r.max_rss_kb = (uint32_t)ru->ru_maxrss;
 	}
+	struct trial *trial = find_trial(e, eb, idx);
+	char trial_group[GROUP_ID_MAX] = "";
+	if (trial) {
+		snprintf(trial_group, sizeof(trial_group), "%s", trial->group);
+		drop_trial(e, trial);
+	}
+	struct sh_failure_result fr = { 0 };
+	bool grouped = false;
 	if (why == KILL_CANCEL || it->cancel_requested) {
 		r.outcome = OUT_CANCELLED;
 		r.next_state = ST_CANCELLED;
@@ -744,7 +1097,36 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		    exec_errno == ENOEXEC)
 			retryable = false; /* no retry makes a binary appear */
 		int failures = it->failures + 1;
-		if (retryable && failures < c->max_attempts) {
+		/* One cause behind many failures?  (SPEC 6.3) */
+		struct failure f = {
+			.agent = c->agent,
+			.source = r.source ? r.source : c->source,
+			.category = category_name(v.category),
+			.type = r.error_type,
+			.message = v.message,
+			.symbol = it->symbol,
+			.batch = eb->id,
+		};
+		if (trial_group[0] && e->sh_ok) {
+			/* The half-open trial failed: open again, longer. */
+			shared_trial_result(&e->sh, trial_group, false, r.time);
+		}
+		/* A failure speaks for its source when its cause is one
+		 * (rate limit, authentication, timeout, network), or when the
+		 * agent names the source of a transient error; a failure of
+		 * the item itself (no data for it, a bad parameter, a crash)
+		 * counts only for the symbol's own circuit. */
+		bool correlate = correlate_cause(&f) != CAUSE_GENERIC ||
+				 (res.source[0] && retryable);
+		if (e->sh_ok &&
+		    shared_failure(&e->sh, &f, correlate, r.time, &fr) == 0 &&
+		    fr.group && fr.group->status == GROUP_OPEN) {
+			grouped = true;
+			r.group = fr.group->id;
+		}
+		if (grouped && retryable && failures < c->max_attempts) {
+			r.next_state = ST_PAUSED; /* waits for the group */
+		} else if (retryable && failures < c->max_attempts) {
 			r.next_state = ST_RETRY_WAIT;
 			r.next_retry_at = r.time + retry_delay_ms(c, failures, &res);
 		} else {
@@ -752,13 +1134,76 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		}
 	}
 	record(eb, &r);
+	if (r.outcome != OUT_INTERRUPTED || ru) {
+		const struct attempt *a = &it->log[attempt - 1];
+		symstats_end(&e->stats, it->symbol, r.time,
+			     a->started_ms ? r.time - a->started_ms : 0,
+			     r.outcome == OUT_SUCCEEDED);
+	}
 	if (r.next_state == ST_RETRY_WAIT)
 		heap_push(&eb->retry, r.next_retry_at, idx);
 	else if (r.next_state == ST_PENDING)
 		q_push(&eb->requeue, idx);
-	else
+	else if (r.next_state != ST_PAUSED)
 		q_push(&eb->unreported, idx);
-	(void)e;
+
+	/* What the rest of the home needs to know, and the people. */
+	if (r.outcome == OUT_SUCCEEDED && e->sh_ok) {
+		if (shared_success(&e->sh, it->symbol, r.time) == 1)
+			runlog_printf(e->o.runlog, "symbol %s: circuit closed",
+				      it->symbol);
+		if (trial_group[0])
+			shared_trial_result(&e->sh, trial_group, true, r.time);
+	}
+	if (fr.symbol_opened) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%s processing failed %u times",
+			 it->symbol, fr.streak);
+		emit_alert(e, "symbol_circuit_open", eb, it, NULL, msg);
+		runlog_printf(e->o.runlog, "symbol %s: circuit open (%s)",
+			      it->symbol, msg);
+	}
+	if (fr.formed) {
+		struct sh_group *g = fr.group;
+		char msg[512];
+		snprintf(msg, sizeof(msg),
+			 "%zu symbols failed with one cause: %s", g->nm,
+			 g->root_cause ? g->root_cause : "unknown");
+		emit_alert(e, "failure_group", eb, NULL, g, msg);
+		runlog_printf(e->o.runlog, "failure group %s formed: %s", g->id,
+			      msg);
+		/* One alert per member, with the group's context. */
+		for (size_t k = 0; k < g->nm; k++) {
+			struct ebatch *mb = find_batch(e, g->m[k].batch);
+			const struct item *mi =
+				mb ? batch_item(&mb->b, g->m[k].symbol) : NULL;
+			struct alert al = ALERT_INIT;
+			al.event = "item_failed";
+			al.batch_id = g->m[k].batch;
+			al.symbol = g->m[k].symbol;
+			al.group_id = g->id;
+			al.root_cause = g->root_cause;
+			al.group_size = (long long)g->nm;
+			al.source = g->source;
+			al.category = g->category;
+			al.error_type = g->type;
+			al.message = mi && mi->nattempts &&
+					     mi->log[mi->nattempts - 1].error_message
+				? mi->log[mi->nattempts - 1].error_message
+				: g->norm;
+			alert_emit(e->alerts, &al);
+		}
+	} else if (grouped) {
+		emit_alert(e, "item_failed", eb, it, fr.group, v.message);
+	} else if (r.next_state == ST_FAILED) {
+		emit_alert(e, "item_failed", eb, it, NULL, v.message);
+	}
+	if (r.next_state == ST_PAUSED && r.group && e->sh_ok) {
+		const char *sym = it->symbol;
+		shared_paused(&e->sh, r.group, eb->id, &sym, 1, r.time);
+	}
+	if (state_final(r.next_state))
+		note_final(e, eb, idx);
 }
 
 static struct run *find_run(struct engine *e, pid_t pid)
@@ -789,8 +1234,11 @@ static void reap(struct engine *e)
 		struct rusage ru;
 		if (wait4(pid, &status, 0, &ru) < 0)
 			continue;
-		if (!run)
-			continue; /* an orphan reparented to us, or a hook */
+		if (!run) {
+			/* a notify hook, or an orphan reparented to us */
+			alerts_reaped(e->alerts, pid);
+			continue;
+		}
 		GROW(e->exited, e->capexited, e->nexited + 1);
 		e->exited[e->nexited++] = (struct exited){ *run, status, ru };
 		run->eb->running--;
@@ -863,11 +1311,34 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
 	if (ahead >= cap || ahead >= target)
 		return;
 	bool added = false;
+	const struct sh_group *g = e->sh_ok ? shared_open_group(
+		&e->sh, eb->b.c.agent, eb->b.c.source) : NULL;
 	while (ahead < target) {
 		int64_t idx = next_eligible(eb, now);
 		if (idx < 0)
 			break;
 		struct item *it = &eb->b.items[idx];
+		bool trial = find_trial(e, eb, (uint32_t)idx) != NULL;
+		if (g && !trial) {
+			/* The source's circuit is open: it waits with its group. */
+			uint32_t one = (uint32_t)idx;
+			pause_items(e, eb, &one, 1, g->id, NULL);
+			continue;
+		}
+		struct sh_symbol *sym = e->sh_ok ? shared_symbol(&e->sh, it->symbol)
+						 : NULL;
+		if (sym && sym->brk.state != CIRCUIT_CLOSED && !trial &&
+		    !take_symbol_trial(e, it->symbol) &&
+		    shared_symbol_trial(&e->sh, it->symbol, now) != 1) {
+			/* Its symbol's circuit is open: it waits for the
+			 * half-open trial (which some attempt gets). */
+			q_push(&eb->deferred, (uint32_t)idx);
+			int64_t wake = sym->brk.until > now ? sym->brk.until
+							    : now + 1000;
+			if (!e->defer_wake_ms || wake < e->defer_wake_ms)
+				e->defer_wake_ms = wake;
+			continue;
+		}
 		struct rec r = { .type = R_RESERVE, .item = (uint32_t)idx,
 				 .attempt = (uint32_t)it->nattempts + 1u };
 		record(eb, &r);
@@ -877,6 +1348,19 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
 	}
 	if (added)
 		commit(e, eb, true);
+}
+
+/* Deferred items are looked at again when a circuit may allow them. */
+static void undefer(struct engine *e)
+{
+	if (!e->defer_wake_ms || now_ms() < e->defer_wake_ms)
+		return;
+	e->defer_wake_ms = 0;
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		while (eb->deferred.n)
+			q_push(&eb->requeue, q_pop(&eb->deferred));
+	}
 }
 
 static bool dispatch_off(struct engine *e)
@@ -1018,8 +1502,11 @@ static void check_timers(struct engine *e)
 		for (size_t k = 0; k < e->nruns; k++)
 			if (e->runs[k].eb == eb)
 				signal_run(e, &e->runs[k], KILL_CANCEL);
-		while (now_cancelled.n)
-			q_push(&eb->unreported, q_pop(&now_cancelled));
+		while (now_cancelled.n) {
+			uint32_t k = q_pop(&now_cancelled);
+			q_push(&eb->unreported, k);
+			note_final(e, eb, k);
+		}
 		free(now_cancelled.v);
 	}
 }
@@ -1060,6 +1547,16 @@ static int64_t next_wakeup_ms(struct engine *e)
 		CONSIDER_NS(e->slot_poll_ns);
 	if (e->o.daemon && !e->shutdown)
 		CONSIDER_NS(e->orphan_check_ns);
+	if (e->stats.dirty || symstats_busy(&e->stats))
+		CONSIDER_NS(e->stats_next_ns);
+	if (alerts_next_ns(e->alerts))
+		CONSIDER_NS(alerts_next_ns(e->alerts));
+	int64_t cm = circuits_next_ms(e);
+	if (cm) {
+		int64_t d = cm - now;
+		if (d < best)
+			best = d;
+	}
 	if (e->draining)
 		CONSIDER_NS(e->drain_deadline_ns);
 	if (e->stalled)
@@ -1100,7 +1597,7 @@ static void flush_meta(struct engine *e, struct ebatch *eb, bool force)
 	if (commit(e, eb, true) < 0)
 		return;
 	report_durable(e, eb);
-	if (meta_flush(eb->dirfd, &eb->b, now_ms()) < 0) {
+	if (meta_flush(eb->dirfd, &eb->b, now_ms(), e->sh_ok ? &e->sh : NULL) < 0) {
 		warning("batches/%s/batch.json: %s", eb->id, strerror(errno));
 	} else {
 		eb->meta_dirty = false;
@@ -1125,6 +1622,25 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 	}
 	int st = batch_status(&eb->b);
 	eb->result = st == BS_COMPLETED ? 0 : 1;
+	for (size_t i = 0; i < e->ntrials;)
+		if (e->trials[i].eb == eb)
+			drop_trial(e, &e->trials[i]);
+		else
+			i++;
+	if (status_final(st) && eb->finalized) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "batch %s %s: %zu succeeded, %zu failed, %zu cancelled",
+			 eb->id, batch_status_name(st), eb->b.count[ST_SUCCEEDED],
+			 eb->b.count[ST_FAILED], eb->b.count[ST_CANCELLED]);
+		struct alert al = ALERT_INIT;
+		al.event = "batch_final";
+		al.batch_id = eb->id;
+		al.status = batch_status_name(st);
+		al.message = msg;
+		al.count = (long long)eb->b.nitems;
+		alert_emit(e->alerts, &al);
+	}
 	runlog_printf(e->o.runlog, "batch %s %s: %zu succeeded, %zu failed, %zu "
 				   "cancelled, %zu open",
 		      eb->id, batch_status_name(st), eb->b.count[ST_SUCCEEDED],
@@ -1133,10 +1649,40 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 	if (e->o.summary && !e->o.json && verbosity >= 0) {
 		progress_clear(&e->prog);
 		meta_print_summary(stdout, &eb->b, now_ms(), SHOW_PATHS,
-				   e->h->path);
-		if (st == BS_PAUSED)
-			printf("  paused: resume with `runner resume %s`\n",
-			       eb->id);
+				   e->h->path, e->sh_ok ? &e->sh : NULL);
+		fflush(stdout);
+	}
+	if (st == BS_PAUSED && !e->o.json && verbosity >= 0) {
+		/* What it waits for, and how to go on: one line per cause. */
+		const char *seen[16];
+		size_t nseen = 0, user = 0;
+		for (size_t i = 0; i < eb->b.nitems; i++) {
+			const struct item *it = &eb->b.items[i];
+			if (it->state != ST_PAUSED)
+				continue;
+			if (!it->failure_group) {
+				user++;
+				continue;
+			}
+			bool dup = false;
+			for (size_t k = 0; k < nseen; k++)
+				dup |= !strcmp(seen[k], it->failure_group);
+			if (dup || nseen == 16)
+				continue;
+			seen[nseen++] = it->failure_group;
+			const struct sh_group *g =
+				e->sh_ok ? shared_group(&e->sh, it->failure_group)
+					 : NULL;
+			printf("batch %s waits on failure group %s (%s); resume "
+			       "with: runner resume %s\n",
+			       eb->id, it->failure_group,
+			       g && g->root_cause ? g->root_cause : "paused",
+			       it->failure_group);
+		}
+		if (user)
+			printf("batch %s: %zu items paused; resume with: runner "
+			       "resume %s\n",
+			       eb->id, user, eb->id);
 		fflush(stdout);
 	}
 	journal_close(&eb->j);
@@ -1160,6 +1706,7 @@ static void check_done(struct engine *e)
 			struct rec r = { .type = R_FINAL, .time = now_ms(),
 					 .status = (uint8_t)batch_final_status(b) };
 			record(eb, &r);
+			eb->finalized = true;
 			if (commit(e, eb, true) < 0)
 				continue;
 			close_batch(e, eb);
@@ -1210,6 +1757,8 @@ static void ebatch_free(struct ebatch *eb)
 		close(eb->prepared[i].errfd);
 	}
 	free(eb->prepared);
+	free(eb->marks);
+	free(eb->deferred.v);
 	free(eb->reserved.v);
 	free(eb->unreported.v);
 	free(eb->retry.v);
@@ -1259,7 +1808,7 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		return error("batches/%s/lock: %s", id, strerror(saved));
 	}
 	/* We hold its lock: a temp file in it is a crashed writer's. */
-	remove_stale_temps(eb->dirfd, 0);
+	remove_stale_temps(eb->dirfd, NULL, 0);
 	if (journal_open(&eb->j, eb->dirfd, "journal", true, batch_replay,
 			 &eb->b) < 0 ||
 	    !eb->b.claimed) {
@@ -1280,7 +1829,8 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		     (long long)eb->j.torn_bytes);
 	if (eb->b.final && !(flags & TAKE_FINAL)) {
 		/* Nothing to run; make sure the views say so. */
-		if (meta_flush(eb->dirfd, &eb->b, now_ms()) < 0)
+		if (meta_flush(eb->dirfd, &eb->b, now_ms(),
+			       e->sh_ok ? &e->sh : NULL) < 0)
 			warning("batches/%s/batch.json: %s", id,
 				strerror(errno));
 		ebatch_free(eb);
@@ -1384,6 +1934,7 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 	progress_add(&e->prog, eb->b.nitems,
 		     eb->b.count[ST_SUCCEEDED], eb->b.count[ST_FAILED] +
 						      eb->b.count[ST_CANCELLED]);
+	e->seen_gen = 0; /* an open group may concern it */
 	flush_meta(e, eb, true);
 	return 0;
 }
@@ -1590,8 +2141,10 @@ int engine_cancel(struct engine *e, const char *id, char **symbols,
 		record(eb, &r);
 		for (uint32_t k = 0; k < n; k++) {
 			const struct item *it = &b->items[idx[k]];
-			if (it->state == ST_CANCELLED)
+			if (it->state == ST_CANCELLED) {
 				q_push(&eb->unreported, idx[k]);
+				note_final(e, eb, idx[k]);
+			}
 		}
 		for (size_t k = 0; k < e->nruns; k++) {
 			struct run *run = &e->runs[k];
@@ -1634,14 +2187,87 @@ int engine_retry_failed(struct engine *e, const char *id, unsigned categories,
 		struct rec r = { .type = R_REQUEUE, .time = now_ms(), .n = n,
 				 .indexes = idx };
 		record(eb, &r);
-		for (uint32_t k = 0; k < n; k++)
+		for (uint32_t k = 0; k < n; k++) {
 			q_push(&eb->requeue, idx[k]);
+			/* The user asks for it now: an open circuit of its
+			 * symbol gets its half-open trial at once. */
+			force_symbol_trial(e, b->items[idx[k]].symbol);
+		}
 		progress_requeue(&e->prog, n);
 		commit(e, eb, true);
 	}
 	sb_addf(reply, "{\"ok\":true,\"requeued\":%u}", n);
 	free(idx);
 	return (int)n;
+}
+
+int engine_pause(struct engine *e, const char *id, char **symbols,
+		 size_t nsymbols, const char *reason, struct sb *reply)
+{
+	struct ebatch *eb = find_batch(e, id);
+	if (!eb) {
+		sb_addf(reply, "{\"ok\":false,\"error\":\"batch not owned\"}");
+		return -1;
+	}
+	uint32_t n = 0;
+	uint32_t *idx = pausable(eb, &n), k = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (!nsymbols ||
+		    symbol_listed(symbols, nsymbols, eb->b.items[idx[i]].symbol))
+			idx[k++] = idx[i];
+	pause_items(e, eb, idx, k, NULL, reason);
+	runlog_printf(e->o.runlog, "batch %s: %u items paused by a user", id, k);
+	sb_addf(reply, "{\"ok\":true,\"paused\":%u}", k);
+	free(idx);
+	return (int)k;
+}
+
+int engine_resume(struct engine *e, const char *id, const char *order,
+		  struct sb *reply)
+{
+	struct ebatch *eb = find_batch(e, id);
+	if (!eb) {
+		sb_addf(reply, "{\"ok\":false,\"error\":\"batch not owned\"}");
+		return -1;
+	}
+	uint32_t *idx = xmalloc((eb->b.nitems + 1) * sizeof(uint32_t)), own = 0;
+	size_t groups = 0, by_group = 0;
+	for (size_t i = 0; i < eb->b.nitems; i++) {
+		const struct item *it = &eb->b.items[i];
+		if (it->state != ST_PAUSED)
+			continue;
+		const struct sh_group *g =
+			it->failure_group && e->sh_ok
+				? shared_group(&e->sh, it->failure_group)
+				: NULL;
+		if (g && g->status != GROUP_RESOLVED) {
+			/* It waits on its group: resuming the batch resumes
+			 * the group, for every batch it holds. */
+			if (g->status == GROUP_OPEN) {
+				shared_resume(&e->sh, g->id,
+					      order ? order : "progress",
+					      now_ms());
+				groups++;
+			}
+			by_group++;
+			continue;
+		}
+		idx[own++] = (uint32_t)i; /* a user's pause */
+	}
+	resume_items(e, eb, NULL, idx, own, order);
+	react_groups(e);
+	runlog_printf(e->o.runlog,
+		      "batch %s: resumed %u items, and %zu through %zu groups",
+		      id, own, by_group, groups);
+	sb_addf(reply, "{\"ok\":true,\"resumed\":%zu,\"groups\":%zu}",
+		own + by_group, groups);
+	free(idx);
+	return (int)(own + by_group);
+}
+
+struct shared *engine_shared(struct engine *e)
+{
+	return e->sh_ok ? &e->sh : NULL;
 }
 
 static char **json_strings(const cJSON *arr, size_t *n)
@@ -1676,6 +2302,14 @@ void engine_control(struct engine *e, const char *id, const char *json,
 		sb_adds(reply, "{\"ok\":false,\"error\":\"bad request\"}");
 	} else if (!strcmp(op->valuestring, "cancel")) {
 		engine_cancel(e, id, syms, ns, reply);
+	} else if (!strcmp(op->valuestring, "pause")) {
+		const cJSON *why = cJSON_GetObjectItemCaseSensitive(req, "reason");
+		engine_pause(e, id, syms, ns,
+			     cJSON_IsString(why) ? why->valuestring : NULL, reply);
+	} else if (!strcmp(op->valuestring, "resume")) {
+		const cJSON *ord = cJSON_GetObjectItemCaseSensitive(req, "order");
+		engine_resume(e, id, cJSON_IsString(ord) ? ord->valuestring : NULL,
+			      reply);
 	} else if (!strcmp(op->valuestring, "retry-failed")) {
 		unsigned mask = 0;
 		for (size_t i = 0; i < nc; i++)
@@ -1705,6 +2339,37 @@ static void control_cb(void *arg, const char *id, const char *json,
 		       struct sb *reply)
 {
 	engine_control(arg, id, json, reply);
+}
+
+/* Leaving: the hooks of the last alerts get a few seconds, not more (they
+ * die with us: PR_SET_PDEATHSIG).  Every alert is in alerts.jsonl anyway. */
+static void finish_hooks(struct engine *e)
+{
+	int64_t until = mono_ns() + 5000000000LL;
+	while (alerts_busy(e->alerts) && mono_ns() < until) {
+		alerts_run_hooks(e->alerts, e->pid, &e->child_mask);
+		alerts_check(e->alerts);
+		struct epoll_event ev;
+		epoll_wait(e->epfd, &ev, 1, 50);
+		struct signalfd_siginfo si;
+		while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			;
+		reap(e);
+	}
+}
+
+/* state/symbols: about every 2 s, and never more than 5% of the time. */
+static void flush_stats(struct engine *e, bool force)
+{
+	int64_t mono = mono_ns();
+	if (!force && mono < e->stats_next_ns)
+		return;
+	if (!force && !e->stats.dirty && !symstats_busy(&e->stats))
+		return;
+	symstats_flush(&e->stats, e->h->state, now_ms());
+	int64_t cost = mono_ns() - mono;
+	int64_t gap = cost * 20 > 2000000000LL ? cost * 20 : 2000000000LL;
+	e->stats_next_ns = mono_ns() + gap;
 }
 
 /* ---- the loop ---- */
@@ -1785,6 +2450,13 @@ static void reload(struct engine *e)
 	GROW(e->old_confs, e->capold, e->nold + 1);
 	e->old_confs[e->nold++] = e->c;
 	e->c = c;
+	alerts_set_conf(e->alerts, c);
+	e->sh.sym_conf.threshold = (uint32_t)c->breaker_threshold;
+	e->sh.sym_conf.open_ms = c->breaker_open_ms;
+	e->sh.sym_conf.max_open_ms = c->breaker_open_ms * 16;
+	e->sh.src_conf = e->sh.sym_conf;
+	e->sh.corr.window_ms = c->corr_window_ms;
+	e->sh.corr.min_group = c->min_group;
 	for (size_t i = 0; i < e->nbatches; i++) {
 		struct ebatch *eb = e->batches[i];
 		if (eb->closed)
@@ -1851,6 +2523,8 @@ static void drain_inotify(struct engine *e)
 				e->spool_dirty = true;
 			} else if (ev->wd == e->control_wd) {
 				control = true;
+			} else if (ev->wd == e->events_wd && e->sh_ok) {
+				shared_sync(&e->sh);
 			}
 			p += sizeof(*ev) + ev->len;
 		}
@@ -1903,6 +2577,12 @@ int engine_run(struct engine *e)
 		finish_exited(e);
 		check_timers(e);
 		check_drain(e);
+		react_groups(e);
+		try_trials(e);
+		undefer(e);
+		alerts_run_hooks(e->alerts, e->pid, &e->child_mask);
+		alerts_check(e->alerts);
+		flush_stats(e, false);
 		if (e->o.daemon && !e->shutdown) {
 			if (e->spool_dirty) {
 				e->spool_dirty = false;
@@ -1978,6 +2658,8 @@ int engine_run(struct engine *e)
 			flush_meta(e, eb, true);
 		close_batch(e, eb);
 	}
+	flush_stats(e, true);
+	finish_hooks(e);
 	progress_clear(&e->prog);
 	print_overhead(e);
 	if (e->io_failed)
@@ -2034,12 +2716,23 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = e->sigfd };
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->sigfd, &ev);
-	e->control_wd = e->spool_wd = -1;
+	e->control_wd = e->spool_wd = e->events_wd = -1;
+	e->sh_ok = shared_open(&e->sh, h->state, c) == 0;
+	if (!e->sh_ok)
+		warning("state/events: %s; failure groups and circuits are "
+			"off in this process",
+			strerror(errno));
+	e->alerts = alerts_open(h, c);
 	if (e->infd >= 0) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/state/control", e->home_abs);
 		e->control_wd = inotify_add_watch(e->infd, path,
 						  IN_MOVED_TO | IN_CLOSE_WRITE);
+		/* Other runners' failures, groups and resumes. */
+		snprintf(path, sizeof(path), "%s/state/events", e->home_abs);
+		e->events_wd = inotify_add_watch(e->infd, path,
+						 IN_MODIFY | IN_MOVE_SELF |
+							 IN_DELETE_SELF);
 		if (o->daemon) {
 			snprintf(path, sizeof(path), "%s/spool", e->home_abs);
 			e->spool_wd = inotify_add_watch(
@@ -2064,6 +2757,14 @@ void engine_free(struct engine *e)
 		ebatch_free(e->batches[i]);
 	free(e->batches);
 	/* Every configuration the engine loaded itself is its own. */
+	if (e->sh_ok)
+		shared_close(&e->sh);
+	alerts_close(e->alerts);
+	symstats_release(&e->stats);
+	free(e->trials);
+	for (size_t i = 0; i < e->nsym_trials; i++)
+		free(e->sym_trials[i]);
+	free(e->sym_trials);
 	for (size_t i = 0; i < e->nold; i++)
 		if (e->old_confs[i] != e->given)
 			conf_free((struct conf *)e->old_confs[i]);

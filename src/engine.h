@@ -88,6 +88,16 @@ int engine_cancel(struct engine *e, const char *id, char **symbols,
 		  size_t nsymbols, struct sb *reply);
 int engine_retry_failed(struct engine *e, const char *id, unsigned categories,
 			char **symbols, size_t nsymbols, struct sb *reply);
+/* Pause the batch's pending and retrying items (or only those symbols);
+ * running ones finish.  Resume its paused items in order ("progress",
+ * "oldest", "priority"): those a failure group paused resume with their
+ * group (the group is resumed for everyone). */
+int engine_pause(struct engine *e, const char *id, char **symbols,
+		 size_t nsymbols, const char *reason, struct sb *reply);
+int engine_resume(struct engine *e, const char *id, const char *order,
+		  struct sb *reply);
+/* The home's groups and circuits (NULL if they are not available). */
+struct shared *engine_shared(struct engine *e);
 /* Handle one control request (a JSON object) for a batch we own. */
 void engine_control(struct engine *e, const char *id, const char *json,
 		    struct sb *reply);

@@ -209,7 +209,7 @@ int remove_tree(int parent, const char *name)
 	return rc;
 }
 
-int remove_stale_temps(int dirfd, int64_t older_than_s)
+int remove_stale_temps(int dirfd, const char *name, int64_t older_than_s)
 {
 	int fd = dup(dirfd), removed = 0;
 	if (fd < 0)
@@ -228,6 +228,9 @@ int remove_stale_temps(int dirfd, int64_t older_than_s)
 		size_t n = strlen(de->d_name);
 		if (de->d_name[0] != '.' || n < 22 ||
 		    strcmp(de->d_name + n - 4, ".tmp") || de->d_name[n - 21] != '.')
+			continue;
+		if (name && (n - 22 != strlen(name) ||
+			     strncmp(de->d_name + 1, name, n - 22)))
 			continue;
 		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) ||

@@ -69,11 +69,12 @@ int remove_tree(int dirfd, const char *name);
 
 /*
  * Remove the temp files home_replace()/atomic_begin() left in dirfd when a
- * crash came between their creation and their rename (".NAME.HEX16.tmp"),
- * if older than older_than_s seconds (0: any).  Only call it where no live
- * writer can be using one: a batch directory whose lock we hold, or with
- * an age no write takes.  Returns how many were removed.
+ * crash came between their creation and their rename (".NAME.HEX16.tmp",
+ * only those of NAME unless it is NULL), if older than older_than_s
+ * seconds (0: any).  Only call it where no live writer can be using one:
+ * under the lock that guards NAME's writers, or with an age no write
+ * takes.  Returns how many were removed.
  */
-int remove_stale_temps(int dirfd, int64_t older_than_s);
+int remove_stale_temps(int dirfd, const char *name, int64_t older_than_s);
 
 #endif

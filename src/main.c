@@ -15,6 +15,9 @@
 #include "meta.h"
 #include "progress.h"
 #include "runlog.h"
+#include "shared.h"
+#include "slots.h"
+#include "symstats.h"
 #include "spool.h"
 #include "util.h"
 
@@ -63,6 +66,12 @@ static const char usage_text[] =
 	"                          run the batch's failed items again\n"
 	"  cancel BATCH [--symbol S]...\n"
 	"                          cancel items that are not final\n"
+	"  pause TARGET [--symbol S]... [--reason TEXT]\n"
+	"                          pause a batch's or a failure group's items\n"
+	"  resume TARGET [--order progress|oldest|priority] [--no-wait]\n"
+	"                          resume them, under the caps, in that order\n"
+	"  groups                  failure groups and their resume progress\n"
+	"  status                  daemon, agents, symbols and circuits now\n"
 	"\n"
 	"global options:\n"
 	"  -C, --home DIR          the home (default $RUNNER_HOME, else .)\n"
@@ -193,6 +202,28 @@ static void free_cmd(struct cmdopt *opts, size_t n, char **pos)
 static const char *last_value(const struct cmdopt *o)
 {
 	return o->nvalues ? o->values[o->nvalues - 1] : NULL;
+}
+
+/* The home's shared state (groups, circuits), folded for a view. */
+static struct shared view_sh;
+static bool view_sh_open;
+
+static struct shared *view_shared(void)
+{
+	if (view_sh_open)
+		return &view_sh;
+	struct conf *d = conf_ ? NULL : conf_default();
+	if (shared_open(&view_sh, home_.state, conf_ ? conf_ : d) == 0)
+		view_sh_open = true;
+	conf_free(d);
+	return view_sh_open ? &view_sh : NULL;
+}
+
+static void view_shared_close(void)
+{
+	if (view_sh_open)
+		shared_close(&view_sh);
+	view_sh_open = false;
 }
 
 static int open_batch_dir(const char *id)
@@ -401,11 +432,12 @@ static int cmd_show(void)
 	}
 	if (g.json) {
 		if (!batch_json_current(dirfd, &b) || cat_file(dirfd, "batch.json") < 0)
-			meta_write_json(stdout, &b, now_ms());
+			meta_write_json(stdout, &b, now_ms(), view_shared());
 	} else {
 		int flags = SHOW_PATHS | (o[1].seen ? SHOW_ITEMS : 0) |
 			    (o[2].seen ? SHOW_FAILED : 0);
-		meta_print_summary(stdout, &b, now_ms(), flags, home_.path);
+		meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
+				   view_shared());
 	}
 	batch_release(&b);
 	close(dirfd);
@@ -893,7 +925,7 @@ static int follow_batch(const char *id)
 		struct batch b;
 		if (replay_readonly(dirfd, &b) == 0)
 			meta_print_summary(stdout, &b, now_ms(), SHOW_PATHS,
-					   home_.path);
+					   home_.path, view_shared());
 		batch_release(&b);
 	}
 	if (dirfd >= 0)
@@ -1004,6 +1036,569 @@ static int cmd_submit(void)
 	return status;
 }
 
+
+/* ---- pause, resume, groups, status ---- */
+
+static bool is_group_id(const char *s)
+{
+	return !strncmp(s, "grp-", 4);
+}
+
+static struct sh_group *find_group(const char *id)
+{
+	struct shared *sh = view_shared();
+	struct sh_group *grp = sh ? shared_group(sh, id) : NULL;
+	if (!grp)
+		error("no such failure group: %s", id);
+	return grp;
+}
+
+static int cmd_pause(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--symbol", true },
+			      { "--reason", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "pause");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner pause TARGET [--symbol S]... [--reason TEXT]\n\n"
+		     "Pause the pending and retrying items of a batch (only those "
+		     "symbols,\nwith --symbol), or of a failure group (all its "
+		     "members, with no half-open\ntrial until a resume).  Running "
+		     "attempts finish.  Go on with runner resume.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("pause: name one batch or group");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *id = pos[0], *reason = last_value(&o[2]);
+	int status = 0;
+	if (is_group_id(id)) {
+		struct sh_group *gr = find_group(id);
+		if (!gr)
+			status = EX_NO_SUCH;
+		else if (shared_pause_group(view_shared(), id, now_ms()) < 0) {
+			error("state/events: %s", strerror(errno));
+			status = EX_IOERR_;
+		}
+		else if (verbosity >= 0)
+			printf("group %s paused (%zu members); go on with: "
+			       "runner resume %s\n",
+			       id, gr->nm, id);
+		free_cmd(o, NOPTS(o), pos);
+		return status;
+	}
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "op", "pause");
+	cJSON *sy = cJSON_AddArrayToObject(req, "symbols");
+	for (size_t i = 0; i < o[1].nvalues; i++)
+		cJSON_AddItemToArray(sy, cJSON_CreateString(o[1].values[i]));
+	if (reason)
+		cJSON_AddStringToObject(req, "reason", reason);
+	char *json = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	struct sb reply = SB_INIT;
+	int owner = ask_owner(id, json, &reply);
+	cJSON_free(json);
+	long n = -1;
+	if (owner == 0) {
+		n = reply_count(&reply, "paused");
+	} else if (owner < 0) {
+		status = -owner;
+	} else {
+		struct engine_opts eo = { .summary = false };
+		struct engine *e = engine_new(&home_, conf_, &eo);
+		int took = engine_take(e, id, -1, TAKE_FINAL);
+		if (took != 0) {
+			status = took < 0 ? EX_IOERR_ : EX_TEMPFAIL_;
+		} else {
+			n = engine_pause(e, id, o[1].values, o[1].nvalues,
+					 reason, &reply);
+			engine_settle(e);
+			engine_run(e);
+		}
+		engine_free(e);
+	}
+	if (n >= 0 && verbosity >= 0)
+		printf("batch %s: %ld items paused; go on with: runner resume "
+		       "%s\n",
+		       id, n, id);
+	sb_release(&reply);
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
+static bool valid_order(const char *s)
+{
+	return !strcmp(s, "progress") || !strcmp(s, "oldest") ||
+	       !strcmp(s, "priority");
+}
+
+static int cmd_resume(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--order", true },
+			      { "--no-wait" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "resume");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner resume TARGET [--order progress|oldest|priority] "
+		     "[--no-wait]\n\n"
+		     "Resume the paused items of a batch or of a failure group, "
+		     "in that order\n(progress: the highest progress reported "
+		     "first, the default; oldest:\nfirst paused first; priority: "
+		     "batch priority), never above the caps.\nWith a daemon "
+		     "running it carries the request out; otherwise the items\n"
+		     "run here until they are final (--no-wait: only record it).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	const char *order = last_value(&o[1]) ? last_value(&o[1]) : "progress";
+	if (!valid_order(order)) {
+		rc = usage_error("resume: --order is progress, oldest or priority");
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("resume: name one batch or group");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *id = pos[0];
+	struct daemon_info info;
+	bool daemon = daemon_running(&home_, &info);
+	int status = 0;
+	if (is_group_id(id)) {
+		struct sh_group *gr = find_group(id);
+		if (!gr) {
+			free_cmd(o, NOPTS(o), pos);
+			return EX_NO_SUCH;
+		}
+		if (gr->status == GROUP_RESOLVED) {
+			if (verbosity >= 0)
+				printf("group %s is resolved: nothing to "
+				       "resume\n",
+				       id);
+			free_cmd(o, NOPTS(o), pos);
+			return 0;
+		}
+		if (shared_resume(view_shared(), id, order, now_ms()) < 0) {
+			free_cmd(o, NOPTS(o), pos);
+			return error("state/events: %s", strerror(errno)),
+			       EX_IOERR_;
+		}
+		if (daemon || o[2].seen) {
+			if (verbosity >= 0)
+				printf("group %s: resume (%s order) recorded%s\n",
+				       id, order,
+				       daemon ? "; the daemon runs its members"
+					      : "; the next runner run or daemon "
+						"runs its members");
+			free_cmd(o, NOPTS(o), pos);
+			return 0;
+		}
+		/* No daemon: run the members here, from every batch that no
+		 * other runner holds (a live one resumes its own). */
+		char **batches = NULL;
+		size_t nb = 0, cap = 0;
+		for (size_t i = 0; i < gr->nm; i++) {
+			bool dup = false;
+			for (size_t k = 0; k < nb && !dup; k++)
+				dup = !strcmp(batches[k], gr->m[i].batch);
+			if (!dup && !gr->m[i].final) {
+				GROW(batches, cap, nb + 1);
+				batches[nb++] = xstrdup(gr->m[i].batch);
+			}
+		}
+		struct engine_opts eo = engine_opts();
+		struct engine *e = engine_new(&home_, conf_, &eo);
+		for (size_t i = 0; i < nb; i++) {
+			engine_take(e, batches[i], -1, 0);
+			free(batches[i]);
+		}
+		free(batches);
+		status = engine_run(e);
+		engine_free(e);
+		free_cmd(o, NOPTS(o), pos);
+		return status;
+	}
+	char *json = xasprintf("{\"op\":\"resume\",\"order\":\"%s\"}", order);
+	struct sb reply = SB_INIT;
+	int owner = ask_owner(id, json, &reply);
+	free(json);
+	if (owner == 0) {
+		if (verbosity >= 0)
+			printf("batch %s: %ld items resumed by the runner that "
+			       "holds it\n",
+			       id, reply_count(&reply, "resumed"));
+	} else if (owner < 0) {
+		status = -owner;
+	} else {
+		struct engine_opts eo = engine_opts();
+		if (o[2].seen)
+			eo.summary = false;
+		struct engine *e = engine_new(&home_, conf_, &eo);
+		int took = engine_take(e, id, -1, 0);
+		if (took != 0) {
+			status = took < 0 ? EX_IOERR_ : 0;
+			if (took > 0 && verbosity >= 0)
+				printf("batch %s is final: nothing to resume\n",
+				       id);
+		} else {
+			int n = engine_resume(e, id, order, &reply);
+			if (verbosity >= 0 && o[2].seen)
+				printf("batch %s: %d items resumed; the next "
+				       "runner run or daemon runs them\n",
+				       id, n);
+			if (o[2].seen)
+				engine_settle(e);
+			status = engine_run(e);
+			if (o[2].seen && status <= EX_SOME_FAILED)
+				status = 0;
+		}
+		engine_free(e);
+	}
+	sb_release(&reply);
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
+
+static int cmp_group_new(const void *a, const void *b)
+{
+	const struct sh_group *x = *(struct sh_group *const *)a;
+	const struct sh_group *y = *(struct sh_group *const *)b;
+	if (x->detected_ms != y->detected_ms)
+		return x->detected_ms > y->detected_ms ? -1 : 1;
+	return strcmp(y->id, x->id);
+}
+
+static int cmd_groups(void)
+{
+	struct cmdopt o[] = { { "--help" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "groups");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner groups [--json]\n\n"
+		     "Failure groups (SPEC 6.3), newest first: status, root cause, "
+		     "members\nand resume progress (\"2/5 resumed, 3 queued\").");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	free_cmd(o, NOPTS(o), pos);
+	if ((rc = open_home()))
+		return rc;
+	struct shared *sh = view_shared();
+	if (!sh)
+		return error("state/events: %s", strerror(errno)), EX_IOERR_;
+	struct sh_group **v = xmalloc((sh->ngroups + 1) * sizeof(*v));
+	memcpy(v, sh->groups, sh->ngroups * sizeof(*v));
+	if (sh->ngroups)
+		qsort(v, sh->ngroups, sizeof(*v), cmp_group_new);
+	if (g.json) {
+		cJSON *arr = cJSON_CreateArray();
+		for (size_t i = 0; i < sh->ngroups; i++)
+			cJSON_AddItemToArray(arr, meta_group_json(sh, v[i]->id));
+		char *text = cJSON_Print(arr);
+		puts(text ? text : "[]");
+		cJSON_free(text);
+		cJSON_Delete(arr);
+	} else {
+		if (sh->ngroups)
+			printf("%-24s %-9s %7s  %-24s %s\n", "GROUP", "STATUS",
+			       "MEMBERS", "PROGRESS", "ROOT CAUSE");
+		for (size_t i = 0; i < sh->ngroups; i++) {
+			size_t n, fin, paused;
+			char prog[64];
+			shared_group_progress(v[i], &n, &fin, &paused);
+			if (v[i]->status == GROUP_OPEN)
+				snprintf(prog, sizeof(prog), "%zu paused", paused);
+			else
+				snprintf(prog, sizeof(prog),
+					 "%zu/%zu resumed, %zu queued",
+					 n - paused, n, paused);
+			printf("%-24s %-9s %7zu  %-24s %s\n", v[i]->id,
+			       group_status_name(v[i]->status), n, prog,
+			       v[i]->root_cause ? v[i]->root_cause : "");
+		}
+	}
+	free(v);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+struct status_sym {
+	char *symbol;
+	int64_t last_ms, busy_until;
+	uint64_t count, lat_sum;
+	bool last_ok, known;
+};
+
+struct status_ctx {
+	struct status_sym *v;
+	size_t n, cap;
+	struct strmap idx;
+	int64_t since;
+};
+
+static struct status_sym *status_sym(struct status_ctx *c, const char *sym)
+{
+	struct strmap_entry *e = strmap_get(&c->idx, sym);
+	if (e)
+		return &c->v[e->value];
+	GROW(c->v, c->cap, c->n + 1);
+	struct status_sym *s = &c->v[c->n];
+	memset(s, 0, sizeof(*s));
+	s->symbol = xstrdup(sym);
+	strmap_put(&c->idx, s->symbol, c->n);
+	c->n++;
+	return s;
+}
+
+static void status_row(void *arg, const struct symstat_row *r)
+{
+	struct status_ctx *c = arg;
+	if (r->last_ms < c->since && r->busy_until < c->since)
+		return; /* not seen recently */
+	struct status_sym *s = status_sym(c, r->symbol);
+	s->last_ms = r->last_ms;
+	s->busy_until = r->busy_until;
+	s->count = r->count;
+	s->lat_sum = r->lat_sum;
+	s->last_ok = r->last_ok;
+	s->known = true;
+}
+
+static int cmp_status_sym(const void *a, const void *b)
+{
+	return strcmp(((const struct status_sym *)a)->symbol,
+		      ((const struct status_sym *)b)->symbol);
+}
+
+static int cmd_status(void)
+{
+	struct cmdopt o[] = { { "--help" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "status");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner status [--json]\n\n"
+		     "The home now: the daemon, each agent's running/max/queued, "
+		     "every symbol\nseen in the last 24 hours (state, circuit, "
+		     "consecutive failures, average\nlatency), open circuits and "
+		     "the overall status (SPEC 8).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	free_cmd(o, NOPTS(o), pos);
+	if ((rc = load_conf()) || (rc = open_home()))
+		return rc;
+	int64_t now = now_ms();
+	struct shared *sh = view_shared();
+	struct daemon_info info;
+	bool daemon = daemon_running(&home_, &info);
+
+	/* Active batches, and what waits per agent, from summary.json. */
+	size_t nagents = conf_->nagents;
+	long long *queued = xcalloc(nagents + 1, sizeof(long long));
+	char **active = NULL;
+	size_t nactive = 0, capactive = 0;
+	int fd = dup(home_.batches);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct summary su;
+		if (de->d_name[0] == '.' || !valid_batch_id(de->d_name) ||
+		    !strcmp(de->d_name, "archive"))
+			continue;
+		int bfd = open_dir_at(home_.batches, de->d_name);
+		if (bfd < 0)
+			continue;
+		if (meta_read_summary(bfd, &su) == 0 && !status_final(su.status)) {
+			GROW(active, capactive, nactive + 1);
+			active[nactive++] = xstrdup(su.id);
+			for (size_t i = 0; i < nagents; i++)
+				if (!strcmp(conf_->agents[i].name, su.agent))
+					queued[i] += su.pending;
+		}
+		close(bfd);
+	}
+	if (d)
+		closedir(d);
+
+	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL };
+	symstats_read(home_.state, status_row, &c);
+	/* Symbols the shared state knows of: failing, circuits, paused. */
+	struct strmap paused = STRMAP_INIT;
+	size_t groups_open = 0;
+	for (size_t i = 0; sh && i < sh->ngroups; i++) {
+		struct sh_group *gr = sh->groups[i];
+		if (gr->status == GROUP_OPEN)
+			groups_open++;
+		for (size_t k = 0; k < gr->nm; k++)
+			if (gr->m[k].paused && !gr->m[k].final &&
+			    gr->status != GROUP_RESOLVED) {
+				status_sym(&c, gr->m[k].symbol);
+				strmap_put(&paused, gr->m[k].symbol, 1);
+			}
+	}
+	for (size_t i = 0; sh && i < sh->nsymbols; i++) {
+		struct sh_symbol *ss = sh->symbols[i];
+		if (ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED)
+			status_sym(&c, ss->symbol);
+	}
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), cmp_status_sym);
+
+	cJSON *root = cJSON_CreateObject();
+	size_t healthy = 0, npaused = 0, open = groups_open;
+	cJSON *js = cJSON_CreateArray();
+	for (size_t i = 0; i < c.n; i++) {
+		struct status_sym *s = &c.v[i];
+		struct sh_symbol *ss = sh ? shared_symbol(sh, s->symbol) : NULL;
+		int circuit = ss ? ss->brk.state : CIRCUIT_CLOSED;
+		if (circuit == CIRCUIT_OPEN && ss && now >= ss->brk.until)
+			circuit = CIRCUIT_HALF_OPEN;
+		const char *state = s->busy_until > now ? "processing"
+			: circuit != CIRCUIT_CLOSED || strmap_get(&paused, s->symbol)
+				? "paused"
+			: (s->known && !s->last_ok) || (ss && ss->brk.streak)
+				? "failed"
+				: "idle";
+		if (circuit != CIRCUIT_CLOSED)
+			open++;
+		if (!strcmp(state, "paused"))
+			npaused++;
+		if ((!strcmp(state, "idle") || !strcmp(state, "processing")) &&
+		    circuit == CIRCUIT_CLOSED)
+			healthy++;
+		cJSON *so = cJSON_CreateObject();
+		char t[TIME_BUF];
+		cJSON_AddStringToObject(so, "symbol", s->symbol);
+		cJSON_AddStringToObject(so, "state", state);
+		if (s->last_ms)
+			cJSON_AddStringToObject(so, "last_processed",
+						fmt_time(s->last_ms, t));
+		else
+			cJSON_AddNullToObject(so, "last_processed");
+		cJSON_AddNumberToObject(so, "consecutive_failures",
+					ss ? ss->brk.streak : 0);
+		cJSON_AddStringToObject(so, "circuit_state", circuit_name(circuit));
+		if (s->count)
+			cJSON_AddNumberToObject(so, "avg_latency_ms",
+						(double)s->lat_sum /
+							(double)s->count);
+		else
+			cJSON_AddNullToObject(so, "avg_latency_ms");
+		cJSON_AddItemToArray(js, so);
+	}
+	const char *overall = open > 3 ? "unhealthy"
+			      : c.n && healthy * 5 < c.n * 4 ? "degraded"
+							     : "healthy";
+	cJSON_AddStringToObject(root, "overall_status", overall);
+	cJSON *dj = cJSON_AddObjectToObject(root, "daemon");
+	cJSON_AddBoolToObject(dj, "running", daemon);
+	char t[TIME_BUF];
+	if (daemon && info.pid)
+		cJSON_AddNumberToObject(dj, "pid", info.pid);
+	else
+		cJSON_AddNullToObject(dj, "pid");
+	if (daemon && info.started_ms)
+		cJSON_AddStringToObject(dj, "started_at",
+					fmt_time(info.started_ms, t));
+	else
+		cJSON_AddNullToObject(dj, "started_at");
+	cJSON *ja = cJSON_AddArrayToObject(root, "agents");
+	for (size_t i = 0; i < nagents; i++) {
+		const struct agent_conf *a = &conf_->agents[i];
+		cJSON *ao = cJSON_CreateObject();
+		int running = slot_count_held(home_.state, a->name,
+					      a->max_concurrent);
+		cJSON_AddStringToObject(ao, "agent", a->name);
+		cJSON_AddNumberToObject(ao, "running", running < 0 ? 0 : running);
+		cJSON_AddNumberToObject(ao, "max_concurrent", a->max_concurrent);
+		cJSON_AddNumberToObject(ao, "queued", (double)queued[i]);
+		cJSON_AddItemToArray(ja, ao);
+	}
+	cJSON_AddItemToObject(root, "symbols", js);
+	cJSON_AddNumberToObject(root, "total_symbols", (double)c.n);
+	cJSON_AddNumberToObject(root, "healthy_symbols", (double)healthy);
+	cJSON_AddNumberToObject(root, "paused_symbols", (double)npaused);
+	cJSON_AddNumberToObject(root, "circuit_breakers_open", (double)open);
+	cJSON *jb = cJSON_AddArrayToObject(root, "active_batches");
+	for (size_t i = 0; i < nactive; i++)
+		cJSON_AddItemToArray(jb, cJSON_CreateString(active[i]));
+
+	if (g.json) {
+		char *text = cJSON_Print(root);
+		puts(text ? text : "{}");
+		cJSON_free(text);
+	} else {
+		printf("overall      %s\n", overall);
+		if (daemon)
+			printf("daemon       running, pid %d, since %s\n",
+			       (int)info.pid, fmt_time(info.started_ms, t));
+		else
+			printf("daemon       not running\n");
+		for (size_t i = 0; i < nagents; i++) {
+			int running = slot_count_held(
+				home_.state, conf_->agents[i].name,
+				conf_->agents[i].max_concurrent);
+			printf("agent        %s: %d/%d running, %lld queued\n",
+			       conf_->agents[i].name, running < 0 ? 0 : running,
+			       conf_->agents[i].max_concurrent, queued[i]);
+		}
+		printf("symbols      %zu seen in 24 h: %zu healthy, %zu paused, "
+		       "%zu circuits open\n",
+		       c.n, healthy, npaused, open);
+		printf("batches      %zu active\n", nactive);
+		size_t shown = 0;
+		cJSON *it;
+		cJSON_ArrayForEach(it, js)
+		{
+			const char *st = cJSON_GetObjectItem(it, "state")->valuestring;
+			const char *cs = cJSON_GetObjectItem(it, "circuit_state")->valuestring;
+			if (!strcmp(st, "failed") || !strcmp(st, "paused") ||
+			    strcmp(cs, "closed")) {
+				if (!shown++)
+					printf("%-12s %-10s %-9s %s\n", "SYMBOL",
+					       "STATE", "CIRCUIT", "FAILURES");
+				printf("%-12s %-10s %-9s %d\n",
+				       cJSON_GetObjectItem(it, "symbol")->valuestring,
+				       st, cs,
+				       (int)cJSON_GetObjectItem(it, "consecutive_failures")->valuedouble);
+			}
+		}
+	}
+	cJSON_Delete(root);
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i].symbol);
+	free(c.v);
+	strmap_release(&c.idx);
+	strmap_release(&paused);
+	for (size_t i = 0; i < nactive; i++)
+		free(active[i]);
+	free(active);
+	free(queued);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
 /* ---- dispatch ---- */
 
 struct command {
@@ -1020,6 +1615,10 @@ static const struct command commands[] = {
 	{ "list", cmd_list },
 	{ "retry-failed", cmd_retry_failed },
 	{ "cancel", cmd_cancel },
+	{ "pause", cmd_pause },
+	{ "resume", cmd_resume },
+	{ "groups", cmd_groups },
+	{ "status", cmd_status },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */
@@ -1125,6 +1724,7 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, commands[i].name))
 			continue;
 		int status = commands[i].fn();
+		view_shared_close();
 		conf_free(conf_);
 		home_release(&home_);
 		free(rest);

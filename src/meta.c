@@ -1,6 +1,7 @@
 #include "meta.h"
 #include "exec.h"
 #include "home.h"
+#include "shared.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -116,7 +117,45 @@ static size_t pending_count(const struct batch *b)
 	       b->count[ST_RETRY_WAIT];
 }
 
-static cJSON *header_json(const struct batch *b, int64_t now)
+cJSON *meta_group_json(struct shared *sh, const char *id)
+{
+	struct sh_group *g = sh ? shared_group(sh, id) : NULL;
+	char t[TIME_BUF];
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "group_id", id);
+	add_str(o, "root_cause", g ? g->root_cause : NULL);
+	cJSON *sig = cJSON_AddObjectToObject(o, "signature");
+	add_str(sig, "agent", g ? g->agent : NULL);
+	add_str(sig, "category", g ? g->category : NULL);
+	add_str(sig, "error_type", g ? g->type : NULL);
+	add_str(sig, "source", g ? g->source : NULL);
+	add_str(sig, "message", g ? g->norm : NULL);
+	cJSON *members = cJSON_AddArrayToObject(o, "members");
+	size_t n = 0, fin = 0, paused = 0;
+	if (g) {
+		for (size_t i = 0; i < g->nm; i++) {
+			cJSON *m = cJSON_CreateObject();
+			cJSON_AddStringToObject(m, "batch_id", g->m[i].batch);
+			cJSON_AddStringToObject(m, "symbol", g->m[i].symbol);
+			cJSON_AddItemToArray(members, m);
+		}
+		shared_group_progress(g, &n, &fin, &paused);
+	}
+	add_str(o, "detected_at", g ? fmt_time(g->detected_ms, t) : NULL);
+	add_str(o, "status", g ? group_status_name(g->status) : NULL);
+	bool resumed = g && g->status != GROUP_OPEN;
+	add_int(o, "resumed", (int64_t)(n - paused), g != NULL && resumed);
+	add_int(o, "queued", (int64_t)paused, g != NULL && resumed);
+	if (g && !resumed) {
+		/* not resumed yet: say so plainly, numbers 0 */
+		cJSON_ReplaceItemInObject(o, "resumed", cJSON_CreateNumber(0));
+		cJSON_ReplaceItemInObject(o, "queued", cJSON_CreateNumber(0));
+	}
+	return o;
+}
+
+static cJSON *header_json(const struct batch *b, int64_t now,
+			  struct shared *sh)
 {
 	const struct batch_conf *c = &b->c;
 	cJSON *o = cJSON_CreateObject();
@@ -211,7 +250,21 @@ static cJSON *header_json(const struct batch *b, int64_t now)
 		cJSON_AddNullToObject(lat, "p95");
 		cJSON_AddNullToObject(lat, "max");
 	}
-	cJSON_AddArrayToObject(o, "failure_groups");
+	cJSON *groups = cJSON_AddArrayToObject(o, "failure_groups");
+	const char *seen[64];
+	size_t nseen = 0;
+	for (size_t i = 0; i < b->nitems && nseen < 64; i++) {
+		const char *gid = b->items[i].failure_group;
+		bool dup = false;
+		if (!gid)
+			continue;
+		for (size_t k = 0; k < nseen && !dup; k++)
+			dup = !strcmp(seen[k], gid);
+		if (dup)
+			continue;
+		seen[nseen++] = gid;
+		cJSON_AddItemToArray(groups, meta_group_json(sh, gid));
+	}
 	return o;
 }
 
@@ -279,10 +332,11 @@ static const char *print_into(cJSON *o, struct sb *buf)
 	}
 }
 
-int meta_write_json(FILE *fp, const struct batch *b, int64_t now)
+int meta_write_json(FILE *fp, const struct batch *b, int64_t now,
+		    struct shared *sh)
 {
 	struct sb buf = SB_INIT;
-	cJSON *h = header_json(b, now);
+	cJSON *h = header_json(b, now, sh);
 	const char *s = print_into(h, &buf);
 	size_t n = strlen(s);
 	cJSON_Delete(h);
@@ -325,12 +379,13 @@ static cJSON *summary_of(const struct batch *b)
 	return o;
 }
 
-int meta_flush(int dirfd, const struct batch *b, int64_t now)
+int meta_flush(int dirfd, const struct batch *b, int64_t now,
+	       struct shared *sh)
 {
 	struct atomic_file af;
 	if (atomic_begin(&af, dirfd, "batch.json") < 0)
 		return -1;
-	if (meta_write_json(af.fp, b, now) < 0) {
+	if (meta_write_json(af.fp, b, now, sh) < 0) {
 		int saved = errno ? errno : EIO;
 		atomic_abort(&af);
 		errno = saved;
@@ -468,7 +523,7 @@ static void print_item_line(FILE *fp, const struct batch *b, size_t i)
 }
 
 void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
-			int flags, const char *home_path)
+			int flags, const char *home_path, struct shared *sh)
 {
 	const struct batch_conf *c = &b->c;
 	char t1[TIME_BUF], dur[32];
@@ -557,6 +612,33 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 			fprintf(fp, ", ... (%zu more)",
 				b->count[ST_FAILED] - shown);
 		fprintf(fp, "\n");
+	}
+	const char *seen[16];
+	size_t nseen = 0;
+	for (size_t i = 0; i < b->nitems && nseen < 16; i++) {
+		const char *gid = b->items[i].failure_group;
+		bool dup = false;
+		if (!gid)
+			continue;
+		for (size_t k = 0; k < nseen && !dup; k++)
+			dup = !strcmp(seen[k], gid);
+		if (dup)
+			continue;
+		seen[nseen++] = gid;
+		struct sh_group *g = sh ? shared_group(sh, gid) : NULL;
+		size_t n = 0, fin = 0, paused = 0;
+		if (g)
+			shared_group_progress(g, &n, &fin, &paused);
+		fprintf(fp, "  group       %s: %s, %s", gid,
+			g && g->root_cause ? g->root_cause : "?",
+			g ? group_status_name(g->status) : "?");
+		if (g && g->status == GROUP_RESUMING)
+			fprintf(fp, " (%zu/%zu resumed, %zu queued)", n - paused,
+				n, paused);
+		else if (g && g->status == GROUP_OPEN)
+			fprintf(fp, " (%zu members, %zu paused; runner resume %s)",
+				n, paused, gid);
+		fputc('\n', fp);
 	}
 	if (flags & SHOW_PATHS) {
 		fprintf(fp, "  metadata    %s/batches/%s/batch.json\n", home_path,

@@ -7,12 +7,14 @@
  * object, then one small cJSON object per item, printed and freed, so a
  * batch of a million items never becomes one tree in memory.
  *
- *   meta_write_json(fp, b, now);            the SPEC 7 document
- *   meta_flush(home, batchdir_fd, b, now);  batch.json + summary.json,
+ *   meta_write_json(fp, b, now, sh);        the SPEC 7 document
+ *   meta_flush(batchdir_fd, b, now, sh);    batch.json + summary.json,
  *                                           each replaced atomically
  *   meta_print_summary(stdout, b, opts);    text for people
  *
- * All functions read the batch only.  Errors: -1 with errno (I/O).
+ * sh (may be NULL) is the home's shared state, for the failure groups the
+ * batch's items belong to.  All functions read the batch only.  Errors:
+ * -1 with errno (I/O).
  */
 #ifndef RUNNER_META_H
 #define RUNNER_META_H
@@ -22,9 +24,14 @@
 #include <stdio.h>
 
 struct cJSON;
+struct shared;
 
-int meta_write_json(FILE *fp, const struct batch *b, int64_t now);
-int meta_flush(int dirfd, const struct batch *b, int64_t now);
+int meta_write_json(FILE *fp, const struct batch *b, int64_t now,
+		    struct shared *sh);
+int meta_flush(int dirfd, const struct batch *b, int64_t now,
+	       struct shared *sh);
+/* The SPEC 7 failure_groups entry of one group (NULL: unknown to sh). */
+struct cJSON *meta_group_json(struct shared *sh, const char *id);
 
 /* The fields of summary.json, as `list` reads them back. */
 struct summary {
@@ -45,6 +52,6 @@ enum {
 	SHOW_PATHS = 4,	/* where batch.json and the log are */
 };
 void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
-			int flags, const char *home_path);
+			int flags, const char *home_path, struct shared *sh);
 
 #endif

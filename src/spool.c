@@ -1,6 +1,7 @@
 #include "spool.h"
 #include "batch.h"
 #include "journal.h"
+#include "symstats.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -164,6 +165,7 @@ static int recent_lock(struct home *h, struct recent *r)
 		close(r->fd);
 		return -1;
 	}
+	remove_stale_temps(h->state, "recent-jobs", 0);
 	return 0;
 }
 
@@ -643,7 +645,8 @@ int spool_sweep(struct home *h, const struct conf *c)
 	 * itself belong to whoever is writing a job, and are left alone.) */
 	int own[] = { h->state, h->control, h->logs, h->rejected };
 	for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
-		remove_stale_temps(own[i], 3600);
+		remove_stale_temps(own[i], NULL, 3600);
+	symstats_sweep(h->state);
 	int fd = dup(h->batches);
 	if (fd < 0)
 		return -1;

@@ -1,0 +1,849 @@
+#include "shared.h"
+#include "conf.h"
+#include "home.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_FIELDS 16
+#define KEEP_RESOLVED_MS (24 * 3600 * 1000LL)
+
+const char *group_status_name(int s)
+{
+	static const char *const names[] = { "open", "resuming", "resolved" };
+	return s >= 0 && s <= GROUP_RESOLVED ? names[s] : "?";
+}
+
+/* ---- the fold ---- */
+
+static void group_free(struct sh_group *g)
+{
+	free(g->agent);
+	free(g->source);
+	free(g->category);
+	free(g->type);
+	free(g->norm);
+	free(g->root_cause);
+	free(g->trial_batch);
+	free(g->trial_symbol);
+	for (size_t i = 0; i < g->nm; i++) {
+		free(g->m[i].batch);
+		free(g->m[i].symbol);
+	}
+	free(g->m);
+	for (size_t i = 0; i < g->nkeys; i++)
+		free(g->keys[i]);
+	free(g->keys);
+	strmap_release(&g->idx);
+	free(g);
+}
+
+static void fold_reset(struct shared *sh)
+{
+	for (size_t i = 0; i < sh->ngroups; i++)
+		group_free(sh->groups[i]);
+	free(sh->groups);
+	sh->groups = NULL;
+	sh->ngroups = sh->capgroups = 0;
+	strmap_release(&sh->group_idx);
+	for (size_t i = 0; i < sh->nsymbols; i++) {
+		free(sh->symbols[i]->symbol);
+		free(sh->symbols[i]);
+	}
+	free(sh->symbols);
+	sh->symbols = NULL;
+	sh->nsymbols = sh->capsymbols = 0;
+	strmap_release(&sh->symbol_idx);
+	int64_t w = sh->corr.window_ms;
+	int mg = sh->corr.min_group;
+	correlate_release(&sh->corr);
+	correlate_init(&sh->corr, w, mg);
+	sh->offset = 0;
+	sb_reset(&sh->partial);
+	sh->gen++;
+}
+
+struct sh_group *shared_group(struct shared *sh, const char *id)
+{
+	struct strmap_entry *e = strmap_get(&sh->group_idx, id);
+	return e ? sh->groups[e->value] : NULL;
+}
+
+struct sh_symbol *shared_symbol(struct shared *sh, const char *symbol)
+{
+	struct strmap_entry *e = strmap_get(&sh->symbol_idx, symbol);
+	return e ? sh->symbols[e->value] : NULL;
+}
+
+static struct sh_symbol *symbol_get(struct shared *sh, const char *symbol)
+{
+	struct sh_symbol *s = shared_symbol(sh, symbol);
+	if (s)
+		return s;
+	s = xcalloc(1, sizeof(*s));
+	s->symbol = xstrdup(symbol);
+	GROW(sh->symbols, sh->capsymbols, sh->nsymbols + 1);
+	sh->symbols[sh->nsymbols] = s;
+	strmap_put(&sh->symbol_idx, s->symbol, sh->nsymbols);
+	sh->nsymbols++;
+	return s;
+}
+
+static bool same(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+struct sh_group *shared_open_group(struct shared *sh, const char *agent,
+				   const char *source)
+{
+	for (size_t i = sh->ngroups; i-- > 0;) {
+		struct sh_group *g = sh->groups[i];
+		if (g->status == GROUP_OPEN && same(g->agent, agent) &&
+		    same(g->source, source))
+			return g;
+	}
+	return NULL;
+}
+
+static struct sh_member *member_get(struct sh_group *g, const char *batch,
+				    const char *symbol, bool create)
+{
+	char *key = xasprintf("%s\x1f%s", batch, symbol);
+	struct strmap_entry *e = strmap_get(&g->idx, key);
+	if (e || !create) {
+		free(key);
+		return e ? &g->m[e->value] : NULL;
+	}
+	GROW(g->m, g->capm, g->nm + 1);
+	struct sh_member *m = &g->m[g->nm];
+	memset(m, 0, sizeof(*m));
+	m->batch = xstrdup(batch);
+	m->symbol = xstrdup(symbol);
+	GROW(g->keys, g->capkeys, g->nkeys + 1);
+	g->keys[g->nkeys++] = key;
+	strmap_put(&g->idx, key, g->nm);
+	g->nm++;
+	return m;
+}
+
+void shared_group_progress(const struct sh_group *g, size_t *members,
+			   size_t *final, size_t *paused)
+{
+	*members = g->nm;
+	*final = *paused = 0;
+	for (size_t i = 0; i < g->nm; i++) {
+		*final += g->m[i].final;
+		*paused += g->m[i].paused && !g->m[i].final;
+	}
+}
+
+static void maybe_resolve(struct shared *sh, struct sh_group *g, int64_t ms)
+{
+	size_t n, fin, paused;
+	if (g->status == GROUP_RESOLVED)
+		return;
+	shared_group_progress(g, &n, &fin, &paused);
+	if (n && fin == n) {
+		g->status = GROUP_RESOLVED;
+		g->resolved_ms = ms;
+		g->gen = ++sh->gen;
+	}
+}
+
+static int64_t num(const char *s)
+{
+	return strtoll(s, NULL, 10);
+}
+
+static char *opt(const char *s)
+{
+	return *s ? xstrdup(s) : NULL;
+}
+
+static void fold_line(struct shared *sh, char **f, int nf)
+{
+	int64_t ms;
+	struct sh_group *g;
+	struct sh_symbol *s;
+	if (nf < 2 || strlen(f[0]) != 1)
+		return;
+	ms = num(f[1]);
+	switch (f[0][0]) {
+	case 'F': /* sig agent source category type symbol batch norm msg */
+	case 'W': /* the same, for the window only (a snapshot) */
+		if (nf < 11)
+			return;
+		if (strcmp(f[2], "-"))
+			correlate_add(&sh->corr, f[2], f[7], f[8], ms, NULL);
+		if (f[0][0] == 'F') {
+			s = symbol_get(sh, f[7]);
+			breaker_step(&s->brk, &sh->sym_conf, BRK_TIMER, ms);
+			breaker_step(&s->brk, &sh->sym_conf, BRK_FAILURE, ms);
+			s->last_failure_ms = ms;
+		}
+		break;
+	case 'S':
+		if (nf < 3)
+			return;
+		s = symbol_get(sh, f[2]);
+		breaker_step(&s->brk, &sh->sym_conf, BRK_TIMER, ms);
+		breaker_step(&s->brk, &sh->sym_conf, BRK_SUCCESS, ms);
+		break;
+	case 'Y': /* symbol streak state until open_ms trial */
+		if (nf < 8)
+			return;
+		s = symbol_get(sh, f[2]);
+		s->brk.streak = (uint32_t)num(f[3]);
+		s->brk.state = (uint8_t)num(f[4]);
+		s->brk.until = num(f[5]);
+		s->brk.open_ms = num(f[6]);
+		s->brk.trial_taken = num(f[7]) != 0;
+		break;
+	case 'H':
+		if (nf < 3)
+			return;
+		s = symbol_get(sh, f[2]);
+		breaker_take_trial(&s->brk, ms);
+		break;
+	case 'K':
+		if (nf < 3)
+			return;
+		s = symbol_get(sh, f[2]);
+		if (s->brk.state != CIRCUIT_CLOSED) {
+			s->brk.state = CIRCUIT_HALF_OPEN;
+			s->brk.trial_taken = true;
+		}
+		break;
+	case 'G': /* group sig agent source category type norm root_cause */
+		if (nf < 10 || shared_group(sh, f[2]))
+			return;
+		g = xcalloc(1, sizeof(*g));
+		snprintf(g->id, sizeof(g->id), "%s", f[2]);
+		snprintf(g->sig, sizeof(g->sig), "%s", f[3]);
+		g->agent = opt(f[4]);
+		g->source = opt(f[5]);
+		g->category = opt(f[6]);
+		g->type = opt(f[7]);
+		g->norm = opt(f[8]);
+		g->root_cause = opt(f[9]);
+		g->detected_ms = ms;
+		g->status = GROUP_OPEN;
+		g->brk.state = CIRCUIT_OPEN;
+		g->brk.open_ms = sh->src_conf.open_ms;
+		g->brk.until = ms + sh->src_conf.open_ms;
+		GROW(sh->groups, sh->capgroups, sh->ngroups + 1);
+		sh->groups[sh->ngroups] = g;
+		strmap_put(&sh->group_idx, g->id, sh->ngroups);
+		sh->ngroups++;
+		g->gen = ++sh->gen;
+		break;
+	case 'M':
+	case 'P':
+	case 'X':
+	case 'U': {
+		if (nf < 5 || !(g = shared_group(sh, f[2])))
+			return;
+		struct sh_member *m = member_get(g, f[3], f[4], true);
+		if (f[0][0] == 'M') {
+			m->failed = true;
+		} else if (f[0][0] == 'P') {
+			m->paused = true;
+			m->paused_ms = ms;
+		} else if (f[0][0] == 'X') {
+			m->final = true;
+			m->paused = false;
+			maybe_resolve(sh, g, ms);
+		} else {
+			m->paused = false; /* started again after a resume */
+		}
+		g->gen = ++sh->gen;
+		break;
+	}
+	case 'R':
+		if (nf < 4 || !(g = shared_group(sh, f[2])) ||
+		    g->status == GROUP_RESOLVED)
+			return;
+		g->status = GROUP_RESUMING;
+		g->resumed_ms = ms;
+		snprintf(g->order, sizeof(g->order), "%s", f[3]);
+		g->brk.state = CIRCUIT_CLOSED;
+		g->brk.trial_taken = false;
+		g->gen = ++sh->gen;
+		break;
+	case 'T':
+		if (nf < 5 || !(g = shared_group(sh, f[2])))
+			return;
+		breaker_take_trial(&g->brk, ms);
+		free(g->trial_batch);
+		free(g->trial_symbol);
+		g->trial_batch = xstrdup(f[3]);
+		g->trial_symbol = xstrdup(f[4]);
+		g->gen = ++sh->gen;
+		break;
+	case 'O':
+		if (nf < 5 || !(g = shared_group(sh, f[2])))
+			return;
+		g->status = GROUP_OPEN;
+		g->brk.state = CIRCUIT_OPEN;
+		g->brk.trial_taken = false;
+		g->brk.until = num(f[3]);
+		g->brk.open_ms = num(f[4]);
+		g->gen = ++sh->gen;
+		break;
+	case 'Q': /* group status until open_ms trial (snapshot) */
+		if (nf < 7 || !(g = shared_group(sh, f[2])))
+			return;
+		g->status = (int)num(f[3]);
+		g->brk.state = g->status == GROUP_OPEN ? CIRCUIT_OPEN
+						       : CIRCUIT_CLOSED;
+		g->brk.until = num(f[4]);
+		g->brk.open_ms = num(f[5]);
+		g->brk.trial_taken = num(f[6]) != 0;
+		if (g->status == GROUP_RESOLVED)
+			g->resolved_ms = ms;
+		g->gen = ++sh->gen;
+		break;
+	case 'Z':
+		if (nf < 3 || !(g = shared_group(sh, f[2])))
+			return;
+		if (g->status != GROUP_RESOLVED) {
+			g->status = GROUP_RESOLVED;
+			g->resolved_ms = ms;
+			g->gen = ++sh->gen;
+		}
+		break;
+	}
+}
+
+/* Split a line in place at TABs and fold it. */
+static void fold_text(struct shared *sh, char *line)
+{
+	char *f[MAX_FIELDS];
+	int nf = 0;
+	for (char *p = line; nf < MAX_FIELDS;) {
+		f[nf++] = p;
+		char *tab = strchr(p, '\t');
+		if (!tab)
+			break;
+		*tab = '\0';
+		p = tab + 1;
+	}
+	fold_line(sh, f, nf);
+}
+
+/* ---- the file ---- */
+
+static int open_log(struct shared *sh)
+{
+	struct stat st;
+	sh->fd = openat(sh->state_fd, "events",
+			O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			0644);
+	if (sh->fd < 0 || fstat(sh->fd, &st) < 0)
+		return -1;
+	sh->dev = st.st_dev;
+	sh->ino = st.st_ino;
+	return 0;
+}
+
+int shared_sync(struct shared *sh)
+{
+	struct stat st;
+	/* A compaction replaced the file: fold the new one from the start. */
+	if (fstatat(sh->state_fd, "events", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (st.st_ino != sh->ino || st.st_dev != sh->dev)) {
+		close(sh->fd);
+		if (open_log(sh) < 0)
+			return -1;
+		fold_reset(sh);
+	}
+	char buf[65536];
+	for (;;) {
+		ssize_t n = pread(sh->fd, buf, sizeof(buf), sh->offset);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		sh->offset += n;
+		sb_add(&sh->partial, buf, (size_t)n);
+	}
+	/* Whole lines only; a torn tail waits for its newline. */
+	char *p = sh->partial.buf, *end = p + sh->partial.len;
+	while (p && p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		*nl = '\0';
+		fold_text(sh, p);
+		p = nl + 1;
+	}
+	if (p && p < end) {
+		size_t rest = (size_t)(end - p);
+		memmove(sh->partial.buf, p, rest);
+		sh->partial.len = rest;
+		sh->partial.buf[rest] = '\0';
+	} else {
+		sb_reset(&sh->partial);
+	}
+	return 0;
+}
+
+int shared_open(struct shared *sh, int state_fd, const struct conf *c)
+{
+	memset(sh, 0, sizeof(*sh));
+	sh->state_fd = state_fd;
+	sh->sym_conf.threshold = (uint32_t)c->breaker_threshold;
+	sh->sym_conf.open_ms = c->breaker_open_ms;
+	sh->sym_conf.max_open_ms = c->breaker_open_ms * 16;
+	sh->src_conf = sh->sym_conf;
+	correlate_init(&sh->corr, c->corr_window_ms, c->min_group);
+	if (open_log(sh) < 0)
+		return -1;
+	return shared_sync(sh);
+}
+
+void shared_close(struct shared *sh)
+{
+	fold_reset(sh);
+	correlate_release(&sh->corr);
+	sb_release(&sh->partial);
+	sb_release(&sh->out);
+	if (sh->fd >= 0)
+		close(sh->fd);
+	sh->fd = -1;
+}
+
+/* ---- transactions ---- */
+
+static int begin(struct shared *sh)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		if (flock(sh->fd, LOCK_EX) < 0)
+			return -1;
+		/* Still the live file?  (A compaction may have replaced it
+		 * while we waited for its lock.) */
+		struct stat st;
+		if (fstatat(sh->state_fd, "events", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_ino == sh->ino && st.st_dev == sh->dev) {
+			sh->locked = true;
+			sb_reset(&sh->out);
+			remove_stale_temps(sh->state_fd, "events", 0);
+			if (shared_sync(sh) < 0) {
+				flock(sh->fd, LOCK_UN);
+				sh->locked = false;
+				return -1;
+			}
+			/* With the lock held nobody is writing: a line without
+			 * its newline is a crashed writer's.  End it, so that
+			 * ours start on a line of their own (it folds to
+			 * nothing). */
+			if (sh->partial.len) {
+				if (write_all(sh->fd, "\n", 1) == 0)
+					sh->offset++;
+				sb_reset(&sh->partial);
+			}
+			return 0;
+		}
+		flock(sh->fd, LOCK_UN);
+		if (shared_sync(sh) < 0)
+			return -1;
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+/* Add one line to the transaction and fold it at once. */
+__attribute__((format(printf, 3, 4)))
+static void emit(struct shared *sh, char type, const char *fmt, ...)
+{
+	struct sb line = SB_INIT;
+	va_list ap;
+	sb_addf(&line, "%c\t%lld\t", type, (long long)now_ms());
+	va_start(ap, fmt);
+	sb_vaddf(&line, fmt, ap);
+	va_end(ap);
+	sb_add(&sh->out, line.buf, line.len);
+	sb_addc(&sh->out, '\n');
+	fold_text(sh, line.buf);
+	sb_release(&line);
+}
+
+static void compact(struct shared *sh);
+
+static int end(struct shared *sh)
+{
+	int rc = 0;
+	if (sh->out.len) {
+		if (write_all(sh->fd, sh->out.buf, sh->out.len) < 0) {
+			rc = -1;
+			warning("state/events: %s", strerror(errno));
+		} else {
+			/* Folded already, and nobody wrote in between. */
+			sh->offset += (off_t)sh->out.len;
+			if (sh->offset > (off_t)SHARED_COMPACT)
+				compact(sh);
+		}
+		sb_reset(&sh->out);
+	}
+	flock(sh->fd, LOCK_UN);
+	sh->locked = false;
+	if (rc < 0) {
+		/* What we folded may not be on disk: fold the file again. */
+		fold_reset(sh);
+		shared_sync(sh);
+	}
+	return rc;
+}
+
+/* An escaped, TAB-free field ("" for NULL). */
+static const char *field(struct sb *sb, const char *s)
+{
+	sb_reset(sb);
+	if (s)
+		sb_add_escaped(sb, s, 1024);
+	sb_grow(sb, 0);
+	return sb->buf;
+}
+
+static void group_id(struct shared *sh, int64_t now, char *id, size_t n)
+{
+	char t[TIME_BUF];
+	fmt_time(now, t);
+	/* grp-YYYYMMDD-HHMMSS-N */
+	char stamp[32];
+	snprintf(stamp, sizeof(stamp), "%.4s%.2s%.2s-%.2s%.2s%.2s", t, t + 5,
+		 t + 8, t + 11, t + 14, t + 17);
+	for (unsigned k = 1;; k++) {
+		char buf[64];
+		snprintf(buf, sizeof(buf), "grp-%.20s-%u", stamp, k % 100000);
+		snprintf(id, n, "%.*s", (int)n - 1, buf);
+		if (!shared_group(sh, id))
+			return;
+	}
+}
+
+int shared_failure(struct shared *sh, struct failure *f, bool correlate,
+		   int64_t now, struct sh_failure_result *out)
+{
+	struct sb norm = SB_INIT, a = SB_INIT, b = SB_INIT, c = SB_INIT,
+		  d = SB_INIT, e = SB_INIT;
+	char sig[SIG_LEN + 1];
+	memset(out, 0, sizeof(*out));
+	correlate_fill(f, &norm, sig);
+	if (begin(sh) < 0) {
+		sb_release(&norm);
+		return -1;
+	}
+	struct sh_symbol *s = symbol_get(sh, f->symbol);
+	int was = s->brk.state;
+	emit(sh, 'F', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
+	     correlate ? sig : "-", f->agent, f->source ? f->source : "", f->category,
+	     field(&a, f->type), f->symbol, f->batch, field(&b, f->norm),
+	     field(&c, f->message));
+	out->streak = s->brk.streak;
+	out->symbol_opened = s->brk.state == CIRCUIT_OPEN && was != CIRCUIT_OPEN;
+
+	struct sh_group *g = NULL;
+	for (size_t i = correlate ? sh->ngroups : 0; i-- > 0;)
+		if (!strcmp(sh->groups[i]->sig, sig) &&
+		    sh->groups[i]->status != GROUP_RESOLVED) {
+			g = sh->groups[i];
+			break;
+		}
+	if (!correlate) {
+		/* counts for the symbol's circuit only */
+	} else if (g) {
+		emit(sh, 'M', "%s\t%s\t%s", g->id, f->batch, f->symbol);
+		out->group = g;
+	} else {
+		struct strmap_entry *se = strmap_get(&sh->corr.index, sig);
+		const struct corr_sig *w = se ? sh->corr.sigs[se->value] : NULL;
+		size_t distinct = 0;
+		if (w) {
+			/* Count distinct symbols in the window (up to enough). */
+			for (size_t i = 0; i < w->n && distinct < (size_t)sh->corr.min_group; i++) {
+				bool seen = false;
+				for (size_t k = 0; k < i && !seen; k++)
+					seen = !strcmp(w->ev[k].symbol, w->ev[i].symbol);
+				distinct += !seen;
+			}
+		}
+		if (w && distinct >= (size_t)sh->corr.min_group) {
+			char id[GROUP_ID_MAX];
+			struct sb cause = SB_INIT;
+			correlate_root_cause(f, &cause);
+			group_id(sh, now, id, sizeof(id));
+			emit(sh, 'G', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", id, sig,
+			     f->agent, f->source ? f->source : "", f->category,
+			     field(&a, f->type), field(&b, f->norm),
+			     field(&d, cause.buf));
+			sb_release(&cause);
+			/* Every failure of the window is a member. */
+			for (size_t i = 0; i < w->n; i++)
+				emit(sh, 'M', "%s\t%s\t%s", id, w->ev[i].batch,
+				     w->ev[i].symbol);
+			out->group = shared_group(sh, id);
+			out->formed = true;
+		}
+	}
+	int rc = end(sh);
+	if (out->group)
+		out->group = shared_group(sh, out->group->id);
+	sb_release(&norm);
+	sb_release(&a);
+	sb_release(&b);
+	sb_release(&c);
+	sb_release(&d);
+	sb_release(&e);
+	return rc;
+}
+
+int shared_success(struct shared *sh, const char *symbol, int64_t now)
+{
+	struct sh_symbol *s = shared_symbol(sh, symbol);
+	(void)now;
+	/* Nothing to end: no line (the common case costs nothing). */
+	if (!s || (!s->brk.streak && s->brk.state == CIRCUIT_CLOSED))
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	s = symbol_get(sh, symbol);
+	int was = s->brk.state;
+	if (s->brk.streak || s->brk.state != CIRCUIT_CLOSED)
+		emit(sh, 'S', "%s", symbol);
+	int closed = was != CIRCUIT_CLOSED && s->brk.state == CIRCUIT_CLOSED;
+	end(sh);
+	return closed;
+}
+
+int shared_paused(struct shared *sh, const char *group, const char *batch,
+		  const char *const *symbols, size_t n, int64_t now)
+{
+	(void)now;
+	if (!n)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		emit(sh, 'P', "%s\t%s\t%s", group, batch, symbols[i]);
+	return end(sh);
+}
+
+int shared_final(struct shared *sh, const char *group, const char *batch,
+		 const char *symbol, int64_t now)
+{
+	(void)now;
+	struct sh_group *g = shared_group(sh, group);
+	if (!g)
+		return 0;
+	struct sh_member *m = member_get(g, batch, symbol, false);
+	if (m && m->final)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	g = shared_group(sh, group);
+	int was = g ? g->status : GROUP_RESOLVED;
+	emit(sh, 'X', "%s\t%s\t%s", group, batch, symbol);
+	g = shared_group(sh, group);
+	int resolved = g && was != GROUP_RESOLVED && g->status == GROUP_RESOLVED;
+	if (resolved)
+		emit(sh, 'Z', "%s", group);
+	end(sh);
+	return resolved;
+}
+
+int shared_started(struct shared *sh, const char *group, const char *batch,
+		   const char *symbol)
+{
+	struct sh_group *g = shared_group(sh, group);
+	struct sh_member *m = g ? member_get(g, batch, symbol, false) : NULL;
+	if (!m || !m->paused)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	emit(sh, 'U', "%s\t%s\t%s", group, batch, symbol);
+	return end(sh);
+}
+
+int shared_resume(struct shared *sh, const char *group, const char *order,
+		  int64_t now)
+{
+	(void)now;
+	if (begin(sh) < 0)
+		return -1;
+	struct sh_group *g = shared_group(sh, group);
+	if (g && g->status != GROUP_RESOLVED)
+		emit(sh, 'R', "%s\t%s", group, order);
+	return end(sh);
+}
+
+int shared_pause_group(struct shared *sh, const char *group, int64_t now)
+{
+	if (begin(sh) < 0)
+		return -1;
+	struct sh_group *g = shared_group(sh, group);
+	if (g && g->status != GROUP_RESOLVED) {
+		/* "until" a century away: only a resume ends this pause. */
+		int64_t far = now + 100LL * 365 * 86400000LL;
+		emit(sh, 'O', "%s\t%lld\t%lld", group, (long long)far,
+		     (long long)g->brk.open_ms);
+	}
+	return end(sh);
+}
+
+int shared_trial(struct shared *sh, const char *group, const char *batch,
+		 const char *symbol, int64_t now)
+{
+	struct sh_group *g = shared_group(sh, group);
+	if (!g || g->status != GROUP_OPEN || now < g->brk.until ||
+	    g->brk.trial_taken)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	g = shared_group(sh, group);
+	int taken = 0;
+	if (g && g->status == GROUP_OPEN && now >= g->brk.until &&
+	    !(g->brk.state == CIRCUIT_HALF_OPEN && g->brk.trial_taken)) {
+		emit(sh, 'T', "%s\t%s\t%s", group, batch, symbol);
+		taken = 1;
+	}
+	end(sh);
+	return taken;
+}
+
+int shared_trial_result(struct shared *sh, const char *group, bool success,
+			int64_t now)
+{
+	if (begin(sh) < 0)
+		return -1;
+	struct sh_group *g = shared_group(sh, group);
+	if (g && g->status == GROUP_OPEN) {
+		if (success) {
+			emit(sh, 'R', "%s\t%s", group, "progress");
+		} else {
+			int64_t ms = g->brk.open_ms ? g->brk.open_ms * 2
+						    : sh->src_conf.open_ms;
+			if (sh->src_conf.max_open_ms && ms > sh->src_conf.max_open_ms)
+				ms = sh->src_conf.max_open_ms;
+			emit(sh, 'O', "%s\t%lld\t%lld", group,
+			     (long long)(now + ms), (long long)ms);
+		}
+	}
+	return end(sh);
+}
+
+int shared_symbol_trial(struct shared *sh, const char *symbol, int64_t now)
+{
+	struct sh_symbol *s = shared_symbol(sh, symbol);
+	if (!s || s->brk.state == CIRCUIT_CLOSED)
+		return 1;
+	if (!breaker_allows(&s->brk, now))
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	s = symbol_get(sh, symbol);
+	int taken = 0;
+	if (s->brk.state == CIRCUIT_CLOSED) {
+		taken = 1;
+	} else if (breaker_allows(&s->brk, now)) {
+		emit(sh, 'H', "%s", symbol);
+		taken = 1;
+	}
+	end(sh);
+	return taken;
+}
+
+int shared_symbol_force_trial(struct shared *sh, const char *symbol)
+{
+	struct sh_symbol *s = shared_symbol(sh, symbol);
+	if (!s || s->brk.state == CIRCUIT_CLOSED)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	emit(sh, 'K', "%s", symbol);
+	return end(sh) < 0 ? -1 : 1;
+}
+
+/* ---- compaction ---- */
+
+/* Rewrite the log as the state it folds to (under the lock). */
+static void compact(struct shared *sh)
+{
+	struct atomic_file af;
+	struct sb a = SB_INIT, b = SB_INIT, c = SB_INIT, d = SB_INIT;
+	int64_t now = now_ms();
+	if (atomic_begin(&af, sh->state_fd, "events") < 0)
+		return;
+	FILE *fp = af.fp;
+	for (size_t i = 0; i < sh->nsymbols; i++) {
+		struct sh_symbol *s = sh->symbols[i];
+		if (!s->brk.streak && s->brk.state == CIRCUIT_CLOSED)
+			continue;
+		fprintf(fp, "Y\t%lld\t%s\t%u\t%d\t%lld\t%lld\t%d\n",
+			(long long)now, s->symbol, s->brk.streak, s->brk.state,
+			(long long)s->brk.until, (long long)s->brk.open_ms,
+			s->brk.trial_taken);
+	}
+	for (size_t i = 0; i < sh->corr.nsigs; i++) {
+		const struct corr_sig *w = sh->corr.sigs[i];
+		for (size_t k = 0; k < w->n; k++)
+			if (w->ev[k].ms >= now - sh->corr.window_ms)
+				fprintf(fp, "W\t%lld\t%s\t\t\t\t\t%s\t%s\t\t\n",
+					(long long)w->ev[k].ms, w->sig,
+					w->ev[k].symbol, w->ev[k].batch);
+	}
+	for (size_t i = 0; i < sh->ngroups; i++) {
+		struct sh_group *g = sh->groups[i];
+		if (g->status == GROUP_RESOLVED &&
+		    now - g->resolved_ms > KEEP_RESOLVED_MS)
+			continue;
+		fprintf(fp, "G\t%lld\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			(long long)g->detected_ms, g->id, g->sig, g->agent,
+			g->source ? g->source : "", g->category ? g->category : "",
+			field(&a, g->type), field(&b, g->norm),
+			field(&c, g->root_cause));
+		for (size_t k = 0; k < g->nm; k++) {
+			struct sh_member *m = &g->m[k];
+			if (m->failed)
+				fprintf(fp, "M\t%lld\t%s\t%s\t%s\n",
+					(long long)g->detected_ms, g->id,
+					m->batch, m->symbol);
+			if (m->paused)
+				fprintf(fp, "P\t%lld\t%s\t%s\t%s\n",
+					(long long)m->paused_ms, g->id,
+					m->batch, m->symbol);
+			if (m->final)
+				fprintf(fp, "X\t%lld\t%s\t%s\t%s\n",
+					(long long)now, g->id, m->batch,
+					m->symbol);
+		}
+		fprintf(fp, "Q\t%lld\t%s\t%d\t%lld\t%lld\t%d\n",
+			(long long)(g->status == GROUP_RESOLVED ? g->resolved_ms
+								  : now),
+			g->id, g->status, (long long)g->brk.until,
+			(long long)g->brk.open_ms, g->brk.trial_taken);
+	}
+	sb_release(&a);
+	sb_release(&b);
+	sb_release(&c);
+	sb_release(&d);
+	if (atomic_commit(&af) < 0) {
+		warning("state/events: compaction: %s", strerror(errno));
+		return;
+	}
+	/* Our lock was on the old file: the new one starts here. */
+	close(sh->fd);
+	open_log(sh);
+	fold_reset(sh);
+	shared_sync(sh);
+}
