@@ -9,16 +9,40 @@ static bool word_char(char c)
 	return isalnum((unsigned char)c) || strchr("^=._-", c);
 }
 
+/* A number, a date or a time: digits, with '.', ',', '-', ':' or '/'
+ * between them ("1,000", "3.14", "2024-01-15", "12:30:00"), or a leading
+ * sign ("-5"). */
 static bool is_number(const char *w, size_t n)
 {
 	bool digit = false;
 	for (size_t i = 0; i < n; i++) {
 		if (isdigit((unsigned char)w[i]))
 			digit = true;
-		else if (!strchr(".,", w[i]) || !i)
+		else if (!strchr(".,-:/+", w[i]) ||
+			 (i && !isdigit((unsigned char)w[i - 1])) ||
+			 (i + 1 < n && !isdigit((unsigned char)w[i + 1])))
 			return false;
 	}
 	return digit;
+}
+
+/* The length of the number at p (with separators between digits), 0 if
+ * there is none. */
+static size_t number_len(const char *p)
+{
+	size_t n = 0;
+	if ((p[0] == '-' || p[0] == '+') && isdigit((unsigned char)p[1]))
+		n = 1;
+	if (!isdigit((unsigned char)p[n]))
+		return 0;
+	for (;;) {
+		while (isdigit((unsigned char)p[n]))
+			n++;
+		if (p[n] && strchr(".,-:/", p[n]) && isdigit((unsigned char)p[n + 1]))
+			n++;
+		else
+			return n;
+	}
 }
 
 /* Ticker-like: the item's own symbol, or 1-10 characters of capitals,
@@ -45,6 +69,16 @@ void correlate_normalize(const char *msg, const char *symbol, struct sb *out)
 	const char *p = msg ? msg : "";
 	sb_grow(out, strlen(p));
 	while (*p) {
+		/* A number standing on its own ("1,000", "2024-01-15", "-5"),
+		 * not the start of a word ("7203.T" is a ticker). */
+		size_t num = (p == msg || !word_char(p[-1])) ? number_len(p) : 0;
+		if (num && !isalpha((unsigned char)p[num]) &&
+		    !(strchr(".^=_-", p[num]) && p[num] &&
+		      isalnum((unsigned char)p[num + 1]))) {
+			sb_adds(out, "NUM");
+			p += num;
+			continue;
+		}
 		if (!word_char(*p)) {
 			sb_addc(out, *p++);
 			continue;
@@ -79,6 +113,18 @@ void correlate_fill(struct failure *f, struct sb *storage,
 	snprintf(sig, SIG_LEN + 1, "%016llx",
 		 (unsigned long long)hash64(key.buf, key.len));
 	sb_release(&key);
+}
+
+/* needle as a whole word (not inside a ticker like CDNS). */
+static bool has_word_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (const char *p = hay; p && *p; p++)
+		if (!strncasecmp(p, needle, n) &&
+		    (p == hay || !isalnum((unsigned char)p[-1])) &&
+		    !isalnum((unsigned char)p[n]))
+			return true;
+	return false;
 }
 
 static bool has_ci(const char *hay, const char *needle)
@@ -128,7 +174,7 @@ int correlate_cause(const struct failure *f)
 	    has_ci(t, "network") || has_ci(m, "connection refused") ||
 	    has_ci(m, "connection reset") || has_ci(m, "network") ||
 	    has_ci(m, "unreachable") || has_ci(m, "name resolution") ||
-	    has_ci(m, "dns"))
+	    has_word_ci(m, "dns"))
 		return CAUSE_NETWORK;
 	return CAUSE_GENERIC;
 }
@@ -227,21 +273,6 @@ const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 	s->n++;
 	if (ms > s->last_ms)
 		s->last_ms = ms;
-	if (distinct) {
-		/* Counting stops at min_group: that is all a caller asks. */
-		const char *found[64];
-		size_t d = 0, want = (size_t)c->min_group;
-		if (want > 64)
-			want = 64;
-		for (size_t i = s->n; i-- > 0 && d < want;) {
-			bool seen = false;
-			for (size_t k = 0; k < d && !seen; k++)
-				seen = !strcmp(found[k], s->ev[i].symbol);
-			if (!seen)
-				found[d++] = s->ev[i].symbol;
-		}
-		*distinct = d;
-	}
 	/* A signature failing without end keeps a bounded window. */
 	if (s->n > 4096) {
 		size_t drop = s->n - 4096;
@@ -252,7 +283,30 @@ const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 		memmove(s->ev, s->ev + drop, 4096 * sizeof(*s->ev));
 		s->n = 4096;
 	}
+	if (distinct)
+		*distinct = correlate_distinct(c, s);
 	return s;
+}
+
+size_t correlate_distinct(const struct correlator *c, const struct corr_sig *s)
+{
+	/* Counting stops at min_group: that is all a caller asks. */
+	size_t want = (size_t)c->min_group, d = 0;
+	struct strmap seen = STRMAP_INIT;
+	for (size_t i = s->n; i-- > 0 && d < want;)
+		if (!strmap_put(&seen, s->ev[i].symbol, i))
+			d++;
+	strmap_release(&seen);
+	return d;
+}
+
+void correlate_forget(struct correlator *c, const char *sig)
+{
+	struct strmap_entry *e = strmap_get(&c->index, sig);
+	if (!e)
+		return;
+	struct corr_sig *s = c->sigs[e->value];
+	expire(s, INT64_MAX);
 }
 
 void correlate_prune(struct correlator *c, int64_t ms)

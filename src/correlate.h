@@ -81,6 +81,10 @@ void correlate_release(struct correlator *c);
 const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 				     const char *symbol, const char *batch,
 				     int64_t ms, size_t *distinct);
+/* Distinct symbols in a window, counted up to min_group. */
+size_t correlate_distinct(const struct correlator *c, const struct corr_sig *s);
+/* Empty a signature's window (its failures are accounted for). */
+void correlate_forget(struct correlator *c, const char *sig);
 /* Forget signatures with no failure since before ms - window. */
 void correlate_prune(struct correlator *c, int64_t ms);
 

@@ -1246,6 +1246,15 @@ static void reap(struct engine *e)
 	}
 }
 
+static bool exits_failed(const struct engine *e)
+{
+	for (size_t i = 0; i < e->nexited; i++)
+		if (!WIFEXITED(e->exited[i].status) ||
+		    WEXITSTATUS(e->exited[i].status))
+			return true;
+	return false;
+}
+
 static void finish_exited(struct engine *e)
 {
 	for (size_t i = 0; i < e->nexited; i++) {
@@ -1652,7 +1661,7 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 				   e->h->path, e->sh_ok ? &e->sh : NULL);
 		fflush(stdout);
 	}
-	if (st == BS_PAUSED && !e->o.json && verbosity >= 0) {
+	if (st == BS_PAUSED && !e->o.json && !e->o.daemon && verbosity >= 0) {
 		/* What it waits for, and how to go on: one line per cause. */
 		const char *seen[16];
 		size_t nseen = 0, user = 0;
@@ -1713,8 +1722,8 @@ static void check_done(struct engine *e)
 		} else if (b->final && !eb->running && !batch_open_items(b) &&
 			   commit(e, eb, true) == 0) {
 			close_batch(e, eb); /* final, and all of it on disk */
-		} else if (!b->final && !eb->running && !eb->reserved.n &&
-			   !prepared_count(eb) &&
+		} else if (!e->o.daemon && !b->final && !eb->running &&
+			   !eb->reserved.n && !prepared_count(eb) &&
 			   b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
 			   !b->count[ST_RETRY_WAIT] && !b->count[ST_STARTING]) {
 			close_batch(e, eb); /* waits only on paused items */
@@ -2533,6 +2542,22 @@ static void drain_inotify(struct engine *e)
 		control_poll(e->h, owns_batch, control_cb, e);
 }
 
+/* Nothing open but batches that wait only on paused items. */
+static bool only_paused_left(struct engine *e)
+{
+	for (size_t i = 0; i < e->nbatches; i++) {
+		const struct ebatch *eb = e->batches[i];
+		const struct batch *b = &eb->b;
+		if (eb->closed)
+			continue;
+		if (eb->running || b->count[ST_PENDING] || b->count[ST_STARTING] ||
+		    b->count[ST_RETRY_WAIT] || b->count[ST_RUNNING] ||
+		    (!b->final && !b->count[ST_PAUSED]))
+			return false;
+	}
+	return true;
+}
+
 static bool all_closed(struct engine *e)
 {
 	for (size_t i = 0; i < e->nbatches; i++)
@@ -2572,9 +2597,17 @@ int engine_run(struct engine *e)
 		e->orphan_check_ns = mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
 	}
 	for (;;) {
-		/* Freed slots first: the accounting of what exited can wait. */
-		spawn_ready(e);
-		finish_exited(e);
+		/* Freed slots first, when what exited succeeded: its accounting
+		 * can wait.  A failure is accounted first, so that a forming
+		 * failure group stops the next spawn. */
+		if (exits_failed(e)) {
+			finish_exited(e);
+			react_groups(e);
+			spawn_ready(e);
+		} else {
+			spawn_ready(e);
+			finish_exited(e);
+		}
 		check_timers(e);
 		check_drain(e);
 		react_groups(e);
@@ -2620,7 +2653,7 @@ int engine_run(struct engine *e)
 		check_done(e);
 		if (e->o.daemon) {
 			compact_batches(e);
-			if (e->o.once && !e->nruns && !e->nbatches &&
+			if (e->o.once && !e->nruns && only_paused_left(e) &&
 			    spool_empty(e))
 				break;
 		} else if (!e->nruns && (all_closed(e) || e->no_dispatch)) {

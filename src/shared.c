@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define MAX_FIELDS 16
 #define KEEP_RESOLVED_MS (24 * 3600 * 1000LL)
@@ -144,17 +145,24 @@ void shared_group_progress(const struct sh_group *g, size_t *members,
 	}
 }
 
+static void resolved(struct shared *sh, struct sh_group *g, int64_t ms)
+{
+	g->status = GROUP_RESOLVED;
+	g->resolved_ms = ms;
+	g->gen = ++sh->gen;
+	/* The failures that made it are accounted for: a new group of the
+	 * signature needs min_group new ones. */
+	correlate_forget(&sh->corr, g->sig);
+}
+
 static void maybe_resolve(struct shared *sh, struct sh_group *g, int64_t ms)
 {
 	size_t n, fin, paused;
 	if (g->status == GROUP_RESOLVED)
 		return;
 	shared_group_progress(g, &n, &fin, &paused);
-	if (n && fin == n) {
-		g->status = GROUP_RESOLVED;
-		g->resolved_ms = ms;
-		g->gen = ++sh->gen;
-	}
+	if (n && fin == n)
+		resolved(sh, g, ms);
 }
 
 static int64_t num(const char *s)
@@ -297,36 +305,62 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		g->brk.open_ms = num(f[4]);
 		g->gen = ++sh->gen;
 		break;
-	case 'Q': /* group status until open_ms trial (snapshot) */
-		if (nf < 7 || !(g = shared_group(sh, f[2])))
+	case 'Q': /* group status until open_ms trial circuit order
+		     resumed_ms trial_batch trial_symbol (snapshot) */
+		if (nf < 12 || !(g = shared_group(sh, f[2])))
 			return;
 		g->status = (int)num(f[3]);
-		g->brk.state = g->status == GROUP_OPEN ? CIRCUIT_OPEN
-						       : CIRCUIT_CLOSED;
 		g->brk.until = num(f[4]);
 		g->brk.open_ms = num(f[5]);
 		g->brk.trial_taken = num(f[6]) != 0;
+		g->brk.state = (uint8_t)num(f[7]);
+		snprintf(g->order, sizeof(g->order), "%s", f[8]);
+		g->resumed_ms = num(f[9]);
+		free(g->trial_batch);
+		free(g->trial_symbol);
+		g->trial_batch = opt(f[10]);
+		g->trial_symbol = opt(f[11]);
 		if (g->status == GROUP_RESOLVED)
 			g->resolved_ms = ms;
 		g->gen = ++sh->gen;
 		break;
+	case 'N': { /* group batch symbol failed paused final paused_ms */
+		if (nf < 9 || !(g = shared_group(sh, f[2])))
+			return;
+		struct sh_member *m = member_get(g, f[3], f[4], true);
+		m->failed = num(f[5]) != 0;
+		m->paused = num(f[6]) != 0;
+		m->final = num(f[7]) != 0;
+		m->paused_ms = num(f[8]);
+		g->gen = ++sh->gen;
+		break;
+	}
 	case 'Z':
 		if (nf < 3 || !(g = shared_group(sh, f[2])))
 			return;
-		if (g->status != GROUP_RESOLVED) {
-			g->status = GROUP_RESOLVED;
-			g->resolved_ms = ms;
-			g->gen = ++sh->gen;
-		}
+		if (g->status != GROUP_RESOLVED)
+			resolved(sh, g, ms);
 		break;
 	}
 }
 
-/* Split a line in place at TABs and fold it. */
+static uint32_t line_crc(const char *s, size_t n)
+{
+	return (uint32_t)crc32(crc32(0L, Z_NULL, 0), (const Bytef *)s, (uInt)n);
+}
+
+/* Split a line in place at TABs and fold it.  Its last field is the CRC-32
+ * of what precedes it: a torn line, or one spliced together with another,
+ * folds to nothing in every process. */
 static void fold_text(struct shared *sh, char *line)
 {
 	char *f[MAX_FIELDS];
 	int nf = 0;
+	char *sum = strrchr(line, '\t');
+	if (!sum || strlen(sum + 1) != 8 ||
+	    strtoul(sum + 1, NULL, 16) != line_crc(line, (size_t)(sum - line)))
+		return;
+	*sum = '\0';
 	for (char *p = line; nf < MAX_FIELDS;) {
 		f[nf++] = p;
 		char *tab = strchr(p, '\t');
@@ -445,8 +479,8 @@ static int begin(struct shared *sh)
 			}
 			/* With the lock held nobody is writing: a line without
 			 * its newline is a crashed writer's.  End it, so that
-			 * ours start on a line of their own (it folds to
-			 * nothing). */
+			 * ours start on a line of their own; its checksum
+			 * fails, so it folds to nothing, here and everywhere. */
 			if (sh->partial.len) {
 				if (write_all(sh->fd, "\n", 1) == 0)
 					sh->offset++;
@@ -462,6 +496,13 @@ static int begin(struct shared *sh)
 	return -1;
 }
 
+/* A whole line: its text, a TAB, its CRC, a newline. */
+static void add_line(struct sb *out, const char *text, size_t n)
+{
+	sb_add(out, text, n);
+	sb_addf(out, "\t%08x\n", line_crc(text, n));
+}
+
 /* Add one line to the transaction and fold it at once. */
 __attribute__((format(printf, 3, 4)))
 static void emit(struct shared *sh, char type, const char *fmt, ...)
@@ -472,9 +513,12 @@ static void emit(struct shared *sh, char type, const char *fmt, ...)
 	va_start(ap, fmt);
 	sb_vaddf(&line, fmt, ap);
 	va_end(ap);
-	sb_add(&sh->out, line.buf, line.len);
-	sb_addc(&sh->out, '\n');
-	fold_text(sh, line.buf);
+	size_t start = sh->out.len;
+	add_line(&sh->out, line.buf, line.len);
+	/* Fold what will be written, exactly as readers will. */
+	char *copy = xstrndup(sh->out.buf + start, sh->out.len - start - 1);
+	fold_text(sh, copy);
+	free(copy);
 	sb_release(&line);
 }
 
@@ -547,11 +591,13 @@ int shared_failure(struct shared *sh, struct failure *f, bool correlate,
 	struct sh_symbol *s = symbol_get(sh, f->symbol);
 	int was = s->brk.state;
 	emit(sh, 'F', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
-	     correlate ? sig : "-", f->agent, f->source ? f->source : "", f->category,
-	     field(&a, f->type), f->symbol, f->batch, field(&b, f->norm),
-	     field(&c, f->message));
+	     correlate ? sig : "-", field(&d, f->agent),
+	     f->source ? f->source : "", f->category ? f->category : "",
+	     field(&a, f->type), f->symbol, f->batch ? f->batch : "",
+	     field(&b, f->norm), field(&c, f->message));
 	out->streak = s->brk.streak;
-	out->symbol_opened = s->brk.state == CIRCUIT_OPEN && was != CIRCUIT_OPEN;
+	/* The alert is for an opening, not for each failed trial after it. */
+	out->symbol_opened = s->brk.state == CIRCUIT_OPEN && was == CIRCUIT_CLOSED;
 
 	struct sh_group *g = NULL;
 	for (size_t i = correlate ? sh->ngroups : 0; i-- > 0;)
@@ -569,15 +615,8 @@ int shared_failure(struct shared *sh, struct failure *f, bool correlate,
 		struct strmap_entry *se = strmap_get(&sh->corr.index, sig);
 		const struct corr_sig *w = se ? sh->corr.sigs[se->value] : NULL;
 		size_t distinct = 0;
-		if (w) {
-			/* Count distinct symbols in the window (up to enough). */
-			for (size_t i = 0; i < w->n && distinct < (size_t)sh->corr.min_group; i++) {
-				bool seen = false;
-				for (size_t k = 0; k < i && !seen; k++)
-					seen = !strcmp(w->ev[k].symbol, w->ev[i].symbol);
-				distinct += !seen;
-			}
-		}
+		if (w)
+			distinct = correlate_distinct(&sh->corr, w);
 		if (w && distinct >= (size_t)sh->corr.min_group) {
 			char id[GROUP_ID_MAX];
 			struct sb cause = SB_INIT;
@@ -596,9 +635,11 @@ int shared_failure(struct shared *sh, struct failure *f, bool correlate,
 			out->formed = true;
 		}
 	}
-	int rc = end(sh);
+	char gid[GROUP_ID_MAX] = "";
 	if (out->group)
-		out->group = shared_group(sh, out->group->id);
+		snprintf(gid, sizeof(gid), "%s", out->group->id);
+	int rc = end(sh); /* may compact: every group is folded anew */
+	out->group = gid[0] ? shared_group(sh, gid) : NULL;
 	sb_release(&norm);
 	sb_release(&a);
 	sb_release(&b);
@@ -608,8 +649,19 @@ int shared_failure(struct shared *sh, struct failure *f, bool correlate,
 	return rc;
 }
 
+/* Fold what others appended, if anything: one fstat when nothing was. */
+static void catch_up(struct shared *sh)
+{
+	struct stat st;
+	if (fstat(sh->fd, &st) == 0 && st.st_size == sh->offset &&
+	    st.st_nlink > 0)
+		return;
+	shared_sync(sh);
+}
+
 int shared_success(struct shared *sh, const char *symbol, int64_t now)
 {
+	catch_up(sh);
 	struct sh_symbol *s = shared_symbol(sh, symbol);
 	(void)now;
 	/* Nothing to end: no line (the common case costs nothing). */
@@ -713,7 +765,7 @@ int shared_trial(struct shared *sh, const char *group, const char *batch,
 	g = shared_group(sh, group);
 	int taken = 0;
 	if (g && g->status == GROUP_OPEN && now >= g->brk.until &&
-	    !(g->brk.state == CIRCUIT_HALF_OPEN && g->brk.trial_taken)) {
+	    !g->brk.trial_taken) {
 		emit(sh, 'T', "%s\t%s\t%s", group, batch, symbol);
 		taken = 1;
 	}
@@ -744,6 +796,7 @@ int shared_trial_result(struct shared *sh, const char *group, bool success,
 
 int shared_symbol_trial(struct shared *sh, const char *symbol, int64_t now)
 {
+	catch_up(sh);
 	struct sh_symbol *s = shared_symbol(sh, symbol);
 	if (!s || s->brk.state == CIRCUIT_CLOSED)
 		return 1;
@@ -777,70 +830,75 @@ int shared_symbol_force_trial(struct shared *sh, const char *symbol)
 /* ---- compaction ---- */
 
 /* Rewrite the log as the state it folds to (under the lock). */
+__attribute__((format(printf, 2, 3)))
+static void snap(struct sb *out, const char *fmt, ...)
+{
+	struct sb line = SB_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&line, fmt, ap);
+	va_end(ap);
+	add_line(out, line.buf, line.len);
+	sb_release(&line);
+}
+
 static void compact(struct shared *sh)
 {
-	struct atomic_file af;
-	struct sb a = SB_INIT, b = SB_INIT, c = SB_INIT, d = SB_INIT;
+	struct sb a = SB_INIT, b = SB_INIT, c = SB_INIT, out = SB_INIT;
 	int64_t now = now_ms();
-	if (atomic_begin(&af, sh->state_fd, "events") < 0)
-		return;
-	FILE *fp = af.fp;
 	for (size_t i = 0; i < sh->nsymbols; i++) {
 		struct sh_symbol *s = sh->symbols[i];
 		if (!s->brk.streak && s->brk.state == CIRCUIT_CLOSED)
 			continue;
-		fprintf(fp, "Y\t%lld\t%s\t%u\t%d\t%lld\t%lld\t%d\n",
-			(long long)now, s->symbol, s->brk.streak, s->brk.state,
-			(long long)s->brk.until, (long long)s->brk.open_ms,
-			s->brk.trial_taken);
+		snap(&out, "Y\t%lld\t%s\t%u\t%d\t%lld\t%lld\t%d",
+		     (long long)now, s->symbol, s->brk.streak, s->brk.state,
+		     (long long)s->brk.until, (long long)s->brk.open_ms,
+		     s->brk.trial_taken);
 	}
 	for (size_t i = 0; i < sh->corr.nsigs; i++) {
 		const struct corr_sig *w = sh->corr.sigs[i];
 		for (size_t k = 0; k < w->n; k++)
 			if (w->ev[k].ms >= now - sh->corr.window_ms)
-				fprintf(fp, "W\t%lld\t%s\t\t\t\t\t%s\t%s\t\t\n",
-					(long long)w->ev[k].ms, w->sig,
-					w->ev[k].symbol, w->ev[k].batch);
+				snap(&out, "W\t%lld\t%s\t\t\t\t\t%s\t%s\t\t",
+				     (long long)w->ev[k].ms, w->sig,
+				     w->ev[k].symbol, w->ev[k].batch);
 	}
 	for (size_t i = 0; i < sh->ngroups; i++) {
 		struct sh_group *g = sh->groups[i];
 		if (g->status == GROUP_RESOLVED &&
 		    now - g->resolved_ms > KEEP_RESOLVED_MS)
 			continue;
-		fprintf(fp, "G\t%lld\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			(long long)g->detected_ms, g->id, g->sig, g->agent,
-			g->source ? g->source : "", g->category ? g->category : "",
-			field(&a, g->type), field(&b, g->norm),
-			field(&c, g->root_cause));
+		snap(&out, "G\t%lld\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
+		     (long long)g->detected_ms, g->id, g->sig, g->agent,
+		     g->source ? g->source : "", g->category ? g->category : "",
+		     field(&a, g->type), field(&b, g->norm),
+		     field(&c, g->root_cause));
 		for (size_t k = 0; k < g->nm; k++) {
 			struct sh_member *m = &g->m[k];
-			if (m->failed)
-				fprintf(fp, "M\t%lld\t%s\t%s\t%s\n",
-					(long long)g->detected_ms, g->id,
-					m->batch, m->symbol);
-			if (m->paused)
-				fprintf(fp, "P\t%lld\t%s\t%s\t%s\n",
-					(long long)m->paused_ms, g->id,
-					m->batch, m->symbol);
-			if (m->final)
-				fprintf(fp, "X\t%lld\t%s\t%s\t%s\n",
-					(long long)now, g->id, m->batch,
-					m->symbol);
+			snap(&out, "N\t%lld\t%s\t%s\t%s\t%d\t%d\t%d\t%lld",
+			     (long long)g->detected_ms, g->id, m->batch,
+			     m->symbol, m->failed, m->paused, m->final,
+			     (long long)m->paused_ms);
 		}
-		fprintf(fp, "Q\t%lld\t%s\t%d\t%lld\t%lld\t%d\n",
-			(long long)(g->status == GROUP_RESOLVED ? g->resolved_ms
-								  : now),
-			g->id, g->status, (long long)g->brk.until,
-			(long long)g->brk.open_ms, g->brk.trial_taken);
+		snap(&out, "Q\t%lld\t%s\t%d\t%lld\t%lld\t%d\t%d\t%s\t%lld\t%s\t%s",
+		     (long long)(g->status == GROUP_RESOLVED ? g->resolved_ms
+							     : now),
+		     g->id, g->status, (long long)g->brk.until,
+		     (long long)g->brk.open_ms, g->brk.trial_taken,
+		     g->brk.state, g->order, (long long)g->resumed_ms,
+		     g->trial_batch ? g->trial_batch : "",
+		     g->trial_symbol ? g->trial_symbol : "");
 	}
 	sb_release(&a);
 	sb_release(&b);
 	sb_release(&c);
-	sb_release(&d);
-	if (atomic_commit(&af) < 0) {
+	if (home_replace(sh->state_fd, "events", out.buf ? out.buf : "",
+			 out.len) < 0) {
 		warning("state/events: compaction: %s", strerror(errno));
+		sb_release(&out);
 		return;
 	}
+	sb_release(&out);
 	/* Our lock was on the old file: the new one starts here. */
 	close(sh->fd);
 	open_log(sh);

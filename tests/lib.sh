@@ -71,28 +71,32 @@ done_testing() {
 }
 
 # mkhome [EXTRA]: a fresh home with agent "fake".  EXTRA's lines before its
-# first [section] are keys of [agent fake] (replacing the defaults there);
-# the rest is appended as it is.
+# first [section] are keys of [agent fake]; after that, its sections are
+# merged into the defaults: a key given again replaces the default.
 mkhome() {
 	rm -rf "$H"
 	mkdir -p "$H/conf" "$H/spool"
-	printf '%s\n' "${1:-}" | awk -v src="$SRC" '
-		BEGIN {
-			d["command"] = src "/tests/agents/fake"
-			d["max_concurrent"] = "4"; d["timeout"] = "30s"
-			d["source"] = "vendor"
-			n = split("command max_concurrent timeout source", order, " ")
+	{
+		printf '[runner]\nmax_children = 4\nkill_grace = 1s\n'
+		printf '[retry]\nmax_attempts = 3\ndelays = 0.1 0.2\njitter = 0\n'
+		printf '[agent fake]\ncommand = %s\nmax_concurrent = 4\n' "$SRC/tests/agents/fake"
+		printf 'timeout = 30s\nsource = vendor\n'
+		printf '%s\n' "${1:-}"
+	} | awk '
+		/^\[/ { sec = $0; if (!(sec in seen)) { seen[sec] = 1; order[++ns] = sec } next }
+		/=/ {
+			if (sec == "") sec = "[agent fake]"
+			k = $0; sub(/[ \t]*=.*/, "", k)
+			if (!((sec, k) in val)) keys[sec] = keys[sec] SUBSEP k
+			val[sec, k] = $0
+			next
 		}
-		/^\[/ { tail = 1 }
-		tail { rest = rest $0 "\n"; next }
-		/=/ { k = $0; sub(/[ \t]*=.*/, "", k); v = $0; sub(/^[^=]*=[ \t]*/, "", v)
-		      if (!(k in d)) order[++n] = k; d[k] = v; next }
 		END {
-			print "[runner]\nmax_children = 4\nkill_grace = 1s"
-			print "[retry]\nmax_attempts = 3\ndelays = 0.1 0.2\njitter = 0"
-			print "[agent fake]"
-			for (i = 1; i <= n; i++) print order[i] " = " d[order[i]]
-			printf "%s", rest
+			for (i = 1; i <= ns; i++) {
+				print order[i]
+				n = split(keys[order[i]], ks, SUBSEP)
+				for (j = 2; j <= n; j++) print val[order[i], ks[j]]
+			}
 		}' >"$H/conf/runner.ini"
 }
 

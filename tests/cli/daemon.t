@@ -97,7 +97,8 @@ wait_for final rf
 r retry-failed rf
 is "$rc" 0 "retry-failed handed to the daemon"
 like "$(cat "$T/out")" "1 failed items queued again" "it requeued the failed item"
-wait_for test "$(item rf EXIT-65-2 attempts)" = 2
+ran_again() { [ "$(item rf EXIT-65-2 attempts)" = 2 ]; }
+wait_for ran_again
 is "$(item rf EXIT-65-2 attempts)" 2 "the daemon ran it again"
 
 # SIGHUP: a bad configuration is refused and the old one kept; a good one
