@@ -7,6 +7,7 @@
 #include "exec.h"
 #include "job.h"
 #include "meta.h"
+#include "metrics.h"
 #include "progress.h"
 #include "runlog.h"
 #include "shared.h"
@@ -39,6 +40,7 @@
 #define META_MIN_INTERVAL_MS 1000
 #define STDERR_TAIL 4096
 #define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died */
+#define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
 
 /* ---- small containers ---- */
 
@@ -228,6 +230,8 @@ struct engine {
 	bool io_failed;
 	int exit_status;
 	struct progress prog;
+	struct metrics metrics;	/* daemon: logs/runner.prom */
+	int64_t metrics_next_ns;
 	/* per-item overhead measurement (RUNNER_TRACE_OVERHEAD) */
 	bool trace;
 	int64_t *overhead_ns;
@@ -1134,6 +1138,7 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		}
 	}
 	record(eb, &r);
+	metrics_attempt(&e->metrics, r.outcome, r.category);
 	if (r.outcome != OUT_INTERRUPTED || ru) {
 		const struct attempt *a = &it->log[attempt - 1];
 		symstats_end(&e->stats, it->symbol, r.time,
@@ -1554,8 +1559,10 @@ static int64_t next_wakeup_ms(struct engine *e)
 	}
 	if (e->slot_poll_ns)
 		CONSIDER_NS(e->slot_poll_ns);
-	if (e->o.daemon && !e->shutdown)
+	if (e->o.daemon && !e->shutdown) {
 		CONSIDER_NS(e->orphan_check_ns);
+		CONSIDER_NS(e->metrics_next_ns);
+	}
 	if (e->stats.dirty || symstats_busy(&e->stats))
 		CONSIDER_NS(e->stats_next_ns);
 	if (alerts_next_ns(e->alerts))
@@ -1637,6 +1644,11 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 		else
 			i++;
 	if (status_final(st) && eb->finalized) {
+		metrics_batch_final(&e->metrics, st,
+				    eb->b.started_ms && eb->b.completed_ms
+					    ? (double)(eb->b.completed_ms -
+						       eb->b.started_ms) / 1000.0
+					    : -1);
 		char msg[256];
 		snprintf(msg, sizeof(msg),
 			 "batch %s %s: %zu succeeded, %zu failed, %zu cancelled",
@@ -2381,6 +2393,59 @@ static void flush_stats(struct engine *e, bool force)
 	e->stats_next_ns = mono_ns() + gap;
 }
 
+/* ---- metrics (daemon) ---- */
+
+static void write_metrics(struct engine *e)
+{
+	struct metrics_view v = { .now_ms = now_ms() };
+	struct metrics_agent *ag = xcalloc(e->c->nagents + 1, sizeof(*ag));
+	for (size_t i = 0; i < e->c->nagents; i++) {
+		const struct agent_conf *a = &e->c->agents[i];
+		int held = slot_count_held(e->h->state, a->name,
+					   a->max_concurrent);
+		ag[i] = (struct metrics_agent){
+			.name = a->name,
+			.running = held < 0 ? agent_running(e, a) : held,
+			.max_concurrent = a->max_concurrent,
+		};
+	}
+	for (size_t i = 0; i < e->nbatches; i++) {
+		const struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		v.open_batches++;
+		for (int s = 0; s < ST_COUNT; s++)
+			v.items[s] += eb->b.count[s];
+		for (size_t k = 0; k < e->c->nagents; k++)
+			if (!strcmp(e->c->agents[k].name, eb->b.c.agent))
+				ag[k].queued += eb->b.count[ST_PENDING] +
+						eb->b.count[ST_STARTING] +
+						eb->b.count[ST_RETRY_WAIT] +
+						eb->b.count[ST_PAUSED];
+	}
+	v.agents = ag;
+	v.nagents = e->c->nagents;
+	if (e->sh_ok) {
+		for (size_t i = 0; i < e->sh.nsymbols; i++) {
+			int st = e->sh.symbols[i]->brk.state;
+			if (st >= CIRCUIT_CLOSED && st <= CIRCUIT_HALF_OPEN)
+				v.symbol_circuits[st]++;
+		}
+		for (size_t i = 0; i < e->sh.ngroups; i++) {
+			int st = e->sh.groups[i]->status;
+			if (st >= GROUP_OPEN && st <= GROUP_RESOLVED)
+				v.groups[st]++;
+			if (st == GROUP_OPEN)
+				v.source_circuits_open++;
+		}
+	}
+	if (metrics_write(e->h->logs, &e->metrics, &v) < 0 &&
+	    e->metrics.writes == 0)
+		warning("logs/runner.prom: %s", strerror(errno));
+	free(ag);
+	e->metrics_next_ns = mono_ns() + METRICS_INTERVAL_MS * 1000000LL;
+}
+
 /* ---- the loop ---- */
 
 static void kill_all_now(struct engine *e)
@@ -2595,6 +2660,8 @@ int engine_run(struct engine *e)
 	if (e->o.daemon) {
 		e->spool_dirty = true;
 		e->orphan_check_ns = mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
+		metrics_init(&e->metrics, now_ms());
+		e->metrics_next_ns = mono_ns();
 	}
 	for (;;) {
 		/* Freed slots first, when what exited succeeded: its accounting
@@ -2626,6 +2693,8 @@ int engine_run(struct engine *e)
 				e->orphan_check_ns =
 					mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
 			}
+			if (mono_ns() >= e->metrics_next_ns)
+				write_metrics(e);
 		}
 		dispatch(e);
 		for (size_t i = 0; i < e->nbatches; i++) {
@@ -2659,7 +2728,12 @@ int engine_run(struct engine *e)
 		} else if (!e->nruns && (all_closed(e) || e->no_dispatch)) {
 			break;
 		}
-		progress_draw(&e->prog, e->nruns, false);
+		if (progress_due(&e->prog)) {
+			size_t paused = 0;
+			for (size_t i = 0; i < e->nbatches; i++)
+				paused += e->batches[i]->b.count[ST_PAUSED];
+			progress_draw(&e->prog, e->nruns, paused, false);
+		}
 		int64_t timeout = next_wakeup_ms(e);
 		if (e->slot_poll_ns && mono_ns() >= e->slot_poll_ns)
 			e->slot_poll_ns = 0;
@@ -2693,6 +2767,8 @@ int engine_run(struct engine *e)
 	}
 	flush_stats(e, true);
 	finish_hooks(e);
+	if (e->o.daemon)
+		write_metrics(e);
 	progress_clear(&e->prog);
 	print_overhead(e);
 	if (e->io_failed)

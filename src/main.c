@@ -19,6 +19,7 @@
 #include "slots.h"
 #include "symstats.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 #include <cJSON.h>
@@ -72,6 +73,8 @@ static const char usage_text[] =
 	"                          resume them, under the caps, in that order\n"
 	"  groups                  failure groups and their resume progress\n"
 	"  status                  daemon, agents, symbols and circuits now\n"
+	"  stats [--since T]       aggregates across batches: statuses, success,\n"
+	"                          errors, throughput, most-failing symbols\n"
 	"\n"
 	"global options:\n"
 	"  -C, --home DIR          the home (default $RUNNER_HOME, else .)\n"
@@ -586,6 +589,88 @@ static int cmd_list(void)
 	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
 }
 
+/* ---- stats ---- */
+
+/* A batch's summary document: summary.json, else rebuilt from the journal. */
+static cJSON *load_summary_doc(int bfd)
+{
+	cJSON *o = meta_read_summary_json(bfd);
+	if (o)
+		return o;
+	struct batch b;
+	if (replay_readonly(bfd, &b) == 0)
+		o = meta_summary_doc(&b, now_ms());
+	batch_release(&b);
+	return o;
+}
+
+static int cmd_stats(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--since", true } };
+	char **pos;
+	size_t npos;
+	char why[WHY_BUF];
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "stats");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner stats [--since T] [--json]\n\n"
+		     "Aggregates over the batches in batches/ created at or "
+		     "after T: batches by\nstatus, items by state, success "
+		     "rate, error categories, throughput, batch\nduration "
+		     "percentiles, the 10 most-failing symbols with their "
+		     "last error,\nand the same per agent.  T is RFC 3339 or "
+		     "YYYY-MM-DD.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	int64_t since = INT64_MIN;
+	if (npos)
+		rc = usage_error("stats: unexpected argument %s", pos[0]);
+	else if (last_value(&o[1]) &&
+		 parse_time_arg(last_value(&o[1]), &since, why) < 0)
+		rc = usage_error("stats: --since: %s", why);
+	if (rc || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int fd = dup(home_.batches);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		free_cmd(o, NOPTS(o), pos);
+		return error("batches: %s", strerror(errno)), EX_IOERR_;
+	}
+	struct stats st;
+	stats_init(&st, since);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !valid_batch_id(de->d_name) ||
+		    !strcmp(de->d_name, "archive"))
+			continue;
+		int bfd = open_dir_at(home_.batches, de->d_name);
+		if (bfd < 0)
+			continue;
+		cJSON *doc = load_summary_doc(bfd);
+		close(bfd);
+		if (doc)
+			stats_add(&st, doc);
+		cJSON_Delete(doc);
+	}
+	closedir(d);
+	cJSON *out = stats_finish(&st);
+	if (g.json) {
+		char *text = cJSON_Print(out);
+		puts(text ? text : "{}");
+		cJSON_free(text);
+	} else {
+		stats_print(stdout, out);
+	}
+	cJSON_Delete(out);
+	stats_release(&st);
+	free_cmd(o, NOPTS(o), pos);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
 /* ---- retry-failed and cancel ---- */
 
 static char *request_json(const char *op, char **cats, size_t ncats,
@@ -897,7 +982,8 @@ static int follow_batch(const char *id)
 				}
 				prog.ok = (size_t)s.succeeded;
 				prog.failed = (size_t)(s.failed + s.cancelled);
-				progress_draw(&prog, (size_t)s.running, false);
+				progress_draw(&prog, (size_t)s.running,
+					      (size_t)s.paused, false);
 				if (status_final(s.status)) {
 					close(bfd);
 					status = s.status == BS_COMPLETED ? 0 : 1;
@@ -1619,6 +1705,7 @@ static const struct command commands[] = {
 	{ "resume", cmd_resume },
 	{ "groups", cmd_groups },
 	{ "status", cmd_status },
+	{ "stats", cmd_stats },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */

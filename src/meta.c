@@ -355,14 +355,22 @@ int meta_write_json(FILE *fp, const struct batch *b, int64_t now,
 	return ferror(fp) ? -1 : 0;
 }
 
-static cJSON *summary_of(const struct batch *b)
+/* Up to this many failed items are listed in summary.json, for `stats`. */
+#define SUMMARY_FAILED_MAX 100
+
+cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 {
 	cJSON *o = cJSON_CreateObject();
+	struct perf p;
+	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
+			     b->count[ST_CANCELLED];
 	add_str(o, "batch_id", b->c.id);
 	add_str(o, "name", b->c.name);
 	add_str(o, "origin", b->c.origin);
 	add_str(o, "agent", b->c.agent);
+	add_str(o, "source", b->c.source);
 	add_str(o, "status", batch_status_name(batch_status(b)));
+	cJSON_AddNumberToObject(o, "priority", b->c.priority);
 	add_time(o, "created_at", b->c.created_ms);
 	add_time(o, "started_at", b->started_ms);
 	add_time(o, "completed_at", b->final ? b->completed_ms : 0);
@@ -376,6 +384,66 @@ static cJSON *summary_of(const struct batch *b)
 	cJSON_AddNumberToObject(o, "running_items",
 				(double)b->count[ST_RUNNING]);
 	cJSON_AddNumberToObject(o, "paused_items", (double)b->count[ST_PAUSED]);
+	cJSON_AddNumberToObject(o, "attempts", (double)b->attempts_total);
+
+	size_t by_cat[CAT_COUNT] = { 0 };
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct attempt *a;
+		if (b->items[i].state == ST_FAILED &&
+		    (a = last_done(&b->items[i])))
+			by_cat[a->category]++;
+	}
+	cJSON *es = cJSON_AddObjectToObject(o, "error_summary");
+	for (int k = CAT_NONE + 1; k < CAT_COUNT; k++)
+		if (by_cat[k])
+			cJSON_AddNumberToObject(es, category_name(k),
+						(double)by_cat[k]);
+
+	compute_perf(b, now, &p);
+	if (p.has_duration) {
+		cJSON_AddNumberToObject(o, "duration_seconds", p.duration_s);
+		cJSON_AddNumberToObject(o, "items_per_second",
+					p.duration_s > 0
+						? (double)final_items /
+							  p.duration_s
+						: 0);
+	} else {
+		cJSON_AddNullToObject(o, "duration_seconds");
+		cJSON_AddNullToObject(o, "items_per_second");
+	}
+	cJSON_AddNumberToObject(o, "cpu_user_seconds",
+				(double)b->cpu_user_ms / 1000.0);
+	cJSON_AddNumberToObject(o, "cpu_system_seconds",
+				(double)b->cpu_system_ms / 1000.0);
+	add_int(o, "max_rss_kb", b->max_rss_kb, b->attempts_total > 0);
+	cJSON *lat = cJSON_AddObjectToObject(o, "latency_ms");
+	if (p.nlat) {
+		cJSON_AddNumberToObject(lat, "avg", p.lat_avg);
+		cJSON_AddNumberToObject(lat, "p50", (double)p.lat_p50);
+		cJSON_AddNumberToObject(lat, "p95", (double)p.lat_p95);
+		cJSON_AddNumberToObject(lat, "max", (double)p.lat_max);
+	} else {
+		cJSON_AddNullToObject(lat, "avg");
+		cJSON_AddNullToObject(lat, "p50");
+		cJSON_AddNullToObject(lat, "p95");
+		cJSON_AddNullToObject(lat, "max");
+	}
+	cJSON *failed = cJSON_AddArrayToObject(o, "failed");
+	size_t listed = 0;
+	for (size_t i = 0; i < b->nitems && listed < SUMMARY_FAILED_MAX; i++) {
+		const struct item *it = &b->items[i];
+		const struct attempt *a;
+		if (it->state != ST_FAILED || !(a = last_done(it)))
+			continue;
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "symbol", it->symbol);
+		cJSON_AddStringToObject(f, "category",
+					category_name(a->category));
+		add_str(f, "error_message", a->error_message);
+		add_time(f, "completed_at", a->completed_ms);
+		cJSON_AddItemToArray(failed, f);
+		listed++;
+	}
 	return o;
 }
 
@@ -393,7 +461,7 @@ int meta_flush(int dirfd, const struct batch *b, int64_t now,
 	}
 	if (atomic_commit(&af) < 0)
 		return -1;
-	cJSON *s = summary_of(b);
+	cJSON *s = meta_summary_doc(b, now);
 	char *text = cJSON_PrintUnformatted(s);
 	cJSON_Delete(s);
 	if (!text)
@@ -428,24 +496,31 @@ static int64_t get_t(const cJSON *o, const char *k)
 	return 0;
 }
 
-int meta_read_summary(int dirfd, struct summary *s)
+cJSON *meta_read_summary_json(int dirfd)
 {
-	char buf[8192];
+	struct sb text = SB_INIT;
 	int fd = openat(dirfd, "summary.json",
 			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
-	ssize_t n = read_all(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	int rc = read_fd_bounded(fd, SUMMARY_MAX_BYTES, &text);
 	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	cJSON *o = cJSON_Parse(buf);
+	cJSON *o = NULL;
+	if (rc == 0 && text.len) {
+		sb_addc(&text, '\0');
+		o = cJSON_Parse(text.buf);
+	}
+	sb_release(&text);
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		errno = EINVAL;
-		return -1;
+		return NULL;
 	}
+	return o;
+}
+
+void meta_summary_from_json(const cJSON *o, struct summary *s)
+{
 	memset(s, 0, sizeof(*s));
 	get_s(o, "batch_id", s->id, sizeof(s->id));
 	get_s(o, "name", s->name, sizeof(s->name));
@@ -464,6 +539,14 @@ int meta_read_summary(int dirfd, struct summary *s)
 	s->pending = get_n(o, "pending_items");
 	s->running = get_n(o, "running_items");
 	s->paused = get_n(o, "paused_items");
+}
+
+int meta_read_summary(int dirfd, struct summary *s)
+{
+	cJSON *o = meta_read_summary_json(dirfd);
+	if (!o)
+		return -1;
+	meta_summary_from_json(o, s);
 	cJSON_Delete(o);
 	return s->status < 0 ? -1 : 0;
 }
@@ -489,6 +572,17 @@ cJSON *meta_summary_json(const struct summary *s)
 	return o;
 }
 
+static char *fmt_kb(uint64_t kb, char *buf, size_t n)
+{
+	if (kb >= 1024 * 1024)
+		snprintf(buf, n, "%.1f GiB", (double)kb / (1024.0 * 1024.0));
+	else if (kb >= 1024)
+		snprintf(buf, n, "%.1f MiB", (double)kb / 1024.0);
+	else
+		snprintf(buf, n, "%llu KiB", (unsigned long long)kb);
+	return buf;
+}
+
 struct slow {
 	size_t idx;
 	int64_t ms;
@@ -512,8 +606,14 @@ static void print_item_line(FILE *fp, const struct batch *b, size_t i)
 		exec_signame(a->signal, code, sizeof(code));
 	else if (a && a->exit_code >= 0)
 		snprintf(code, sizeof(code), "%d", a->exit_code);
-	fprintf(fp, "  %-12s %-10s %8d %10s %8s", it->symbol,
-		state_name(it->state), it->nattempts, dur, code);
+	char cpu[32] = "-", rss[32] = "-";
+	if (a && a->started_ms) {
+		fmt_duration((int64_t)a->cpu_user_ms + a->cpu_system_ms, cpu,
+			     sizeof(cpu));
+		fmt_kb(a->max_rss_kb, rss, sizeof(rss));
+	}
+	fprintf(fp, "  %-12s %-10s %8d %10s %8s %8s %9s", it->symbol,
+		state_name(it->state), it->nattempts, dur, code, cpu, rss);
 	if (a && a->outcome == OUT_FAILED)
 		fprintf(fp, "  %s: %s", category_name(a->category),
 			a->error_message ? a->error_message : "");
@@ -572,6 +672,13 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 	if (p.has_duration && p.duration_s > 0)
 		fprintf(fp, "  throughput  %.1f items/s\n",
 			(double)final_items / p.duration_s);
+	if (b->attempts_total) {
+		char u[32], sy[32], r[32];
+		fprintf(fp, "  resources   cpu %s user, %s system; max rss %s\n",
+			fmt_duration((int64_t)b->cpu_user_ms, u, sizeof(u)),
+			fmt_duration((int64_t)b->cpu_system_ms, sy, sizeof(sy)),
+			fmt_kb(b->max_rss_kb, r, sizeof(r)));
+	}
 	if (p.nlat) {
 		char a1[32], a2[32], a3[32];
 		fprintf(fp, "  latency     p50 %s, p95 %s, max %s\n",
@@ -595,8 +702,9 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 		free(sl);
 	}
 	if (flags & (SHOW_ITEMS | SHOW_FAILED)) {
-		fprintf(fp, "  %-12s %-10s %8s %10s %8s  %s\n", "SYMBOL",
-			"STATE", "ATTEMPTS", "DURATION", "EXIT", "ERROR");
+		fprintf(fp, "  %-12s %-10s %8s %10s %8s %8s %9s  %s\n",
+			"SYMBOL", "STATE", "ATTEMPTS", "DURATION", "EXIT",
+			"CPU", "MAX RSS", "ERROR");
 		for (size_t i = 0; i < b->nitems; i++)
 			if (!(flags & SHOW_FAILED) ||
 			    b->items[i].state == ST_FAILED)

@@ -44,6 +44,17 @@ struct summary {
 	long long total, succeeded, failed, cancelled, pending, running, paused;
 };
 int meta_read_summary(int dirfd, struct summary *s);
+void meta_summary_from_json(const struct cJSON *o, struct summary *s);
+
+/*
+ * summary.json: the fields above plus what `stats` aggregates (error_summary,
+ * duration_seconds, items_per_second, latency_ms, cpu and rss, and the first
+ * 100 failed items with their last error).  The reader refuses files over
+ * SUMMARY_MAX_BYTES and returns NULL (errno) when absent or damaged.
+ */
+#define SUMMARY_MAX_BYTES (1u << 20)
+struct cJSON *meta_summary_doc(const struct batch *b, int64_t now);
+struct cJSON *meta_read_summary_json(int dirfd);
 struct cJSON *meta_summary_json(const struct summary *s);
 
 enum {

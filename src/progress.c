@@ -48,29 +48,38 @@ int64_t progress_next_ns(const struct progress *p)
 	return p->last_draw_ns + REDRAW_NS;
 }
 
-void progress_draw(struct progress *p, size_t running, bool force)
+bool progress_due(const struct progress *p)
+{
+	return p->enabled && mono_ns() - p->last_draw_ns >= REDRAW_NS;
+}
+
+void progress_draw(struct progress *p, size_t running, size_t paused,
+		   bool force)
 {
 	if (!p->enabled)
 		return;
 	int64_t now = mono_ns();
-	if (!force && now - p->last_draw_ns < REDRAW_NS &&
-	    running == p->last_running)
+	if (!force && now - p->last_draw_ns < REDRAW_NS)
 		return;
 	p->last_draw_ns = now;
-	p->last_running = running;
 	size_t done = p->ok + p->failed;
-	char eta[32] = "--";
+	char eta[32] = "--", rate_s[32] = "-";
 	double secs = (double)(now - p->start_ns) / 1e9;
 	size_t done_here = done > p->done_at_start ? done - p->done_at_start : 0;
-	if (done_here && secs > 0 && p->total > done) {
-		double rate = (double)done_here / secs;
+	double rate = done_here && secs > 0 ? (double)done_here / secs : 0;
+	if (rate > 0)
+		snprintf(rate_s, sizeof(rate_s), "%.1f", rate);
+	if (rate > 0 && p->total > done) {
 		fmt_duration((int64_t)((double)(p->total - done) / rate * 1000),
 			     eta, sizeof(eta));
 	} else if (p->total == done) {
 		snprintf(eta, sizeof(eta), "0s");
 	}
-	printf("\r[%zu/%zu] %zu ok, %zu failed, %zu running, ETA %s\033[K",
-	       done, p->total, p->ok, p->failed, running, eta);
+	if (paused && done + paused >= p->total && !running)
+		snprintf(eta, sizeof(eta), "paused");
+	printf("\r[%zu/%zu] %zu ok, %zu failed, %zu running, %zu paused, "
+	       "%s items/s, ETA %s\033[K",
+	       done, p->total, p->ok, p->failed, running, paused, rate_s, eta);
 	fflush(stdout);
 	p->drawn = true;
 }

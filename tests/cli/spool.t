@@ -90,7 +90,7 @@ agent = fake
 symbols = SLEEP-0.3-A SLEEP-0.3-B OK-C
 JOB
 	script -qec "$RUNNER -C '$H' run" /dev/null >"$T/tty" 2>&1
-	like "$(tr '\r' '\n' <"$T/tty" | grep '^\[' | tail -1)" '^\[[0-9]/3\] [0-9] ok, 0 failed, [0-9] running, ETA' "progress line drawn on a terminal"
+	like "$(tr '\r' '\n' <"$T/tty" | grep '^\[' | tail -1)" '^\[[0-9]/3\] [0-9] ok, 0 failed, [0-9] running, [0-9]+ paused, [0-9.-]+ items/s, ETA' "progress line drawn on a terminal"
 	mkhome
 	job p <<JOB
 [job]
