@@ -185,6 +185,7 @@ struct exited {
 	struct run run;
 	int status;
 	struct rusage ru;
+	int64_t at_ms;	/* when it was reaped: the attempt's end */
 };
 
 struct engine {
@@ -445,7 +446,7 @@ static int open_output(int items_fd, const char *path)
 static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 			   uint32_t attempt, int wait_status,
 			   const struct rusage *ru, uint8_t why, int exec_errno,
-			   int64_t timeout_ms);
+			   int64_t timeout_ms, int64_t end_ms);
 static void stall(struct engine *e, const char *what, int err)
 {
 	if (!e->stalled)
@@ -622,7 +623,7 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	if (pid < 0) {
 		/* clone itself failed (no memory, no pids): a failed attempt */
 		finish_attempt(e, eb, idx, attempt, W_EXITCODE(127, 0), NULL,
-			       KILL_NONE, saved, 0);
+			       KILL_NONE, saved, 0, 0);
 		return;
 	}
 	GROW(e->runs, e->capruns, e->nruns + 1);
@@ -1024,7 +1025,7 @@ static int64_t circuits_next_ms(struct engine *e)
 static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 			   uint32_t attempt, int wait_status,
 			   const struct rusage *ru, uint8_t why, int exec_errno,
-			   int64_t timeout_ms)
+			   int64_t timeout_ms, int64_t end_ms)
 {
 	struct item *it = &eb->b.items[idx];
 	const struct batch_conf *c = &eb->b.c;
@@ -1032,7 +1033,8 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 	struct verdict v;
 	char *tail = NULL;
 	struct rec r = { .type = R_FINISHED, .item = idx, .attempt = attempt,
-			 .time = now_ms(), .matches = -1, .progress = -1 };
+			 .time = end_ms ? end_ms : now_ms(), .matches = -1,
+			 .progress = -1 };
 
 	read_result(eb, it->symbol, attempt, &res);
 	bool ok_exit = WIFEXITED(wait_status) && !WEXITSTATUS(wait_status);
@@ -1245,7 +1247,8 @@ static void reap(struct engine *e)
 			continue;
 		}
 		GROW(e->exited, e->capexited, e->nexited + 1);
-		e->exited[e->nexited++] = (struct exited){ *run, status, ru };
+		e->exited[e->nexited++] =
+			(struct exited){ *run, status, ru, now_ms() };
 		run->eb->running--;
 		*run = e->runs[--e->nruns];
 	}
@@ -1267,7 +1270,8 @@ static void finish_exited(struct engine *e)
 		int64_t t0 = mono_ns();
 		finish_attempt(e, x->run.eb, x->run.item, x->run.attempt,
 			       x->status, &x->ru, x->run.why,
-			       x->run.exec_errno, x->run.eb->b.c.timeout_ms);
+			       x->run.exec_errno, x->run.eb->b.c.timeout_ms,
+			       x->at_ms);
 		if (e->trace) {
 			GROW(e->overhead_ns, e->capoverhead, e->noverhead + 1);
 			e->overhead_ns[e->noverhead++] =

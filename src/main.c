@@ -14,6 +14,7 @@
 #include "job.h"
 #include "meta.h"
 #include "progress.h"
+#include "report.h"
 #include "runlog.h"
 #include "shared.h"
 #include "slots.h"
@@ -75,6 +76,7 @@ static const char usage_text[] =
 	"  status                  daemon, agents, symbols and circuits now\n"
 	"  stats [--since T]       aggregates across batches: statuses, success,\n"
 	"                          errors, throughput, most-failing symbols\n"
+	"  report BATCH [-o FILE]  one self-contained HTML page about a batch\n"
 	"\n"
 	"global options:\n"
 	"  -C, --home DIR          the home (default $RUNNER_HOME, else .)\n"
@@ -446,6 +448,88 @@ static int cmd_show(void)
 	close(dirfd);
 	free_cmd(o, NOPTS(o), pos);
 	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+/* ---- report ---- */
+
+static int cmd_report(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "-o", true }, { "--output", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "report");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner report BATCH [-o FILE]\n\n"
+		     "One self-contained HTML page about the batch (inline CSS "
+		     "and SVG, no script,\nno network): summary, a timeline of "
+		     "every attempt on its slot, error\ncategories, failure "
+		     "groups, the 20 slowest and the failed items.  Written\nto "
+		     "standard output, or to FILE (replaced atomically).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	const char *out = last_value(&o[2]) ? last_value(&o[2])
+					    : last_value(&o[1]);
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("report: name one batch");
+	}
+	if ((rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int dirfd = open_batch_dir(pos[0]);
+	if (dirfd < 0) {
+		free_cmd(o, NOPTS(o), pos);
+		return -dirfd;
+	}
+	struct batch b;
+	if (replay_readonly(dirfd, &b) < 0) {
+		error("batches/%s/journal: %s", pos[0], strerror(errno));
+		batch_release(&b);
+		close(dirfd);
+		free_cmd(o, NOPTS(o), pos);
+		return EX_NO_SUCH;
+	}
+	close(dirfd);
+	FILE *fp = stdout;
+	char *tmp = NULL;
+	if (out && strcmp(out, "-")) {
+		/* FILE.tmp-PID beside it, renamed over it when complete. */
+		tmp = xasprintf("%s.tmp-%ld", out, (long)getpid());
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!fp) {
+			rc = EX_CANTCREAT_;
+			error("%s: %s", out, strerror(errno));
+			if (fd >= 0)
+				close(fd), unlink(tmp);
+		}
+	}
+	if (!rc && report_write(fp, &b, view_shared(), now_ms()) < 0) {
+		rc = EX_IOERR_;
+		error("%s: %s", out ? out : "stdout", strerror(errno));
+	}
+	if (tmp && fp) {
+		if (fclose(fp) != 0 && !rc) {
+			rc = EX_IOERR_;
+			error("%s: %s", out, strerror(errno));
+		}
+		if (!rc && rename(tmp, out) < 0) {
+			rc = EX_CANTCREAT_;
+			error("%s: %s", out, strerror(errno));
+		}
+		if (rc)
+			unlink(tmp);
+	} else if (!rc && fflush(stdout) != 0) {
+		rc = EX_IOERR_;
+	}
+	free(tmp);
+	batch_release(&b);
+	free_cmd(o, NOPTS(o), pos);
+	return rc;
 }
 
 /* ---- list ---- */
@@ -1706,6 +1790,7 @@ static const struct command commands[] = {
 	{ "groups", cmd_groups },
 	{ "status", cmd_status },
 	{ "stats", cmd_stats },
+	{ "report", cmd_report },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */

@@ -1,0 +1,50 @@
+/*
+ * report: `runner report BATCH` (SPEC 3), one self-contained HTML page
+ * about one batch: a summary (times, counts by state, throughput,
+ * latency, CPU and memory), a timeline of every attempt on the slot it
+ * ran in, completions over time, error categories as bars, the failure
+ * groups the batch's items belong to, the 20 slowest items and the failed
+ * items with their messages.
+ *
+ *   struct batch b;                     replayed by the caller
+ *   FILE *fp = fopen(path, "w");
+ *   if (report_write(fp, &b, sh, now_ms()) < 0 || fclose(fp) ...)
+ *
+ * The page needs nothing but itself: inline CSS, inline SVG, no script,
+ * no URL of any kind, so it can be mailed, archived and opened offline.
+ * Every string that came from a job, an agent or a child (names, symbols,
+ * params, messages, root causes, group members) has its control bytes and
+ * invalid UTF-8 made visible (sb_add_escaped) and is then HTML-escaped.
+ *
+ * Its size is bounded whatever the batch: the timeline draws at most about
+ * 3,000 attempts (above that: every attempt that did not succeed and every
+ * retry, up to half of that, plus an even sample of the rest; the page
+ * says what it left out, and the lanes and the completions chart still
+ * count every attempt); a message shows at most 400 bytes, the failed
+ * items table 500 rows, a failure group 50 members, the page 100 groups.
+ * A 10,000-item batch makes a page of about 0.4 MB; the worst case (every
+ * attempt failed, long messages of quotes, 100 groups) stays under 2 MB.
+ *
+ * b is only read.  sh (may be NULL) is the home's shared state, for the
+ * failure groups' root causes and members; without it a group shows its
+ * id and this batch's members only.  now is the time a running batch is
+ * drawn up to.  The caller owns fp and closes it; report_write flushes
+ * it.  Returns 0, or -1 with errno set when writing failed (the page may
+ * then be partial).  Allocation failure is fatal, as everywhere (util.h).
+ */
+#ifndef RUNNER_REPORT_H
+#define RUNNER_REPORT_H
+
+#include "batch.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct shared;
+
+/* Write the report of b (sh may be NULL: no group details) to fp.
+ * now: for a batch still running.  Returns 0, or -1 with errno. */
+int report_write(FILE *fp, const struct batch *b, struct shared *sh,
+		 int64_t now);
+
+#endif
