@@ -36,7 +36,7 @@ TEST_AGENTS = $(TEST_AGENTS_SRCS:tests/agents/%.c=$(BUILD)/agents/%)
 BENCH_BINS = $(BUILD)/bench/floor
 
 .DEFAULT_GOAL := all
-.PHONY: all check demo asan valgrind bench install clean deps lint
+.PHONY: all everything check demo asan valgrind bench install clean deps lint
 include examples/Makefile.inc
 
 all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
@@ -47,6 +47,9 @@ $(BUILD)/.deps: scripts/deps
 
 deps:
 	@scripts/deps
+
+# Every program of the tree: what CI builds with each compiler.
+everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS)
 
 $(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
 	@mkdir -p $(@D)

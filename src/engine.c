@@ -1,5 +1,6 @@
 #include "engine.h"
 #include "alert.h"
+#include "archive.h"
 #include "batch.h"
 #include "blog.h"
 #include "classify.h"
@@ -41,6 +42,7 @@
 #define STDERR_TAIL 4096
 #define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died */
 #define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
+#define RETENTION_INTERVAL_MS 3600000	/* daemon: archive and delete old batches */
 
 /* ---- small containers ---- */
 
@@ -233,6 +235,8 @@ struct engine {
 	struct progress prog;
 	struct metrics metrics;	/* daemon: logs/runner.prom */
 	int64_t metrics_next_ns;
+	pid_t retention_pid;	/* daemon: the child applying [retention] */
+	int64_t retention_next_ns;
 	/* per-item overhead measurement (RUNNER_TRACE_OVERHEAD) */
 	bool trace;
 	int64_t *overhead_ns;
@@ -1241,6 +1245,15 @@ static void reap(struct engine *e)
 		struct rusage ru;
 		if (wait4(pid, &status, 0, &ru) < 0)
 			continue;
+		if (!run && pid == e->retention_pid) {
+			e->retention_pid = 0;
+			if (!WIFEXITED(status) || WEXITSTATUS(status))
+				runlog_printf(e->o.runlog,
+					      "retention: the run failed "
+					      "(status %d); next in an hour",
+					      status);
+			continue;
+		}
 		if (!run) {
 			/* a notify hook, or an orphan reparented to us */
 			alerts_reaped(e->alerts, pid);
@@ -1566,6 +1579,7 @@ static int64_t next_wakeup_ms(struct engine *e)
 	if (e->o.daemon && !e->shutdown) {
 		CONSIDER_NS(e->orphan_check_ns);
 		CONSIDER_NS(e->metrics_next_ns);
+		CONSIDER_NS(e->retention_next_ns);
 	}
 	if (e->stats.dirty || symstats_busy(&e->stats))
 		CONSIDER_NS(e->stats_next_ns);
@@ -2450,6 +2464,69 @@ static void write_metrics(struct engine *e)
 	e->metrics_next_ns = mono_ns() + METRICS_INTERVAL_MS * 1000000LL;
 }
 
+/* ---- retention (daemon) ---- */
+
+static void retention_event(void *arg, const struct archive_event *ev)
+{
+	struct runlog *l = arg;
+	if (ev->action == ARCH_ARCHIVED)
+		runlog_printf(l, "retention: archived %s as %s (%llu bytes)",
+			      ev->id, ev->file ? ev->file : "?",
+			      (unsigned long long)ev->bytes);
+	else if (ev->action == ARCH_DELETED)
+		runlog_printf(l, "retention: deleted archive %s",
+			      ev->file ? ev->file : ev->id);
+	else
+		runlog_printf(l, "retention: %s %s%s%s",
+			      archive_action_name(ev->action), ev->id,
+			      ev->why ? ": " : "", ev->why ? ev->why : "");
+}
+
+/*
+ * Once at start and then every hour the daemon applies [retention] in a
+ * child process, so that compressing a large batch never holds up the
+ * event loop.  The child touches only batches no live runner holds (their
+ * locks) and is crash-safe on its own; the daemon reaps it and does not
+ * start another while it runs.
+ */
+static void start_retention(struct engine *e)
+{
+	e->retention_next_ns = mono_ns() + RETENTION_INTERVAL_MS * 1000000LL;
+	if (e->retention_pid > 0 || e->c->archive_after_ms < 0)
+		return;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		runlog_printf(e->o.runlog, "retention: fork: %s",
+			      strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_IGN);
+		setpgid(0, 0); /* a terminal's ^C stops the daemon, which
+				* lets this run finish on its own */
+		/* Hold none of the daemon's descriptors: its daemon.lock, the
+		 * batches' locks and journals must go when the daemon goes. */
+		if (close_range(3, ~0U, 0) < 0)
+			for (int fd = 3; fd < 65536; fd++)
+				close(fd);
+		struct home h = HOME_INIT;
+		if (home_open(&h, e->home_abs) < 0)
+			_exit(1);
+		struct runlog *l = runlog_open(h.logs);
+		struct archive_opts o;
+		archive_opts_from_conf(&o, e->c);
+		int rc = archive_run(&h, &o, retention_event, l);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	e->retention_pid = pid;
+}
+
 /* ---- the loop ---- */
 
 static void kill_all_now(struct engine *e)
@@ -2666,6 +2743,7 @@ int engine_run(struct engine *e)
 		e->orphan_check_ns = mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
 		metrics_init(&e->metrics, now_ms());
 		e->metrics_next_ns = mono_ns();
+		e->retention_next_ns = mono_ns();
 	}
 	for (;;) {
 		/* Freed slots first, when what exited succeeded: its accounting
@@ -2699,6 +2777,8 @@ int engine_run(struct engine *e)
 			}
 			if (mono_ns() >= e->metrics_next_ns)
 				write_metrics(e);
+			if (mono_ns() >= e->retention_next_ns)
+				start_retention(e);
 		}
 		dispatch(e);
 		for (size_t i = 0; i < e->nbatches; i++) {

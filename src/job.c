@@ -17,6 +17,9 @@ int valid_batch_id(const char *s)
 	size_t n = strlen(s);
 	if (!n || n > ID_MAX || !isalnum((unsigned char)s[0]) || strstr(s, ".."))
 		return 0;
+	/* batches/archive/ and logs/runner.log are the home's own. */
+	if (!strcmp(s, "archive") || !strcmp(s, "runner"))
+		return 0;
 	for (; *s; s++)
 		if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
 			return 0;
@@ -289,7 +292,13 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 
 	struct ini_entry *e;
 	if ((e = inidoc_get(&doc, "job", "id"))) {
-		if (!valid_batch_id(e->value.buf))
+		if (!strcmp(e->value.buf, "archive") ||
+		    !strcmp(e->value.buf, "runner"))
+			diag_error(d, e->line,
+				   "id '%s' is reserved (batches/archive/, "
+				   "logs/runner.log)",
+				   e->value.buf);
+		else if (!valid_batch_id(e->value.buf))
 			diag_error(d, e->line,
 				   "id '%.80s' must match "
 				   "[A-Za-z0-9][A-Za-z0-9._-]{0,63} without '..'",

@@ -4,6 +4,7 @@
  * options, does its work through the modules below it, and returns an exit
  * status from the SPEC's table.
  */
+#include "archive.h"
 #include "batch.h"
 #include "conf.h"
 #include "control.h"
@@ -63,7 +64,7 @@ static const char usage_text[] =
 	"  show BATCH [--items] [--failed]\n"
 	"                          one batch (--json: the batch.json document)\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
-	"                          batch history, newest first\n"
+	"       [--archived]       batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
 	"                          run the batch's failed items again\n"
 	"  cancel BATCH [--symbol S]...\n"
@@ -77,6 +78,9 @@ static const char usage_text[] =
 	"  stats [--since T]       aggregates across batches: statuses, success,\n"
 	"                          errors, throughput, most-failing symbols\n"
 	"  report BATCH [-o FILE]  one self-contained HTML page about a batch\n"
+	"  archive [--older-than DUR] [--dry-run]\n"
+	"                          archive final batches older than DUR\n"
+	"  restore BATCH           bring an archived batch back into batches/\n"
 	"\n"
 	"global options:\n"
 	"  -C, --home DIR          the home (default $RUNNER_HOME, else .)\n"
@@ -398,6 +402,44 @@ static int cat_file(int dirfd, const char *name)
 	return n < 0 ? -1 : 0;
 }
 
+static bool batch_dir_exists(const char *id)
+{
+	struct stat st;
+	return fstatat(home_.batches, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* show of a batch that lives in batches/archive/: read, never extracted. */
+static int show_archived(const char *id, int flags)
+{
+	if (g.json) {
+		if (archive_copy_member(&home_, id, "batch.json",
+					STDOUT_FILENO) < 0) {
+			error("batches/archive: %s: %s", id, strerror(errno));
+			return errno == ENOENT ? EX_NO_SUCH : EX_IOERR_;
+		}
+		return 0;
+	}
+	struct batch b;
+	struct archive_info ai;
+	if (archive_load_batch(&home_, id, &b) < 0) {
+		int saved = errno;
+		batch_release(&b);
+		error("batches/archive: %s: %s", id, strerror(saved));
+		return saved == ENOENT ? EX_NO_SUCH : EX_IOERR_;
+	}
+	meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
+			   view_shared());
+	if (archive_find(&home_, id, &ai) == 0) {
+		char t[TIME_BUF];
+		printf("  archived    %s in batches/archive/%s (%llu bytes); "
+		       "runner restore %s\n",
+		       fmt_time(ai.archived_ms, t), ai.file,
+		       (unsigned long long)ai.bytes, id);
+	}
+	batch_release(&b);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
 static int cmd_show(void)
 {
 	struct cmdopt o[] = { { "--help" }, { "--items" }, { "--failed" } };
@@ -419,6 +461,14 @@ static int cmd_show(void)
 		return usage_error("show: name one batch");
 	}
 	if ((rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	if (valid_batch_id(pos[0]) && !batch_dir_exists(pos[0]) &&
+	    archive_exists(&home_, pos[0])) {
+		int flags = (o[1].seen ? SHOW_ITEMS : 0) |
+			    (o[2].seen ? SHOW_FAILED : 0);
+		rc = show_archived(pos[0], flags);
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
 	}
@@ -534,9 +584,40 @@ static int cmd_report(void)
 
 /* ---- list ---- */
 
+/* A row of `list`: a batch, or an archived one (file set). */
+struct listed {
+	struct summary s;
+	char *file;
+	int64_t archived_ms;
+	uint64_t bytes;
+};
+
+struct archived_list {
+	int status;
+	int64_t since, until;
+	const char *agent;
+	struct listed *v;
+	size_t n, cap;
+};
+
+static int collect_archived(void *arg, const struct archive_info *ai)
+{
+	struct archived_list *al = arg;
+	const struct summary *s = &ai->s;
+	if ((al->status >= 0 && s->status != al->status) ||
+	    s->created_ms < al->since || s->created_ms > al->until ||
+	    (al->agent && strcmp(al->agent, s->agent)))
+		return 0;
+	GROW(al->v, al->cap, al->n + 1);
+	al->v[al->n++] = (struct listed){ *s, xstrdup(ai->file),
+					   ai->archived_ms, ai->bytes };
+	return 0;
+}
+
 static int cmp_summary(const void *a, const void *b)
 {
-	const struct summary *x = a, *y = b;
+	const struct summary *x = &((const struct listed *)a)->s,
+			     *y = &((const struct listed *)b)->s;
 	if (x->created_ms != y->created_ms)
 		return x->created_ms > y->created_ms ? -1 : 1;
 	return strcmp(y->id, x->id);
@@ -571,6 +652,53 @@ static int summary_from_journal(int dirfd, struct summary *s)
 	return 0;
 }
 
+static int print_list(struct listed *v, size_t n, long long limit,
+		      bool archived)
+{
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_summary);
+	if (limit >= 0 && (size_t)limit < n)
+		n = (size_t)limit;
+	if (g.json) {
+		cJSON *arr = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++) {
+			cJSON *o;
+			if (archived) {
+				struct archive_info ai = { .s = v[i].s,
+					.archived_ms = v[i].archived_ms,
+					.bytes = v[i].bytes };
+				snprintf(ai.file, sizeof(ai.file), "%s",
+					 v[i].file);
+				o = archive_info_json(&ai);
+			} else {
+				o = meta_summary_json(&v[i].s);
+			}
+			cJSON_AddItemToArray(arr, o);
+		}
+		char *s = cJSON_Print(arr);
+		puts(s ? s : "[]");
+		cJSON_free(s);
+		cJSON_Delete(arr);
+	} else {
+		if (n)
+			printf("%-28s %-10s %-18s %8s %8s %8s  %s%s\n", "BATCH",
+			       "STATUS", "AGENT", "ITEMS", "OK", "FAILED",
+			       "CREATED", archived ? "                  ARCHIVE" : "");
+		for (size_t i = 0; i < n; i++) {
+			char t[TIME_BUF];
+			const struct summary *s = &v[i].s;
+			printf("%-28s %-10s %-18s %8lld %8lld %8lld  %s",
+			       s->id, batch_status_name(s->status), s->agent,
+			       s->total, s->succeeded, s->failed,
+			       fmt_time(s->created_ms, t));
+			if (archived)
+				printf("  batches/archive/%s", v[i].file);
+			putchar('\n');
+		}
+	}
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
 static int cmd_list(void)
 {
 	struct cmdopt o[] = { { "--help" },	    { "--status", true },
@@ -585,10 +713,11 @@ static int cmd_list(void)
 		return rc;
 	if (o[0].seen || g.help) {
 		puts("usage: runner list [--status S] [--since T] [--until T] "
-		     "[--agent A] [--limit N] [--json]\n\n"
+		     "[--agent A] [--limit N] [--archived] [--json]\n\n"
 		     "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
 		     "S one of\npending, running, paused, completed, partial, "
-		     "failed, cancelled.");
+		     "failed, cancelled.\n--archived lists the batches in "
+		     "batches/archive/ instead (from its index).");
 		free_cmd(o, NOPTS(o), pos);
 		return 0;
 	}
@@ -617,6 +746,17 @@ static int cmd_list(void)
 
 	struct summary *v = NULL;
 	size_t n = 0, cap = 0;
+	if (o[6].seen) {
+		struct archived_list al = { status, since, until, agent, NULL,
+					    0, 0 };
+		archive_list(&home_, collect_archived, &al);
+		rc = print_list(al.v, al.n, limit, true);
+		for (size_t i = 0; i < al.n; i++)
+			free(al.v[i].file);
+		free(al.v);
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
 	int fd = dup(home_.batches);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
@@ -643,34 +783,14 @@ static int cmd_list(void)
 		close(bfd);
 	}
 	closedir(d);
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_summary);
-	if (limit >= 0 && (size_t)limit < n)
-		n = (size_t)limit;
-	if (g.json) {
-		cJSON *arr = cJSON_CreateArray();
-		for (size_t i = 0; i < n; i++)
-			cJSON_AddItemToArray(arr, meta_summary_json(&v[i]));
-		char *s = cJSON_Print(arr);
-		puts(s ? s : "[]");
-		cJSON_free(s);
-		cJSON_Delete(arr);
-	} else {
-		if (n)
-			printf("%-28s %-10s %-18s %8s %8s %8s  %s\n", "BATCH",
-			       "STATUS", "AGENT", "ITEMS", "OK", "FAILED",
-			       "CREATED");
-		for (size_t i = 0; i < n; i++) {
-			char t[TIME_BUF];
-			printf("%-28s %-10s %-18s %8lld %8lld %8lld  %s\n",
-			       v[i].id, batch_status_name(v[i].status),
-			       v[i].agent, v[i].total, v[i].succeeded,
-			       v[i].failed, fmt_time(v[i].created_ms, t));
-		}
-	}
+	struct listed *lv = xcalloc(n + 1, sizeof(*lv));
+	for (size_t i = 0; i < n; i++)
+		lv[i].s = v[i];
 	free(v);
+	rc = print_list(lv, n, limit, false);
+	free(lv);
 	free_cmd(o, NOPTS(o), pos);
-	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+	return rc;
 }
 
 /* ---- stats ---- */
@@ -688,6 +808,11 @@ static cJSON *load_summary_doc(int bfd)
 	return o;
 }
 
+static void stats_archived(void *arg, const cJSON *doc)
+{
+	stats_add(arg, doc, true);
+}
+
 static int cmd_stats(void)
 {
 	struct cmdopt o[] = { { "--help" }, { "--since", true } };
@@ -699,12 +824,12 @@ static int cmd_stats(void)
 		return rc;
 	if (o[0].seen || g.help) {
 		puts("usage: runner stats [--since T] [--json]\n\n"
-		     "Aggregates over the batches in batches/ created at or "
-		     "after T: batches by\nstatus, items by state, success "
-		     "rate, error categories, throughput, batch\nduration "
-		     "percentiles, the 10 most-failing symbols with their "
-		     "last error,\nand the same per agent.  T is RFC 3339 or "
-		     "YYYY-MM-DD.");
+		     "Aggregates over the batches (archived ones included) "
+		     "created at or after T:\nbatches by status, items by "
+		     "state, success rate, error categories, throughput,\n"
+		     "batch duration percentiles, the 10 most-failing symbols "
+		     "with their last\nerror, and the same per agent.  T is "
+		     "RFC 3339 or YYYY-MM-DD.");
 		free_cmd(o, NOPTS(o), pos);
 		return 0;
 	}
@@ -737,10 +862,11 @@ static int cmd_stats(void)
 		cJSON *doc = load_summary_doc(bfd);
 		close(bfd);
 		if (doc)
-			stats_add(&st, doc);
+			stats_add(&st, doc, false);
 		cJSON_Delete(doc);
 	}
 	closedir(d);
+	archive_index_docs(&home_, stats_archived, &st);
 	cJSON *out = stats_finish(&st);
 	if (g.json) {
 		char *text = cJSON_Print(out);
@@ -753,6 +879,133 @@ static int cmd_stats(void)
 	stats_release(&st);
 	free_cmd(o, NOPTS(o), pos);
 	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+/* ---- archive and restore ---- */
+
+static void archive_print(void *arg, const struct archive_event *ev)
+{
+	(void)arg;
+	if (g.json) {
+		cJSON *o = archive_event_json(ev);
+		char *text = cJSON_PrintUnformatted(o);
+		if (text)
+			puts(text);
+		cJSON_free(text);
+		cJSON_Delete(o);
+		fflush(stdout);
+		return;
+	}
+	if (verbosity < 0 && ev->action != ARCH_FAILED)
+		return;
+	char age[32] = "";
+	if (ev->age_ms >= 0)
+		fmt_duration(ev->age_ms, age, sizeof(age));
+	switch (ev->action) {
+	case ARCH_ARCHIVED:
+		if (ev->dry_run)
+			printf("would archive %s (final %s ago) as "
+			       "batches/archive/%s\n",
+			       ev->id, age, ev->file ? ev->file : "?");
+		else
+			printf("archived %s as batches/archive/%s (%llu "
+			       "bytes)\n",
+			       ev->id, ev->file ? ev->file : "?",
+			       (unsigned long long)ev->bytes);
+		break;
+	case ARCH_DELETED:
+		printf("%s batches/archive/%s (%s, final %s ago)\n",
+		       ev->dry_run ? "would delete" : "deleted",
+		       ev->file ? ev->file : "?", ev->id, age);
+		break;
+	default:
+		printf("%s %s%s%s\n", archive_action_name(ev->action), ev->id,
+		       ev->why ? ": " : "", ev->why ? ev->why : "");
+	}
+	fflush(stdout);
+}
+
+static int cmd_archive(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--older-than", true },
+			      { "--dry-run" } };
+	char **pos;
+	size_t npos;
+	char why[WHY_BUF];
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "archive");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner archive [--older-than DUR] [--dry-run] "
+		     "[--json]\n\n"
+		     "Archive every final batch completed at least DUR ago "
+		     "(default: [retention]\narchive_after) into "
+		     "batches/archive/<id>.tar.gz, verified before the batch "
+		     "is\nremoved, and delete archives older than "
+		     "delete_archives_after.  --dry-run\nlists what would "
+		     "happen; --json prints one object per action.");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	int64_t older = -1;
+	if (npos)
+		rc = usage_error("archive: unexpected argument %s", pos[0]);
+	else if (last_value(&o[1]) &&
+		 parse_duration_ms(last_value(&o[1]), &older, why) < 0)
+		rc = usage_error("archive: --older-than: %s", why);
+	if (rc || (rc = open_home()) || (rc = load_conf())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	struct archive_opts ao;
+	archive_opts_from_conf(&ao, conf_);
+	if (older >= 0)
+		ao.older_than_ms = older;
+	ao.dry_run = o[2].seen;
+	if (archive_run(&home_, &ao, archive_print, NULL) < 0) {
+		int err = errno;
+		rc = err == EWOULDBLOCK ? EX_TEMPFAIL_
+		     : err == ENOSPC || err == EDQUOT || err == EIO ||
+				       err == EROFS
+			     ? EX_IOERR_
+								    : EX_SOME_FAILED;
+	}
+	free_cmd(o, NOPTS(o), pos);
+	if (fflush(stdout) != 0 && !rc)
+		rc = EX_IOERR_;
+	return rc;
+}
+
+static int cmd_restore(void)
+{
+	struct cmdopt o[] = { { "--help" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "restore");
+	if (rc)
+		return rc;
+	if (o[0].seen || g.help) {
+		puts("usage: runner restore BATCH\n\n"
+		     "Bring an archived batch back into batches/ (and its log "
+		     "into logs/), checked\nagainst the archive's manifest; the "
+		     "archive is then removed.  An archive that\nwould write "
+		     "outside the batch directory is refused (exit 65).");
+		free_cmd(o, NOPTS(o), pos);
+		return 0;
+	}
+	if (npos != 1)
+		rc = usage_error("restore: name one batch");
+	else if (!valid_batch_id(pos[0]))
+		rc = (error("%s: not a batch id", pos[0]), EX_NO_SUCH);
+	if (rc || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	rc = archive_restore(&home_, pos[0]);
+	if (rc == 0 && verbosity >= 0)
+		printf("restored %s into batches/%s\n", pos[0], pos[0]);
+	free_cmd(o, NOPTS(o), pos);
+	return rc;
 }
 
 /* ---- retry-failed and cancel ---- */
@@ -1791,6 +2044,8 @@ static const struct command commands[] = {
 	{ "status", cmd_status },
 	{ "stats", cmd_stats },
 	{ "report", cmd_report },
+	{ "archive", cmd_archive },
+	{ "restore", cmd_restore },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */

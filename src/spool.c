@@ -1,4 +1,5 @@
 #include "spool.h"
+#include "archive.h"
 #include "batch.h"
 #include "journal.h"
 #include "symstats.h"
@@ -395,8 +396,12 @@ static int claim_commit(struct home *h, const struct conf *c, struct claim *cl,
 			sizeof(res->dup_of)))
 		dup = true;
 	struct stat st;
-	if (!dup && j.id && fstatat(h->batches, j.id, &st,
-				    AT_SYMLINK_NOFOLLOW) == 0) {
+	if (!j.id)
+		for (int k = 0; k < 20 && archive_exists(h, res->id); k++)
+			gen_id(res->id, sizeof(res->id));
+	if (!dup && j.id && (fstatat(h->batches, j.id, &st,
+				     AT_SYMLINK_NOFOLLOW) == 0 ||
+			     archive_exists(h, j.id))) {
 		snprintf(res->dup_of, sizeof(res->dup_of), "%s", j.id);
 		dup = true;
 	}
@@ -746,7 +751,8 @@ int spool_submit(struct home *h, const struct conf *c, const char *display,
 	}
 	snprintf(name, sizeof(name), "%s.job", res->id);
 	if (fstatat(h->batches, res->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-	    fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	    fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    archive_exists(h, res->id)) {
 		snprintf(res->dup_of, sizeof(res->dup_of), "%s", res->id);
 		res->status = CLAIM_DUPLICATE;
 		rcode = 0;

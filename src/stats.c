@@ -58,6 +58,7 @@ void stats_init(struct stats *st, int64_t since)
 	memset(st, 0, sizeof(*st));
 	st->since = since;
 	st->symidx = (struct strmap)STRMAP_INIT;
+	st->ids = (struct strmap)STRMAP_INIT;
 }
 
 static struct stats_agent *agent_of(struct stats *st, const char *name)
@@ -103,15 +104,22 @@ static void add_failure(struct stats *st, const cJSON *f, const char *batch)
 	}
 }
 
-bool stats_add(struct stats *st, const cJSON *b)
+bool stats_add(struct stats *st, const cJSON *b, bool archived)
 {
 	int64_t created = when(b, "created_at");
 	if (created < st->since)
 		return false;
 	const char *status = str(b, "status");
+	const char *bid = str(b, "batch_id");
 	int s = status ? batch_status_parse(status) : -1;
-	if (s < 0)
+	if (s < 0 || !bid || strmap_get(&st->ids, bid))
 		return false;
+	GROW(st->idkeys, st->idcap, st->nids + 1);
+	st->idkeys[st->nids] = xstrdup(bid);
+	strmap_put(&st->ids, st->idkeys[st->nids], st->nids);
+	st->nids++;
+	if (archived)
+		st->narchived++;
 	const char *agent = str(b, "agent");
 	struct stats_agent *a = agent_of(st, agent ? agent : "?");
 	st->nbatches++;
@@ -207,6 +215,7 @@ cJSON *stats_finish(struct stats *st)
 	else
 		cJSON_AddNullToObject(o, "since");
 	cJSON_AddNumberToObject(o, "batches", (double)st->nbatches);
+	cJSON_AddNumberToObject(o, "archived_batches", (double)st->narchived);
 	cJSON *bs = cJSON_AddObjectToObject(o, "batches_by_status");
 	for (int s = BS_PENDING; s <= BS_CANCELLED; s++)
 		cJSON_AddNumberToObject(bs, batch_status_name(s),
@@ -290,9 +299,12 @@ static void print_secs(FILE *fp, const cJSON *v)
 void stats_print(FILE *fp, const cJSON *o)
 {
 	const cJSON *since = get(o, "since"), *v;
-	fprintf(fp, "batches      %.0f%s%s\n", num(o, "batches", 0),
+	fprintf(fp, "batches      %.0f%s%s", num(o, "batches", 0),
 		cJSON_IsString(since) ? " since " : "",
 		cJSON_IsString(since) ? since->valuestring : "");
+	if (num(o, "archived_batches", 0) > 0)
+		fprintf(fp, " (%.0f archived)", num(o, "archived_batches", 0));
+	fputc('\n', fp);
 	bool first = true;
 	cJSON_ArrayForEach(v, get(o, "batches_by_status"))
 	{
@@ -390,4 +402,8 @@ void stats_release(struct stats *st)
 	free(st->syms);
 	free(st->durations);
 	strmap_release(&st->symidx);
+	for (size_t i = 0; i < st->nids; i++)
+		free(st->idkeys[i]);
+	free(st->idkeys);
+	strmap_release(&st->ids);
 }

@@ -40,11 +40,16 @@ struct stats {
 	struct stats_symbol *syms;
 	size_t nsyms, symcap;
 	struct strmap symidx;
+	struct strmap ids;	/* batches counted: an id counts once */
+	char **idkeys;
+	size_t nids, idcap;
+	size_t narchived;	/* of nbatches, counted from batches/archive/ */
 };
 
 void stats_init(struct stats *st, int64_t since);
-/* Count one batch from its summary document; false if before `since`. */
-bool stats_add(struct stats *st, const struct cJSON *summary);
+/* Count one batch from its summary document; false if before `since` or
+ * already counted (a batch and its archive both present after a crash). */
+bool stats_add(struct stats *st, const struct cJSON *summary, bool archived);
 struct cJSON *stats_finish(struct stats *st);
 void stats_print(FILE *fp, const struct cJSON *doc);
 void stats_release(struct stats *st);

@@ -16,7 +16,8 @@
 
 static int tap_count, tap_failed, tap_planned = -1;
 
-static void tap_vdiag(const char *fmt, va_list ap)
+static void __attribute__((format(printf, 1, 0)))
+tap_vdiag(const char *fmt, va_list ap)
 {
 	char buf[4096];
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -39,8 +40,8 @@ static inline void plan(int n)
 	printf("1..%d\n", n);
 }
 
-static inline int tap_ok(int cond, const char *file, int line, const char *fmt,
-			 va_list ap)
+static inline int __attribute__((format(printf, 4, 0)))
+tap_ok(int cond, const char *file, int line, const char *fmt, va_list ap)
 {
 	char name[1024];
 	vsnprintf(name, sizeof(name), fmt, ap);

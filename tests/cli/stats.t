@@ -72,6 +72,18 @@ is "$(jq "$T/out" '$d->{batches}')" 0 "--since in the future: nothing"
 r stats --since yesterday-ish
 is "$rc" 64 "a bad --since is a usage error"
 
+# Archived batches count too, with their error categories and symbols.
+r archive --older-than 0
+is "$rc" 0 "archive both batches"
+r stats --json
+is "$(jq "$T/out" '$d->{batches}')" 2 "stats counts archived batches"
+is "$(jq "$T/out" '$d->{archived_batches}')" 2 "and says how many were archived"
+is "$(jq "$T/out" '$d->{error_categories}{data_error}')" 2 "their error categories from the archive index"
+is "$(jq "$T/out" '$d->{top_failing_symbols}[0]{symbol}')" EXIT-65-BAD "and their failing symbols"
+r restore batch-stats-a
+r restore batch-stats-b
+is "$(ls "$H/batches" | grep -c stats)" 2 "restored"
+
 # Without summary.json the journal answers.
 rm "$H/batches/batch-stats-b/summary.json"
 r stats --json
