@@ -93,17 +93,7 @@ static int open_archive_dir(struct home *h, bool create)
 /* batches/archive/.lock: one archive or restore at a time per home. */
 static int take_archive_lock(int adir)
 {
-	int fd = openat(adir, LOCK_NAME,
-			O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
+	return lock_at(adir, LOCK_NAME);
 }
 
 /* Whether a live process holds a batch's lock, without creating it. */
@@ -681,26 +671,9 @@ static int64_t get_t(const cJSON *o, const char *k)
 /* The fields of summary.json (as meta_summary_json writes them). */
 static int summary_parse(const cJSON *o, struct summary *s)
 {
-	char st[32];
 	if (!cJSON_IsObject(o))
 		return -1;
-	memset(s, 0, sizeof(*s));
-	get_s(o, "batch_id", s->id, sizeof(s->id));
-	get_s(o, "name", s->name, sizeof(s->name));
-	get_s(o, "origin", s->origin, sizeof(s->origin));
-	get_s(o, "agent", s->agent, sizeof(s->agent));
-	get_s(o, "status", st, sizeof(st));
-	s->status = batch_status_parse(st);
-	s->created_ms = get_t(o, "created_at");
-	s->started_ms = get_t(o, "started_at");
-	s->completed_ms = get_t(o, "completed_at");
-	s->total = get_n(o, "total_items");
-	s->succeeded = get_n(o, "succeeded_items");
-	s->failed = get_n(o, "failed_items");
-	s->cancelled = get_n(o, "cancelled_items");
-	s->pending = get_n(o, "pending_items");
-	s->running = get_n(o, "running_items");
-	s->paused = get_n(o, "paused_items");
+	meta_summary_from_json(o, s);
 	return s->status < 0 || !valid_batch_id(s->id) ? -1 : 0;
 }
 

@@ -39,6 +39,9 @@ void home_release(struct home *h);
 int fsync_dir(int dirfd);
 /* mkdirat that treats EEXIST of a directory (not a symlink) as success. */
 int ensure_dir(int dirfd, const char *name, mode_t mode);
+/* Open (creating) dirfd/name and take an exclusive flock without waiting:
+ * the fd, or -1 (EWOULDBLOCK: someone holds it). */
+int lock_at(int dirfd, const char *name);
 /* Open a directory below dirfd without following a symlink. */
 int open_dir_at(int dirfd, const char *name);
 

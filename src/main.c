@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -408,6 +409,33 @@ static bool batch_dir_exists(const char *id)
 	return fstatat(home_.batches, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* Replay batch id for reading, from batches/ID or else from its archive:
+ * 0 with b filled and *dirfd the batch directory (-1: archived), or an
+ * exit status, the error printed.  The caller releases b either way. */
+static int load_batch(const char *id, struct batch *b, int *dirfd)
+{
+	*dirfd = -1;
+	if (valid_batch_id(id) && !batch_dir_exists(id) &&
+	    archive_exists(&home_, id)) {
+		if (archive_load_batch(&home_, id, b) == 0)
+			return 0;
+		error("batches/archive: %s: %s", id, strerror(errno));
+		return errno == ENOENT ? EX_NO_SUCH : EX_IOERR_;
+	}
+	batch_init(b);
+	int fd = open_batch_dir(id);
+	if (fd < 0)
+		return -fd;
+	batch_release(b);
+	if (replay_readonly(fd, b) < 0) {
+		error("batches/%s/journal: %s", id, strerror(errno));
+		close(fd);
+		return EX_NO_SUCH;
+	}
+	*dirfd = fd;
+	return 0;
+}
+
 /* show of a batch that lives in batches/archive/: read, never extracted. */
 static int show_archived(const char *id, int flags)
 {
@@ -421,11 +449,10 @@ static int show_archived(const char *id, int flags)
 	}
 	struct batch b;
 	struct archive_info ai;
-	if (archive_load_batch(&home_, id, &b) < 0) {
-		int saved = errno;
+	int rc, dirfd;
+	if ((rc = load_batch(id, &b, &dirfd))) {
 		batch_release(&b);
-		error("batches/archive: %s: %s", id, strerror(saved));
-		return saved == ENOENT ? EX_NO_SUCH : EX_IOERR_;
+		return rc;
 	}
 	meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
 			   view_shared());
@@ -472,18 +499,12 @@ static int cmd_show(void)
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
 	}
-	int dirfd = open_batch_dir(pos[0]);
-	if (dirfd < 0) {
-		free_cmd(o, NOPTS(o), pos);
-		return -dirfd;
-	}
+	int dirfd;
 	struct batch b;
-	if (replay_readonly(dirfd, &b) < 0) {
-		error("batches/%s/journal: %s", pos[0], strerror(errno));
+	if ((rc = load_batch(pos[0], &b, &dirfd))) {
 		batch_release(&b);
-		close(dirfd);
 		free_cmd(o, NOPTS(o), pos);
-		return EX_NO_SUCH;
+		return rc;
 	}
 	if (g.json) {
 		if (!batch_json_current(dirfd, &b) || cat_file(dirfd, "batch.json") < 0)
@@ -530,20 +551,15 @@ static int cmd_report(void)
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
 	}
-	int dirfd = open_batch_dir(pos[0]);
-	if (dirfd < 0) {
-		free_cmd(o, NOPTS(o), pos);
-		return -dirfd;
-	}
+	int dirfd;
 	struct batch b;
-	if (replay_readonly(dirfd, &b) < 0) {
-		error("batches/%s/journal: %s", pos[0], strerror(errno));
+	if ((rc = load_batch(pos[0], &b, &dirfd))) {
 		batch_release(&b);
-		close(dirfd);
 		free_cmd(o, NOPTS(o), pos);
-		return EX_NO_SUCH;
+		return rc;
 	}
-	close(dirfd);
+	if (dirfd >= 0)
+		close(dirfd);
 	FILE *fp = stdout;
 	char *tmp = NULL;
 	if (out && strcmp(out, "-")) {
@@ -1767,7 +1783,8 @@ static int cmd_groups(void)
 struct status_sym {
 	char *symbol;
 	int64_t last_ms, busy_until;
-	uint64_t count, lat_sum;
+	uint64_t count, lat_sum, lat_max;
+	double p50, p95;	/* -1: unknown */
 	bool last_ok, known;
 };
 
@@ -1802,6 +1819,9 @@ static void status_row(void *arg, const struct symstat_row *r)
 	s->busy_until = r->busy_until;
 	s->count = r->count;
 	s->lat_sum = r->lat_sum;
+	s->lat_max = r->lat_max;
+	s->p50 = r->hist ? symstats_percentile(r->hist, 0.50) : -1;
+	s->p95 = r->hist ? symstats_percentile(r->hist, 0.95) : -1;
 	s->last_ok = r->last_ok;
 	s->known = true;
 }
@@ -1929,6 +1949,32 @@ static int cmd_status(void)
 							(double)s->count);
 		else
 			cJSON_AddNullToObject(so, "avg_latency_ms");
+		/* Beyond SPEC 8: the distribution (p50/p95 within 10%). */
+		cJSON *lat = cJSON_AddObjectToObject(so, "latency_ms");
+		if (s->count) {
+			cJSON_AddNumberToObject(lat, "avg", (double)s->lat_sum /
+								(double)s->count);
+			if (s->p50 >= 0)
+				cJSON_AddNumberToObject(lat, "p50",
+							round(s->p50));
+			else
+				cJSON_AddNullToObject(lat, "p50");
+			if (s->p95 >= 0)
+				cJSON_AddNumberToObject(lat, "p95",
+							round(s->p95));
+			else
+				cJSON_AddNullToObject(lat, "p95");
+			if (s->lat_max)
+				cJSON_AddNumberToObject(lat, "max",
+							(double)s->lat_max);
+			else
+				cJSON_AddNullToObject(lat, "max");
+		} else {
+			cJSON_AddNullToObject(lat, "avg");
+			cJSON_AddNullToObject(lat, "p50");
+			cJSON_AddNullToObject(lat, "p95");
+			cJSON_AddNullToObject(lat, "max");
+		}
 		cJSON_AddItemToArray(js, so);
 	}
 	const char *overall = open > 3 ? "unhealthy"

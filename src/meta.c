@@ -117,6 +117,58 @@ static size_t pending_count(const struct batch *b)
 	       b->count[ST_RETRY_WAIT];
 }
 
+/* error_summary: failed items per category of their last attempt. */
+static void add_error_summary(cJSON *o, const struct batch *b)
+{
+	size_t by_cat[CAT_COUNT] = { 0 };
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		const struct attempt *a;
+		if (it->state == ST_FAILED && (a = last_done(it)))
+			by_cat[a->category]++;
+	}
+	cJSON *es = cJSON_AddObjectToObject(o, "error_summary");
+	for (int k = CAT_NONE + 1; k < CAT_COUNT; k++)
+		if (by_cat[k])
+			cJSON_AddNumberToObject(es, category_name(k),
+						(double)by_cat[k]);
+}
+
+/* The SPEC 7 performance fields, into o. */
+static void add_perf(cJSON *o, const struct batch *b, const struct perf *p)
+{
+	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
+			     b->count[ST_CANCELLED];
+	if (p->has_duration) {
+		cJSON_AddNumberToObject(o, "duration_seconds", p->duration_s);
+		cJSON_AddNumberToObject(o, "items_per_second",
+					p->duration_s > 0
+						? (double)final_items /
+							  p->duration_s
+						: 0);
+	} else {
+		cJSON_AddNullToObject(o, "duration_seconds");
+		cJSON_AddNullToObject(o, "items_per_second");
+	}
+	cJSON_AddNumberToObject(o, "cpu_user_seconds",
+				(double)b->cpu_user_ms / 1000.0);
+	cJSON_AddNumberToObject(o, "cpu_system_seconds",
+				(double)b->cpu_system_ms / 1000.0);
+	add_int(o, "max_rss_kb", b->max_rss_kb, b->attempts_total > 0);
+	cJSON *lat = cJSON_AddObjectToObject(o, "latency_ms");
+	if (p->nlat) {
+		cJSON_AddNumberToObject(lat, "avg", p->lat_avg);
+		cJSON_AddNumberToObject(lat, "p50", (double)p->lat_p50);
+		cJSON_AddNumberToObject(lat, "p95", (double)p->lat_p95);
+		cJSON_AddNumberToObject(lat, "max", (double)p->lat_max);
+	} else {
+		cJSON_AddNullToObject(lat, "avg");
+		cJSON_AddNullToObject(lat, "p50");
+		cJSON_AddNullToObject(lat, "p95");
+		cJSON_AddNullToObject(lat, "max");
+	}
+}
+
 cJSON *meta_group_json(struct shared *sh, const char *id)
 {
 	struct sh_group *g = sh ? shared_group(sh, id) : NULL;
@@ -160,8 +212,6 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 	const struct batch_conf *c = &b->c;
 	cJSON *o = cJSON_CreateObject();
 	struct perf p;
-	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
-			     b->count[ST_CANCELLED];
 
 	cJSON_AddNumberToObject(o, "schema_version", 1);
 	add_str(o, "batch_id", c->id);
@@ -186,18 +236,7 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 	cJSON_AddNumberToObject(o, "cancelled_items",
 				(double)b->count[ST_CANCELLED]);
 
-	size_t by_cat[CAT_COUNT] = { 0 };
-	for (size_t i = 0; i < b->nitems; i++) {
-		const struct item *it = &b->items[i];
-		const struct attempt *a;
-		if (it->state == ST_FAILED && (a = last_done(it)))
-			by_cat[a->category]++;
-	}
-	cJSON *es = cJSON_AddObjectToObject(o, "error_summary");
-	for (int k = CAT_NONE + 1; k < CAT_COUNT; k++)
-		if (by_cat[k])
-			cJSON_AddNumberToObject(es, category_name(k),
-						(double)by_cat[k]);
+	add_error_summary(o, b);
 
 	cJSON *conf = cJSON_AddObjectToObject(o, "configuration");
 	add_str(conf, "timeframe", c->timeframe);
@@ -221,35 +260,7 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 					     (double)c->delays_ms[i] / 1000.0));
 
 	compute_perf(b, now, &p);
-	cJSON *perf = cJSON_AddObjectToObject(o, "performance");
-	if (p.has_duration) {
-		cJSON_AddNumberToObject(perf, "duration_seconds", p.duration_s);
-		cJSON_AddNumberToObject(perf, "items_per_second",
-					p.duration_s > 0
-						? (double)final_items /
-							  p.duration_s
-						: 0);
-	} else {
-		cJSON_AddNullToObject(perf, "duration_seconds");
-		cJSON_AddNullToObject(perf, "items_per_second");
-	}
-	cJSON_AddNumberToObject(perf, "cpu_user_seconds",
-				(double)b->cpu_user_ms / 1000.0);
-	cJSON_AddNumberToObject(perf, "cpu_system_seconds",
-				(double)b->cpu_system_ms / 1000.0);
-	add_int(perf, "max_rss_kb", b->max_rss_kb, b->attempts_total > 0);
-	cJSON *lat = cJSON_AddObjectToObject(perf, "latency_ms");
-	if (p.nlat) {
-		cJSON_AddNumberToObject(lat, "avg", p.lat_avg);
-		cJSON_AddNumberToObject(lat, "p50", (double)p.lat_p50);
-		cJSON_AddNumberToObject(lat, "p95", (double)p.lat_p95);
-		cJSON_AddNumberToObject(lat, "max", (double)p.lat_max);
-	} else {
-		cJSON_AddNullToObject(lat, "avg");
-		cJSON_AddNullToObject(lat, "p50");
-		cJSON_AddNullToObject(lat, "p95");
-		cJSON_AddNullToObject(lat, "max");
-	}
+	add_perf(cJSON_AddObjectToObject(o, "performance"), b, &p);
 	cJSON *groups = cJSON_AddArrayToObject(o, "failure_groups");
 	const char *seen[64];
 	size_t nseen = 0;
@@ -362,8 +373,6 @@ cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 {
 	cJSON *o = cJSON_CreateObject();
 	struct perf p;
-	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
-			     b->count[ST_CANCELLED];
 	add_str(o, "batch_id", b->c.id);
 	add_str(o, "name", b->c.name);
 	add_str(o, "origin", b->c.origin);
@@ -386,48 +395,9 @@ cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 	cJSON_AddNumberToObject(o, "paused_items", (double)b->count[ST_PAUSED]);
 	cJSON_AddNumberToObject(o, "attempts", (double)b->attempts_total);
 
-	size_t by_cat[CAT_COUNT] = { 0 };
-	for (size_t i = 0; i < b->nitems; i++) {
-		const struct attempt *a;
-		if (b->items[i].state == ST_FAILED &&
-		    (a = last_done(&b->items[i])))
-			by_cat[a->category]++;
-	}
-	cJSON *es = cJSON_AddObjectToObject(o, "error_summary");
-	for (int k = CAT_NONE + 1; k < CAT_COUNT; k++)
-		if (by_cat[k])
-			cJSON_AddNumberToObject(es, category_name(k),
-						(double)by_cat[k]);
-
+	add_error_summary(o, b);
 	compute_perf(b, now, &p);
-	if (p.has_duration) {
-		cJSON_AddNumberToObject(o, "duration_seconds", p.duration_s);
-		cJSON_AddNumberToObject(o, "items_per_second",
-					p.duration_s > 0
-						? (double)final_items /
-							  p.duration_s
-						: 0);
-	} else {
-		cJSON_AddNullToObject(o, "duration_seconds");
-		cJSON_AddNullToObject(o, "items_per_second");
-	}
-	cJSON_AddNumberToObject(o, "cpu_user_seconds",
-				(double)b->cpu_user_ms / 1000.0);
-	cJSON_AddNumberToObject(o, "cpu_system_seconds",
-				(double)b->cpu_system_ms / 1000.0);
-	add_int(o, "max_rss_kb", b->max_rss_kb, b->attempts_total > 0);
-	cJSON *lat = cJSON_AddObjectToObject(o, "latency_ms");
-	if (p.nlat) {
-		cJSON_AddNumberToObject(lat, "avg", p.lat_avg);
-		cJSON_AddNumberToObject(lat, "p50", (double)p.lat_p50);
-		cJSON_AddNumberToObject(lat, "p95", (double)p.lat_p95);
-		cJSON_AddNumberToObject(lat, "max", (double)p.lat_max);
-	} else {
-		cJSON_AddNullToObject(lat, "avg");
-		cJSON_AddNullToObject(lat, "p50");
-		cJSON_AddNullToObject(lat, "p95");
-		cJSON_AddNullToObject(lat, "max");
-	}
+	add_perf(o, b, &p);
 	cJSON *failed = cJSON_AddArrayToObject(o, "failed");
 	size_t listed = 0;
 	for (size_t i = 0; i < b->nitems && listed < SUMMARY_FAILED_MAX; i++) {
@@ -483,7 +453,10 @@ static void get_s(const cJSON *o, const char *k, char *dst, size_t n)
 static long long get_n(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+			       v->valuedouble < 9e18
+		       ? (long long)v->valuedouble
+		       : 0;
 }
 
 static int64_t get_t(const cJSON *o, const char *k)

@@ -17,17 +17,7 @@
 
 int batch_lock(int dirfd)
 {
-	int fd = openat(dirfd, "lock",
-			O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
+	return lock_at(dirfd, "lock");
 }
 
 /* ---- rejected/ ---- */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -22,6 +23,83 @@ static struct symstat *get(struct symstats *st, const char *symbol)
 	return s;
 }
 
+static uint32_t lat_bucket_of(int64_t ms)
+{
+	if (ms < 1)
+		return 0;
+	double b = 1.0 + floor(4.0 * log2((double)ms));
+	return b >= SYMSTATS_BUCKETS - 1 ? SYMSTATS_BUCKETS - 1 : (uint32_t)b;
+}
+
+void lat_hist_add(struct lat_hist *h, uint32_t bucket, uint64_t n)
+{
+	if (bucket >= SYMSTATS_BUCKETS || !n)
+		return;
+	size_t i = 0;
+	while (i < h->n && h->v[i].bucket < bucket)
+		i++;
+	if (i < h->n && h->v[i].bucket == bucket) {
+		h->v[i].n += n;
+		return;
+	}
+	GROW(h->v, h->cap, h->n + 1);
+	memmove(&h->v[i + 1], &h->v[i], (h->n - i) * sizeof(*h->v));
+	h->v[i] = (struct lat_bucket){ bucket, n };
+	h->n++;
+}
+
+void lat_hist_release(struct lat_hist *h)
+{
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+double symstats_percentile(const struct lat_hist *h, double q)
+{
+	uint64_t total = 0, seen = 0;
+	for (size_t i = 0; i < h->n; i++)
+		total += h->v[i].n;
+	if (!total)
+		return -1;
+	uint64_t rank = (uint64_t)ceil(q * (double)total);
+	if (rank < 1)
+		rank = 1;
+	for (size_t i = 0; i < h->n; i++) {
+		seen += h->v[i].n;
+		if (seen >= rank) {
+			uint32_t b = h->v[i].bucket;
+			/* the middle of [2^((b-1)/4), 2^(b/4)) */
+			return b ? pow(2.0, ((double)b - 0.5) / 4.0) : 0;
+		}
+	}
+	return -1;
+}
+
+static void hist_format(struct sb *out, const struct lat_hist *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		sb_addf(out, "%s%u:%llu", i ? "," : "", h->v[i].bucket,
+			(unsigned long long)h->v[i].n);
+	if (!h->n)
+		sb_addc(out, '-');
+}
+
+static void hist_parse(const char *s, struct lat_hist *h)
+{
+	while (s && *s && *s != '-') {
+		char *end;
+		unsigned long b = strtoul(s, &end, 10);
+		if (*end != ':')
+			return;
+		unsigned long long n = strtoull(end + 1, &end, 10);
+		if (b < SYMSTATS_BUCKETS)
+			lat_hist_add(h, (uint32_t)b, n);
+		if (*end != ',')
+			return;
+		s = end + 1;
+	}
+}
+
 void symstats_start(struct symstats *st, const char *symbol)
 {
 	struct symstat *s = get(st, symbol);
@@ -38,6 +116,9 @@ void symstats_end(struct symstats *st, const char *symbol, int64_t now,
 	s->last_ms = now;
 	s->count++;
 	s->lat_sum += latency_ms > 0 ? (uint64_t)latency_ms : 0;
+	if (latency_ms > 0 && (uint64_t)latency_ms > s->lat_max)
+		s->lat_max = (uint64_t)latency_ms;
+	lat_hist_add(&s->hist, lat_bucket_of(latency_ms), 1);
 	s->last_ok = ok;
 	s->dirty = st->dirty = true;
 }
@@ -53,8 +134,9 @@ bool symstats_busy(const struct symstats *st)
 struct row {
 	char *symbol;
 	int64_t last_ms, busy_until;
-	uint64_t count, lat_sum;
+	uint64_t count, lat_sum, lat_max;
 	bool last_ok;
+	struct lat_hist hist;
 };
 
 struct table {
@@ -67,10 +149,12 @@ static void table_add(void *arg, const struct symstat_row *r)
 {
 	struct table *t = arg;
 	GROW(t->v, t->cap, t->n + 1);
-	t->v[t->n] = (struct row){ xstrdup(r->symbol), r->last_ms,
-				   r->busy_until, r->count, r->lat_sum,
-				   r->last_ok };
-	t->n++;
+	struct row *w = &t->v[t->n++];
+	*w = (struct row){ xstrdup(r->symbol), r->last_ms, r->busy_until,
+			   r->count, r->lat_sum, r->lat_max, r->last_ok,
+			   { NULL, 0, 0 } };
+	for (size_t i = 0; r->hist && i < r->hist->n; i++)
+		lat_hist_add(&w->hist, r->hist->v[i].bucket, r->hist->v[i].n);
 }
 
 int symstats_read(int state_fd, symstats_fn fn, void *arg)
@@ -86,9 +170,9 @@ int symstats_read(int state_fd, symstats_fn fn, void *arg)
 		if (!nl)
 			break; /* a torn last line cannot be: the file is replaced */
 		*nl = '\0';
-		char *f[6];
+		char *f[8];
 		int nf = 0;
-		for (char *q = p; nf < 6;) {
+		for (char *q = p; nf < 8;) {
 			f[nf++] = q;
 			char *tab = strchr(q, '\t');
 			if (!tab)
@@ -96,13 +180,18 @@ int symstats_read(int state_fd, symstats_fn fn, void *arg)
 			*tab = '\0';
 			q = tab + 1;
 		}
-		if (nf == 6 && *f[0]) {
+		if (nf >= 6 && *f[0]) {
+			struct lat_hist h = { NULL, 0, 0 };
+			if (nf == 8)
+				hist_parse(f[7], &h);
 			struct symstat_row r = {
 				f[0], strtoll(f[1], NULL, 10),
 				strtoull(f[2], NULL, 10), strtoull(f[3], NULL, 10),
 				f[4][0] == '1', strtoll(f[5], NULL, 10),
+				nf >= 7 ? strtoull(f[6], NULL, 10) : 0, &h,
 			};
 			fn(arg, &r);
+			lat_hist_release(&h);
 		}
 		p = nl + 1;
 	}
@@ -161,6 +250,13 @@ int symstats_flush(struct symstats *st, int state_fd, int64_t now)
 		}
 		r->count += s->count;
 		r->lat_sum += s->lat_sum;
+		if (s->lat_max > r->lat_max)
+			r->lat_max = s->lat_max;
+		for (size_t k = 0; k < s->hist.n; k++)
+			lat_hist_add(&r->hist, s->hist.v[k].bucket,
+				     s->hist.v[k].n);
+		lat_hist_release(&s->hist);
+		s->lat_max = 0;
 		if (s->last_ms >= r->last_ms && s->last_ms) {
 			r->last_ms = s->last_ms;
 			r->last_ok = s->last_ok;
@@ -175,11 +271,15 @@ int symstats_flush(struct symstats *st, int state_fd, int64_t now)
 	struct sb out = SB_INIT;
 	for (size_t i = 0; i < t.n; i++) {
 		struct row *r = &t.v[i];
-		sb_addf(&out, "%s\t%lld\t%llu\t%llu\t%d\t%lld\n", r->symbol,
+		sb_addf(&out, "%s\t%lld\t%llu\t%llu\t%d\t%lld\t%llu\t", r->symbol,
 			(long long)r->last_ms, (unsigned long long)r->count,
 			(unsigned long long)r->lat_sum, r->last_ok ? 1 : 0,
-			(long long)r->busy_until);
+			(long long)r->busy_until,
+			(unsigned long long)r->lat_max);
+		hist_format(&out, &r->hist);
+		sb_addc(&out, '\n');
 		free(r->symbol);
+		lat_hist_release(&r->hist);
 	}
 	free(t.v);
 	strmap_release(&t.idx);
@@ -193,8 +293,10 @@ int symstats_flush(struct symstats *st, int state_fd, int64_t now)
 
 void symstats_release(struct symstats *st)
 {
-	for (size_t i = 0; i < st->n; i++)
+	for (size_t i = 0; i < st->n; i++) {
 		free(st->v[i].symbol);
+		lat_hist_release(&st->v[i].hist);
+	}
 	free(st->v);
 	strmap_release(&st->idx);
 	memset(st, 0, sizeof(*st));

@@ -12,6 +12,11 @@
  *
  * The file is text, one symbol a line:
  *   symbol TAB last_ms TAB count TAB latency_sum_ms TAB last_ok TAB busy_until
+ *          TAB latency_max_ms TAB histogram
+ * The histogram ("B:N,B:N", sparse) counts attempt latencies in buckets of
+ * a quarter of a doubling (bucket 1 + floor(4 log2 ms), 0 for 0 ms), so a
+ * percentile read from it is within 10% (symstats_percentile).  Lines
+ * without the last two fields (older files) read as no histogram.
  * busy_until is a lease: a symbol is "processing" while it is in the
  * future; a process that runs it renews the lease at every flush, so a
  * killed one's claim runs out on its own.  Only changes since the last
@@ -27,10 +32,25 @@
 
 #define SYMSTATS_LEASE_MS 15000
 
+#define SYMSTATS_BUCKETS 96	/* up to 2^23.75 ms, about 3.9 hours */
+
+struct lat_bucket {
+	uint32_t bucket;
+	uint64_t n;
+};
+
+/* A sparse latency histogram, buckets ascending. */
+struct lat_hist {
+	struct lat_bucket *v;
+	size_t n, cap;
+};
+
 struct symstat {
 	char *symbol;
 	int64_t last_ms;
 	uint64_t count, lat_sum;	/* deltas since the last flush */
+	uint64_t lat_max;
+	struct lat_hist hist;		/* delta since the last flush */
 	bool last_ok;
 	int running;
 	bool dirty;
@@ -58,8 +78,15 @@ struct symstat_row {
 	uint64_t count, lat_sum;
 	bool last_ok;
 	int64_t busy_until;
+	uint64_t lat_max;
+	const struct lat_hist *hist;
 };
 typedef void (*symstats_fn)(void *arg, const struct symstat_row *row);
+/* The latency below which a fraction q of the attempts fell (ms, about);
+ * -1 when the histogram is empty. */
+double symstats_percentile(const struct lat_hist *h, double q);
+void lat_hist_add(struct lat_hist *h, uint32_t bucket, uint64_t n);
+void lat_hist_release(struct lat_hist *h);
 int symstats_read(int state_fd, symstats_fn fn, void *arg);
 
 #endif

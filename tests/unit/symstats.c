@@ -1,0 +1,131 @@
+/*
+ * symstats: per-symbol figures merged into state/symbols by several
+ * processes; the latency histogram and its percentiles; older files
+ * without a histogram (src/symstats.h, SPEC 8).
+ */
+#include "home.h"
+#include "symstats.h"
+#include "tap.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct seen {
+	char sym[32];
+	uint64_t count, lat_sum, lat_max;
+	double p50, p95;
+	int rows;
+};
+
+static void row(void *arg, const struct symstat_row *r)
+{
+	struct seen *s = arg;
+	if (strcmp(r->symbol, s->sym))
+		return;
+	s->rows++;
+	s->count = r->count;
+	s->lat_sum = r->lat_sum;
+	s->lat_max = r->lat_max;
+	s->p50 = symstats_percentile(r->hist, 0.50);
+	s->p95 = symstats_percentile(r->hist, 0.95);
+}
+
+static struct seen read_sym(int state, const char *sym)
+{
+	struct seen s;
+	memset(&s, 0, sizeof(s));
+	snprintf(s.sym, sizeof(s.sym), "%s", sym);
+	s.p50 = s.p95 = -2;
+	ok(symstats_read(state, row, &s) == 0, "read state/symbols (%s)", sym);
+	return s;
+}
+
+static bool within(double got, double want, double frac)
+{
+	return fabs(got - want) <= want * frac;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/symstats-test.XXXXXX";
+	if (!mkdtemp(dir))
+		return 1;
+	int state = open(dir, O_RDONLY | O_DIRECTORY);
+
+	/* Empty histogram. */
+	struct lat_hist h = { NULL, 0, 0 };
+	ok(symstats_percentile(&h, 0.5) < 0, "empty histogram: no percentile");
+
+	/* One process: 100 attempts of 1..100 ms. */
+	struct symstats a = { 0 };
+	for (int i = 1; i <= 100; i++) {
+		symstats_start(&a, "AAPL");
+		symstats_end(&a, "AAPL", 1000 + i, i, true);
+	}
+	symstats_start(&a, "ZERO");
+	symstats_end(&a, "ZERO", 5, 0, false);
+	ok(symstats_flush(&a, state, 2000) == 0, "flush");
+	struct seen s = read_sym(state, "AAPL");
+	is_int((long long)s.count, 100, "count");
+	is_int((long long)s.lat_sum, 5050, "latency sum");
+	is_int((long long)s.lat_max, 100, "latency max");
+	ok(within(s.p50, 50, 0.10), "p50 of 1..100 ms is 50 within 10%% (%.1f)",
+	   s.p50);
+	ok(within(s.p95, 95, 0.10), "p95 of 1..100 ms is 95 within 10%% (%.1f)",
+	   s.p95);
+	s = read_sym(state, "ZERO");
+	ok(s.p50 == 0, "a 0 ms attempt is bucket 0 (%.1f)", s.p50);
+
+	/* A second process adds 100 attempts of 1000 ms: merged, not replaced. */
+	struct symstats b = { 0 };
+	for (int i = 0; i < 100; i++) {
+		symstats_start(&b, "AAPL");
+		symstats_end(&b, "AAPL", 3000 + i, 1000, true);
+	}
+	ok(symstats_flush(&b, state, 4000) == 0, "flush from another process");
+	s = read_sym(state, "AAPL");
+	is_int((long long)s.count, 200, "counts add up");
+	is_int((long long)s.lat_max, 1000, "max is the larger");
+	ok(within(s.p95, 1000, 0.10), "p95 is now the slow half (%.1f)", s.p95);
+	/* Flushing again without news changes nothing. */
+	ok(symstats_flush(&a, state, 5000) == 0, "a flush without changes");
+	s = read_sym(state, "AAPL");
+	is_int((long long)s.count, 200, "deltas are not counted twice");
+	is_int(s.rows, 1, "one line per symbol");
+
+	/* Hours: the last bucket holds everything longer. */
+	symstats_start(&a, "SLOW");
+	symstats_end(&a, "SLOW", 6000, 100LL * 3600 * 1000, false);
+	symstats_flush(&a, state, 6000);
+	s = read_sym(state, "SLOW");
+	ok(s.p50 > 3 * 3600 * 1000.0, "a 100 h attempt lands in the last bucket");
+
+	/* An older file: six fields, no histogram. */
+	int fd = openat(state, "symbols", O_WRONLY | O_TRUNC);
+	const char *old = "OLD\t1000\t4\t400\t1\t0\n";
+	ok(write(fd, old, strlen(old)) == (ssize_t)strlen(old), "write an old-format file");
+	close(fd);
+	s = read_sym(state, "OLD");
+	is_int((long long)s.count, 4, "old line: count");
+	ok(s.p50 < 0, "old line: no histogram, no percentile");
+	/* A hostile histogram field is ignored, not trusted. */
+	fd = openat(state, "symbols", O_WRONLY | O_TRUNC);
+	old = "BAD\t1000\t4\t400\t1\t0\t9\t999999:5,x:y,3:\n";
+	ok(write(fd, old, strlen(old)) == (ssize_t)strlen(old), "write a hostile line");
+	close(fd);
+	s = read_sym(state, "BAD");
+	is_int(s.rows, 1, "hostile histogram: the line still reads");
+	ok(s.p50 < 0, "out-of-range buckets are dropped");
+
+	symstats_release(&a);
+	symstats_release(&b);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
+	close(state);
+	done_testing();
+}
