@@ -40,7 +40,8 @@
 #define RESERVE_MAX 64		/* reservations ahead, at least */
 #define META_MIN_INTERVAL_MS 1000
 #define STDERR_TAIL 4096
-#define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died */
+#define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died,
+				   and rescan spool/ */
 #define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
 #define RETENTION_INTERVAL_MS 3600000	/* daemon: archive and delete old batches */
 
@@ -2766,14 +2767,17 @@ int engine_run(struct engine *e)
 		alerts_check(e->alerts);
 		flush_stats(e, false);
 		if (e->o.daemon && !e->shutdown) {
+			if (mono_ns() >= e->orphan_check_ns) {
+				engine_take_orphans(e);
+				/* And a rescan: a lost event, or a claim that
+				 * failed for a passing reason, is taken now. */
+				e->spool_dirty = true;
+				e->orphan_check_ns =
+					mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
+			}
 			if (e->spool_dirty) {
 				e->spool_dirty = false;
 				engine_claim_spool(e);
-			}
-			if (mono_ns() >= e->orphan_check_ns) {
-				engine_take_orphans(e);
-				e->orphan_check_ns =
-					mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
 			}
 			if (mono_ns() >= e->metrics_next_ns)
 				write_metrics(e);
@@ -2932,7 +2936,7 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 				e->infd, path, IN_MOVED_TO | IN_CLOSE_WRITE);
 			if (e->spool_wd < 0)
 				warning("cannot watch spool/ (%s): new jobs are "
-					"seen only when the daemon rescans",
+					"seen when the daemon rescans (every 10 s)",
 					strerror(errno));
 		}
 		ev.data.fd = e->infd;

@@ -41,6 +41,7 @@ ok() {
 	else
 		echo "not ok $_n - $2"
 		_failed=$((_failed + 1))
+		return 1
 	fi
 }
 check() {

@@ -51,6 +51,18 @@ diag "pickup latency (ms), sorted: $(sort -n "$T/lat" | tr '\n' ' ')"
 check "median pickup latency ${med} ms <= 50 ms" test "$med" -le 50
 check "the batches complete" wait_for final lat-15
 
+# A hard link into spool/ raises only IN_CREATE, which the daemon does not
+# act on (a file being written raises it too): the 10 s rescan sees it, and
+# rejects it, since a job file with a second name could change under it.
+printf '[job]\nagent = fake\nid = linked\nsymbols = OK-L\n' >"$T/linked.job"
+t0=$(date +%s)
+ln "$T/linked.job" "$H/spool/linked.job"
+wait_long() { i=0; while [ $i -lt 300 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done; return 1; }
+check "a job no watched event announced is seen by the rescan" wait_long test -s "$H/spool/rejected/linked.job.reason"
+took=$(( $(date +%s) - t0 ))
+check "within the rescan period (${took} s <= 12 s)" test "$took" -le 12
+like "$(cat "$H/spool/rejected/linked.job.reason")" "more than one hard link" "  and rejects a file with two names"
+
 # submit: validation, duplicate, --wait through the daemon.
 printf '[job]\nagent = fake\nsymbols = bad/one OK-A\n' >"$T/bad.job"
 printf '[job]\nagent = fake\nsymbols = OK-S1 OK-S2\n' >"$T/good.job"
@@ -76,7 +88,12 @@ mv "$H/spool/.a.tmp" "$H/spool/a.job"
 printf '[job]\nagent = fake\nid = side-b\nsymbols = %s\n' "$syms" >"$T/b.job"
 r run "$T/b.job"
 is "$rc" 0 "runner run beside the daemon"
-check "the daemon's batch completes" wait_for final side-a
+if ! check "the daemon's batch completes" wait_for final side-a; then
+	diag "side-a: $(status_of side-a); spool: $(ls -a "$H/spool" | tr '\n' ' ')"
+	diag "$(tail -5 "$H/logs/side-a.log" 2>&1)"
+	diag "$(tail -5 "$H/logs/runner.log" 2>&1)"
+	diag "$(cat "$T/daemon.out")"
+fi
 is "$(sort -n "$CAPDIR/seen" | tail -1)" 2 "max_concurrent 2 held across the daemon and run"
 
 # Control requests reach the daemon: cancel of a batch it runs.
@@ -123,7 +140,7 @@ is "$(sort -n "$CAPDIR/seen" | tail -1)" 4 "the new cap (4) is in force"
 
 # SIGTERM: drain.  Running attempts get shutdown_grace (2 s) to finish;
 # one that outlives it is stopped and recorded as interrupted; exit 0.
-printf '[job]\nagent = fake\nid = drain\nsymbols = SLEEP-1-A HANG-B OK-C OK-D OK-E OK-F\nconcurrency = 2\n' >"$H/spool/.d.tmp"
+printf '[job]\nagent = fake\nid = drain\nsymbols = SLEEP-1-A HANG-B OK-C OK-D OK-E OK-F\nconcurrency = 2\ntimeout = 5s\nmax_attempts = 1\n' >"$H/spool/.d.tmp"
 mv "$H/spool/.d.tmp" "$H/spool/d.job"
 wait_for test -f "$H/batches/drain/items/HANG-B/attempt-1.out"
 t0=$(date +%s)
