@@ -42,7 +42,10 @@ void lat_hist_add(struct lat_hist *h, uint32_t bucket, uint64_t n)
 		h->v[i].n += n;
 		return;
 	}
-	GROW(h->v, h->cap, h->n + 1);
+	if (h->n == h->cap) { /* most symbols use a few buckets: start at 2 */
+		h->cap = h->cap ? h->cap * 2 : 2;
+		h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+	}
 	memmove(&h->v[i + 1], &h->v[i], (h->n - i) * sizeof(*h->v));
 	h->v[i] = (struct lat_bucket){ bucket, n };
 	h->n++;
@@ -131,32 +134,6 @@ bool symstats_busy(const struct symstats *st)
 	return false;
 }
 
-struct row {
-	char *symbol;
-	int64_t last_ms, busy_until;
-	uint64_t count, lat_sum, lat_max;
-	bool last_ok;
-	struct lat_hist hist;
-};
-
-struct table {
-	struct row *v;
-	size_t n, cap;
-	struct strmap idx;
-};
-
-static void table_add(void *arg, const struct symstat_row *r)
-{
-	struct table *t = arg;
-	GROW(t->v, t->cap, t->n + 1);
-	struct row *w = &t->v[t->n++];
-	*w = (struct row){ xstrdup(r->symbol), r->last_ms, r->busy_until,
-			   r->count, r->lat_sum, r->lat_max, r->last_ok,
-			   { NULL, 0, 0 } };
-	for (size_t i = 0; r->hist && i < r->hist->n; i++)
-		lat_hist_add(&w->hist, r->hist->v[i].bucket, r->hist->v[i].n);
-}
-
 int symstats_read(int state_fd, symstats_fn fn, void *arg)
 {
 	struct sb text = SB_INIT;
@@ -220,74 +197,129 @@ void symstats_sweep(int state_fd)
 		close(lock);
 }
 
+static void row_format(struct sb *out, const struct symstat_row *r)
+{
+	sb_addf(out, "%s\t%lld\t%llu\t%llu\t%d\t%lld\t%llu\t", r->symbol,
+		(long long)r->last_ms, (unsigned long long)r->count,
+		(unsigned long long)r->lat_sum, r->last_ok ? 1 : 0,
+		(long long)r->busy_until, (unsigned long long)r->lat_max);
+	hist_format(out, r->hist);
+	sb_addc(out, '\n');
+}
+
+struct merge {
+	struct symstats *st;
+	struct sb out;
+	int64_t now;
+};
+
+/* What this process learned of s since the last flush, added to row r. */
+static void merge_into(struct symstat_row *r, struct lat_hist *h,
+		       struct symstat *s, int64_t now)
+{
+	r->count += s->count;
+	r->lat_sum += s->lat_sum;
+	if (s->lat_max > r->lat_max)
+		r->lat_max = s->lat_max;
+	for (size_t k = 0; k < s->hist.n; k++)
+		lat_hist_add(h, s->hist.v[k].bucket, s->hist.v[k].n);
+	if (s->last_ms >= r->last_ms && s->last_ms) {
+		r->last_ms = s->last_ms;
+		r->last_ok = s->last_ok;
+	}
+	if (s->running)
+		r->busy_until = now + SYMSTATS_LEASE_MS;
+	else if (s->dirty && r->busy_until > now)
+		r->busy_until = 0; /* ours ended */
+	lat_hist_release(&s->hist);
+	s->count = s->lat_sum = s->lat_max = 0;
+	s->dirty = false;
+	s->merged = true;
+}
+
+static void merge_row(void *arg, const struct symstat_row *row)
+{
+	struct merge *m = arg;
+	struct strmap_entry *e = strmap_get(&m->st->idx, row->symbol);
+	struct symstat *s = e ? &m->st->v[e->value] : NULL;
+	if (!s || s->merged || (!s->dirty && !s->running)) {
+		row_format(&m->out, row);
+		return;
+	}
+	struct symstat_row r = *row;
+	struct lat_hist h = { NULL, 0, 0 };
+	for (size_t k = 0; k < row->hist->n; k++)
+		lat_hist_add(&h, row->hist->v[k].bucket, row->hist->v[k].n);
+	r.hist = &h;
+	merge_into(&r, &h, s, m->now);
+	row_format(&m->out, &r);
+	lat_hist_release(&h);
+}
+
+/*
+ * After a flush only the symbols running now need an entry: the rest is in
+ * the file.  So a process's memory follows what it runs at once, not every
+ * symbol it has run (100,000 in one batch).
+ */
+static void forget_idle(struct symstats *st)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < st->n; i++) {
+		struct symstat *s = &st->v[i];
+		if (s->running || s->dirty) {
+			st->v[keep++] = *s;
+		} else {
+			free(s->symbol);
+			lat_hist_release(&s->hist);
+		}
+	}
+	if (keep == st->n)
+		return;
+	st->n = keep;
+	strmap_release(&st->idx);
+	for (size_t i = 0; i < st->n; i++)
+		strmap_put(&st->idx, st->v[i].symbol, i);
+	if (st->cap > 64 && st->n < st->cap / 4) {
+		st->cap = st->n > 32 ? st->n * 2 : 64;
+		st->v = xrealloc(st->v, st->cap * sizeof(*st->v));
+	}
+}
+
+/*
+ * Merge under the lock, streaming: each line of the file is copied or
+ * merged with this process's changes as it is read, then the symbols the
+ * file did not have are added.  Memory is the file's text twice, whatever
+ * the number of symbols.
+ */
 int symstats_flush(struct symstats *st, int state_fd, int64_t now)
 {
-	struct table t = { 0 };
 	bool leases = symstats_busy(st);
 	if (!st->dirty && !leases)
 		return 0;
 	int lock = lock_file(state_fd);
 	if (lock < 0)
 		return -1;
-	symstats_read(state_fd, table_add, &t);
-	for (size_t i = 0; i < t.n; i++)
-		strmap_put(&t.idx, t.v[i].symbol, i);
+	for (size_t i = 0; i < st->n; i++)
+		st->v[i].merged = false;
+	struct merge m = { st, SB_INIT, now };
+	symstats_read(state_fd, merge_row, &m);
 	for (size_t i = 0; i < st->n; i++) {
 		struct symstat *s = &st->v[i];
-		if (!s->dirty && !s->running)
+		if (s->merged || (!s->dirty && !s->running))
 			continue;
-		struct strmap_entry *e = strmap_get(&t.idx, s->symbol);
-		struct row *r;
-		if (e) {
-			r = &t.v[e->value];
-		} else {
-			GROW(t.v, t.cap, t.n + 1);
-			r = &t.v[t.n];
-			memset(r, 0, sizeof(*r));
-			r->symbol = xstrdup(s->symbol);
-			strmap_put(&t.idx, r->symbol, t.n);
-			t.n++;
-		}
-		r->count += s->count;
-		r->lat_sum += s->lat_sum;
-		if (s->lat_max > r->lat_max)
-			r->lat_max = s->lat_max;
-		for (size_t k = 0; k < s->hist.n; k++)
-			lat_hist_add(&r->hist, s->hist.v[k].bucket,
-				     s->hist.v[k].n);
-		lat_hist_release(&s->hist);
-		s->lat_max = 0;
-		if (s->last_ms >= r->last_ms && s->last_ms) {
-			r->last_ms = s->last_ms;
-			r->last_ok = s->last_ok;
-		}
-		if (s->running)
-			r->busy_until = now + SYMSTATS_LEASE_MS;
-		else if (s->dirty && r->busy_until > now)
-			r->busy_until = 0; /* ours ended */
-		s->count = s->lat_sum = 0;
-		s->dirty = false;
+		struct symstat_row r = { .symbol = s->symbol };
+		struct lat_hist h = { NULL, 0, 0 };
+		r.hist = &h;
+		merge_into(&r, &h, s, now);
+		row_format(&m.out, &r);
+		lat_hist_release(&h);
 	}
-	struct sb out = SB_INIT;
-	for (size_t i = 0; i < t.n; i++) {
-		struct row *r = &t.v[i];
-		sb_addf(&out, "%s\t%lld\t%llu\t%llu\t%d\t%lld\t%llu\t", r->symbol,
-			(long long)r->last_ms, (unsigned long long)r->count,
-			(unsigned long long)r->lat_sum, r->last_ok ? 1 : 0,
-			(long long)r->busy_until,
-			(unsigned long long)r->lat_max);
-		hist_format(&out, &r->hist);
-		sb_addc(&out, '\n');
-		free(r->symbol);
-		lat_hist_release(&r->hist);
-	}
-	free(t.v);
-	strmap_release(&t.idx);
-	int rc = home_replace(state_fd, "symbols", out.buf ? out.buf : "",
-			      out.len);
-	sb_release(&out);
+	int rc = home_replace(state_fd, "symbols", m.out.buf ? m.out.buf : "",
+			      m.out.len);
+	sb_release(&m.out);
 	close(lock);
 	st->dirty = false;
+	forget_idle(st);
 	return rc;
 }
 

@@ -54,6 +54,7 @@ struct symstat {
 	bool last_ok;
 	int running;
 	bool dirty;
+	bool merged;			/* flush: its line is written */
 };
 
 struct symstats {

@@ -17,6 +17,7 @@ struct seen {
 	char sym[32];
 	uint64_t count, lat_sum, lat_max;
 	double p50, p95;
+	int64_t busy_until;
 	int rows;
 };
 
@@ -29,6 +30,7 @@ static void row(void *arg, const struct symstat_row *r)
 	s->count = r->count;
 	s->lat_sum = r->lat_sum;
 	s->lat_max = r->lat_max;
+	s->busy_until = r->busy_until;
 	s->p50 = symstats_percentile(r->hist, 0.50);
 	s->p95 = symstats_percentile(r->hist, 0.95);
 }
@@ -95,6 +97,34 @@ int main(void)
 	s = read_sym(state, "AAPL");
 	is_int((long long)s.count, 200, "deltas are not counted twice");
 	is_int(s.rows, 1, "one line per symbol");
+
+	/* After a flush a process keeps entries only for what runs now. */
+	struct symstats c = { 0 };
+	for (int i = 0; i < 1000; i++) {
+		char sym[16];
+		snprintf(sym, sizeof(sym), "F%d", i);
+		symstats_start(&c, sym);
+		symstats_end(&c, sym, 5000, 10, true);
+	}
+	symstats_start(&c, "LONG");
+	ok(symstats_flush(&c, state, 5000) == 0, "flush of 1,001 symbols");
+	is_int((long long)c.n, 1, "afterwards only the running one is held");
+	s = read_sym(state, "LONG");
+	ok(s.busy_until > 5000, "and its lease is in the file");
+	s = read_sym(state, "F999");
+	is_int((long long)s.count, 1, "a forgotten symbol's figures are in the file");
+	symstats_start(&c, "F999");
+	symstats_end(&c, "F999", 5500, 30, false);
+	symstats_end(&c, "LONG", 5500, 500, true);
+	ok(symstats_flush(&c, state, 5500) == 0, "flush again");
+	s = read_sym(state, "F999");
+	is_int((long long)s.count, 2, "run again: its counts still add up");
+	is_int((long long)s.lat_max, 30, "  and its max");
+	s = read_sym(state, "LONG");
+	is_int((long long)s.count, 1, "the long one ends: counted once");
+	ok(s.busy_until == 0, "  its lease released");
+	is_int((long long)c.n, 0, "nothing held when nothing runs");
+	symstats_release(&c);
 
 	/* Hours: the last bucket holds everything longer. */
 	symstats_start(&a, "SLOW");
