@@ -2082,7 +2082,9 @@ int engine_claim(struct engine *e, const char *path, bool named)
 		runlog_printf(e->o.runlog, "%s: rejected: %s", path, res.reason);
 		if (named)
 			return EX_INVALID_JOB;
-		warning("spool/%s: rejected: %s", path, res.reason);
+		/* The reason was printed as it was found; say where it went. */
+		warning("spool/%s: rejected; the reason is in "
+			"spool/rejected/%s.reason", path, path);
 		return 0;
 	case CLAIM_DUPLICATE:
 		runlog_printf(e->o.runlog, "%s: duplicate of %s; not run", path,
