@@ -89,10 +89,12 @@ printf '[job]\nagent = fake\nid = side-b\nsymbols = %s\n' "$syms" >"$T/b.job"
 r run "$T/b.job"
 is "$rc" 0 "runner run beside the daemon"
 if ! check "the daemon's batch completes" wait_for final side-a; then
-	diag "side-a: $(status_of side-a); spool: $(ls -a "$H/spool" | tr '\n' ' ')"
-	diag "$(tail -5 "$H/logs/side-a.log" 2>&1)"
-	diag "$(tail -5 "$H/logs/runner.log" 2>&1)"
-	diag "$(cat "$T/daemon.out")"
+	{ # on stderr: prove shows it without -v
+		diag "side-a: $(status_of side-a); spool: $(ls -a "$H/spool" | tr '\n' ' ')"
+		diag "$(tail -5 "$H/logs/side-a.log" 2>&1)"
+		diag "$(tail -5 "$H/logs/runner.log" 2>&1)"
+		diag "$(cat "$T/daemon.out")"
+	} >&2
 fi
 is "$(sort -n "$CAPDIR/seen" | tail -1)" 2 "max_concurrent 2 held across the daemon and run"
 

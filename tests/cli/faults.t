@@ -318,7 +318,7 @@ while [ "$i" -le "$ntrials" ]; do
 		;;
 	not)
 		ok 1 "$desc"
-		echo "#   problems:$detail"
+		echo "#   problems:$detail" >&2 # shown by prove without -v
 		;;
 	*)
 		ok 1 "trial $i ($(sed -n "${i}p" "$T/trials")) reported nothing"
