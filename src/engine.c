@@ -2975,6 +2975,13 @@ void engine_free(struct engine *e)
 	free(e->overhead_ns);
 	free(e->home_abs);
 	close(e->devnull);
+	/* A SIGTERM that came after the loop ended, while the last state was
+	 * written, has been answered: the runner is stopping.  Take it off
+	 * the queue, or restoring the mask would deliver it with its default
+	 * action and lose the exit status (a run killed by SIGTERM, 143). */
+	struct signalfd_siginfo si;
+	while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		;
 	close(e->sigfd);
 	close(e->epfd);
 	if (e->infd >= 0)

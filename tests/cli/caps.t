@@ -27,7 +27,8 @@ $RUNNER -C "$H" run "$T/b.job" >"$T/out.b" 2>&1 &
 pb=$!
 wait $pa; ra=$?
 wait $pb; rb=$?
-is "$ra.$rb" "0.0" "both runs succeed"
+is "$ra.$rb" "0.0" "both runs succeed" ||
+	{ diag "a: $(cat "$T/out.a")"; diag "b: $(cat "$T/out.b")"; } >&2
 is "$(wc -l <"$CAPDIR/seen")" 24 "every item ran"
 is "$(maxseen)" 2 "max_concurrent 2 held across two runner processes"
 
