@@ -138,7 +138,9 @@ r status --json
 lat() { jq "$T/out" "(grep { \$_->{symbol} eq 'SLEEP-1-A' } @{\$d->{symbols}})[0]{latency_ms}{$1}"; }
 p50=$(lat p50); mx=$(lat max)
 check "status: per-symbol latency p50 (${p50} ms, within 10% of 1 s)" test "${p50:-0}" -ge 900 -a "${p50:-0}" -le 1300
-check "status: per-symbol latency max (${mx} ms)" test "${mx:-0}" -ge 1000 -a "${mx:-0}" -le 2000
+# The attempt's clock starts when the runner is back from the spawn: on a
+# busy machine the agent's 1 s sleep may have begun some ms before.
+check "status: per-symbol latency max (${mx} ms)" test "${mx:-0}" -ge 900 -a "${mx:-0}" -le 2000
 like "$(cat "$T/out")" '"avg_latency_ms"' "avg_latency_ms as SPEC 8 has it"
 draws=$(tr '\r' '\n' <"$T/tty" | grep -ac '^\[')
 check "redrawn at most 10 times a second ($draws draws in ~1 s)" test "$draws" -le 14
