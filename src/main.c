@@ -145,8 +145,17 @@ struct cmdopt {
 	size_t nvalues, cap;
 };
 
+static void free_cmd(struct cmdopt *opts, size_t n, char **pos);
+
+#define CMD_HELP (-1) /* parse_cmd printed the usage: exit 0 */
+
+/*
+ * The command's options and positional arguments.  With --help (an option
+ * of every command, or `runner --help CMD`) it prints usage, frees what it
+ * parsed and returns CMD_HELP; a bad option is a usage error (64).
+ */
 static int parse_cmd(struct cmdopt *opts, size_t nopts, char ***pos,
-		     size_t *npos, const char *cmd)
+		     size_t *npos, const char *cmd, const char *usage)
 {
 	size_t n = 0, cap = 0;
 	char **p = NULL;
@@ -197,6 +206,15 @@ static int parse_cmd(struct cmdopt *opts, size_t nopts, char ***pos,
 		p[n] = NULL;
 	*pos = p;
 	*npos = n;
+	bool help = g.help;
+	for (size_t k = 0; k < nopts; k++)
+		if (!strcmp(opts[k].name, "--help") && opts[k].seen)
+			help = true;
+	if (help) {
+		puts(usage);
+		free_cmd(opts, nopts, p);
+		return CMD_HELP;
+	}
 	return 0;
 }
 
@@ -257,16 +275,12 @@ static int cmd_check(void)
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "check");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "check",
+			   "usage: runner check JOB...\n\nValidate job files against "
+			   "runner-job(5) and the configuration;\nprint every problem "
+			   "as FILE:LINE: message.  Exit 65 if any file is invalid.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner check JOB...\n\nValidate job files against "
-		     "runner-job(5) and the configuration;\nprint every problem "
-		     "as FILE:LINE: message.  Exit 65 if any file is invalid.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (!npos) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("check: name at least one job file");
@@ -320,20 +334,16 @@ static int cmd_run(void)
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "run");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "run",
+			   "usage: runner run [JOB...]\n\n"
+			   "Claim the named job files (a copy, for files outside spool/),\n"
+			   "or every job file in spool/ and every unfinished batch whose\n"
+			   "runner died, and run their items in this process until every\n"
+			   "batch is final or waits only on paused items.\n"
+			   "Exit 0 when every item succeeded, 1 when some failed or were\n"
+			   "cancelled, 65 when a named job file is invalid.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner run [JOB...]\n\n"
-		     "Claim the named job files (a copy, for files outside spool/),\n"
-		     "or every job file in spool/ and every unfinished batch whose\n"
-		     "runner died, and run their items in this process until every\n"
-		     "batch is final or waits only on paused items.\n"
-		     "Exit 0 when every item succeeded, 1 when some failed or were\n"
-		     "cancelled, 65 when a named job file is invalid.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if ((rc = load_conf()) || (rc = open_home())) {
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
@@ -472,17 +482,13 @@ static int cmd_show(void)
 	struct cmdopt o[] = { { "--help" }, { "--items" }, { "--failed" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "show");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "show",
+			   "usage: runner show BATCH [--items] [--failed] [--json]\n\n"
+			   "One batch: status, counts, errors, throughput, slowest "
+			   "items.\n--items lists every item, --failed the failed "
+			   "ones; --json prints\nthe batch.json document (SPEC 7).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner show BATCH [--items] [--failed] [--json]\n\n"
-		     "One batch: status, counts, errors, throughput, slowest "
-		     "items.\n--items lists every item, --failed the failed "
-		     "ones; --json prints\nthe batch.json document (SPEC 7).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("show: name one batch");
@@ -528,19 +534,15 @@ static int cmd_report(void)
 	struct cmdopt o[] = { { "--help" }, { "-o", true }, { "--output", true } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "report");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "report",
+			   "usage: runner report BATCH [-o FILE]\n\n"
+			   "One self-contained HTML page about the batch (inline CSS "
+			   "and SVG, no script,\nno network): summary, a timeline of "
+			   "every attempt on its slot, error\ncategories, failure "
+			   "groups, the 20 slowest and the failed items.  Written\nto "
+			   "standard output, or to FILE (replaced atomically).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner report BATCH [-o FILE]\n\n"
-		     "One self-contained HTML page about the batch (inline CSS "
-		     "and SVG, no script,\nno network): summary, a timeline of "
-		     "every attempt on its slot, error\ncategories, failure "
-		     "groups, the 20 slowest and the failed items.  Written\nto "
-		     "standard output, or to FILE (replaced atomically).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	const char *out = last_value(&o[2]) ? last_value(&o[2])
 					    : last_value(&o[1]);
 	if (npos != 1) {
@@ -724,19 +726,15 @@ static int cmd_list(void)
 	char **pos;
 	size_t npos;
 	char why[WHY_BUF];
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "list");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "list",
+			   "usage: runner list [--status S] [--since T] [--until T] "
+			   "[--agent A] [--limit N] [--archived] [--json]\n\n"
+			   "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
+			   "S one of\npending, running, paused, completed, partial, "
+			   "failed, cancelled.\n--archived lists the batches in "
+			   "batches/archive/ instead (from its index).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner list [--status S] [--since T] [--until T] "
-		     "[--agent A] [--limit N] [--archived] [--json]\n\n"
-		     "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
-		     "S one of\npending, running, paused, completed, partial, "
-		     "failed, cancelled.\n--archived lists the batches in "
-		     "batches/archive/ instead (from its index).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	int status = -1;
 	int64_t since = INT64_MIN, until = INT64_MAX;
 	long long limit = -1;
@@ -835,20 +833,16 @@ static int cmd_stats(void)
 	char **pos;
 	size_t npos;
 	char why[WHY_BUF];
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "stats");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "stats",
+			   "usage: runner stats [--since T] [--json]\n\n"
+			   "Aggregates over the batches (archived ones included) "
+			   "created at or after T:\nbatches by status, items by "
+			   "state, success rate, error categories, throughput,\n"
+			   "batch duration percentiles, the 10 most-failing symbols "
+			   "with their last\nerror, and the same per agent.  T is "
+			   "RFC 3339 or YYYY-MM-DD.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner stats [--since T] [--json]\n\n"
-		     "Aggregates over the batches (archived ones included) "
-		     "created at or after T:\nbatches by status, items by "
-		     "state, success rate, error categories, throughput,\n"
-		     "batch duration percentiles, the 10 most-failing symbols "
-		     "with their last\nerror, and the same per agent.  T is "
-		     "RFC 3339 or YYYY-MM-DD.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	int64_t since = INT64_MIN;
 	if (npos)
 		rc = usage_error("stats: unexpected argument %s", pos[0]);
@@ -948,21 +942,17 @@ static int cmd_archive(void)
 	char **pos;
 	size_t npos;
 	char why[WHY_BUF];
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "archive");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "archive",
+			   "usage: runner archive [--older-than DUR] [--dry-run] "
+			   "[--json]\n\n"
+			   "Archive every final batch completed at least DUR ago "
+			   "(default: [retention]\narchive_after) into "
+			   "batches/archive/<id>.tar.gz, verified before the batch "
+			   "is\nremoved, and delete archives older than "
+			   "delete_archives_after.  --dry-run\nlists what would "
+			   "happen; --json prints one object per action.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner archive [--older-than DUR] [--dry-run] "
-		     "[--json]\n\n"
-		     "Archive every final batch completed at least DUR ago "
-		     "(default: [retention]\narchive_after) into "
-		     "batches/archive/<id>.tar.gz, verified before the batch "
-		     "is\nremoved, and delete archives older than "
-		     "delete_archives_after.  --dry-run\nlists what would "
-		     "happen; --json prints one object per action.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	int64_t older = -1;
 	if (npos)
 		rc = usage_error("archive: unexpected argument %s", pos[0]);
@@ -997,18 +987,14 @@ static int cmd_restore(void)
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "restore");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "restore",
+			   "usage: runner restore BATCH\n\n"
+			   "Bring an archived batch back into batches/ (and its log "
+			   "into logs/), checked\nagainst the archive's manifest; the "
+			   "archive is then removed.  An archive that\nwould write "
+			   "outside the batch directory is refused (exit 65).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner restore BATCH\n\n"
-		     "Bring an archived batch back into batches/ (and its log "
-		     "into logs/), checked\nagainst the archive's manifest; the "
-		     "archive is then removed.  An archive that\nwould write "
-		     "outside the batch directory is refused (exit 65).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1)
 		rc = usage_error("restore: name one batch");
 	else if (!valid_batch_id(pos[0]))
@@ -1094,19 +1080,15 @@ static int cmd_retry_failed(void)
 			      { "--no-wait" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "retry-failed");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "retry-failed",
+			   "usage: runner retry-failed BATCH [--category C]... "
+			   "[--symbol S]... [--no-wait]\n\n"
+			   "Run the batch's failed items again, as new attempts of "
+			   "the same batch.\nWithout --no-wait the items run in the "
+			   "foreground until they are final\n(or, if a runner owns the "
+			   "batch, that runner takes the request).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner retry-failed BATCH [--category C]... "
-		     "[--symbol S]... [--no-wait]\n\n"
-		     "Run the batch's failed items again, as new attempts of "
-		     "the same batch.\nWithout --no-wait the items run in the "
-		     "foreground until they are final\n(or, if a runner owns the "
-		     "batch, that runner takes the request).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	unsigned mask = 0;
 	for (size_t i = 0; i < o[1].nvalues; i++) {
 		int c = category_parse(o[1].values[i]);
@@ -1181,17 +1163,13 @@ static int cmd_cancel(void)
 	struct cmdopt o[] = { { "--help" }, { "--symbol", true } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "cancel");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "cancel",
+			   "usage: runner cancel BATCH [--symbol S]...\n\n"
+			   "Cancel the batch's items that are not final (only the "
+			   "named symbols,\nwith --symbol).  Running children get "
+			   "SIGTERM, then SIGKILL.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner cancel BATCH [--symbol S]...\n\n"
-		     "Cancel the batch's items that are not final (only the "
-		     "named symbols,\nwith --symbol).  Running children get "
-		     "SIGTERM, then SIGKILL.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("cancel: name one batch");
@@ -1245,21 +1223,17 @@ static int cmd_daemon(void)
 	struct cmdopt o[] = { { "--help" }, { "--once" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "daemon");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "daemon",
+			   "usage: runner daemon [--once]\n\n"
+			   "Watch spool/ and run what arrives, adopt batches whose "
+			   "runner died,\nuntil SIGTERM or SIGINT (then drain: running "
+			   "attempts get shutdown_grace\nto finish; a second signal "
+			   "stops at once).  SIGHUP reloads the\nconfiguration and "
+			   "reopens logs/runner.log.  --once: exit when spool/ is\n"
+			   "empty and nothing runs.  One daemon per home (exit 75 if "
+			   "one runs).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner daemon [--once]\n\n"
-		     "Watch spool/ and run what arrives, adopt batches whose "
-		     "runner died,\nuntil SIGTERM or SIGINT (then drain: running "
-		     "attempts get shutdown_grace\nto finish; a second signal "
-		     "stops at once).  SIGHUP reloads the\nconfiguration and "
-		     "reopens logs/runner.log.  --once: exit when spool/ is\n"
-		     "empty and nothing runs.  One daemon per home (exit 75 if "
-		     "one runs).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (npos) {
 		rc = usage_error("daemon: unexpected argument %s", pos[0]);
 		free_cmd(o, NOPTS(o), pos);
@@ -1377,20 +1351,16 @@ static int cmd_submit(void)
 	struct cmdopt o[] = { { "--help" }, { "--wait" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "submit");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "submit",
+			   "usage: runner submit JOB... [--wait]\n\n"
+			   "Validate the job files (exit 65 with every problem, and "
+			   "nothing placed),\ngive each an id if it has none, place it "
+			   "in spool/ atomically and print\nthe batch id (\"duplicate "
+			   "of BATCH\" for a duplicate).  --wait follows the\nbatch to "
+			   "its final state (running it here when no daemon runs) and "
+			   "exits\nlike run.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner submit JOB... [--wait]\n\n"
-		     "Validate the job files (exit 65 with every problem, and "
-		     "nothing placed),\ngive each an id if it has none, place it "
-		     "in spool/ atomically and print\nthe batch id (\"duplicate "
-		     "of BATCH\" for a duplicate).  --wait follows the\nbatch to "
-		     "its final state (running it here when no daemon runs) and "
-		     "exits\nlike run.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (!npos) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("submit: name at least one job file");
@@ -1498,18 +1468,14 @@ static int cmd_pause(void)
 			      { "--reason", true } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "pause");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "pause",
+			   "usage: runner pause TARGET [--symbol S]... [--reason TEXT]\n\n"
+			   "Pause the pending and retrying items of a batch (only those "
+			   "symbols,\nwith --symbol), or of a failure group (all its "
+			   "members, with no half-open\ntrial until a resume).  Running "
+			   "attempts finish.  Go on with runner resume.");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner pause TARGET [--symbol S]... [--reason TEXT]\n\n"
-		     "Pause the pending and retrying items of a batch (only those "
-		     "symbols,\nwith --symbol), or of a failure group (all its "
-		     "members, with no half-open\ntrial until a resume).  Running "
-		     "attempts finish.  Go on with runner resume.");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("pause: name one batch or group");
@@ -1587,21 +1553,17 @@ static int cmd_resume(void)
 			      { "--no-wait" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "resume");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "resume",
+			   "usage: runner resume TARGET [--order progress|oldest|priority] "
+			   "[--no-wait]\n\n"
+			   "Resume the paused items of a batch or of a failure group, "
+			   "in that order\n(progress: the highest progress reported "
+			   "first, the default; oldest:\nfirst paused first; priority: "
+			   "batch priority), never above the caps.\nWith a daemon "
+			   "running it carries the request out; otherwise the items\n"
+			   "run here until they are final (--no-wait: only record it).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner resume TARGET [--order progress|oldest|priority] "
-		     "[--no-wait]\n\n"
-		     "Resume the paused items of a batch or of a failure group, "
-		     "in that order\n(progress: the highest progress reported "
-		     "first, the default; oldest:\nfirst paused first; priority: "
-		     "batch priority), never above the caps.\nWith a daemon "
-		     "running it carries the request out; otherwise the items\n"
-		     "run here until they are final (--no-wait: only record it).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	const char *order = last_value(&o[1]) ? last_value(&o[1]) : "progress";
 	if (!valid_order(order)) {
 		rc = usage_error("resume: --order is progress, oldest or priority");
@@ -1729,16 +1691,12 @@ static int cmd_groups(void)
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "groups");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "groups",
+			   "usage: runner groups [--json]\n\n"
+			   "Failure groups (SPEC 6.3), newest first: status, root cause, "
+			   "members\nand resume progress (\"2/5 resumed, 3 queued\").");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner groups [--json]\n\n"
-		     "Failure groups (SPEC 6.3), newest first: status, root cause, "
-		     "members\nand resume progress (\"2/5 resumed, 3 queued\").");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	free_cmd(o, NOPTS(o), pos);
 	if ((rc = open_home()))
 		return rc;
@@ -1923,18 +1881,14 @@ static int cmd_status(void)
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "status");
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "status",
+			   "usage: runner status [--json]\n\n"
+			   "The home now: the daemon, each agent's running/max/queued, "
+			   "every symbol\nseen in the last 24 hours (state, circuit, "
+			   "consecutive failures, average\nlatency), open circuits and "
+			   "the overall status (SPEC 8).");
 	if (rc)
-		return rc;
-	if (o[0].seen || g.help) {
-		puts("usage: runner status [--json]\n\n"
-		     "The home now: the daemon, each agent's running/max/queued, "
-		     "every symbol\nseen in the last 24 hours (state, circuit, "
-		     "consecutive failures, average\nlatency), open circuits and "
-		     "the overall status (SPEC 8).");
-		free_cmd(o, NOPTS(o), pos);
-		return 0;
-	}
+		return rc == CMD_HELP ? 0 : rc;
 	free_cmd(o, NOPTS(o), pos);
 	if ((rc = load_conf()) || (rc = open_home()))
 		return rc;
