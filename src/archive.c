@@ -642,32 +642,6 @@ out:;
 
 /* ---- summaries and the index ---- */
 
-static void get_s(const cJSON *o, const char *k, char *dst, size_t n)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	snprintf(dst, n, "%s",
-		 cJSON_IsString(v) && v->valuestring ? v->valuestring : "");
-}
-
-static long long get_n(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
-			       v->valuedouble < 9e18
-		       ? (long long)v->valuedouble
-		       : 0;
-}
-
-static int64_t get_t(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	int64_t ms;
-	if (!cJSON_IsString(v) || !v->valuestring ||
-	    parse_time_arg(v->valuestring, &ms, NULL) < 0)
-		return 0;
-	return ms;
-}
-
 /* The fields of summary.json (as meta_summary_json writes them). */
 static int summary_parse(const cJSON *o, struct summary *s)
 {
@@ -741,9 +715,9 @@ static int parse_index_line(const char *line, struct archive_info *ai)
 	int rc = -1;
 	memset(ai, 0, sizeof(*ai));
 	if (summary_parse(o, &ai->s) == 0) {
-		get_s(o, "archive", ai->file, sizeof(ai->file));
-		ai->archived_ms = get_t(o, "archived_at");
-		ai->bytes = (uint64_t)get_n(o, "archive_bytes");
+		json_get_str(o, "archive", ai->file, sizeof(ai->file));
+		ai->archived_ms = json_get_time(o, "archived_at");
+		ai->bytes = (uint64_t)json_get_count(o, "archive_bytes");
 		if (archive_name_id(ai->file, id) && !strcmp(id, ai->s.id))
 			rc = 0;
 	}

@@ -47,8 +47,7 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The attempt that decided the item's visible outcome: the last completed. */
-static const struct attempt *last_done(const struct item *it)
+const struct attempt *meta_last_done(const struct item *it)
 {
 	for (int i = it->nattempts - 1; i >= 0; i--)
 		if (it->log[i].completed_ms)
@@ -64,22 +63,14 @@ static int64_t item_started(const struct item *it)
 	return 0;
 }
 
-static int64_t attempt_duration(const struct attempt *a)
+int64_t meta_attempt_duration(const struct attempt *a)
 {
 	return a && a->started_ms && a->completed_ms
 		       ? a->completed_ms - a->started_ms
 		       : -1;
 }
 
-struct perf {
-	double duration_s;
-	bool has_duration;
-	size_t nlat;
-	double lat_avg;
-	int64_t lat_p50, lat_p95, lat_max;
-};
-
-static void compute_perf(const struct batch *b, int64_t now, struct perf *p)
+void meta_perf(const struct batch *b, int64_t now, struct meta_perf *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (b->started_ms) {
@@ -94,7 +85,7 @@ static void compute_perf(const struct batch *b, int64_t now, struct perf *p)
 	for (size_t i = 0; i < b->nitems; i++) {
 		const struct item *it = &b->items[i];
 		int64_t d = state_final(it->state)
-				    ? attempt_duration(last_done(it))
+				    ? meta_attempt_duration(meta_last_done(it))
 				    : -1;
 		if (d >= 0) {
 			lat[p->nlat++] = d;
@@ -124,7 +115,7 @@ static void add_error_summary(cJSON *o, const struct batch *b)
 	for (size_t i = 0; i < b->nitems; i++) {
 		const struct item *it = &b->items[i];
 		const struct attempt *a;
-		if (it->state == ST_FAILED && (a = last_done(it)))
+		if (it->state == ST_FAILED && (a = meta_last_done(it)))
 			by_cat[a->category]++;
 	}
 	cJSON *es = cJSON_AddObjectToObject(o, "error_summary");
@@ -135,7 +126,7 @@ static void add_error_summary(cJSON *o, const struct batch *b)
 }
 
 /* The SPEC 7 performance fields, into o. */
-static void add_perf(cJSON *o, const struct batch *b, const struct perf *p)
+static void add_perf(cJSON *o, const struct batch *b, const struct meta_perf *p)
 {
 	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
 			     b->count[ST_CANCELLED];
@@ -211,7 +202,7 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 {
 	const struct batch_conf *c = &b->c;
 	cJSON *o = cJSON_CreateObject();
-	struct perf p;
+	struct meta_perf p;
 
 	cJSON_AddNumberToObject(o, "schema_version", 1);
 	add_str(o, "batch_id", c->id);
@@ -259,7 +250,7 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 		cJSON_AddItemToArray(delays, cJSON_CreateNumber(
 					     (double)c->delays_ms[i] / 1000.0));
 
-	compute_perf(b, now, &p);
+	meta_perf(b, now, &p);
 	add_perf(cJSON_AddObjectToObject(o, "performance"), b, &p);
 	cJSON *groups = cJSON_AddArrayToObject(o, "failure_groups");
 	const char *seen[64];
@@ -282,7 +273,7 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 static cJSON *item_json(const struct batch *b, size_t idx)
 {
 	const struct item *it = &b->items[idx];
-	const struct attempt *last = last_done(it);
+	const struct attempt *last = meta_last_done(it);
 	bool failed_last = last && last->outcome == OUT_FAILED;
 	cJSON *o = cJSON_CreateObject();
 
@@ -293,7 +284,7 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 	add_time(o, "started_at", item_started(it));
 	add_time(o, "completed_at", state_final(it->state) ? it->completed_ms
 							   : 0);
-	int64_t d = attempt_duration(last);
+	int64_t d = meta_attempt_duration(last);
 	add_int(o, "duration_ms", d, d >= 0);
 	add_int(o, "exit_code", last ? last->exit_code : 0,
 		last && last->exit_code >= 0);
@@ -314,7 +305,7 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 		cJSON_AddNumberToObject(e, "attempt", i + 1);
 		add_time(e, "started_at", a->started_ms);
 		add_time(e, "completed_at", a->completed_ms);
-		int64_t ad = attempt_duration(a);
+		int64_t ad = meta_attempt_duration(a);
 		add_int(e, "duration_ms", ad, ad >= 0);
 		add_int(e, "exit_code", a->exit_code, a->exit_code >= 0);
 		add_signal(e, "signal", a->signal);
@@ -372,7 +363,7 @@ int meta_write_json(FILE *fp, const struct batch *b, int64_t now,
 cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 {
 	cJSON *o = cJSON_CreateObject();
-	struct perf p;
+	struct meta_perf p;
 	add_str(o, "batch_id", b->c.id);
 	add_str(o, "name", b->c.name);
 	add_str(o, "origin", b->c.origin);
@@ -396,14 +387,14 @@ cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 	cJSON_AddNumberToObject(o, "attempts", (double)b->attempts_total);
 
 	add_error_summary(o, b);
-	compute_perf(b, now, &p);
+	meta_perf(b, now, &p);
 	add_perf(o, b, &p);
 	cJSON *failed = cJSON_AddArrayToObject(o, "failed");
 	size_t listed = 0;
 	for (size_t i = 0; i < b->nitems && listed < SUMMARY_FAILED_MAX; i++) {
 		const struct item *it = &b->items[i];
 		const struct attempt *a;
-		if (it->state != ST_FAILED || !(a = last_done(it)))
+		if (it->state != ST_FAILED || !(a = meta_last_done(it)))
 			continue;
 		cJSON *f = cJSON_CreateObject();
 		cJSON_AddStringToObject(f, "symbol", it->symbol);
@@ -443,14 +434,14 @@ int meta_flush(int dirfd, const struct batch *b, int64_t now,
 	return rc;
 }
 
-static void get_s(const cJSON *o, const char *k, char *dst, size_t n)
+void json_get_str(const cJSON *o, const char *k, char *dst, size_t n)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	snprintf(dst, n, "%s",
 		 cJSON_IsString(v) && v->valuestring ? v->valuestring : "");
 }
 
-static long long get_n(const cJSON *o, const char *k)
+long long json_get_count(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsNumber(v) && v->valuedouble >= 0 &&
@@ -459,7 +450,7 @@ static long long get_n(const cJSON *o, const char *k)
 		       : 0;
 }
 
-static int64_t get_t(const cJSON *o, const char *k)
+int64_t json_get_time(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	int64_t ms;
@@ -495,23 +486,23 @@ cJSON *meta_read_summary_json(int dirfd)
 void meta_summary_from_json(const cJSON *o, struct summary *s)
 {
 	memset(s, 0, sizeof(*s));
-	get_s(o, "batch_id", s->id, sizeof(s->id));
-	get_s(o, "name", s->name, sizeof(s->name));
-	get_s(o, "origin", s->origin, sizeof(s->origin));
-	get_s(o, "agent", s->agent, sizeof(s->agent));
+	json_get_str(o, "batch_id", s->id, sizeof(s->id));
+	json_get_str(o, "name", s->name, sizeof(s->name));
+	json_get_str(o, "origin", s->origin, sizeof(s->origin));
+	json_get_str(o, "agent", s->agent, sizeof(s->agent));
 	char st[32];
-	get_s(o, "status", st, sizeof(st));
+	json_get_str(o, "status", st, sizeof(st));
 	s->status = batch_status_parse(st);
-	s->created_ms = get_t(o, "created_at");
-	s->started_ms = get_t(o, "started_at");
-	s->completed_ms = get_t(o, "completed_at");
-	s->total = get_n(o, "total_items");
-	s->succeeded = get_n(o, "succeeded_items");
-	s->failed = get_n(o, "failed_items");
-	s->cancelled = get_n(o, "cancelled_items");
-	s->pending = get_n(o, "pending_items");
-	s->running = get_n(o, "running_items");
-	s->paused = get_n(o, "paused_items");
+	s->created_ms = json_get_time(o, "created_at");
+	s->started_ms = json_get_time(o, "started_at");
+	s->completed_ms = json_get_time(o, "completed_at");
+	s->total = json_get_count(o, "total_items");
+	s->succeeded = json_get_count(o, "succeeded_items");
+	s->failed = json_get_count(o, "failed_items");
+	s->cancelled = json_get_count(o, "cancelled_items");
+	s->pending = json_get_count(o, "pending_items");
+	s->running = json_get_count(o, "running_items");
+	s->paused = json_get_count(o, "paused_items");
 }
 
 int meta_read_summary(int dirfd, struct summary *s)
@@ -570,9 +561,9 @@ static int cmp_slow(const void *a, const void *b)
 static void print_item_line(FILE *fp, const struct batch *b, size_t i)
 {
 	const struct item *it = &b->items[i];
-	const struct attempt *a = last_done(it);
+	const struct attempt *a = meta_last_done(it);
 	char dur[32] = "-", code[32] = "-";
-	int64_t d = attempt_duration(a);
+	int64_t d = meta_attempt_duration(a);
 	if (d >= 0)
 		fmt_duration(d, dur, sizeof(dur));
 	if (a && a->signal)
@@ -600,8 +591,8 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 {
 	const struct batch_conf *c = &b->c;
 	char t1[TIME_BUF], dur[32];
-	struct perf p;
-	compute_perf(b, now, &p);
+	struct meta_perf p;
+	meta_perf(b, now, &p);
 
 	fprintf(fp, "batch %s%s%s%s\n", c->id, c->name ? " (" : "",
 		c->name ? c->name : "", c->name ? ")" : "");
@@ -627,7 +618,7 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 	for (size_t i = 0; i < b->nitems; i++) {
 		const struct attempt *a;
 		if (b->items[i].state == ST_FAILED &&
-		    (a = last_done(&b->items[i])))
+		    (a = meta_last_done(&b->items[i])))
 			by_cat[a->category]++;
 	}
 	bool any = false;
@@ -661,7 +652,7 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 		struct slow *sl = xmalloc(b->nitems * sizeof(*sl));
 		size_t n = 0;
 		for (size_t i = 0; i < b->nitems; i++) {
-			int64_t d = attempt_duration(last_done(&b->items[i]));
+			int64_t d = meta_attempt_duration(meta_last_done(&b->items[i]));
 			if (d >= 0)
 				sl[n++] = (struct slow){ i, d };
 		}

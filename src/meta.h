@@ -45,6 +45,28 @@ struct summary {
 };
 int meta_read_summary(int dirfd, struct summary *s);
 void meta_summary_from_json(const struct cJSON *o, struct summary *s);
+/* Fields of a JSON object as summary.json writes them: a string ("" when
+ * absent), a count (0 unless a number in [0, 9e18)), a time (ms; 0 unless
+ * a timestamp). */
+void json_get_str(const struct cJSON *o, const char *k, char *dst, size_t n);
+long long json_get_count(const struct cJSON *o, const char *k);
+int64_t json_get_time(const struct cJSON *o, const char *k);
+
+/* The attempt that decided an item's visible outcome: the last completed. */
+const struct attempt *meta_last_done(const struct item *it);
+/* An attempt's duration in ms; -1 unless it started and completed. */
+int64_t meta_attempt_duration(const struct attempt *a);
+
+/* batch.json's performance figures: the batch's duration (until now while
+ * it runs) and the latency of the attempt that decided each final item. */
+struct meta_perf {
+	double duration_s;
+	bool has_duration;
+	size_t nlat;
+	double lat_avg;
+	int64_t lat_p50, lat_p95, lat_max;
+};
+void meta_perf(const struct batch *b, int64_t now, struct meta_perf *p);
 
 /*
  * summary.json: the fields above plus what `stats` aggregates (error_summary,

@@ -1,8 +1,10 @@
 #include "report.h"
 #include "exec.h"
+#include "meta.h"
 #include "shared.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,66 +95,6 @@ static char *fmt_dur(int64_t ms, char buf[32])
 }
 
 /* ---- reading the model ---- */
-
-static const struct attempt *last_done(const struct item *it)
-{
-	for (int i = it->nattempts - 1; i >= 0; i--)
-		if (it->log[i].completed_ms)
-			return &it->log[i];
-	return NULL;
-}
-
-static int64_t attempt_duration(const struct attempt *a)
-{
-	return a && a->started_ms && a->completed_ms
-		       ? a->completed_ms - a->started_ms
-		       : -1;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-struct perf {
-	bool started;
-	int64_t duration_ms;
-	size_t nlat;
-	int64_t lat_avg, lat_p50, lat_p95, lat_max;
-};
-
-/* As batch.json's performance block (meta.c): latency is the duration of
- * the attempt that decided each final item. */
-static void compute_perf(const struct batch *b, int64_t now, struct perf *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (b->started_ms) {
-		int64_t end = b->final ? b->completed_ms : now;
-		p->started = true;
-		p->duration_ms = end > b->started_ms ? end - b->started_ms : 0;
-	}
-	int64_t *lat = xmalloc((b->nitems + 1) * sizeof(int64_t));
-	double sum = 0;
-	for (size_t i = 0; i < b->nitems; i++) {
-		const struct item *it = &b->items[i];
-		int64_t d = state_final(it->state)
-				    ? attempt_duration(last_done(it))
-				    : -1;
-		if (d >= 0) {
-			lat[p->nlat++] = d;
-			sum += (double)d;
-		}
-	}
-	if (p->nlat) {
-		qsort(lat, p->nlat, sizeof(int64_t), cmp_i64);
-		p->lat_avg = (int64_t)(sum / (double)p->nlat + 0.5);
-		p->lat_p50 = lat[(p->nlat - 1) * 50 / 100];
-		p->lat_p95 = lat[(p->nlat - 1) * 95 / 100];
-		p->lat_max = lat[p->nlat - 1];
-	}
-	free(lat);
-}
 
 /* ---- the page frame ---- */
 
@@ -318,11 +260,13 @@ static void summary(struct rctx *x, int status, size_t peak)
 	const struct batch *b = x->b;
 	const struct batch_conf *c = &b->c;
 	char d1[32], d2[32], d3[32], d4[32], n1[32];
-	struct perf p;
+	struct meta_perf p;
 	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
 			     b->count[ST_CANCELLED];
 
-	compute_perf(b, x->now, &p);
+	meta_perf(b, x->now, &p);
+	int64_t duration_ms = llround(p.duration_s * 1000.0);
+	int64_t lat_avg = (int64_t)(p.lat_avg + 0.5);
 	out(x, "<section id=\"summary\">\n<h2>Summary</h2>\n");
 	state_bar(x);
 	out(x, "<table class=\"kv\">\n");
@@ -350,9 +294,9 @@ static void summary(struct rctx *x, int status, size_t peak)
 	kv_time(x, "started", b->started_ms, "not started");
 	kv_time(x, "completed", b->final ? b->completed_ms : 0,
 		b->started_ms ? "not yet" : "&ndash;");
-	if (p.started)
+	if (p.has_duration)
 		out(x, "<tr><th>duration</th><td>%s%s</td></tr>\n",
-		    fmt_dur(p.duration_ms, d1), b->final ? "" : " so far");
+		    fmt_dur(duration_ms, d1), b->final ? "" : " so far");
 	else
 		out(x, "<tr><th>duration</th><td>not started</td></tr>\n");
 	out(x, "<tr><th>items</th><td>%s total: ", fmt_count(b->nitems, n1));
@@ -365,16 +309,16 @@ static void summary(struct rctx *x, int status, size_t peak)
 	if (peak)
 		out(x, ", at most %zu at once", peak);
 	out(x, "</td></tr>\n");
-	if (p.started && p.duration_ms > 0)
+	if (p.has_duration && duration_ms > 0)
 		out(x, "<tr><th>throughput</th><td>%.2f items/s</td></tr>\n",
-		    (double)final_items * 1000.0 / (double)p.duration_ms);
+		    (double)final_items * 1000.0 / (double)duration_ms);
 	else
 		out(x, "<tr><th>throughput</th><td>&ndash;</td></tr>\n");
 	if (p.nlat)
 		out(x, "<tr><th>latency</th><td>p50 %s, p95 %s, max %s "
 		       "(avg %s)</td></tr>\n",
 		    fmt_dur(p.lat_p50, d1), fmt_dur(p.lat_p95, d2),
-		    fmt_dur(p.lat_max, d3), fmt_dur(p.lat_avg, d4));
+		    fmt_dur(p.lat_max, d3), fmt_dur(lat_avg, d4));
 	else
 		out(x, "<tr><th>latency</th><td>&ndash;</td></tr>\n");
 	out(x, "<tr><th>CPU</th><td>user %.3fs, system %.3fs</td></tr>\n",
@@ -843,7 +787,7 @@ static void categories(struct rctx *x)
 			    it->log[k].outcome == OUT_FAILED &&
 			    it->log[k].category < CAT_COUNT)
 				attempts[it->log[k].category]++;
-		if (it->state == ST_FAILED && (a = last_done(it)) &&
+		if (it->state == ST_FAILED && (a = meta_last_done(it)) &&
 		    a->category < CAT_COUNT)
 			items[a->category]++;
 	}
@@ -1060,7 +1004,7 @@ static void slowest(struct rctx *x)
 	size_t n = 0;
 	char d1[32];
 	for (size_t i = 0; i < b->nitems; i++) {
-		int64_t d = attempt_duration(last_done(&b->items[i]));
+		int64_t d = meta_attempt_duration(meta_last_done(&b->items[i]));
 		if (d >= 0)
 			sl[n++] = (struct slow){ i, d };
 	}
@@ -1116,7 +1060,7 @@ static void failed_items(struct rctx *x)
 		const struct item *it = &b->items[i];
 		if (it->state != ST_FAILED)
 			continue;
-		const struct attempt *a = last_done(it);
+		const struct attempt *a = meta_last_done(it);
 		shown++;
 		snprintf(code, sizeof(code), "&ndash;");
 		if (a && a->signal)
