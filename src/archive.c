@@ -660,6 +660,18 @@ static void add_time(cJSON *o, const char *k, int64_t ms)
 		cJSON_AddNullToObject(o, k);
 }
 
+/* o, printed on one line and appended to sb; o is freed. */
+static void add_json_line(struct sb *sb, cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!text)
+		die(EX_INTERNAL, "out of memory");
+	sb_adds(sb, text);
+	sb_addc(sb, '\n');
+	cJSON_free(text);
+}
+
 static cJSON *index_json(const struct archive_info *ai)
 {
 	cJSON *o = meta_summary_json(&ai->s);
@@ -687,25 +699,12 @@ static void add_index_line_full(struct sb *sb, const struct archive_info *ai,
 					cJSON_Duplicate(f, true));
 		}
 	}
-	char *text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
-		die(EX_INTERNAL, "out of memory");
-	sb_adds(sb, text);
-	sb_addc(sb, '\n');
-	cJSON_free(text);
+	add_json_line(sb, o);
 }
 
 static void add_index_line(struct sb *sb, const struct archive_info *ai)
 {
-	cJSON *o = index_json(ai);
-	char *text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (!text)
-		die(EX_INTERNAL, "out of memory");
-	sb_adds(sb, text);
-	sb_addc(sb, '\n');
-	cJSON_free(text);
+	add_json_line(sb, index_json(ai));
 }
 
 static int parse_index_line(const char *line, struct archive_info *ai)

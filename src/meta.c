@@ -126,6 +126,24 @@ static void add_error_summary(cJSON *o, const struct batch *b)
 }
 
 /* The SPEC 7 performance fields, into o. */
+/* The failure groups the batch's items belong to, each once, in item
+ * order: at most max of them. */
+static size_t batch_groups(const struct batch *b, const char **ids, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->nitems && n < max; i++) {
+		const char *gid = b->items[i].failure_group;
+		bool dup = false;
+		if (!gid)
+			continue;
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = !strcmp(ids[k], gid);
+		if (!dup)
+			ids[n++] = gid;
+	}
+	return n;
+}
+
 static void add_perf(cJSON *o, const struct batch *b, const struct meta_perf *p)
 {
 	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
@@ -254,19 +272,9 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 	add_perf(cJSON_AddObjectToObject(o, "performance"), b, &p);
 	cJSON *groups = cJSON_AddArrayToObject(o, "failure_groups");
 	const char *seen[64];
-	size_t nseen = 0;
-	for (size_t i = 0; i < b->nitems && nseen < 64; i++) {
-		const char *gid = b->items[i].failure_group;
-		bool dup = false;
-		if (!gid)
-			continue;
-		for (size_t k = 0; k < nseen && !dup; k++)
-			dup = !strcmp(seen[k], gid);
-		if (dup)
-			continue;
-		seen[nseen++] = gid;
-		cJSON_AddItemToArray(groups, meta_group_json(sh, gid));
-	}
+	size_t nseen = batch_groups(b, seen, 64);
+	for (size_t k = 0; k < nseen; k++)
+		cJSON_AddItemToArray(groups, meta_group_json(sh, seen[k]));
 	return o;
 }
 
@@ -686,17 +694,9 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 		fprintf(fp, "\n");
 	}
 	const char *seen[16];
-	size_t nseen = 0;
-	for (size_t i = 0; i < b->nitems && nseen < 16; i++) {
-		const char *gid = b->items[i].failure_group;
-		bool dup = false;
-		if (!gid)
-			continue;
-		for (size_t k = 0; k < nseen && !dup; k++)
-			dup = !strcmp(seen[k], gid);
-		if (dup)
-			continue;
-		seen[nseen++] = gid;
+	size_t nseen = batch_groups(b, seen, 16);
+	for (size_t k = 0; k < nseen; k++) {
+		const char *gid = seen[k];
 		struct sh_group *g = sh ? shared_group(sh, gid) : NULL;
 		size_t n = 0, fin = 0, paused = 0;
 		if (g)

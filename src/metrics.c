@@ -60,6 +60,16 @@ static void head(struct sb *out, const char *name, const char *type,
 	sb_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One sample of a per-agent metric: NAME{agent="A"} VALUE. */
+static void agent_sample(struct sb *out, const char *metric,
+			 const char *agent, long long value)
+{
+	sb_adds(out, metric);
+	sb_adds(out, "{agent=");
+	label(out, agent);
+	sb_addf(out, "} %lld\n", value);
+}
+
 void metrics_format(const struct metrics *m, const struct metrics_view *v,
 		    struct sb *out)
 {
@@ -96,26 +106,20 @@ void metrics_format(const struct metrics *m, const struct metrics_view *v,
 	head(out, "runner_running_children", "gauge",
 	     "Children running now per agent, across every runner process "
 	     "of the home.");
-	for (size_t i = 0; i < v->nagents; i++) {
-		sb_adds(out, "runner_running_children{agent=");
-		label(out, v->agents[i].name);
-		sb_addf(out, "} %d\n", v->agents[i].running);
-	}
+	for (size_t i = 0; i < v->nagents; i++)
+		agent_sample(out, "runner_running_children", v->agents[i].name,
+			     (long long)v->agents[i].running);
 	head(out, "runner_agent_max_concurrent", "gauge",
 	     "Configured max_concurrent per agent.");
-	for (size_t i = 0; i < v->nagents; i++) {
-		sb_adds(out, "runner_agent_max_concurrent{agent=");
-		label(out, v->agents[i].name);
-		sb_addf(out, "} %d\n", v->agents[i].max_concurrent);
-	}
+	for (size_t i = 0; i < v->nagents; i++)
+		agent_sample(out, "runner_agent_max_concurrent", v->agents[i].name,
+			     (long long)v->agents[i].max_concurrent);
 	head(out, "runner_agent_queued_items", "gauge",
 	     "Open items waiting for a slot per agent (pending, retry_wait, "
 	     "paused).");
-	for (size_t i = 0; i < v->nagents; i++) {
-		sb_adds(out, "runner_agent_queued_items{agent=");
-		label(out, v->agents[i].name);
-		sb_addf(out, "} %zu\n", v->agents[i].queued);
-	}
+	for (size_t i = 0; i < v->nagents; i++)
+		agent_sample(out, "runner_agent_queued_items", v->agents[i].name,
+			     (long long)v->agents[i].queued);
 
 	head(out, "runner_circuits", "gauge",
 	     "Circuit breakers by kind and state (source circuits: failure "
