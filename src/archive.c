@@ -651,15 +651,6 @@ static int summary_parse(const cJSON *o, struct summary *s)
 	return s->status < 0 || !valid_batch_id(s->id) ? -1 : 0;
 }
 
-static void add_time(cJSON *o, const char *k, int64_t ms)
-{
-	char t[TIME_BUF];
-	if (ms > 0)
-		cJSON_AddStringToObject(o, k, fmt_time(ms, t));
-	else
-		cJSON_AddNullToObject(o, k);
-}
-
 /* o, printed on one line and appended to sb; o is freed. */
 static void add_json_line(struct sb *sb, cJSON *o)
 {
@@ -676,7 +667,7 @@ static cJSON *index_json(const struct archive_info *ai)
 {
 	cJSON *o = meta_summary_json(&ai->s);
 	cJSON_AddStringToObject(o, "archive", ai->file);
-	add_time(o, "archived_at", ai->archived_ms);
+	json_add_time(o, "archived_at", ai->archived_ms);
 	cJSON_AddNumberToObject(o, "archive_bytes", (double)ai->bytes);
 	return o;
 }
@@ -1638,7 +1629,7 @@ cJSON *archive_event_json(const struct archive_event *ev)
 	} else {
 		cJSON_AddNullToObject(o, "archive");
 	}
-	add_time(o, "completed_at", ev->completed_ms);
+	json_add_time(o, "completed_at", ev->completed_ms);
 	if (ev->age_ms >= 0)
 		cJSON_AddNumberToObject(o, "age_seconds",
 					(double)(ev->age_ms / 1000));
@@ -1658,7 +1649,7 @@ cJSON *archive_info_json(const struct archive_info *ai)
 	char *path = xasprintf("batches/archive/%s", ai->file);
 	cJSON_AddBoolToObject(o, "archived", true);
 	cJSON_AddStringToObject(o, "archive", path);
-	add_time(o, "archived_at", ai->archived_ms);
+	json_add_time(o, "archived_at", ai->archived_ms);
 	cJSON_AddNumberToObject(o, "archive_bytes", (double)ai->bytes);
 	free(path);
 	return o;

@@ -18,7 +18,7 @@ static void add_str(cJSON *o, const char *k, const char *v)
 		cJSON_AddNullToObject(o, k);
 }
 
-static void add_time(cJSON *o, const char *k, int64_t ms)
+void json_add_time(cJSON *o, const char *k, int64_t ms)
 {
 	char buf[TIME_BUF];
 	if (ms > 0)
@@ -230,9 +230,9 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 	add_str(o, "source", c->source);
 	add_str(o, "job_file", c->job_file);
 	add_str(o, "job_sha256", c->sha256);
-	add_time(o, "created_at", c->created_ms);
-	add_time(o, "started_at", b->started_ms);
-	add_time(o, "completed_at", b->final ? b->completed_ms : 0);
+	json_add_time(o, "created_at", c->created_ms);
+	json_add_time(o, "started_at", b->started_ms);
+	json_add_time(o, "completed_at", b->final ? b->completed_ms : 0);
 	add_str(o, "status", batch_status_name(batch_status(b)));
 	cJSON_AddNumberToObject(o, "total_items", (double)b->nitems);
 	cJSON_AddNumberToObject(o, "pending_items", (double)pending_count(b));
@@ -289,8 +289,8 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 	cJSON_AddStringToObject(o, "symbol", it->symbol);
 	cJSON_AddStringToObject(o, "state", state_name(it->state));
 	cJSON_AddNumberToObject(o, "attempts", it->nattempts);
-	add_time(o, "started_at", item_started(it));
-	add_time(o, "completed_at", state_final(it->state) ? it->completed_ms
+	json_add_time(o, "started_at", item_started(it));
+	json_add_time(o, "completed_at", state_final(it->state) ? it->completed_ms
 							   : 0);
 	int64_t d = meta_attempt_duration(last);
 	add_int(o, "duration_ms", d, d >= 0);
@@ -304,15 +304,15 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 	add_str(o, "source", it->source ? it->source : b->c.source);
 	add_int(o, "matches", it->matches, it->matches >= 0);
 	add_str(o, "failure_group", it->failure_group);
-	add_time(o, "next_retry_at",
+	json_add_time(o, "next_retry_at",
 		 it->state == ST_RETRY_WAIT ? it->next_retry_at : 0);
 	cJSON *log = cJSON_AddArrayToObject(o, "attempt_log");
 	for (int i = 0; i < it->nattempts; i++) {
 		const struct attempt *a = &it->log[i];
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddNumberToObject(e, "attempt", i + 1);
-		add_time(e, "started_at", a->started_ms);
-		add_time(e, "completed_at", a->completed_ms);
+		json_add_time(e, "started_at", a->started_ms);
+		json_add_time(e, "completed_at", a->completed_ms);
 		int64_t ad = meta_attempt_duration(a);
 		add_int(e, "duration_ms", ad, ad >= 0);
 		add_int(e, "exit_code", a->exit_code, a->exit_code >= 0);
@@ -379,9 +379,9 @@ cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 	add_str(o, "source", b->c.source);
 	add_str(o, "status", batch_status_name(batch_status(b)));
 	cJSON_AddNumberToObject(o, "priority", b->c.priority);
-	add_time(o, "created_at", b->c.created_ms);
-	add_time(o, "started_at", b->started_ms);
-	add_time(o, "completed_at", b->final ? b->completed_ms : 0);
+	json_add_time(o, "created_at", b->c.created_ms);
+	json_add_time(o, "started_at", b->started_ms);
+	json_add_time(o, "completed_at", b->final ? b->completed_ms : 0);
 	cJSON_AddNumberToObject(o, "total_items", (double)b->nitems);
 	cJSON_AddNumberToObject(o, "succeeded_items",
 				(double)b->count[ST_SUCCEEDED]);
@@ -409,7 +409,7 @@ cJSON *meta_summary_doc(const struct batch *b, int64_t now)
 		cJSON_AddStringToObject(f, "category",
 					category_name(a->category));
 		add_str(f, "error_message", a->error_message);
-		add_time(f, "completed_at", a->completed_ms);
+		json_add_time(f, "completed_at", a->completed_ms);
 		cJSON_AddItemToArray(failed, f);
 		listed++;
 	}
@@ -531,9 +531,9 @@ cJSON *meta_summary_json(const struct summary *s)
 	add_str(o, "origin", *s->origin ? s->origin : NULL);
 	add_str(o, "agent", s->agent);
 	add_str(o, "status", batch_status_name(s->status));
-	add_time(o, "created_at", s->created_ms);
-	add_time(o, "started_at", s->started_ms);
-	add_time(o, "completed_at", s->completed_ms);
+	json_add_time(o, "created_at", s->created_ms);
+	json_add_time(o, "started_at", s->started_ms);
+	json_add_time(o, "completed_at", s->completed_ms);
 	cJSON_AddNumberToObject(o, "total_items", (double)s->total);
 	cJSON_AddNumberToObject(o, "succeeded_items", (double)s->succeeded);
 	cJSON_AddNumberToObject(o, "failed_items", (double)s->failed);

@@ -51,6 +51,8 @@ void meta_summary_from_json(const struct cJSON *o, struct summary *s);
 void json_get_str(const struct cJSON *o, const char *k, char *dst, size_t n);
 long long json_get_count(const struct cJSON *o, const char *k);
 int64_t json_get_time(const struct cJSON *o, const char *k);
+/* k: the time ms as a timestamp; null unless ms > 0. */
+void json_add_time(struct cJSON *o, const char *k, int64_t ms);
 
 /* The attempt that decided an item's visible outcome: the last completed. */
 const struct attempt *meta_last_done(const struct item *it);
