@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -235,22 +236,46 @@ struct claim {
 	int lock_fd;
 };
 
+#define NEW_CLAIM_PREFIX ".new-claim-"
+
+/*
+ * A claim directory is made as .new-claim-X, locked, and only then renamed
+ * to .claim-X: another runner's sweep of interrupted claims (spool_sweep)
+ * takes any .claim-* it can lock for a dead claimer's, so it must never see
+ * one whose claimer is alive but does not hold the lock yet.
+ */
 static int claim_dir_create(struct home *h, struct claim *cl)
 {
-	for (int tries = 0; tries < 100; tries++) {
-		snprintf(cl->dir, sizeof(cl->dir), ".claim-%016llx",
+	char tmp[64];
+	int tries;
+	for (tries = 0; tries < 100; tries++) {
+		snprintf(tmp, sizeof(tmp), NEW_CLAIM_PREFIX "%016llx",
 			 (unsigned long long)random_u64());
-		if (mkdirat(h->batches, cl->dir, 0755) == 0)
+		if (mkdirat(h->batches, tmp, 0755) == 0)
 			break;
 		if (errno != EEXIST)
 			return -1;
 	}
-	cl->dirfd = open_dir_at(h->batches, cl->dir);
-	if (cl->dirfd < 0)
+	if (tries == 100)
 		return -1;
-	cl->lock_fd = batch_lock(cl->dirfd);
-	if (cl->lock_fd < 0)
+	cl->dirfd = open_dir_at(h->batches, tmp);
+	if (cl->dirfd >= 0)
+		cl->lock_fd = batch_lock(cl->dirfd);
+	snprintf(cl->dir, sizeof(cl->dir), ".claim-%s",
+		 tmp + strlen(NEW_CLAIM_PREFIX));
+	if (cl->dirfd < 0 || cl->lock_fd < 0 ||
+	    rename_noreplace(h->batches, tmp, h->batches, cl->dir) < 0) {
+		int saved = errno;
+		remove_tree(h->batches, tmp);
+		if (cl->dirfd >= 0)
+			close(cl->dirfd);
+		if (cl->lock_fd >= 0)
+			close(cl->lock_fd);
+		cl->dirfd = cl->lock_fd = -1;
+		cl->dir[0] = '\0';
+		errno = saved;
 		return -1;
+	}
 	return 0;
 }
 
@@ -571,6 +596,26 @@ out:
 
 /* ---- sweeping half-done claims ---- */
 
+/* A .new-claim-* whose claimer died between its mkdir and its rename: it
+ * holds nothing but a lock file.  Left alone while young (its claimer may
+ * be about to lock it) or locked. */
+static void sweep_new_claim(struct home *h, const char *dir)
+{
+	struct stat st;
+	if (fstatat(h->batches, dir, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISDIR(st.st_mode) || time(NULL) - st.st_mtime < 60)
+		return;
+	int dirfd = open_dir_at(h->batches, dir);
+	if (dirfd < 0)
+		return;
+	int lock = batch_lock(dirfd);
+	close(dirfd);
+	if (lock < 0)
+		return;
+	remove_tree(h->batches, dir);
+	close(lock);
+}
+
 static void sweep_one(struct home *h, const char *dir)
 {
 	int dirfd = open_dir_at(h->batches, dir), lock;
@@ -659,6 +704,9 @@ int spool_sweep(struct home *h, const struct conf *c)
 		if (!strncmp(de->d_name, ".claim-", 7)) {
 			GROW(dirs, cap, n + 1);
 			dirs[n++] = xstrdup(de->d_name);
+		} else if (!strncmp(de->d_name, NEW_CLAIM_PREFIX,
+				    strlen(NEW_CLAIM_PREFIX))) {
+			sweep_new_claim(h, de->d_name);
 		}
 	closedir(d);
 	for (size_t i = 0; i < n; i++) {
