@@ -55,6 +55,7 @@ is() {
 	else
 		ok 1 "$3"
 		printf '#          got: %s\n#     expected: %s\n' "$1" "$2"
+		return 1
 	fi
 }
 like() {
