@@ -2978,10 +2978,17 @@ void engine_free(struct engine *e)
 	/* A SIGTERM that came after the loop ended, while the last state was
 	 * written, has been answered: the runner is stopping.  Take it off
 	 * the queue, or restoring the mask would deliver it with its default
-	 * action and lose the exit status (a run killed by SIGTERM, 143). */
+	 * action and lose the exit status (a run killed by SIGTERM, 143).
+	 * Once told to stop, a repeat (timeout(1) signals the process and
+	 * then its group) is ignored for the little that is left. */
 	struct signalfd_siginfo si;
 	while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		;
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			e->signals++;
+	if (e->signals) {
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+	}
 	close(e->sigfd);
 	close(e->epfd);
 	if (e->infd >= 0)
