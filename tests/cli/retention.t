@@ -34,7 +34,9 @@ dpid=$!
 check "the daemon archives the old batch at start" wait_for test -f "$H/batches/archive/batch-old.tar.gz"
 gone() { ! test -e "$H/batches/batch-old"; }
 check "and removes the original once verified" wait_for gone
-check "its log goes into the archive" test ! -e "$H/logs/batch-old.log"
+# (the log is removed just after the batch directory: wait for it too)
+logless() { test ! -e "$H/logs/batch-old.log"; }
+check "its log goes into the archive" wait_for logless
 logged() { grep -q "retention: archived batch-old" "$H/logs/runner.log"; }
 check "runner.log says so" wait_for logged
 check "the batch it runs is left alone" test -d "$H/batches/batch-new"
