@@ -12,7 +12,7 @@
 
 struct hook_run {
 	char *json;
-	char *event, *message, *batch, *symbol, *group;
+	char *event, *message, *batch, *symbol, *group, *root_cause;
 	pid_t pid;
 	int64_t deadline_ns;
 	bool killed;
@@ -58,6 +58,7 @@ static void run_free(struct hook_run *r)
 	free(r->batch);
 	free(r->symbol);
 	free(r->group);
+	free(r->root_cause);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -94,6 +95,8 @@ void alert_emit(struct alerts *a, const struct alert *al)
 		cJSON_AddNumberToObject(o, "attempts", (double)al->attempts);
 	if (al->group_size >= 0)
 		cJSON_AddNumberToObject(o, "group_size", (double)al->group_size);
+	if (al->members >= 0)
+		cJSON_AddNumberToObject(o, "members", (double)al->members);
 	if (al->count >= 0)
 		cJSON_AddNumberToObject(o, "count", (double)al->count);
 	char *s = cJSON_PrintUnformatted(o);
@@ -131,6 +134,7 @@ void alert_emit(struct alerts *a, const struct alert *al)
 		r->batch = xstrdup(al->batch_id ? al->batch_id : "");
 		r->symbol = xstrdup(al->symbol ? al->symbol : "");
 		r->group = xstrdup(al->group_id ? al->group_id : "");
+		r->root_cause = xstrdup(al->root_cause ? al->root_cause : "");
 	}
 	free(line);
 	cJSON_free(s);
@@ -177,6 +181,7 @@ void alerts_run_hooks(struct alerts *a, pid_t parent, const sigset_t *mask)
 		env_push(&env, &n, &cap, "RUNNER_BATCH_ID", r.batch);
 		env_push(&env, &n, &cap, "RUNNER_SYMBOL", r.symbol);
 		env_push(&env, &n, &cap, "RUNNER_GROUP_ID", r.group);
+		env_push(&env, &n, &cap, "RUNNER_ROOT_CAUSE", r.root_cause);
 		int in = stdin_file(a, r.json);
 		int out = a->devnull;
 		struct spawn s = {

@@ -16,7 +16,8 @@
  * The hook ([runner] notify) runs once per alert, as argv without a shell,
  * in its own process group, with the alert JSON on stdin (a file, so that
  * a hook that does not read it cannot block anything) and RUNNER_EVENT,
- * RUNNER_MESSAGE, RUNNER_BATCH_ID, RUNNER_SYMBOL (and RUNNER_GROUP_ID) in
+ * RUNNER_MESSAGE, RUNNER_BATCH_ID, RUNNER_SYMBOL (and RUNNER_GROUP_ID,
+ * RUNNER_ROOT_CAUSE) in
  * its environment; at most ALERT_HOOKS run at once, each for at most
  * ALERT_HOOK_TIMEOUT_MS, and at most ALERT_QUEUE wait (the oldest waiting
  * runs are dropped first, with a warning).
@@ -41,9 +42,12 @@ struct alert {
 	const char *event;	/* item_failed, symbol_circuit_open, failure_group, batch_final */
 	const char *batch_id, *symbol, *group_id, *root_cause, *message;
 	const char *category, *error_type, *status, *source;
-	long long attempts, group_size, count;	/* -1: not applicable */
+	/* -1: not applicable.  group_size: members when the group formed
+	 * (the same in every alert of a group); members: now. */
+	long long attempts, group_size, members, count;
 };
-#define ALERT_INIT { .attempts = -1, .group_size = -1, .count = -1 }
+#define ALERT_INIT { .attempts = -1, .group_size = -1, .members = -1, \
+		     .count = -1 }
 
 struct alerts;
 

@@ -123,6 +123,10 @@ int batch_final_status(const struct batch *b)
 {
 	if (b->user_cancelled)
 		return BS_CANCELLED;
+	/* Every item cancelled (symbol by symbol, or a group's members):
+	 * nothing failed, so the batch did not fail either. */
+	if (b->nitems && b->count[ST_CANCELLED] == b->nitems)
+		return BS_CANCELLED;
 	if (b->count[ST_SUCCEEDED] == b->nitems)
 		return BS_COMPLETED;
 	if (b->count[ST_SUCCEEDED] == 0)
@@ -372,6 +376,8 @@ void rec_encode(const struct rec *r, struct sb *out)
 	case R_ADOPTED:
 		put_i(out, r->time);
 		put_i(out, r->pid);
+		if (r->reason)
+			put_u(out, r->reason);
 		break;
 	default:
 		BUG("encoding record type %d", r->type);
@@ -477,6 +483,11 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 	case R_ADOPTED:
 		r->time = get_i(&d);
 		r->pid = get_i32(&d);
+		if (d.p < d.end) { /* written since the field exists */
+			r->reason = (uint8_t)get_u32(&d);
+			if (!r->reason) /* never written as 0: one encoding */
+				d.bad = true;
+		}
 		break;
 	}
 	if (d.bad || d.p != d.end)
@@ -691,6 +702,19 @@ static int apply_finished(struct batch *b, const struct rec *r)
 static void pause_one(struct batch *b, struct item *it, const struct rec *r)
 {
 	switch (it->state) {
+	case ST_FAILED:
+		/* A member that failed through a group, before it formed,
+		 * waits with the group's other members (its batch is still
+		 * open: a final batch stays final). */
+		if (!r->group || b->final)
+			break;
+		it->completed_ms = 0;
+		it->failures = 0;
+		it->next_retry_at = 0;
+		it->paused_ms = r->time;
+		it->failure_group = intern(b, r->group);
+		set_state(b, it, ST_PAUSED);
+		break;
 	case ST_STARTING:
 		/* Reserved, never spawned: the attempt is withdrawn. */
 		it->nattempts--;
@@ -828,6 +852,15 @@ static int apply_final(struct batch *b, const struct rec *r)
 	b->final_status = r->status;
 	b->completed_ms = r->time;
 	return 0;
+}
+
+uint32_t rec_first_index(const struct rec *r)
+{
+	if (r->indexes)
+		return r->n ? r->indexes[0] : 0;
+	struct dec d = { r->list.p, r->list.p + r->list.len, false };
+	uint32_t idx = r->list.n ? get_u32(&d) : 0;
+	return d.bad ? 0 : idx;
 }
 
 int batch_apply(struct batch *b, const struct rec *r)

@@ -75,6 +75,9 @@ int batch_status_parse(const char *s); /* -1 if unknown */
 static inline int status_final(int s) { return s >= BS_COMPLETED; }
 
 enum cancel_reason { CANCEL_USER, CANCEL_BATCH_TIMEOUT, CANCEL_SHUTDOWN };
+/* Why a runner took a batch that had another owner: its runner died, or
+ * it left the batch waiting only on paused items (a clean hand-over). */
+enum adopt_reason { ADOPT_ORPHAN, ADOPT_PAUSED };
 
 struct attempt {
 	int64_t started_ms;	/* 0: reserved, never known to have started */
@@ -201,7 +204,8 @@ struct rec {
 	const char *const *symbols;
 	const uint32_t *indexes;
 	struct rec_list list;
-	/* CANCEL (whole, reason), PAUSE and RESUME (whole, group, text) */
+	/* CANCEL (whole, reason), PAUSE and RESUME (whole, group, text);
+	 * ADOPTED: reason ADOPT_* */
 	uint8_t whole, reason;
 	const char *group, *text;
 	/* FINAL */
@@ -209,13 +213,17 @@ struct rec {
 };
 
 void rec_encode(const struct rec *r, struct sb *out);
+/* The first item index of a list record (encoded, or decoded). */
+uint32_t rec_first_index(const struct rec *r);
 int rec_decode(const void *payload, size_t len, struct rec *r);
 int batch_apply(struct batch *b, const struct rec *r);
 
 /*
  * PAUSE: the listed (or, whole, every) pending, retry_wait or starting
  * item becomes paused, with group (may be NULL: a user's pause, text its
- * reason); others are left as they are.  RESUME: the listed (or every,
+ * reason); with a group, so does a failed item of a batch not yet final
+ * (a member that failed through the group before it formed); others are
+ * left as they are.  RESUME: the listed (or every,
  * or, with group, every item paused by that group) paused item becomes
  * pending.  FINISHED may carry a group: the failure that made the item a
  * member of it (and next_state PAUSED for one that would retry).

@@ -114,8 +114,20 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 			sb_addf(out, "; member of failure group %s", r->group);
 		sb_addc(out, '\n');
 		break;
-	case R_PAUSE:
 	case R_RESUME:
+		if (r->text && !r->group && r->n == 1 && !r->whole) {
+			/* a half-open trial: one member tries the source */
+			stamp(out, r->time);
+			sb_adds(out, "trial: ");
+			sb_add_escaped(out, r->text, 256);
+			sb_addf(out, " with %s\n",
+				rec_first_index(r) < b->nitems
+					? b->items[rec_first_index(r)].symbol
+					: "?");
+			break;
+		}
+		/* fall through */
+	case R_PAUSE:
 		stamp(out, r->time);
 		sb_addf(out, "%s %s", r->type == R_PAUSE ? "paused" : "resumed",
 			r->whole ? "every open item" : "");
@@ -152,9 +164,14 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 		break;
 	case R_ADOPTED:
 		stamp(out, r->time ? r->time : now);
-		sb_addf(out, "adopted by runner pid %d (its previous runner "
-			     "is gone)\n",
-			r->pid);
+		if (r->reason == ADOPT_PAUSED)
+			sb_addf(out, "taken up by runner pid %d (it waited on "
+				     "paused items)\n",
+				r->pid);
+		else
+			sb_addf(out, "adopted by runner pid %d (its previous "
+				     "runner is gone)\n",
+				r->pid);
 		break;
 	default:
 		break;

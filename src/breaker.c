@@ -13,6 +13,7 @@ static void open_for(struct breaker *b, const struct breaker_conf *c,
 		ms = c->max_open_ms;
 	b->state = CIRCUIT_OPEN;
 	b->trial_taken = false;
+	b->trial_until = 0;
 	b->open_ms = ms;
 	b->until = now + ms;
 }
@@ -38,6 +39,7 @@ int breaker_step(struct breaker *b, const struct breaker_conf *c, int event,
 		} else if (event == BRK_TIMER && now >= b->until) {
 			b->state = CIRCUIT_HALF_OPEN;
 			b->trial_taken = false;
+			b->trial_until = 0;
 			return BRK_HALF_OPENED;
 		}
 		return BRK_NONE;
@@ -46,6 +48,7 @@ int breaker_step(struct breaker *b, const struct breaker_conf *c, int event,
 			b->state = CIRCUIT_CLOSED;
 			b->streak = 0;
 			b->trial_taken = false;
+			b->trial_until = 0;
 			b->open_ms = 0;
 			return BRK_CLOSED;
 		}
@@ -59,26 +62,62 @@ int breaker_step(struct breaker *b, const struct breaker_conf *c, int event,
 	return BRK_NONE;
 }
 
+static bool trial_free(const struct breaker *b, int64_t now)
+{
+	return !b->trial_taken || (b->trial_until && now >= b->trial_until);
+}
+
 bool breaker_allows(const struct breaker *b, int64_t now)
 {
 	switch (b->state) {
 	case CIRCUIT_CLOSED:
 		return true;
 	case CIRCUIT_OPEN:
-		return now >= b->until && !b->trial_taken;
+		return now >= b->until && trial_free(b, now);
 	default:
-		return !b->trial_taken;
+		return trial_free(b, now);
 	}
 }
 
-bool breaker_take_trial(struct breaker *b, int64_t now)
+bool breaker_take_trial(struct breaker *b, int64_t now, int64_t lease_until)
 {
 	if (b->state == CIRCUIT_OPEN && now >= b->until) {
 		b->state = CIRCUIT_HALF_OPEN;
 		b->trial_taken = false;
+		b->trial_until = 0;
 	}
-	if (b->state != CIRCUIT_HALF_OPEN || b->trial_taken)
+	if (b->state != CIRCUIT_HALF_OPEN)
 		return b->state == CIRCUIT_CLOSED;
+	if (!trial_free(b, now))
+		return false;
 	b->trial_taken = true;
+	b->trial_until = lease_until;
 	return true;
+}
+
+void breaker_renew_trial(struct breaker *b, int64_t lease_until)
+{
+	if (b->state != CIRCUIT_CLOSED && b->trial_taken &&
+	    lease_until > b->trial_until)
+		b->trial_until = lease_until;
+}
+
+void breaker_release_trial(struct breaker *b)
+{
+	if (b->state != CIRCUIT_CLOSED) {
+		b->trial_taken = false;
+		b->trial_until = 0;
+		b->trial_until = 0;
+	}
+}
+
+int64_t breaker_next_ms(const struct breaker *b, int64_t now)
+{
+	int64_t t = 0;
+	if (b->state == CIRCUIT_OPEN && now < b->until)
+		t = b->until;
+	if (b->state != CIRCUIT_CLOSED && b->trial_taken && b->trial_until &&
+	    b->trial_until > t)
+		t = b->trial_until;
+	return t > now ? t : 0;
 }

@@ -248,6 +248,18 @@ const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 				     const char *symbol, const char *batch,
 				     int64_t ms, size_t *distinct)
 {
+	const struct corr_sig *s =
+		correlate_add_flagged(c, sig, symbol, batch, ms, false);
+	if (distinct)
+		*distinct = correlate_distinct(c, s);
+	return s;
+}
+
+const struct corr_sig *correlate_add_flagged(struct correlator *c,
+					     const char *sig, const char *symbol,
+					     const char *batch, int64_t ms,
+					     bool alerted)
+{
 	struct strmap_entry *e = strmap_get(&c->index, sig);
 	struct corr_sig *s;
 	if (e) {
@@ -269,7 +281,7 @@ const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 		at--;
 	memmove(s->ev + at + 1, s->ev + at, (s->n - at) * sizeof(*s->ev));
 	s->ev[at] = (struct corr_event){ ms, xstrdup(symbol),
-					 xstrdup(batch ? batch : "") };
+					 xstrdup(batch ? batch : ""), alerted };
 	s->n++;
 	if (ms > s->last_ms)
 		s->last_ms = ms;
@@ -283,9 +295,45 @@ const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 		memmove(s->ev, s->ev + drop, 4096 * sizeof(*s->ev));
 		s->n = 4096;
 	}
-	if (distinct)
-		*distinct = correlate_distinct(c, s);
 	return s;
+}
+
+bool correlate_would_form(const struct correlator *c, const char *sig,
+			  const char *symbol, int64_t ms)
+{
+	struct strmap_entry *e = strmap_get(&c->index, sig);
+	size_t want = (size_t)c->min_group, d = 0;
+	if (want <= 1)
+		return true;
+	if (!e)
+		return false;
+	const struct corr_sig *s = c->sigs[e->value];
+	struct strmap seen = STRMAP_INIT;
+	strmap_put(&seen, symbol, 0);
+	d = 1;
+	for (size_t i = s->n; i-- > 0 && d < want;)
+		if (s->ev[i].ms >= ms - c->window_ms &&
+		    !strmap_put(&seen, s->ev[i].symbol, i))
+			d++;
+	strmap_release(&seen);
+	return d >= want;
+}
+
+void correlate_drop_symbol(struct correlator *c, const char *symbol)
+{
+	for (size_t i = 0; i < c->nsigs; i++) {
+		struct corr_sig *s = c->sigs[i];
+		size_t keep = 0;
+		for (size_t k = 0; k < s->n; k++) {
+			if (strcmp(s->ev[k].symbol, symbol)) {
+				s->ev[keep++] = s->ev[k];
+				continue;
+			}
+			free(s->ev[k].symbol);
+			free(s->ev[k].batch);
+		}
+		s->n = keep;
+	}
 }
 
 size_t correlate_distinct(const struct correlator *c, const struct corr_sig *s)

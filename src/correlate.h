@@ -24,6 +24,7 @@
 
 #include "util.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,7 @@ int correlate_cause(const struct failure *f);
 struct corr_event {
 	int64_t ms;
 	char *symbol, *batch;
+	bool alerted;	/* reported as a final failure when it happened */
 };
 
 struct corr_sig {
@@ -81,8 +83,20 @@ void correlate_release(struct correlator *c);
 const struct corr_sig *correlate_add(struct correlator *c, const char *sig,
 				     const char *symbol, const char *batch,
 				     int64_t ms, size_t *distinct);
+/* The same, for a failure that was already reported as final. */
+const struct corr_sig *correlate_add_flagged(struct correlator *c,
+					     const char *sig, const char *symbol,
+					     const char *batch, int64_t ms,
+					     bool alerted);
 /* Distinct symbols in a window, counted up to min_group. */
 size_t correlate_distinct(const struct correlator *c, const struct corr_sig *s);
+/* Would a failure of symbol at ms make sig's window reach min_group
+ * distinct symbols?  (Changes nothing.) */
+bool correlate_would_form(const struct correlator *c, const char *sig,
+			  const char *symbol, int64_t ms);
+/* A symbol recovered: its failures leave every window (a group is made of
+ * symbols failing now, not of symbols that failed once and came back). */
+void correlate_drop_symbol(struct correlator *c, const char *symbol);
 /* Empty a signature's window (its failures are accounted for). */
 void correlate_forget(struct correlator *c, const char *sig);
 /* Forget signatures with no failure since before ms - window. */

@@ -138,15 +138,17 @@ struct run {
 /* A group's effect on a batch, done once per change of the group. */
 struct grp_mark {
 	char id[GROUP_ID_MAX];
-	bool paused;		/* items paused for it while it was open */
+	int64_t opened_ms;	/* the opening items were paused for */
 	int64_t resumed_ms;	/* the resume that was applied */
 };
 
-/* A member running as its group's half-open trial. */
+/* An item holding a half-open trial: its group's (the source's circuit),
+ * or (group "") its symbol's. */
 struct trial {
 	char group[GROUP_ID_MAX];
 	struct ebatch *eb;
 	uint32_t idx;
+	int64_t renew_ms;	/* renew the lease then */
 };
 
 /* A reserved attempt whose output files are open, ready to spawn. */
@@ -203,6 +205,7 @@ struct engine {
 	struct shared sh;	/* groups and circuits of the home */
 	bool sh_ok;
 	uint64_t seen_gen;	/* the shared state last reacted to */
+	uint64_t seen_sym_gen;	/* the symbol circuits last looked at */
 	int64_t defer_wake_ms;	/* a deferred item's circuit may allow it */
 	struct trial *trials;
 	size_t ntrials, captrials;
@@ -229,6 +232,8 @@ struct engine {
 	bool no_dispatch;
 	int signals;
 	int64_t slot_poll_ns;	/* retry blocked slots at this time */
+	int64_t audit_next_ns;	/* the next liveness audit */
+	int64_t wake_fix_ns;	/* a wake-up the audit had to add */
 	bool stalled;		/* a journal write failed (disk full) */
 	int64_t stall_until_ns;
 	bool io_failed;
@@ -645,7 +650,7 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	eb->running++;
 	symstats_start(&e->stats, it->symbol);
 	if (it->failure_group && e->sh_ok)
-		shared_started(&e->sh, it->failure_group, eb->id, it->symbol);
+		shared_started(&e->sh, eb->id, it->symbol);
 	/* The child's own start (clone until exec) is not our overhead. */
 	run->prep_ns = p.prep_ns + (start_ns - t0) + (mono_ns() - t1);
 }
@@ -743,18 +748,76 @@ static bool group_matches(const struct sh_group *g, const struct ebatch *eb)
 	       same_str(g->source, eb->b.c.source);
 }
 
-static struct trial *find_trial(struct engine *e, struct ebatch *eb,
-				uint32_t idx)
+/* A trial this process holds: group "" for a symbol's circuit. */
+static struct trial *find_trial(struct engine *e, const struct ebatch *eb,
+				uint32_t idx, bool group)
 {
 	for (size_t i = 0; i < e->ntrials; i++)
-		if (e->trials[i].eb == eb && e->trials[i].idx == idx)
+		if (e->trials[i].eb == eb && e->trials[i].idx == idx &&
+		    (e->trials[i].group[0] != '\0') == group)
 			return &e->trials[i];
 	return NULL;
+}
+
+static void add_trial(struct engine *e, const char *group, struct ebatch *eb,
+		      uint32_t idx)
+{
+	GROW(e->trials, e->captrials, e->ntrials + 1);
+	struct trial *t = &e->trials[e->ntrials++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->group, sizeof(t->group), "%s", group ? group : "");
+	t->eb = eb;
+	t->idx = idx;
+	t->renew_ms = now_ms() + shared_trial_lease_ms() / 2;
 }
 
 static void drop_trial(struct engine *e, struct trial *t)
 {
 	*t = e->trials[--e->ntrials];
+}
+
+/* The trial will not be used: give it back at once (its lease would free
+ * it too, later). */
+static void release_trial(struct engine *e, struct trial *t)
+{
+	if (e->sh_ok) {
+		if (t->group[0])
+			shared_trial_release(&e->sh, t->group);
+		else
+			shared_symbol_trial_release(
+				&e->sh, t->eb->b.items[t->idx].symbol);
+	}
+	drop_trial(e, t);
+}
+
+/*
+ * Every loop turn: a trial whose item left the way to its attempt (paused,
+ * cancelled, its batch closed) is given back; the others have their
+ * leases renewed at half-time, so that no other runner takes them while
+ * they wait for a slot or run.
+ */
+static void check_trials(struct engine *e)
+{
+	int64_t now = now_ms();
+	for (size_t i = 0; i < e->ntrials;) {
+		struct trial *t = &e->trials[i];
+		const struct item *it = t->eb->closed ? NULL
+						      : &t->eb->b.items[t->idx];
+		if (!it || it->state == ST_PAUSED || state_final(it->state)) {
+			release_trial(e, t);
+			continue;
+		}
+		if (now >= t->renew_ms && e->sh_ok) {
+			if (t->group[0])
+				shared_trial_renew(&e->sh, t->group, t->eb->id,
+						   it->symbol, now);
+			else
+				shared_symbol_trial_renew(&e->sh, it->symbol,
+							  now);
+			t->renew_ms = now + shared_trial_lease_ms() / 2;
+		}
+		i++;
+	}
 }
 
 static void emit_alert(struct engine *e, const char *event,
@@ -775,13 +838,73 @@ static void emit_alert(struct engine *e, const char *event,
 	if (g) {
 		al.group_id = g->id;
 		al.root_cause = g->root_cause;
-		al.group_size = (long long)g->nm;
+		al.group_size = (long long)g->formed_size;
 		al.source = g->source;
 	}
 	alert_emit(e->alerts, &al);
 }
 
-/* Pause the listed items (pending, retry_wait or reserved). */
+/* A group's own alert: status formed, grew, reopened or resolved. */
+static void group_alert(struct engine *e, const struct sh_group *g,
+			const char *what)
+{
+	struct sb msg = SB_INIT;
+	struct sh_counts c;
+	shared_group_message(g, !strcmp(what, "reopened")
+				 ? "still failing after a resume: paused again"
+				 : what, &msg);
+	shared_group_counts(g, &c);
+	struct alert al = ALERT_INIT;
+	al.event = "failure_group";
+	al.group_id = g->id;
+	al.root_cause = g->root_cause;
+	al.group_size = (long long)g->formed_size;
+	al.members = (long long)c.members;
+	al.source = g->source;
+	al.category = g->category;
+	al.error_type = g->type;
+	al.status = what;
+	al.message = msg.buf;
+	alert_emit(e->alerts, &al);
+	runlog_printf(e->o.runlog, "%s", msg.buf);
+	sb_release(&msg);
+}
+
+/* A member's own alert, once: its error and the group's context. */
+static void member_alert(struct engine *e, const struct sh_group *g,
+			 const char *batch, const char *symbol)
+{
+	struct ebatch *mb = NULL;
+	for (size_t i = 0; i < e->nbatches && !mb; i++)
+		if (!strcmp(e->batches[i]->id, batch))
+			mb = e->batches[i];
+	const struct item *mi = mb ? batch_item(&mb->b, symbol) : NULL;
+	const char *err = mi && mi->nattempts &&
+				  mi->log[mi->nattempts - 1].error_message
+		? mi->log[mi->nattempts - 1].error_message
+		: g->norm;
+	char *msg = xasprintf("%s: %s (failure group %s: %s)", symbol,
+			      err ? err : "failed", g->id,
+			      g->root_cause ? g->root_cause : "unknown cause");
+	struct alert al = ALERT_INIT;
+	al.event = "item_failed";
+	al.batch_id = batch;
+	al.symbol = symbol;
+	al.group_id = g->id;
+	al.root_cause = g->root_cause;
+	al.group_size = (long long)g->formed_size;
+	al.source = g->source;
+	al.category = g->category;
+	al.error_type = g->type;
+	if (mi && mi->nattempts)
+		al.attempts = mi->nattempts;
+	al.message = msg;
+	alert_emit(e->alerts, &al);
+	free(msg);
+}
+
+/* Pause the listed items (pending, retry_wait, reserved; failed ones only
+ * for a group, whose members they are). */
 static void pause_items(struct engine *e, struct ebatch *eb,
 			const uint32_t *idx, uint32_t n, const char *group,
 			const char *reason)
@@ -790,7 +913,10 @@ static void pause_items(struct engine *e, struct ebatch *eb,
 		return;
 	struct rec r = { .type = R_PAUSE, .time = now_ms(), .group = group,
 			 .text = reason, .n = n, .indexes = idx };
+	size_t failed_before = eb->b.count[ST_FAILED];
 	record(eb, &r);
+	/* A failed member paused for its group is open again. */
+	progress_requeue(&e->prog, failed_before - eb->b.count[ST_FAILED]);
 	/* Prepared attempts of paused items are withdrawn with their files. */
 	drop_cancelled_prepared(eb);
 	if (group && e->sh_ok) {
@@ -838,7 +964,7 @@ static int cmp_resume(const void *pa, const void *pb)
 /* Resume paused items in the given order (progress, oldest, priority). */
 static void resume_items(struct engine *e, struct ebatch *eb,
 			 const char *group, uint32_t *idx, uint32_t n,
-			 const char *order)
+			 const char *order, const char *why)
 {
 	if (!n)
 		return;
@@ -846,7 +972,7 @@ static void resume_items(struct engine *e, struct ebatch *eb,
 	order_key = order ? order : "progress";
 	qsort(idx, n, sizeof(*idx), cmp_resume);
 	struct rec r = { .type = R_RESUME, .time = now_ms(), .group = group,
-			 .n = n, .indexes = idx };
+			 .text = why, .n = n, .indexes = idx };
 	record(eb, &r);
 	for (uint32_t i = 0; i < n; i++)
 		q_push(&eb->requeue, idx[i]);
@@ -854,24 +980,53 @@ static void resume_items(struct engine *e, struct ebatch *eb,
 	eb->next_flush_ns = 0;
 }
 
+/* An item is final: so is it in every group it is a member of. */
 static void note_final(struct engine *e, struct ebatch *eb, uint32_t idx)
 {
 	const struct item *it = &eb->b.items[idx];
-	if (it->failure_group && e->sh_ok)
-		shared_final(&e->sh, it->failure_group, eb->id, it->symbol,
-			     now_ms());
+	char resolved[4][GROUP_ID_MAX];
+	if (!e->sh_ok)
+		return;
+	int n = shared_final(&e->sh, eb->id, it->symbol, state_name(it->state),
+			     now_ms(), resolved, 4);
+	for (int i = 0; i < n && i < 4; i++) {
+		const struct sh_group *g = shared_group(&e->sh, resolved[i]);
+		if (g)
+			group_alert(e, g, "resolved");
+	}
+}
+
+/* Failed items of eb that failed through g (its failing members): they
+ * wait with the group, like the others (their batch still open). */
+static void add_failed_members(const struct ebatch *eb, struct sh_group *g,
+			       uint32_t *idx, uint32_t *n)
+{
+	if (eb->b.final)
+		return;
+	for (size_t k = 0; k < g->nm; k++) {
+		const struct sh_member *m = &g->m[k];
+		if (!m->failed || m->final || strcmp(m->batch, eb->id))
+			continue;
+		const struct item *it = batch_item((struct batch *)&eb->b,
+						   m->symbol);
+		if (it && it->state == ST_FAILED)
+			idx[(*n)++] = (uint32_t)(it - eb->b.items);
+	}
 }
 
 static void pause_for_group(struct engine *e, struct ebatch *eb,
-			    const struct sh_group *g)
+			    struct sh_group *g)
 {
 	uint32_t n;
 	uint32_t *idx = pausable(eb, &n);
+	idx = xrealloc(idx, (n + g->nm + 1) * sizeof(uint32_t));
+	add_failed_members(eb, g, idx, &n);
 	pause_items(e, eb, idx, n, g->id, NULL);
 	if (n)
 		runlog_printf(e->o.runlog,
-			      "batch %s: %u items paused by failure group %s (%s)",
-			      eb->id, n, g->id, g->root_cause ? g->root_cause : "");
+			      "batch %s: %u item%s paused by failure group %s (%s)",
+			      eb->id, n, n == 1 ? "" : "s", g->id,
+			      g->root_cause ? g->root_cause : "");
 	free(idx);
 }
 
@@ -885,11 +1040,11 @@ static void resume_for_group(struct engine *e, struct ebatch *eb,
 		    !strcmp(it->failure_group, g->id))
 			idx[n++] = (uint32_t)i;
 	}
-	resume_items(e, eb, g->id, idx, n, g->order);
+	resume_items(e, eb, g->id, idx, n, g->order, NULL);
 	if (n)
 		runlog_printf(e->o.runlog,
-			      "batch %s: %u items of group %s resumed (%s order)",
-			      eb->id, n, g->id, g->order);
+			      "batch %s: %u item%s of group %s resumed (%s order)",
+			      eb->id, n, n == 1 ? "" : "s", g->id, g->order);
 	free(idx);
 }
 
@@ -903,43 +1058,57 @@ static void react_groups(struct engine *e)
 		struct sh_group *g = e->sh.groups[gi];
 		if (g->status == GROUP_RESOLVED)
 			continue;
+		char gid[GROUP_ID_MAX];
+		snprintf(gid, sizeof(gid), "%s", g->id);
 		for (size_t i = 0; i < e->nbatches; i++) {
 			struct ebatch *eb = e->batches[i];
+			/* (a compaction may have folded the groups anew) */
+			if (!(g = shared_group(&e->sh, gid)))
+				break;
 			if (eb->closed)
 				continue;
-			if (g->status == GROUP_OPEN && group_matches(g, eb)) {
-				struct grp_mark *m = mark_of(eb, g->id);
-				if (!m->paused) {
-					m->paused = true;
-					pause_for_group(e, eb, g);
-				}
-			} else if (g->status == GROUP_RESUMING) {
-				struct grp_mark *m = mark_of(eb, g->id);
-				if (m->resumed_ms != g->resumed_ms) {
-					m->resumed_ms = g->resumed_ms;
-					m->paused = false;
-					resume_for_group(e, eb, g);
-				}
+			struct grp_mark *m = mark_of(eb, gid);
+			if (g->status == GROUP_OPEN && group_matches(g, eb) &&
+			    m->opened_ms != g->opened_ms) {
+				/* Opened, or open again: pause for it once. */
+				m->opened_ms = g->opened_ms;
+				pause_for_group(e, eb, g);
+			} else if (g->status == GROUP_RESUMING &&
+				   m->resumed_ms != g->resumed_ms) {
+				m->resumed_ms = g->resumed_ms;
+				m->opened_ms = 0;
+				resume_for_group(e, eb, g);
 			}
 			/* Members of ours already final (failed for good, or
 			 * cancelled) count towards the group's resolution. */
-			for (size_t k = 0; k < g->nm; k++) {
-				struct sh_member *m = &g->m[k];
-				if (m->final || strcmp(m->batch, eb->id))
+			for (size_t k = 0; (g = shared_group(&e->sh, gid)) &&
+					   k < g->nm;
+			     k++) {
+				struct sh_member *mm = &g->m[k];
+				if (mm->final || strcmp(mm->batch, eb->id))
 					continue;
-				struct item *it = batch_item(&eb->b, m->symbol);
-				if (it && state_final(it->state))
-					shared_final(&e->sh, g->id, eb->id,
-						     it->symbol, now_ms());
+				struct item *it = batch_item(&eb->b, mm->symbol);
+				if (it && state_final(it->state) &&
+				    !(it->state == ST_FAILED && mm->failed &&
+				      !eb->b.final && g->status == GROUP_OPEN))
+					note_final(e, eb, (uint32_t)(it - eb->b.items));
 			}
 		}
-		if (e->o.daemon && g->status == GROUP_RESUMING) {
+		g = shared_group(&e->sh, gid);
+		if (g && e->o.daemon && g->status == GROUP_RESUMING) {
 			/* Members nobody runs: the daemon takes their batches. */
 			for (size_t k = 0; k < g->nm; k++)
 				if (!g->m[k].final && !find_batch(e, g->m[k].batch))
 					engine_take(e, g->m[k].batch, -1, 0);
 		}
 	}
+}
+
+/* A symbol's circuit allows an attempt now (closed, or its trial free). */
+static bool symbol_allows(struct engine *e, const char *symbol, int64_t now)
+{
+	const struct sh_symbol *sym = shared_symbol(&e->sh, symbol);
+	return !sym || breaker_allows(&sym->brk, now);
 }
 
 /* A half-open source circuit lets one paused member try. */
@@ -950,8 +1119,7 @@ static void try_trials(struct engine *e)
 		return;
 	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
 		struct sh_group *g = e->sh.groups[gi];
-		if (g->status != GROUP_OPEN || now < g->brk.until ||
-		    g->brk.trial_taken)
+		if (g->status != GROUP_OPEN || !breaker_allows(&g->brk, now))
 			continue;
 		struct ebatch *best_eb = NULL;
 		uint32_t best = 0;
@@ -964,6 +1132,10 @@ static void try_trials(struct engine *e)
 				if (it->state != ST_PAUSED || !it->failure_group ||
 				    strcmp(it->failure_group, g->id))
 					continue;
+				/* The source is what is tried: not a symbol
+				 * whose own circuit is open. */
+				if (!symbol_allows(e, it->symbol, now))
+					continue;
 				if (!best_eb ||
 				    it->progress > best_eb->b.items[best].progress) {
 					best_eb = eb;
@@ -975,14 +1147,14 @@ static void try_trials(struct engine *e)
 		    shared_trial(&e->sh, g->id, best_eb->id,
 				 best_eb->b.items[best].symbol, now) != 1)
 			continue;
-		GROW(e->trials, e->captrials, e->ntrials + 1);
-		struct trial *t = &e->trials[e->ntrials++];
-		snprintf(t->group, sizeof(t->group), "%s", g->id);
-		t->eb = best_eb;
-		t->idx = best;
+		g = e->sh.groups[gi];
+		add_trial(e, g->id, best_eb, best);
 		runlog_printf(e->o.runlog, "group %s half-open: trial with %s of %s",
 			      g->id, best_eb->b.items[best].symbol, best_eb->id);
-		resume_items(e, best_eb, NULL, &best, 1, "progress");
+		char why[GROUP_ID_MAX + 40];
+		snprintf(why, sizeof(why), "half-open trial of failure group %s",
+			 g->id);
+		resume_items(e, best_eb, NULL, &best, 1, "progress", why);
 	}
 }
 
@@ -1007,7 +1179,9 @@ static void force_symbol_trial(struct engine *e, const char *symbol)
 	e->sym_trials[e->nsym_trials++] = xstrdup(symbol);
 }
 
-/* When the engine must look again at circuits and groups, 0: never. */
+/* When the engine must look again at circuits, groups and trials, 0:
+ * never.  Only groups with paused members here: a group whose members
+ * another process holds is that process's to try. */
 static int64_t circuits_next_ms(struct engine *e)
 {
 	int64_t best = 0, now = now_ms();
@@ -1015,13 +1189,24 @@ static int64_t circuits_next_ms(struct engine *e)
 		return 0;
 	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
 		const struct sh_group *g = e->sh.groups[gi];
-		if (g->status == GROUP_OPEN && !g->brk.trial_taken &&
-		    g->brk.until < INT64_MAX / 4) {
-			int64_t t = g->brk.until > now ? g->brk.until : now;
-			if (!best || t < best)
-				best = t;
-		}
+		if (g->status != GROUP_OPEN || g->brk.until >= INT64_MAX / 4)
+			continue;
+		bool ours = false;
+		for (size_t k = 0; k < g->nm && !ours; k++)
+			ours = g->m[k].paused && !g->m[k].final &&
+			       find_batch(e, g->m[k].batch);
+		if (!ours)
+			continue;
+		int64_t t = breaker_next_ms(&g->brk, now);
+		if (!t)
+			t = now + 1000; /* allowed: try_trials takes it, or
+					   a member's own circuit holds it */
+		if (!best || t < best)
+			best = t;
 	}
+	for (size_t i = 0; i < e->ntrials; i++)
+		if (!best || e->trials[i].renew_ms < best)
+			best = e->trials[i].renew_ms;
 	if (e->defer_wake_ms && (!best || e->defer_wake_ms < best))
 		best = e->defer_wake_ms;
 	return best;
@@ -1074,11 +1259,17 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 					     ru->ru_stime.tv_usec / 1000);
 		r.max_rss_kb = (uint32_t)ru->ru_maxrss;
 	}
-	struct trial *trial = find_trial(e, eb, idx);
+	/* Trials this attempt held: a group's (its source) and its symbol's. */
 	char trial_group[GROUP_ID_MAX] = "";
-	if (trial) {
-		snprintf(trial_group, sizeof(trial_group), "%s", trial->group);
-		drop_trial(e, trial);
+	struct trial *t = find_trial(e, eb, idx, true);
+	if (t) {
+		snprintf(trial_group, sizeof(trial_group), "%s", t->group);
+		drop_trial(e, t);
+	}
+	bool sym_trial = false;
+	if ((t = find_trial(e, eb, idx, false))) {
+		sym_trial = true;
+		drop_trial(e, t);
 	}
 	struct sh_failure_result fr = { 0 };
 	bool grouped = false;
@@ -1108,6 +1299,7 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		    exec_errno == ENOEXEC)
 			retryable = false; /* no retry makes a binary appear */
 		int failures = it->failures + 1;
+		bool final_alone = !(retryable && failures < c->max_attempts);
 		/* One cause behind many failures?  (SPEC 6.3) */
 		struct failure f = {
 			.agent = c->agent,
@@ -1118,10 +1310,6 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 			.symbol = it->symbol,
 			.batch = eb->id,
 		};
-		if (trial_group[0] && e->sh_ok) {
-			/* The half-open trial failed: open again, longer. */
-			shared_trial_result(&e->sh, trial_group, false, r.time);
-		}
 		/* A failure speaks for its source when its cause is one
 		 * (rate limit, authentication, timeout, network), or when the
 		 * agent names the source of a transient error; a failure of
@@ -1130,19 +1318,37 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		bool correlate = correlate_cause(&f) != CAUSE_GENERIC ||
 				 (res.source[0] && retryable);
 		if (e->sh_ok &&
-		    shared_failure(&e->sh, &f, correlate, r.time, &fr) == 0 &&
-		    fr.group && fr.group->status == GROUP_OPEN) {
+		    shared_failure(&e->sh, &f, correlate, final_alone, r.time,
+				   &fr) == 0 &&
+		    fr.group && fr.group->status != GROUP_RESOLVED) {
 			grouped = true;
 			r.group = fr.group->id;
 		}
-		if (grouped && retryable && failures < c->max_attempts) {
-			r.next_state = ST_PAUSED; /* waits for the group */
-		} else if (retryable && failures < c->max_attempts) {
+		if (grouped) {
+			/* The group's failure, not the item's: it waits for
+			 * its group whatever its attempts or category, and a
+			 * resume runs it again (resume All). */
+			r.next_state = ST_PAUSED;
+			r.counts_failure = 0;
+		} else if (!final_alone) {
 			r.next_state = ST_RETRY_WAIT;
 			r.next_retry_at = r.time + retry_delay_ms(c, failures, &res);
 		} else {
 			r.next_state = ST_FAILED;
 		}
+	}
+	/* A trial that failed for the group's cause opens it again, longer;
+	 * one that failed for a reason of its own said nothing about the
+	 * source: the trial goes to another member. */
+	char group_id[GROUP_ID_MAX] = "";
+	if (r.group)
+		snprintf(group_id, sizeof(group_id), "%s", r.group);
+	r.group = group_id[0] ? group_id : NULL;
+	if (trial_group[0] && e->sh_ok && r.outcome == OUT_FAILED) {
+		if (!strcmp(group_id, trial_group))
+			shared_trial_result(&e->sh, trial_group, false, r.time);
+		else
+			shared_trial_release(&e->sh, trial_group);
 	}
 	record(eb, &r);
 	metrics_attempt(&e->metrics, r.outcome, r.category);
@@ -1167,6 +1373,14 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		if (trial_group[0])
 			shared_trial_result(&e->sh, trial_group, true, r.time);
 	}
+	if (trial_group[0] && e->sh_ok &&
+	    (r.outcome == OUT_CANCELLED || r.outcome == OUT_INTERRUPTED))
+		shared_trial_release(&e->sh, trial_group);
+	/* The symbol's trial: a success closed its circuit and a failure of
+	 * its own opened it again; anything else gives it back. */
+	if (sym_trial && e->sh_ok && r.outcome != OUT_SUCCEEDED &&
+	    !(r.outcome == OUT_FAILED && !grouped))
+		shared_symbol_trial_release(&e->sh, it->symbol);
 	if (fr.symbol_opened) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "%s processing failed %u times",
@@ -1175,45 +1389,29 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		runlog_printf(e->o.runlog, "symbol %s: circuit open (%s)",
 			      it->symbol, msg);
 	}
-	if (fr.formed) {
-		struct sh_group *g = fr.group;
-		char msg[512];
-		snprintf(msg, sizeof(msg),
-			 "%zu symbols failed with one cause: %s", g->nm,
-			 g->root_cause ? g->root_cause : "unknown");
-		emit_alert(e, "failure_group", eb, NULL, g, msg);
-		runlog_printf(e->o.runlog, "failure group %s formed: %s", g->id,
-			      msg);
-		/* One alert per member, with the group's context. */
-		for (size_t k = 0; k < g->nm; k++) {
-			struct ebatch *mb = find_batch(e, g->m[k].batch);
-			const struct item *mi =
-				mb ? batch_item(&mb->b, g->m[k].symbol) : NULL;
-			struct alert al = ALERT_INIT;
-			al.event = "item_failed";
-			al.batch_id = g->m[k].batch;
-			al.symbol = g->m[k].symbol;
-			al.group_id = g->id;
-			al.root_cause = g->root_cause;
-			al.group_size = (long long)g->nm;
-			al.source = g->source;
-			al.category = g->category;
-			al.error_type = g->type;
-			al.message = mi && mi->nattempts &&
-					     mi->log[mi->nattempts - 1].error_message
-				? mi->log[mi->nattempts - 1].error_message
-				: g->norm;
-			alert_emit(e->alerts, &al);
-		}
-	} else if (grouped) {
-		emit_alert(e, "item_failed", eb, it, fr.group, v.message);
+	if (r.next_state == ST_PAUSED && group_id[0] && e->sh_ok) {
+		const char *sym = it->symbol;
+		shared_paused(&e->sh, group_id, eb->id, &sym, 1, r.time);
+	}
+	const struct sh_group *g = group_id[0] && e->sh_ok
+		? shared_group(&e->sh, group_id) : NULL;
+	if (fr.formed && g) {
+		group_alert(e, g, "formed");
+		/* One alert per member not told of yet, with the group. */
+		for (size_t k = 0; k < fr.nunreported; k++)
+			member_alert(e, g, fr.unreported[k].batch,
+				     fr.unreported[k].symbol);
+	} else if (g) {
+		if (fr.reopened)
+			group_alert(e, g, "reopened");
+		else if (fr.grown)
+			group_alert(e, g, "grew");
+		if (fr.new_member)
+			member_alert(e, g, eb->id, it->symbol);
 	} else if (r.next_state == ST_FAILED) {
 		emit_alert(e, "item_failed", eb, it, NULL, v.message);
 	}
-	if (r.next_state == ST_PAUSED && r.group && e->sh_ok) {
-		const char *sym = it->symbol;
-		shared_paused(&e->sh, r.group, eb->id, &sym, 1, r.time);
-	}
+	shared_failure_done(&fr);
 	if (state_final(r.next_state))
 		note_final(e, eb, idx);
 }
@@ -1309,8 +1507,15 @@ static int64_t next_eligible(struct ebatch *eb, int64_t now)
 	}
 	while (eb->requeue.n) {
 		uint32_t idx = q_pop(&eb->requeue);
-		if (b->items[idx].state == ST_PENDING)
+		const struct item *it = &b->items[idx];
+		if (it->state == ST_PENDING)
 			return idx;
+		/* A due retry that waited for its circuit comes back here. */
+		if (it->state == ST_RETRY_WAIT) {
+			if (it->next_retry_at <= now)
+				return idx;
+			heap_push(&eb->retry, it->next_retry_at, idx);
+		}
 	}
 	while (eb->cursor < b->nitems) {
 		size_t idx = eb->cursor++;
@@ -1350,8 +1555,7 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
 		if (idx < 0)
 			break;
 		struct item *it = &eb->b.items[idx];
-		bool trial = find_trial(e, eb, (uint32_t)idx) != NULL;
-		if (g && !trial) {
+		if (g && !find_trial(e, eb, (uint32_t)idx, true)) {
 			/* The source's circuit is open: it waits with its group. */
 			uint32_t one = (uint32_t)idx;
 			pause_items(e, eb, &one, 1, g->id, NULL);
@@ -1359,17 +1563,28 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
 		}
 		struct sh_symbol *sym = e->sh_ok ? shared_symbol(&e->sh, it->symbol)
 						 : NULL;
-		if (sym && sym->brk.state != CIRCUIT_CLOSED && !trial &&
-		    !take_symbol_trial(e, it->symbol) &&
-		    shared_symbol_trial(&e->sh, it->symbol, now) != 1) {
-			/* Its symbol's circuit is open: it waits for the
-			 * half-open trial (which some attempt gets). */
-			q_push(&eb->deferred, (uint32_t)idx);
-			int64_t wake = sym->brk.until > now ? sym->brk.until
-							    : now + 1000;
-			if (!e->defer_wake_ms || wake < e->defer_wake_ms)
-				e->defer_wake_ms = wake;
-			continue;
+		if (sym && sym->brk.state != CIRCUIT_CLOSED &&
+		    !find_trial(e, eb, (uint32_t)idx, false)) {
+			if (take_symbol_trial(e, it->symbol) ||
+			    shared_symbol_trial(&e->sh, it->symbol, now) == 1) {
+				sym = shared_symbol(&e->sh, it->symbol);
+				if (sym && sym->brk.state != CIRCUIT_CLOSED)
+					add_trial(e, NULL, eb, (uint32_t)idx);
+			} else {
+				/* Its symbol's circuit is open: it waits for
+				 * the half-open trial, which is due when the
+				 * circuit's open period or the lease of a
+				 * trial held elsewhere ends. */
+				q_push(&eb->deferred, (uint32_t)idx);
+				sym = shared_symbol(&e->sh, it->symbol);
+				int64_t wake = sym ? breaker_next_ms(&sym->brk, now)
+						   : 0;
+				if (!wake)
+					wake = now + 1000;
+				if (!e->defer_wake_ms || wake < e->defer_wake_ms)
+					e->defer_wake_ms = wake;
+				continue;
+			}
 		}
 		struct rec r = { .type = R_RESERVE, .item = (uint32_t)idx,
 				 .attempt = (uint32_t)it->nattempts + 1u };
@@ -1382,10 +1597,15 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
 		commit(e, eb, true);
 }
 
-/* Deferred items are looked at again when a circuit may allow them. */
+/* Deferred items are looked at again when a circuit may allow them: its
+ * open period or a trial's lease ended, or a circuit changed (a trial
+ * here or in another runner closed it). */
 static void undefer(struct engine *e)
 {
-	if (!e->defer_wake_ms || now_ms() < e->defer_wake_ms)
+	bool changed = e->sh_ok && e->sh.sym_gen != e->seen_sym_gen;
+	if (e->sh_ok)
+		e->seen_sym_gen = e->sh.sym_gen;
+	if (!e->defer_wake_ms || (now_ms() < e->defer_wake_ms && !changed))
 		return;
 	e->defer_wake_ms = 0;
 	for (size_t i = 0; i < e->nbatches; i++) {
@@ -1596,6 +1816,8 @@ static int64_t next_wakeup_ms(struct engine *e)
 		CONSIDER_NS(e->drain_deadline_ns);
 	if (e->stalled)
 		CONSIDER_NS(e->stall_until_ns);
+	if (e->wake_fix_ns)
+		CONSIDER_NS(e->wake_fix_ns);
 	if (progress_active(&e->prog))
 		CONSIDER_NS(progress_next_ns(&e->prog));
 #undef CONSIDER_NS
@@ -1659,7 +1881,7 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 	eb->result = st == BS_COMPLETED ? 0 : 1;
 	for (size_t i = 0; i < e->ntrials;)
 		if (e->trials[i].eb == eb)
-			drop_trial(e, &e->trials[i]);
+			release_trial(e, &e->trials[i]);
 		else
 			i++;
 	if (status_final(st) && eb->finalized) {
@@ -1900,8 +2122,14 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		int stopped = exec_kill_env((const char *const *)who, 2);
 		free(who[0]);
 		free(who[1]);
+		/* Left waiting only on paused items (a run that returned,
+		 * a daemon that stopped) is a hand-over, not an orphan. */
+		bool handed = b->count[ST_PAUSED] && !b->count[ST_RUNNING] &&
+			      !b->count[ST_STARTING] && !b->count[ST_PENDING] &&
+			      !b->count[ST_RETRY_WAIT];
 		struct rec ad = { .type = R_ADOPTED, .time = now_ms(),
-				  .pid = getpid() };
+				  .pid = getpid(),
+				  .reason = handed ? ADOPT_PAUSED : ADOPT_ORPHAN };
 		batch_record(b, &eb->j, &ad);
 		size_t interrupted = 0;
 		for (size_t i = 0; i < b->nitems; i++) {
@@ -1941,10 +2169,15 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 			info("batch %s: adopted; %zu attempts interrupted, %d "
 			     "leftover processes stopped",
 			     id, interrupted, stopped);
-		runlog_printf(e->o.runlog,
-			      "adopted batch %s: %zu attempts interrupted, %d "
-			      "leftover processes stopped",
-			      id, interrupted, stopped);
+		if (handed && !interrupted && !stopped)
+			runlog_printf(e->o.runlog,
+				      "took up batch %s (it waits on paused items)",
+				      id);
+		else
+			runlog_printf(e->o.runlog,
+				      "adopted batch %s: %zu attempts interrupted, "
+				      "%d leftover processes stopped",
+				      id, interrupted, stopped);
 	}
 	snprintf(logname, sizeof(logname), "%s.log", id);
 	int lfd = openat(e->h->logs, logname,
@@ -2258,8 +2491,32 @@ int engine_pause(struct engine *e, const char *id, char **symbols,
 		    symbol_listed(symbols, nsymbols, eb->b.items[idx[i]].symbol))
 			idx[k++] = idx[i];
 	pause_items(e, eb, idx, k, NULL, reason);
-	runlog_printf(e->o.runlog, "batch %s: %u items paused by a user", id, k);
-	sb_addf(reply, "{\"ok\":true,\"paused\":%u}", k);
+	runlog_printf(e->o.runlog, "batch %s: %u item%s paused by a user", id,
+		      k, k == 1 ? "" : "s");
+	/* Symbols named but not paused, and why: a user must not read
+	 * "2 items paused" for three names without knowing of the third. */
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddBoolToObject(o, "ok", 1);
+	cJSON_AddNumberToObject(o, "paused", k);
+	cJSON *np = cJSON_AddArrayToObject(o, "not_paused");
+	for (size_t i = 0; i < nsymbols; i++) {
+		const struct item *it = batch_item(&eb->b, symbols[i]);
+		const char *why = !it ? "not in the batch"
+			: it->state == ST_RUNNING ? "running: it finishes"
+			: it->state == ST_PAUSED ? "paused already"
+			: state_final(it->state) ? state_name(it->state)
+						 : NULL;
+		if (!why)
+			continue;
+		cJSON *x = cJSON_CreateObject();
+		cJSON_AddStringToObject(x, "symbol", symbols[i]);
+		cJSON_AddStringToObject(x, "why", why);
+		cJSON_AddItemToArray(np, x);
+	}
+	char *text = cJSON_PrintUnformatted(o);
+	sb_adds(reply, text ? text : "{\"ok\":true}");
+	cJSON_free(text);
+	cJSON_Delete(o);
 	free(idx);
 	return (int)k;
 }
@@ -2296,7 +2553,7 @@ int engine_resume(struct engine *e, const char *id, const char *order,
 		}
 		idx[own++] = (uint32_t)i; /* a user's pause */
 	}
-	resume_items(e, eb, NULL, idx, own, order);
+	resume_items(e, eb, NULL, idx, own, order, NULL);
 	react_groups(e);
 	runlog_printf(e->o.runlog,
 		      "batch %s: resumed %u items, and %zu through %zu groups",
@@ -2707,6 +2964,102 @@ static bool only_paused_left(struct engine *e)
 	return true;
 }
 
+/*
+ * Liveness: the loop is about to sleep.  Every item that may start
+ * (pending, or a retry that is due or waiting) must be where the scheduler
+ * will find it (the file-order cursor, a queue, the retry heap, the
+ * circuit-deferred list, a reservation), and if nothing runs the sleep must
+ * have an end.  Anything else is a lost item and a hang: a bug, said once
+ * and repaired by queueing the item again.  With RUNNER_STRICT set (the
+ * tests set it) it aborts instead, so that a test sees it.  The full walk
+ * is O(items): it is done when nothing runs, at most every 10 s (every
+ * time under RUNNER_STRICT).
+ */
+static bool strict_checks(void)
+{
+	static int strict = -1;
+	if (strict < 0)
+		strict = getenv("RUNNER_STRICT") != NULL;
+	return strict;
+}
+
+static void mark_queue(const struct u32q *q, unsigned char *seen)
+{
+	for (size_t i = 0; i < q->n; i++)
+		seen[q->v[(q->head + i) % q->cap]] = 1;
+}
+
+static size_t audit_batch(struct ebatch *eb, bool repair)
+{
+	struct batch *b = &eb->b;
+	unsigned char *seen = xcalloc(b->nitems + 1, 1);
+	size_t lost = 0;
+	for (size_t i = eb->cursor; i < b->nitems; i++)
+		seen[i] = 1;
+	mark_queue(&eb->requeue, seen);
+	mark_queue(&eb->deferred, seen);
+	mark_queue(&eb->reserved, seen);
+	for (size_t i = eb->prep_head; i < eb->nprepared; i++)
+		seen[eb->prepared[i].idx] = 1;
+	for (size_t i = 0; i < eb->retry.n; i++) {
+		const struct due *d = &eb->retry.v[i];
+		if (b->items[d->idx].next_retry_at == d->at)
+			seen[d->idx] = 1;
+	}
+	for (size_t i = 0; i < b->nitems; i++) {
+		int st = b->items[i].state;
+		if (seen[i] || (st != ST_PENDING && st != ST_RETRY_WAIT &&
+				st != ST_STARTING))
+			continue;
+		if (!lost)
+			error("BUG: batch %s: item %s is %s but nothing will "
+			      "start it; queued again",
+			      eb->id, b->items[i].symbol, state_name(st));
+		lost++;
+		if (strict_checks())
+			BUG("lost item %s of batch %s", b->items[i].symbol, eb->id);
+		if (!repair)
+			continue;
+		if (st == ST_RETRY_WAIT)
+			heap_push(&eb->retry, b->items[i].next_retry_at,
+				  (uint32_t)i);
+		else if (st == ST_PENDING)
+			q_push(&eb->requeue, (uint32_t)i);
+		else
+			q_push(&eb->reserved, (uint32_t)i);
+	}
+	free(seen);
+	return lost;
+}
+
+static void audit_liveness(struct engine *e, int64_t timeout)
+{
+	if (e->nruns || e->shutdown || e->io_failed || e->no_dispatch)
+		return;
+	int64_t mono = mono_ns();
+	if (!strict_checks() && mono < e->audit_next_ns && timeout >= 0)
+		return;
+	e->audit_next_ns = mono + 10000000000LL;
+	size_t waiting = 0;
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		audit_batch(eb, true);
+		waiting += eb->b.count[ST_PENDING] + eb->b.count[ST_RETRY_WAIT] +
+			   eb->b.count[ST_STARTING];
+	}
+	if (waiting && timeout < 0) {
+		if (strict_checks())
+			BUG("%zu items wait, nothing runs, and no wake-up is set",
+			    waiting);
+		error("BUG: %zu items wait, nothing runs, and no wake-up is set; "
+		      "looking again in a second",
+		      waiting);
+		e->wake_fix_ns = mono + 1000000000LL;
+	}
+}
+
 static bool all_closed(struct engine *e)
 {
 	for (size_t i = 0; i < e->nbatches; i++)
@@ -2764,6 +3117,7 @@ int engine_run(struct engine *e)
 		check_drain(e);
 		react_groups(e);
 		try_trials(e);
+		check_trials(e);
 		undefer(e);
 		alerts_run_hooks(e->alerts, e->pid, &e->child_mask);
 		alerts_check(e->alerts);
@@ -2827,6 +3181,11 @@ int engine_run(struct engine *e)
 		int64_t timeout = next_wakeup_ms(e);
 		if (e->slot_poll_ns && mono_ns() >= e->slot_poll_ns)
 			e->slot_poll_ns = 0;
+		audit_liveness(e, timeout > INT_MAX ? -1 : timeout);
+		if (e->wake_fix_ns) {
+			timeout = next_wakeup_ms(e);
+			e->wake_fix_ns = 0;
+		}
 		int n = epoll_wait(e->epfd, evs, 8,
 				   timeout > INT_MAX ? -1 : (int)timeout);
 		if (n < 0 && errno != EINTR) {

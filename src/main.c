@@ -68,8 +68,9 @@ static const char usage_text[] =
 	"       [--archived]       batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
 	"                          run the batch's failed items again\n"
-	"  cancel BATCH [--symbol S]...\n"
-	"                          cancel items that are not final\n"
+	"  cancel TARGET [--symbol S]...\n"
+	"                          cancel a batch's (or a failure group's) items\n"
+	"                          that are not final\n"
 	"  pause TARGET [--symbol S]... [--reason TEXT]\n"
 	"                          pause a batch's or a failure group's items\n"
 	"  resume TARGET [--order progress|oldest|priority] [--no-wait]\n"
@@ -266,6 +267,20 @@ static int open_batch_dir(const char *id)
 		return -EX_NO_SUCH;
 	}
 	return fd;
+}
+
+static bool is_group_id(const char *s)
+{
+	return !strncmp(s, "grp-", 4);
+}
+
+static struct sh_group *find_group(const char *id)
+{
+	struct shared *sh = view_shared();
+	struct sh_group *grp = sh ? shared_group(sh, id) : NULL;
+	if (!grp)
+		error("no such failure group: %s", id);
+	return grp;
 }
 
 /* ---- check ---- */
@@ -1158,35 +1173,18 @@ static int cmd_retry_failed(void)
 	return status;
 }
 
-static int cmd_cancel(void)
+/* Cancel items of one batch (all, or those symbols): through the runner
+ * that holds it, or here.  *n gets the count; the exit status. */
+static int cancel_batch(const char *id, char **syms, size_t nsyms, long *n)
 {
-	struct cmdopt o[] = { { "--help" }, { "--symbol", true } };
-	char **pos;
-	size_t npos;
-	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "cancel",
-			   "usage: runner cancel BATCH [--symbol S]...\n\n"
-			   "Cancel the batch's items that are not final (only the "
-			   "named symbols,\nwith --symbol).  Running children get "
-			   "SIGTERM, then SIGKILL.");
-	if (rc)
-		return rc == CMD_HELP ? 0 : rc;
-	if (npos != 1) {
-		free_cmd(o, NOPTS(o), pos);
-		return usage_error("cancel: name one batch");
-	}
-	if ((rc = load_conf()) || (rc = open_home())) {
-		free_cmd(o, NOPTS(o), pos);
-		return rc;
-	}
-	const char *id = pos[0];
-	char *json = request_json("cancel", NULL, 0, o[1].values, o[1].nvalues);
+	char *json = request_json("cancel", NULL, 0, syms, nsyms);
 	struct sb reply = SB_INIT;
 	int owner = ask_owner(id, json, &reply);
-	free(json);
-	long n = -1;
 	int status = 0;
+	free(json);
+	*n = -1;
 	if (owner == 0) {
-		n = reply_count(&reply, "cancelled");
+		*n = reply_count(&reply, "cancelled");
 	} else if (owner < 0) {
 		status = -owner;
 	} else {
@@ -1201,20 +1199,113 @@ static int cmd_cancel(void)
 				      "again",
 				      id);
 		} else {
-			n = engine_cancel(e, id, o[1].values, o[1].nvalues,
-					  &reply);
+			*n = engine_cancel(e, id, syms, nsyms, &reply);
 			engine_settle(e);
 			engine_run(e);
 		}
 		engine_free(e);
 	}
-	if (n >= 0 && verbosity >= 0)
-		printf("batch %s: %ld items cancelled\n", id, n);
 	sb_release(&reply);
-	free_cmd(o, NOPTS(o), pos);
 	return status;
 }
 
+/* runner cancel GROUP: every member not final, in every batch. */
+static int cancel_group(const char *id)
+{
+	struct sh_group *gr = find_group(id);
+	if (!gr)
+		return EX_NO_SUCH;
+	/* The members by batch, copied: cancelling changes the group. */
+	char **batches = NULL, ***syms = NULL;
+	size_t *nsyms = NULL, nb = 0, cap = 0;
+	for (size_t i = 0; i < gr->nm; i++) {
+		const struct sh_member *m = &gr->m[i];
+		if (m->final)
+			continue;
+		size_t k = 0;
+		while (k < nb && strcmp(batches[k], m->batch))
+			k++;
+		if (k == nb) {
+			size_t old = cap;
+			GROW(batches, cap, nb + 1);
+			syms = xrealloc(syms, cap * sizeof(*syms));
+			nsyms = xrealloc(nsyms, cap * sizeof(*nsyms));
+			for (size_t j = old; j < cap; j++) {
+				syms[j] = NULL;
+				nsyms[j] = 0;
+			}
+			batches[nb++] = xstrdup(m->batch);
+		}
+		syms[k] = xrealloc(syms[k], (nsyms[k] + 2) * sizeof(char *));
+		syms[k][nsyms[k]++] = xstrdup(m->symbol);
+		syms[k][nsyms[k]] = NULL;
+	}
+	int status = 0;
+	long total = 0;
+	for (size_t k = 0; k < nb; k++) {
+		long n;
+		int st = batch_dir_exists(batches[k])
+				 ? cancel_batch(batches[k], syms[k], nsyms[k], &n)
+				 : (n = 0, 0); /* archived: final already */
+		if (st > status)
+			status = st;
+		if (n > 0)
+			total += n;
+		if (n > 0 && verbosity >= 0)
+			printf("batch %s: %ld item%s of group %s cancelled\n",
+			       batches[k], n, n == 1 ? "" : "s", id);
+		words_free(syms[k]);
+		free(batches[k]);
+	}
+	if (verbosity >= 0)
+		printf("group %s: %ld item%s cancelled in %zu batch%s\n", id,
+		       total, total == 1 ? "" : "s", nb, nb == 1 ? "" : "es");
+	free(batches);
+	free(syms);
+	free(nsyms);
+	return status;
+}
+
+static int cmd_cancel(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--symbol", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "cancel",
+			   "usage: runner cancel TARGET [--symbol S]...\n\n"
+			   "Cancel the batch's items that are not final (only the "
+			   "named symbols,\nwith --symbol), or every member of a "
+			   "failure group that is not final,\nin every batch.  "
+			   "Running children get SIGTERM, then SIGKILL.");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("cancel: name one batch or group");
+	}
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *id = pos[0];
+	int status;
+	if (is_group_id(id)) {
+		if (o[1].nvalues)
+			status = usage_error("cancel: --symbol is for a batch, "
+					     "not a group");
+		else
+			status = cancel_group(id);
+		free_cmd(o, NOPTS(o), pos);
+		return status;
+	}
+	long n;
+	status = cancel_batch(id, o[1].values, o[1].nvalues, &n);
+	if (n >= 0 && verbosity >= 0)
+		printf("batch %s: %ld item%s cancelled\n", id, n,
+		       n == 1 ? "" : "s");
+	free_cmd(o, NOPTS(o), pos);
+	return status;
+}
 
 /* ---- daemon ---- */
 
@@ -1283,15 +1374,62 @@ static int cmd_daemon(void)
 
 /* ---- submit ---- */
 
-/* Follow a batch until it is final, from its summary.json; 0/1 like run. */
+/* What became of a submitted job that has no batch (yet). */
+static bool rejected_reason(const char *id, char *why, size_t n)
+{
+	char name[ID_MAX + 16];
+	struct sb text = SB_INIT;
+	snprintf(name, sizeof(name), "%s.job.reason", id);
+	int dfd = open_dir_at(home_.spool, "rejected");
+	int fd = dfd >= 0 ? openat(dfd, name, O_RDONLY | O_NOFOLLOW |
+						     O_NONBLOCK | O_CLOEXEC)
+			  : -1;
+	bool found = fd >= 0 && read_fd_bounded(fd, 4096, &text) == 0;
+	if (found) {
+		const char *t = text.buf ? text.buf : "";
+		size_t len = strcspn(t, "\n");
+		snprintf(why, n, "%.*s", (int)len, t);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	sb_release(&text);
+	return found;
+}
+
+/* The batch waits on nobody: no daemon, and no runner holds it. */
+static bool orphaned(const char *id)
+{
+	struct daemon_info info;
+	if (daemon_running(&home_, &info))
+		return false;
+	int bfd = open_dir_at(home_.batches, id);
+	if (bfd < 0)
+		return true;
+	int lock = batch_lock(bfd);
+	close(bfd);
+	if (lock < 0)
+		return false;
+	close(lock);
+	return true;
+}
+
+/*
+ * Follow a submitted batch until it is final, or waits only on paused
+ * items, from its summary.json; 0/1 like run.  Every wait has an end: a
+ * job the daemon rejected is reported (65), and a job or batch nobody will
+ * run any more (the daemon stopped) is run here (FOLLOW_RUN_HERE).
+ */
+#define FOLLOW_RUN_HERE (-1)
 static int follow_batch(const char *id)
 {
 	struct progress prog;
 	struct summary s;
 	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC), wd = -1;
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[512];
 	int status = EX_SOME_FAILED;
-	bool counted = false;
+	bool counted = false, printed = true;
 
 	progress_init(&prog, !g.no_progress && !g.json && verbosity >= 0);
 	for (;;) {
@@ -1311,16 +1449,27 @@ static int follow_batch(const char *id)
 				prog.failed = (size_t)(s.failed + s.cancelled);
 				progress_draw(&prog, (size_t)s.running,
 					      (size_t)s.paused, false);
-				if (status_final(s.status)) {
+				if (status_final(s.status) ||
+				    s.status == BS_PAUSED) {
 					close(bfd);
 					status = s.status == BS_COMPLETED ? 0 : 1;
 					break;
 				}
 			}
 			close(bfd);
+		} else if (rejected_reason(id, why, sizeof(why))) {
+			error("%s: rejected: %s", id, why);
+			status = EX_INVALID_JOB;
+			printed = false;
+			break;
 		} else if (wd < 0 && in >= 0) {
 			snprintf(path, sizeof(path), "%s/batches", home_.path);
 			inotify_add_watch(in, path, IN_MOVED_TO | IN_CREATE);
+		}
+		if (orphaned(id)) {
+			status = FOLLOW_RUN_HERE;
+			printed = false;
+			break;
 		}
 		/* Woken by the batch's rewrites; a second at most between looks. */
 		struct pollfd pfd = { .fd = in, .events = POLLIN };
@@ -1333,7 +1482,7 @@ static int follow_batch(const char *id)
 	progress_clear(&prog);
 	if (in >= 0)
 		close(in);
-	int dirfd = open_batch_dir(id);
+	int dirfd = printed ? open_batch_dir(id) : -1;
 	if (dirfd >= 0 && !g.json && verbosity >= 0) {
 		struct batch b;
 		if (replay_readonly(dirfd, &b) == 0)
@@ -1411,29 +1560,47 @@ static int cmd_submit(void)
 	fflush(stdout);
 	if (!status && o[1].seen) {
 		struct daemon_info info;
-		if (!daemon_running(&home_, &info)) {
-			/* Nobody else will run them: run them here. */
+		bool *here = xcalloc(nids + 1, sizeof(bool));
+		size_t nhere = 0;
+		for (size_t i = 0; i < nids; i++) {
+			/* The daemon runs it, unless there is none (or it
+			 * stops while we follow): then it runs here. */
+			int st = daemon_running(&home_, &info)
+					 ? follow_batch(ids[i])
+					 : FOLLOW_RUN_HERE;
+			if (st == FOLLOW_RUN_HERE) {
+				here[i] = true;
+				nhere++;
+			} else if (st > status) {
+				status = st;
+			}
+		}
+		if (nhere) {
 			struct engine_opts eo = engine_opts();
 			struct engine *e = engine_new(&home_, conf_, &eo);
+			spool_sweep(&home_, conf_);
 			for (size_t i = 0; i < nids; i++) {
-				char *path = xasprintf("%s/spool/%s.job",
-						       home_.path, ids[i]);
-				int st = engine_claim(e, path, true);
+				if (!here[i])
+					continue;
+				int st;
+				if (batch_dir_exists(ids[i])) {
+					st = engine_take(e, ids[i], -1, 0) < 0
+						     ? EX_IOERR_ : 0;
+				} else {
+					char *path = xasprintf("%s/spool/%s.job",
+							       home_.path, ids[i]);
+					st = engine_claim(e, path, true);
+					free(path);
+				}
 				if (st > status)
 					status = st;
-				free(path);
 			}
 			int rs = engine_run(e);
 			engine_free(e);
 			if (rs > status)
 				status = rs;
-		} else {
-			for (size_t i = 0; i < nids; i++) {
-				int st = follow_batch(ids[i]);
-				if (st > status)
-					status = st;
-			}
 		}
+		free(here);
 	}
 	for (size_t i = 0; i < npos; i++)
 		sb_release(&texts[i]);
@@ -1447,20 +1614,6 @@ static int cmd_submit(void)
 
 
 /* ---- pause, resume, groups, status ---- */
-
-static bool is_group_id(const char *s)
-{
-	return !strncmp(s, "grp-", 4);
-}
-
-static struct sh_group *find_group(const char *id)
-{
-	struct shared *sh = view_shared();
-	struct sh_group *grp = sh ? shared_group(sh, id) : NULL;
-	if (!grp)
-		error("no such failure group: %s", id);
-	return grp;
-}
 
 static int cmd_pause(void)
 {
@@ -1532,10 +1685,23 @@ static int cmd_pause(void)
 		}
 		engine_free(e);
 	}
-	if (n >= 0 && verbosity >= 0)
-		printf("batch %s: %ld items paused; go on with: runner resume "
+	if (n >= 0 && verbosity >= 0) {
+		printf("batch %s: %ld item%s paused; go on with: runner resume "
 		       "%s\n",
-		       id, n, id);
+		       id, n, n == 1 ? "" : "s", id);
+		cJSON *ro = cJSON_Parse(reply.buf ? reply.buf : "");
+		const cJSON *x;
+		cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(ro,
+								    "not_paused"))
+		{
+			const cJSON *ns = cJSON_GetObjectItemCaseSensitive(x, "symbol");
+			const cJSON *wh = cJSON_GetObjectItemCaseSensitive(x, "why");
+			if (cJSON_IsString(ns) && cJSON_IsString(wh))
+				printf("batch %s: %s not paused: %s\n", id,
+				       ns->valuestring, wh->valuestring);
+		}
+		cJSON_Delete(ro);
+	}
 	sb_release(&reply);
 	free_cmd(o, NOPTS(o), pos);
 	return status;
@@ -1716,22 +1882,18 @@ static int cmd_groups(void)
 		cJSON_free(text);
 		cJSON_Delete(arr);
 	} else {
-		if (sh->ngroups)
+		if (!sh->ngroups && verbosity >= 0)
+			printf("no failure groups\n");
+		else if (sh->ngroups)
 			printf("%-24s %-9s %7s  %-24s %s\n", "GROUP", "STATUS",
 			       "MEMBERS", "PROGRESS", "ROOT CAUSE");
 		for (size_t i = 0; i < sh->ngroups; i++) {
-			size_t n, fin, paused;
-			char prog[64];
-			shared_group_progress(v[i], &n, &fin, &paused);
-			if (v[i]->status == GROUP_OPEN)
-				snprintf(prog, sizeof(prog), "%zu paused", paused);
-			else
-				snprintf(prog, sizeof(prog),
-					 "%zu/%zu resumed, %zu queued",
-					 n - paused, n, paused);
+			struct sb prog = SB_INIT;
+			shared_group_progress_text(v[i], &prog);
 			printf("%-24s %-9s %7zu  %-24s %s\n", v[i]->id,
-			       group_status_name(v[i]->status), n, prog,
-			       v[i]->root_cause ? v[i]->root_cause : "");
+			       group_status_name(v[i]->status), v[i]->nm,
+			       prog.buf, v[i]->root_cause ? v[i]->root_cause : "");
+			sb_release(&prog);
 		}
 	}
 	free(v);
@@ -1876,6 +2038,19 @@ static char *status_symbols_json(const struct status_ctx *c)
 	return out.buf;
 }
 
+/* The symbols of a batch's paused items, NUL-separated into out. */
+static void paused_symbols(int bfd, struct sb *out)
+{
+	struct batch b;
+	if (replay_readonly(bfd, &b) == 0)
+		for (size_t i = 0; i < b.nitems; i++)
+			if (b.items[i].state == ST_PAUSED) {
+				sb_adds(out, b.items[i].symbol);
+				sb_addc(out, '\0');
+			}
+	batch_release(&b);
+}
+
 static int cmd_status(void)
 {
 	struct cmdopt o[] = { { "--help" } };
@@ -1896,6 +2071,7 @@ static int cmd_status(void)
 	struct shared *sh = view_shared();
 	struct daemon_info info;
 	bool daemon = daemon_running(&home_, &info);
+	struct sb paused_store = SB_INIT; /* NUL-separated paused symbols */
 
 	/* Active batches, and what waits per agent, from summary.json. */
 	size_t nagents = conf_->nagents;
@@ -1919,6 +2095,8 @@ static int cmd_status(void)
 			for (size_t i = 0; i < nagents; i++)
 				if (!strcmp(conf_->agents[i].name, su.agent))
 					queued[i] += su.pending;
+			if (su.paused > 0)
+				paused_symbols(bfd, &paused_store);
 		}
 		close(bfd);
 	}
@@ -1927,20 +2105,18 @@ static int cmd_status(void)
 
 	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL };
 	symstats_read(home_.state, status_row, &c);
-	/* Symbols the shared state knows of: failing, circuits, paused. */
+	/* A symbol is paused while an item of it is (in any open batch). */
 	struct strmap paused = STRMAP_INIT;
-	size_t groups_open = 0;
-	for (size_t i = 0; sh && i < sh->ngroups; i++) {
-		struct sh_group *gr = sh->groups[i];
-		if (gr->status == GROUP_OPEN)
-			groups_open++;
-		for (size_t k = 0; k < gr->nm; k++)
-			if (gr->m[k].paused && !gr->m[k].final &&
-			    gr->status != GROUP_RESOLVED) {
-				status_sym(&c, gr->m[k].symbol);
-				strmap_put(&paused, gr->m[k].symbol, 1);
-			}
+	for (size_t off = 0; off < paused_store.len;) {
+		const char *sym = paused_store.buf + off;
+		status_sym(&c, sym);
+		strmap_put(&paused, sym, 1);
+		off += strlen(sym) + 1;
 	}
+	size_t groups_open = 0;
+	for (size_t i = 0; sh && i < sh->ngroups; i++)
+		if (sh->groups[i]->status == GROUP_OPEN)
+			groups_open++;
 	for (size_t i = 0; sh && i < sh->nsymbols; i++) {
 		struct sh_symbol *ss = sh->symbols[i];
 		if (ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED)
@@ -1959,9 +2135,9 @@ static int cmd_status(void)
 		s->circuit = circuit;
 		s->streak = ss ? ss->brk.streak : 0;
 		s->state = s->busy_until > now ? "processing"
-			: circuit != CIRCUIT_CLOSED || strmap_get(&paused, s->symbol)
-				? "paused"
-			: (s->known && !s->last_ok) || s->streak
+			: strmap_get(&paused, s->symbol) ? "paused"
+			: (s->known && !s->last_ok) || s->streak ||
+				  circuit != CIRCUIT_CLOSED
 				? "failed"
 				: "idle";
 		if (circuit != CIRCUIT_CLOSED)
@@ -2059,6 +2235,7 @@ static int cmd_status(void)
 	free(c.v);
 	strmap_release(&c.idx);
 	strmap_release(&paused);
+	sb_release(&paused_store);
 	for (size_t i = 0; i < nactive; i++)
 		free(active[i]);
 	free(active);

@@ -192,26 +192,34 @@ cJSON *meta_group_json(struct shared *sh, const char *id)
 	add_str(sig, "source", g ? g->source : NULL);
 	add_str(sig, "message", g ? g->norm : NULL);
 	cJSON *members = cJSON_AddArrayToObject(o, "members");
-	size_t n = 0, fin = 0, paused = 0;
+	struct sh_counts c = { 0 };
 	if (g) {
 		for (size_t i = 0; i < g->nm; i++) {
 			cJSON *m = cJSON_CreateObject();
 			cJSON_AddStringToObject(m, "batch_id", g->m[i].batch);
 			cJSON_AddStringToObject(m, "symbol", g->m[i].symbol);
+			cJSON_AddStringToObject(m, "state",
+						shared_member_state(g, &g->m[i]));
 			cJSON_AddItemToArray(members, m);
 		}
-		shared_group_progress(g, &n, &fin, &paused);
+		shared_group_counts(g, &c);
 	}
 	add_str(o, "detected_at", g ? fmt_time(g->detected_ms, t) : NULL);
 	add_str(o, "status", g ? group_status_name(g->status) : NULL);
-	bool resumed = g && g->status != GROUP_OPEN;
-	add_int(o, "resumed", (int64_t)(n - paused), g != NULL && resumed);
-	add_int(o, "queued", (int64_t)paused, g != NULL && resumed);
-	if (g && !resumed) {
-		/* not resumed yet: say so plainly, numbers 0 */
-		cJSON_ReplaceItemInObject(o, "resumed", cJSON_CreateNumber(0));
-		cJSON_ReplaceItemInObject(o, "queued", cJSON_CreateNumber(0));
-	}
+	/* resumed: members that started again after a resume; queued: paused
+	 * members waiting to (0 while the group is open); the rest by how
+	 * the members ended. */
+	add_int(o, "resumed", (int64_t)c.resumed, g != NULL);
+	add_int(o, "queued", (int64_t)(g && g->status != GROUP_OPEN ? c.paused : 0),
+		g != NULL);
+	add_int(o, "paused", (int64_t)c.paused, g != NULL);
+	add_int(o, "succeeded", (int64_t)c.succeeded, g != NULL);
+	add_int(o, "failed", (int64_t)c.failed, g != NULL);
+	add_int(o, "cancelled", (int64_t)c.cancelled, g != NULL);
+	if (g && g->status == GROUP_RESOLVED)
+		add_str(o, "resolved_at", fmt_time(g->resolved_ms, t));
+	else
+		cJSON_AddNullToObject(o, "resolved_at");
 	return o;
 }
 
@@ -698,18 +706,20 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 	for (size_t k = 0; k < nseen; k++) {
 		const char *gid = seen[k];
 		struct sh_group *g = sh ? shared_group(sh, gid) : NULL;
-		size_t n = 0, fin = 0, paused = 0;
-		if (g)
-			shared_group_progress(g, &n, &fin, &paused);
 		fprintf(fp, "  group       %s: %s, %s", gid,
 			g && g->root_cause ? g->root_cause : "?",
 			g ? group_status_name(g->status) : "?");
-		if (g && g->status == GROUP_RESUMING)
-			fprintf(fp, " (%zu/%zu resumed, %zu queued)", n - paused,
-				n, paused);
-		else if (g && g->status == GROUP_OPEN)
-			fprintf(fp, " (%zu members, %zu paused; runner resume %s)",
-				n, paused, gid);
+		if (g) {
+			struct sb prog = SB_INIT;
+			shared_group_progress_text(g, &prog);
+			fprintf(fp, " (%zu member%s: %s", g->nm,
+				g->nm == 1 ? "" : "s", prog.buf);
+			if (g->status != GROUP_RESOLVED)
+				fprintf(fp, "; runner resume %s, or runner "
+					    "cancel %s", gid, gid);
+			fputc(')', fp);
+			sb_release(&prog);
+		}
 		fputc('\n', fp);
 	}
 	if (flags & SHOW_PATHS) {

@@ -862,18 +862,15 @@ static void group_block(struct rctx *x, const char *id, size_t here,
 	text(x, id, MAX_FIELD);
 	out(x, "</h3>\n<table class=\"kv\">\n");
 	if (g) {
-		size_t n = 0, fin = 0, paused = 0;
-		shared_group_progress(g, &n, &fin, &paused);
+		struct sb prog = SB_INIT;
+		shared_group_progress_text(g, &prog);
 		out(x, "<tr><th>root cause</th><td>");
 		field(x, g->root_cause);
-		out(x, "</td></tr>\n<tr><th>status</th><td>%s",
+		out(x, "</td></tr>\n<tr><th>status</th><td>%s (",
 		    group_status_name(g->status));
-		if (g->status == GROUP_RESUMING)
-			out(x, " (%zu of %zu resumed, %zu queued)", n - paused,
-			    n, paused);
-		else if (g->status == GROUP_OPEN)
-			out(x, " (%zu paused)", paused);
-		out(x, "</td></tr>\n");
+		text(x, prog.buf, MAX_FIELD);
+		out(x, ")</td></tr>\n");
+		sb_release(&prog);
 		kv_time(x, "detected", g->detected_ms, "&ndash;");
 		if (g->status == GROUP_RESOLVED)
 			kv_time(x, "resolved", g->resolved_ms, "&ndash;");

@@ -21,6 +21,17 @@ const char *group_status_name(int s)
 	return s >= 0 && s <= GROUP_RESOLVED ? names[s] : "?";
 }
 
+int64_t shared_trial_lease_ms(void)
+{
+	static int64_t lease;
+	if (!lease) {
+		const char *v = getenv("RUNNER_TRIAL_LEASE_MS");
+		long long ms = v ? atoll(v) : 0;
+		lease = ms >= 100 ? ms : TRIAL_LEASE_MS;
+	}
+	return lease;
+}
+
 /* ---- the fold ---- */
 
 static void group_free(struct sh_group *g)
@@ -145,6 +156,91 @@ void shared_group_progress(const struct sh_group *g, size_t *members,
 	}
 }
 
+void shared_group_counts(const struct sh_group *g, struct sh_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->members = g->nm;
+	for (size_t i = 0; i < g->nm; i++) {
+		const struct sh_member *m = &g->m[i];
+		c->resumed += m->resumed;
+		if (!m->final) {
+			c->paused += m->paused;
+			continue;
+		}
+		c->final++;
+		if (!strcmp(m->state, "succeeded"))
+			c->succeeded++;
+		else if (!strcmp(m->state, "cancelled"))
+			c->cancelled++;
+		else
+			c->failed++;
+	}
+}
+
+const char *shared_member_state(const struct sh_group *g,
+				const struct sh_member *m)
+{
+	if (m->final)
+		return m->state[0] ? m->state : "final";
+	if (m->paused)
+		return g->status == GROUP_RESUMING ? "queued" : "paused";
+	if (m->resumed)
+		return "running";
+	return m->failed ? "failed" : "open";
+}
+
+void shared_group_progress_text(const struct sh_group *g, struct sb *out)
+{
+	struct sh_counts c;
+	shared_group_counts(g, &c);
+	if (g->status == GROUP_OPEN)
+		sb_addf(out, "%zu paused", c.paused);
+	else if (g->status == GROUP_RESUMING)
+		sb_addf(out, "%zu/%zu resumed, %zu queued", c.resumed,
+			c.members, c.paused);
+	else
+		sb_addf(out, "%zu/%zu resumed", c.resumed, c.members);
+	if (c.final)
+		sb_addf(out, "; %zu succeeded, %zu failed, %zu cancelled",
+			c.succeeded, c.failed, c.cancelled);
+}
+
+void shared_group_message(const struct sh_group *g, const char *what,
+			  struct sb *out)
+{
+	struct sh_counts c;
+	shared_group_counts(g, &c);
+	size_t failing = 0;
+	for (size_t i = 0; i < g->nm; i++)
+		failing += g->m[i].failed;
+	sb_addf(out, "failure group %s %s: %zu symbol%s failed with one cause, "
+		     "%s",
+		g->id, what, failing, failing == 1 ? "" : "s",
+		g->root_cause ? g->root_cause : "unknown cause");
+	size_t shown = 0;
+	for (size_t i = 0; i < g->nm && shown < 10; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = !strcmp(g->m[k].symbol, g->m[i].symbol);
+		if (dup)
+			continue;
+		sb_addf(out, "%s%s", shown ? " " : " (", g->m[i].symbol);
+		shown++;
+	}
+	if (shown)
+		sb_addf(out, "%s)", c.members > shown ? " ..." : "");
+	if (c.members > failing)
+		sb_addf(out, "; %zu member%s in all", c.members,
+			c.members == 1 ? "" : "s");
+	if (g->status == GROUP_RESOLVED)
+		sb_addf(out, "; %zu succeeded, %zu failed, %zu cancelled",
+			c.succeeded, c.failed, c.cancelled);
+	else
+		sb_addf(out, "; resume with: runner resume %s; or cancel "
+			     "with: runner cancel %s",
+			g->id, g->id);
+}
+
 static void resolved(struct shared *sh, struct sh_group *g, int64_t ms)
 {
 	g->status = GROUP_RESOLVED;
@@ -177,24 +273,29 @@ static char *opt(const char *s)
 
 static void fold_line(struct shared *sh, char **f, int nf)
 {
-	int64_t ms;
+	int64_t ms, until;
+	const char *flags;
 	struct sh_group *g;
 	struct sh_symbol *s;
 	if (nf < 2 || strlen(f[0]) != 1)
 		return;
 	ms = num(f[1]);
 	switch (f[0][0]) {
-	case 'F': /* sig agent source category type symbol batch norm msg */
+	case 'F': /* sig agent source category type symbol batch norm msg
+		     [flags] */
 	case 'W': /* the same, for the window only (a snapshot) */
 		if (nf < 11)
 			return;
+		flags = nf > 11 ? f[11] : "";
 		if (strcmp(f[2], "-"))
-			correlate_add(&sh->corr, f[2], f[7], f[8], ms, NULL);
-		if (f[0][0] == 'F') {
+			correlate_add_flagged(&sh->corr, f[2], f[7], f[8], ms,
+					      strchr(flags, 'a') != NULL);
+		if (f[0][0] == 'F' && !strchr(flags, 'g')) {
 			s = symbol_get(sh, f[7]);
 			breaker_step(&s->brk, &sh->sym_conf, BRK_TIMER, ms);
 			breaker_step(&s->brk, &sh->sym_conf, BRK_FAILURE, ms);
 			s->last_failure_ms = ms;
+			sh->sym_gen++;
 		}
 		break;
 	case 'S':
@@ -203,6 +304,8 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		s = symbol_get(sh, f[2]);
 		breaker_step(&s->brk, &sh->sym_conf, BRK_TIMER, ms);
 		breaker_step(&s->brk, &sh->sym_conf, BRK_SUCCESS, ms);
+		correlate_drop_symbol(&sh->corr, f[2]);
+		sh->sym_gen++;
 		break;
 	case 'Y': /* symbol streak state until open_ms trial */
 		if (nf < 8)
@@ -213,12 +316,26 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		s->brk.until = num(f[5]);
 		s->brk.open_ms = num(f[6]);
 		s->brk.trial_taken = num(f[7]) != 0;
+		s->brk.trial_until = nf > 8 ? num(f[8]) : 0;
+		if (s->brk.trial_taken && !s->brk.trial_until)
+			s->brk.trial_until = ms + TRIAL_LEASE_MS;
+		sh->sym_gen++;
 		break;
-	case 'H':
+	case 'H': /* symbol [until]: taken, or its lease renewed */
 		if (nf < 3)
 			return;
 		s = symbol_get(sh, f[2]);
-		breaker_take_trial(&s->brk, ms);
+		until = nf > 3 ? num(f[3]) : ms + TRIAL_LEASE_MS;
+		if (!breaker_take_trial(&s->brk, ms, until))
+			breaker_renew_trial(&s->brk, until);
+		sh->sym_gen++;
+		break;
+	case 'h':
+		if (nf < 3)
+			return;
+		s = symbol_get(sh, f[2]);
+		breaker_release_trial(&s->brk);
+		sh->sym_gen++;
 		break;
 	case 'K':
 		if (nf < 3)
@@ -227,7 +344,10 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		if (s->brk.state != CIRCUIT_CLOSED) {
 			s->brk.state = CIRCUIT_HALF_OPEN;
 			s->brk.trial_taken = true;
+			s->brk.trial_until = nf > 3 ? num(f[3])
+						    : ms + TRIAL_LEASE_MS;
 		}
+		sh->sym_gen++;
 		break;
 	case 'G': /* group sig agent source category type norm root_cause */
 		if (nf < 10 || shared_group(sh, f[2]))
@@ -242,6 +362,7 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		g->norm = opt(f[8]);
 		g->root_cause = opt(f[9]);
 		g->detected_ms = ms;
+		g->opened_ms = ms;
 		g->status = GROUP_OPEN;
 		g->brk.state = CIRCUIT_OPEN;
 		g->brk.open_ms = sh->src_conf.open_ms;
@@ -258,22 +379,39 @@ static void fold_line(struct shared *sh, char **f, int nf)
 	case 'U': {
 		if (nf < 5 || !(g = shared_group(sh, f[2])))
 			return;
-		struct sh_member *m = member_get(g, f[3], f[4], true);
+		/* Only a failure or a pause makes a member. */
+		bool joins = f[0][0] == 'M' || f[0][0] == 'P';
+		struct sh_member *m = member_get(g, f[3], f[4], joins);
+		if (!m)
+			return;
 		if (f[0][0] == 'M') {
 			m->failed = true;
+			m->final = false;
 		} else if (f[0][0] == 'P') {
 			m->paused = true;
+			m->final = false;
 			m->paused_ms = ms;
 		} else if (f[0][0] == 'X') {
 			m->final = true;
 			m->paused = false;
+			snprintf(m->state, sizeof(m->state), "%s",
+				 nf > 5 ? f[5] : "");
 			maybe_resolve(sh, g, ms);
-		} else {
-			m->paused = false; /* started again after a resume */
+		} else if (m->paused) {
+			/* started again after a resume */
+			m->paused = false;
+			m->resumed = true;
 		}
 		g->gen = ++sh->gen;
 		break;
 	}
+	case 'L':
+		if (nf < 4 || !(g = shared_group(sh, f[2])))
+			return;
+		g->reported = (size_t)num(f[3]);
+		if (!g->formed_size)
+			g->formed_size = g->reported;
+		break;
 	case 'R':
 		if (nf < 4 || !(g = shared_group(sh, f[2])) ||
 		    g->status == GROUP_RESOLVED)
@@ -283,24 +421,36 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		snprintf(g->order, sizeof(g->order), "%s", f[3]);
 		g->brk.state = CIRCUIT_CLOSED;
 		g->brk.trial_taken = false;
+		g->brk.trial_until = 0;
 		g->gen = ++sh->gen;
 		break;
-	case 'T':
+	case 'T': /* group batch symbol [until] */
 		if (nf < 5 || !(g = shared_group(sh, f[2])))
 			return;
-		breaker_take_trial(&g->brk, ms);
+		until = nf > 5 ? num(f[5]) : ms + TRIAL_LEASE_MS;
+		if (!breaker_take_trial(&g->brk, ms, until))
+			breaker_renew_trial(&g->brk, until);
 		free(g->trial_batch);
 		free(g->trial_symbol);
 		g->trial_batch = xstrdup(f[3]);
 		g->trial_symbol = xstrdup(f[4]);
 		g->gen = ++sh->gen;
 		break;
+	case 't':
+		if (nf < 3 || !(g = shared_group(sh, f[2])))
+			return;
+		breaker_release_trial(&g->brk);
+		g->gen = ++sh->gen;
+		break;
 	case 'O':
-		if (nf < 5 || !(g = shared_group(sh, f[2])))
+		if (nf < 5 || !(g = shared_group(sh, f[2])) ||
+		    g->status == GROUP_RESOLVED)
 			return;
 		g->status = GROUP_OPEN;
+		g->opened_ms = ms;
 		g->brk.state = CIRCUIT_OPEN;
 		g->brk.trial_taken = false;
+		g->brk.trial_until = 0;
 		g->brk.until = num(f[3]);
 		g->brk.open_ms = num(f[4]);
 		g->gen = ++sh->gen;
@@ -320,6 +470,15 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		free(g->trial_symbol);
 		g->trial_batch = opt(f[10]);
 		g->trial_symbol = opt(f[11]);
+		g->brk.trial_until = nf > 12 ? num(f[12]) : 0;
+		if (g->brk.trial_taken && !g->brk.trial_until)
+			g->brk.trial_until = ms + TRIAL_LEASE_MS;
+		if (nf > 13)
+			g->opened_ms = num(f[13]);
+		if (nf > 14)
+			g->reported = (size_t)num(f[14]);
+		if (nf > 15)
+			g->formed_size = (size_t)num(f[15]);
 		if (g->status == GROUP_RESOLVED)
 			g->resolved_ms = ms;
 		g->gen = ++sh->gen;
@@ -332,6 +491,8 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		m->paused = num(f[6]) != 0;
 		m->final = num(f[7]) != 0;
 		m->paused_ms = num(f[8]);
+		m->resumed = nf > 9 && num(f[9]) != 0;
+		snprintf(m->state, sizeof(m->state), "%s", nf > 10 ? f[10] : "");
 		g->gen = ++sh->gen;
 		break;
 	}
@@ -576,12 +737,57 @@ static void group_id(struct shared *sh, int64_t now, char *id, size_t n)
 	}
 }
 
+/* The open (not resolved) group of a signature, newest first. */
+static struct sh_group *group_of_sig(struct shared *sh, const char *sig)
+{
+	for (size_t i = sh->ngroups; i-- > 0;)
+		if (!strcmp(sh->groups[i]->sig, sig) &&
+		    sh->groups[i]->status != GROUP_RESOLVED)
+			return sh->groups[i];
+	return NULL;
+}
+
+static void ref_add(struct sh_failure_result *out, const char *batch,
+		    const char *symbol)
+{
+	for (size_t i = 0; i < out->nunreported; i++)
+		if (!strcmp(out->unreported[i].batch, batch) &&
+		    !strcmp(out->unreported[i].symbol, symbol))
+			return;
+	out->unreported = xrealloc(out->unreported, (out->nunreported + 1) *
+							    sizeof(struct sh_ref));
+	out->unreported[out->nunreported++] =
+		(struct sh_ref){ xstrdup(batch), xstrdup(symbol) };
+}
+
+void shared_failure_done(struct sh_failure_result *out)
+{
+	for (size_t i = 0; i < out->nunreported; i++) {
+		free(out->unreported[i].batch);
+		free(out->unreported[i].symbol);
+	}
+	free(out->unreported);
+	out->unreported = NULL;
+	out->nunreported = 0;
+}
+
+/* The source is still failing after a resume: open the group again, for
+ * twice as long as its last open period. */
+static void reopen(struct shared *sh, struct sh_group *g, int64_t now)
+{
+	int64_t ms = g->brk.open_ms ? g->brk.open_ms * 2 : sh->src_conf.open_ms;
+	if (sh->src_conf.max_open_ms && ms > sh->src_conf.max_open_ms)
+		ms = sh->src_conf.max_open_ms;
+	emit(sh, 'O', "%s\t%lld\t%lld", g->id, (long long)(now + ms),
+	     (long long)ms);
+}
+
 int shared_failure(struct shared *sh, struct failure *f, bool correlate,
-		   int64_t now, struct sh_failure_result *out)
+		   bool final_alone, int64_t now, struct sh_failure_result *out)
 {
 	struct sb norm = SB_INIT, a = SB_INIT, b = SB_INIT, c = SB_INIT,
-		  d = SB_INIT, e = SB_INIT;
-	char sig[SIG_LEN + 1];
+		  d = SB_INIT;
+	char sig[SIG_LEN + 1], gid[GROUP_ID_MAX] = "";
 	memset(out, 0, sizeof(*out));
 	correlate_fill(f, &norm, sig);
 	if (begin(sh) < 0) {
@@ -590,54 +796,73 @@ int shared_failure(struct shared *sh, struct failure *f, bool correlate,
 	}
 	struct sh_symbol *s = symbol_get(sh, f->symbol);
 	int was = s->brk.state;
-	emit(sh, 'F', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
+	/* Decided before the line is written, so that every reader folds
+	 * the same answer: does this failure belong to a group? */
+	struct sh_group *g = correlate ? group_of_sig(sh, sig) : NULL;
+	bool forms = correlate && !g &&
+		     correlate_would_form(&sh->corr, sig, f->symbol, now);
+	bool grouped = g || forms;
+	const char *flags = grouped ? "g" : final_alone ? "a" : "";
+	emit(sh, 'F', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s",
 	     correlate ? sig : "-", field(&d, f->agent),
 	     f->source ? f->source : "", f->category ? f->category : "",
 	     field(&a, f->type), f->symbol, f->batch ? f->batch : "",
-	     field(&b, f->norm), field(&c, f->message));
+	     field(&b, f->norm), field(&c, f->message), flags);
+	s = symbol_get(sh, f->symbol);
 	out->streak = s->brk.streak;
 	/* The alert is for an opening, not for each failed trial after it. */
 	out->symbol_opened = s->brk.state == CIRCUIT_OPEN && was == CIRCUIT_CLOSED;
 
-	struct sh_group *g = NULL;
-	for (size_t i = correlate ? sh->ngroups : 0; i-- > 0;)
-		if (!strcmp(sh->groups[i]->sig, sig) &&
-		    sh->groups[i]->status != GROUP_RESOLVED) {
-			g = sh->groups[i];
-			break;
+	if (g) {
+		struct sh_member *m = member_get(g, f->batch, f->symbol, false);
+		out->new_member = !m || !m->failed;
+		if (g->status == GROUP_RESUMING) {
+			reopen(sh, g, now);
+			out->reopened = true;
 		}
-	if (!correlate) {
-		/* counts for the symbol's circuit only */
-	} else if (g) {
 		emit(sh, 'M', "%s\t%s\t%s", g->id, f->batch, f->symbol);
-		out->group = g;
-	} else {
+		snprintf(gid, sizeof(gid), "%s", g->id);
+	} else if (forms) {
 		struct strmap_entry *se = strmap_get(&sh->corr.index, sig);
 		const struct corr_sig *w = se ? sh->corr.sigs[se->value] : NULL;
-		size_t distinct = 0;
-		if (w)
-			distinct = correlate_distinct(&sh->corr, w);
-		if (w && distinct >= (size_t)sh->corr.min_group) {
-			char id[GROUP_ID_MAX];
-			struct sb cause = SB_INIT;
-			correlate_root_cause(f, &cause);
-			group_id(sh, now, id, sizeof(id));
-			emit(sh, 'G', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", id, sig,
-			     f->agent, f->source ? f->source : "", f->category,
-			     field(&a, f->type), field(&b, f->norm),
-			     field(&d, cause.buf));
-			sb_release(&cause);
-			/* Every failure of the window is a member. */
-			for (size_t i = 0; i < w->n; i++)
-				emit(sh, 'M', "%s\t%s\t%s", id, w->ev[i].batch,
-				     w->ev[i].symbol);
-			out->group = shared_group(sh, id);
-			out->formed = true;
+		char id[GROUP_ID_MAX];
+		struct sb cause = SB_INIT;
+		correlate_root_cause(f, &cause);
+		group_id(sh, now, id, sizeof(id));
+		emit(sh, 'G', "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", id, sig,
+		     f->agent, f->source ? f->source : "", f->category,
+		     field(&a, f->type), field(&b, f->norm),
+		     field(&d, cause.buf));
+		sb_release(&cause);
+		/* Every failure of the window is a member; those already
+		 * reported as final failures are not reported again. */
+		for (size_t i = 0; w && i < w->n; i++) {
+			if (w->ev[i].ms < now - sh->corr.window_ms)
+				continue;
+			emit(sh, 'M', "%s\t%s\t%s", id, w->ev[i].batch,
+			     w->ev[i].symbol);
+			if (!w->ev[i].alerted)
+				ref_add(out, w->ev[i].batch, w->ev[i].symbol);
+		}
+		ref_add(out, f->batch ? f->batch : "", f->symbol);
+		out->formed = true;
+		out->new_member = true;
+		snprintf(gid, sizeof(gid), "%s", id);
+	}
+	if (gid[0]) {
+		struct sh_group *gg = shared_group(sh, gid);
+		/* Growth is told when the failing members double since the
+		 * last group alert (so at most log2(N) of them); members only
+		 * paused for the group do not make it grow. */
+		size_t failing = 0;
+		for (size_t i = 0; gg && i < gg->nm; i++)
+			failing += gg->m[i].failed;
+		if (gg && (out->formed || failing >= 2 * gg->reported)) {
+			emit(sh, 'L', "%s\t%zu", gid, failing);
+			if (!out->formed)
+				out->grown = failing;
 		}
 	}
-	char gid[GROUP_ID_MAX] = "";
-	if (out->group)
-		snprintf(gid, sizeof(gid), "%s", out->group->id);
 	int rc = end(sh); /* may compact: every group is folded anew */
 	out->group = gid[0] ? shared_group(sh, gid) : NULL;
 	sb_release(&norm);
@@ -645,7 +870,6 @@ int shared_failure(struct shared *sh, struct failure *f, bool correlate,
 	sb_release(&b);
 	sb_release(&c);
 	sb_release(&d);
-	sb_release(&e);
 	return rc;
 }
 
@@ -691,39 +915,70 @@ int shared_paused(struct shared *sh, const char *group, const char *batch,
 	return end(sh);
 }
 
-int shared_final(struct shared *sh, const char *group, const char *batch,
-		 const char *symbol, int64_t now)
+size_t shared_member_groups(struct shared *sh, const char *batch,
+			    const char *symbol, struct sh_group **out,
+			    size_t max)
 {
-	(void)now;
-	struct sh_group *g = shared_group(sh, group);
-	if (!g)
-		return 0;
-	struct sh_member *m = member_get(g, batch, symbol, false);
-	if (m && m->final)
-		return 0;
-	if (begin(sh) < 0)
-		return -1;
-	g = shared_group(sh, group);
-	int was = g ? g->status : GROUP_RESOLVED;
-	emit(sh, 'X', "%s\t%s\t%s", group, batch, symbol);
-	g = shared_group(sh, group);
-	int resolved = g && was != GROUP_RESOLVED && g->status == GROUP_RESOLVED;
-	if (resolved)
-		emit(sh, 'Z', "%s", group);
-	end(sh);
-	return resolved;
+	size_t n = 0;
+	for (size_t i = 0; i < sh->ngroups && n < max; i++) {
+		struct sh_group *g = sh->groups[i];
+		struct sh_member *m = g->status == GROUP_RESOLVED
+			? NULL : member_get(g, batch, symbol, false);
+		if (m && !m->final)
+			out[n++] = g;
+	}
+	return n;
 }
 
-int shared_started(struct shared *sh, const char *group, const char *batch,
-		   const char *symbol)
+int shared_final(struct shared *sh, const char *batch, const char *symbol,
+		 const char *state, int64_t now, char (*resolved)[GROUP_ID_MAX],
+		 size_t nresolved)
 {
-	struct sh_group *g = shared_group(sh, group);
-	struct sh_member *m = g ? member_get(g, batch, symbol, false) : NULL;
-	if (!m || !m->paused)
+	struct sh_group *v[16];
+	(void)now;
+	catch_up(sh);
+	if (!shared_member_groups(sh, batch, symbol, v, 16))
 		return 0;
 	if (begin(sh) < 0)
 		return -1;
-	emit(sh, 'U', "%s\t%s\t%s", group, batch, symbol);
+	size_t n = shared_member_groups(sh, batch, symbol, v, 16);
+	char ids[16][GROUP_ID_MAX];
+	for (size_t i = 0; i < n; i++)
+		snprintf(ids[i], sizeof(ids[i]), "%s", v[i]->id);
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
+		emit(sh, 'X', "%s\t%s\t%s\t%s", ids[i], batch, symbol,
+		     state ? state : "");
+		struct sh_group *g = shared_group(sh, ids[i]);
+		if (g && g->status == GROUP_RESOLVED) {
+			emit(sh, 'Z', "%s", ids[i]);
+			if ((size_t)count < nresolved)
+				memcpy(resolved[count], ids[i], GROUP_ID_MAX);
+			count++;
+		}
+	}
+	end(sh);
+	return count;
+}
+
+int shared_started(struct shared *sh, const char *batch, const char *symbol)
+{
+	struct sh_group *v[16];
+	size_t n = shared_member_groups(sh, batch, symbol, v, 16), want = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sh_member *m = member_get(v[i], batch, symbol, false);
+		want += m && m->paused && v[i]->status == GROUP_RESUMING;
+	}
+	if (!want)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	n = shared_member_groups(sh, batch, symbol, v, 16);
+	for (size_t i = 0; i < n; i++) {
+		struct sh_member *m = member_get(v[i], batch, symbol, false);
+		if (m && m->paused && v[i]->status == GROUP_RESUMING)
+			emit(sh, 'U', "%s\t%s\t%s", v[i]->id, batch, symbol);
+	}
 	return end(sh);
 }
 
@@ -757,20 +1012,43 @@ int shared_trial(struct shared *sh, const char *group, const char *batch,
 		 const char *symbol, int64_t now)
 {
 	struct sh_group *g = shared_group(sh, group);
-	if (!g || g->status != GROUP_OPEN || now < g->brk.until ||
-	    g->brk.trial_taken)
+	if (!g || g->status != GROUP_OPEN || !breaker_allows(&g->brk, now))
 		return 0;
 	if (begin(sh) < 0)
 		return -1;
 	g = shared_group(sh, group);
 	int taken = 0;
-	if (g && g->status == GROUP_OPEN && now >= g->brk.until &&
-	    !g->brk.trial_taken) {
-		emit(sh, 'T', "%s\t%s\t%s", group, batch, symbol);
+	if (g && g->status == GROUP_OPEN && breaker_allows(&g->brk, now)) {
+		emit(sh, 'T', "%s\t%s\t%s\t%lld", group, batch, symbol,
+		     (long long)(now + shared_trial_lease_ms()));
 		taken = 1;
 	}
 	end(sh);
 	return taken;
+}
+
+int shared_trial_renew(struct shared *sh, const char *group,
+		       const char *batch, const char *symbol, int64_t now)
+{
+	struct sh_group *g = shared_group(sh, group);
+	if (!g || g->status != GROUP_OPEN || !g->brk.trial_taken)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	emit(sh, 'T', "%s\t%s\t%s\t%lld", group, batch, symbol,
+	     (long long)(now + shared_trial_lease_ms()));
+	return end(sh);
+}
+
+int shared_trial_release(struct shared *sh, const char *group)
+{
+	struct sh_group *g = shared_group(sh, group);
+	if (!g || g->status != GROUP_OPEN || !g->brk.trial_taken)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	emit(sh, 't', "%s", group);
+	return end(sh);
 }
 
 int shared_trial_result(struct shared *sh, const char *group, bool success,
@@ -780,16 +1058,10 @@ int shared_trial_result(struct shared *sh, const char *group, bool success,
 		return -1;
 	struct sh_group *g = shared_group(sh, group);
 	if (g && g->status == GROUP_OPEN) {
-		if (success) {
+		if (success)
 			emit(sh, 'R', "%s\t%s", group, "progress");
-		} else {
-			int64_t ms = g->brk.open_ms ? g->brk.open_ms * 2
-						    : sh->src_conf.open_ms;
-			if (sh->src_conf.max_open_ms && ms > sh->src_conf.max_open_ms)
-				ms = sh->src_conf.max_open_ms;
-			emit(sh, 'O', "%s\t%lld\t%lld", group,
-			     (long long)(now + ms), (long long)ms);
-		}
+		else
+			reopen(sh, g, now);
 	}
 	return end(sh);
 }
@@ -809,11 +1081,35 @@ int shared_symbol_trial(struct shared *sh, const char *symbol, int64_t now)
 	if (s->brk.state == CIRCUIT_CLOSED) {
 		taken = 1;
 	} else if (breaker_allows(&s->brk, now)) {
-		emit(sh, 'H', "%s", symbol);
+		emit(sh, 'H', "%s\t%lld", symbol,
+		     (long long)(now + shared_trial_lease_ms()));
 		taken = 1;
 	}
 	end(sh);
 	return taken;
+}
+
+int shared_symbol_trial_renew(struct shared *sh, const char *symbol,
+			      int64_t now)
+{
+	struct sh_symbol *s = shared_symbol(sh, symbol);
+	if (!s || s->brk.state == CIRCUIT_CLOSED || !s->brk.trial_taken)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	emit(sh, 'H', "%s\t%lld", symbol, (long long)(now + shared_trial_lease_ms()));
+	return end(sh);
+}
+
+int shared_symbol_trial_release(struct shared *sh, const char *symbol)
+{
+	struct sh_symbol *s = shared_symbol(sh, symbol);
+	if (!s || s->brk.state == CIRCUIT_CLOSED || !s->brk.trial_taken)
+		return 0;
+	if (begin(sh) < 0)
+		return -1;
+	emit(sh, 'h', "%s", symbol);
+	return end(sh);
 }
 
 int shared_symbol_force_trial(struct shared *sh, const char *symbol)
@@ -823,7 +1119,7 @@ int shared_symbol_force_trial(struct shared *sh, const char *symbol)
 		return 0;
 	if (begin(sh) < 0)
 		return -1;
-	emit(sh, 'K', "%s", symbol);
+	emit(sh, 'K', "%s\t%lld", symbol, (long long)(now_ms() + shared_trial_lease_ms()));
 	return end(sh) < 0 ? -1 : 1;
 }
 
@@ -850,18 +1146,19 @@ static void compact(struct shared *sh)
 		struct sh_symbol *s = sh->symbols[i];
 		if (!s->brk.streak && s->brk.state == CIRCUIT_CLOSED)
 			continue;
-		snap(&out, "Y\t%lld\t%s\t%u\t%d\t%lld\t%lld\t%d",
+		snap(&out, "Y\t%lld\t%s\t%u\t%d\t%lld\t%lld\t%d\t%lld",
 		     (long long)now, s->symbol, s->brk.streak, s->brk.state,
 		     (long long)s->brk.until, (long long)s->brk.open_ms,
-		     s->brk.trial_taken);
+		     s->brk.trial_taken, (long long)s->brk.trial_until);
 	}
 	for (size_t i = 0; i < sh->corr.nsigs; i++) {
 		const struct corr_sig *w = sh->corr.sigs[i];
 		for (size_t k = 0; k < w->n; k++)
 			if (w->ev[k].ms >= now - sh->corr.window_ms)
-				snap(&out, "W\t%lld\t%s\t\t\t\t\t%s\t%s\t\t",
+				snap(&out, "W\t%lld\t%s\t\t\t\t\t%s\t%s\t\t\t%s",
 				     (long long)w->ev[k].ms, w->sig,
-				     w->ev[k].symbol, w->ev[k].batch);
+				     w->ev[k].symbol, w->ev[k].batch,
+				     w->ev[k].alerted ? "a" : "");
 	}
 	for (size_t i = 0; i < sh->ngroups; i++) {
 		struct sh_group *g = sh->groups[i];
@@ -875,19 +1172,21 @@ static void compact(struct shared *sh)
 		     field(&c, g->root_cause));
 		for (size_t k = 0; k < g->nm; k++) {
 			struct sh_member *m = &g->m[k];
-			snap(&out, "N\t%lld\t%s\t%s\t%s\t%d\t%d\t%d\t%lld",
+			snap(&out, "N\t%lld\t%s\t%s\t%s\t%d\t%d\t%d\t%lld\t%d\t%s",
 			     (long long)g->detected_ms, g->id, m->batch,
 			     m->symbol, m->failed, m->paused, m->final,
-			     (long long)m->paused_ms);
+			     (long long)m->paused_ms, m->resumed, m->state);
 		}
-		snap(&out, "Q\t%lld\t%s\t%d\t%lld\t%lld\t%d\t%d\t%s\t%lld\t%s\t%s",
+		snap(&out, "Q\t%lld\t%s\t%d\t%lld\t%lld\t%d\t%d\t%s\t%lld\t%s\t%s\t%lld\t%lld\t%zu\t%zu",
 		     (long long)(g->status == GROUP_RESOLVED ? g->resolved_ms
 							     : now),
 		     g->id, g->status, (long long)g->brk.until,
 		     (long long)g->brk.open_ms, g->brk.trial_taken,
 		     g->brk.state, g->order, (long long)g->resumed_ms,
 		     g->trial_batch ? g->trial_batch : "",
-		     g->trial_symbol ? g->trial_symbol : "");
+		     g->trial_symbol ? g->trial_symbol : "",
+		     (long long)g->brk.trial_until, (long long)g->opened_ms,
+		     g->reported, g->formed_size);
 	}
 	sb_release(&a);
 	sb_release(&b);

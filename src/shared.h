@@ -26,21 +26,46 @@
  * the others see the new inode and fold it afresh.
  *
  * Line types (after the type letter: the time in ms):
- *   F sig agent source category type symbol batch norm message   a failure
- *                                          (sig "-": not correlated)
- *   S symbol                               a success that ended a streak
- *   Y symbol streak state until open_ms trial   symbol circuit (snapshot)
- *   H symbol                               that symbol's trial is taken
- *   K symbol                               a user forced its trial now
+ *   F sig agent source category type symbol batch norm message [flags]
+ *                                          a failure (sig "-": not
+ *                                          correlated; flags: g = it joined
+ *                                          or formed a group, so it does not
+ *                                          count for its symbol's circuit;
+ *                                          a = it was reported as final)
+ *   W (as F)                               a window entry (snapshot)
+ *   S symbol                               a success that ended a streak;
+ *                                          the symbol leaves every window
+ *   Y symbol streak state until open_ms trial [trial_until]
+ *                                          symbol circuit (snapshot)
+ *   H symbol [until]                       that symbol's trial is taken
+ *                                          (or its lease renewed) until then
+ *   h symbol                               its trial is given back unused
+ *   K symbol [until]                       a user forced its trial now
  *   G group sig agent source category type norm root_cause   formed
- *   M group batch symbol                   a failing member joined
+ *   M group batch symbol [a]               a failing member joined (a: its
+ *                                          failure was already reported)
  *   P group batch symbol                   an item paused for the group
- *   X group batch symbol                   a member reached a final state
+ *   U group batch symbol                   a paused member started again
+ *   X group batch symbol [state]           a member reached a final state
+ *   N group batch symbol failed paused final paused_ms [resumed state]
+ *                                          member (snapshot)
+ *   L group size                           an alert told of this many members
+ *                                          (the first: the size it formed with)
  *   R group order                          resume (the source circuit closes)
- *   T group batch symbol                   the half-open trial is taken
- *   O group until open_ms                  the trial failed: open again
- *   Q group status until open_ms trial     group state (snapshot)
+ *   T group batch symbol [until]           the half-open trial is taken (or
+ *                                          its lease renewed) until then
+ *   t group                                the trial is given back unused
+ *   O group until open_ms                  open again: the trial failed, a
+ *                                          failure came after a resume, or a
+ *                                          user paused the group
+ *   Q group status until open_ms trial circuit order resumed_ms
+ *     trial_batch trial_symbol [trial_until opened_ms reported formed_size]
+ *                                          group state (snapshot)
  *   Z group                                resolved: every member final
+ *
+ * A trial is a lease of TRIAL_LEASE_MS that its holder renews while the
+ * attempt waits or runs (breaker.h): a holder that died frees it when the
+ * lease ends.
  */
 #ifndef RUNNER_SHARED_H
 #define RUNNER_SHARED_H
@@ -56,6 +81,9 @@
 struct conf;
 
 #define SHARED_COMPACT (8u << 20)
+#define TRIAL_LEASE_MS 120000	/* a trial's lease; renewed at half */
+/* The lease in force: TRIAL_LEASE_MS, or RUNNER_TRIAL_LEASE_MS (tests). */
+int64_t shared_trial_lease_ms(void);
 #define GROUP_ID_MAX 40
 
 enum group_status { GROUP_OPEN, GROUP_RESUMING, GROUP_RESOLVED };
@@ -64,8 +92,10 @@ const char *group_status_name(int s);
 struct sh_member {
 	char *batch, *symbol;
 	bool failed;	/* a failing member (M), not only paused (P) */
-	bool paused;
-	bool final;
+	bool paused;	/* waiting for the group now */
+	bool resumed;	/* started again after a resume (U) */
+	bool final;	/* its item reached a final state (X) */
+	char state[12];	/* final: succeeded, failed or cancelled ("" unknown) */
 	int64_t paused_ms;
 };
 
@@ -74,6 +104,9 @@ struct sh_group {
 	char sig[SIG_LEN + 1];
 	char *agent, *source, *category, *type, *norm, *root_cause;
 	int64_t detected_ms, resolved_ms, resumed_ms;
+	int64_t opened_ms;	/* its last (re)opening: G or O */
+	size_t reported;	/* members the last group alert told of (L) */
+	size_t formed_size;	/* members when it formed (the first L) */
 	int status;
 	char order[16];		/* of the last resume */
 	struct breaker brk;	/* the source's circuit */
@@ -109,6 +142,7 @@ struct shared {
 	struct strmap symbol_idx;
 	struct sb out;		/* lines of the open transaction */
 	uint64_t gen;		/* bumps on every group change */
+	uint64_t sym_gen;	/* bumps on every symbol circuit change */
 };
 
 int shared_open(struct shared *sh, int state_fd, const struct conf *c);
@@ -116,42 +150,72 @@ void shared_close(struct shared *sh);
 /* Fold lines appended since the last look. */
 int shared_sync(struct shared *sh);
 
+struct sh_ref {
+	char *batch, *symbol;
+};
+
 struct sh_failure_result {
 	struct sh_group *group;	/* formed or joined, NULL if neither */
 	bool formed;
+	bool reopened;		/* it joined a resuming group: open again */
+	bool new_member;	/* the failure made its item a failing member */
+	size_t grown;		/* the group passed this size (alert it), 0 */
 	bool symbol_opened;	/* this failure opened the symbol's circuit */
 	uint32_t streak;
+	/* formed: the members whose failure was not reported yet, the
+	 * failing item itself included */
+	struct sh_ref *unreported;
+	size_t nunreported;
 };
-/* correlate: whether the failure may form or join a group (else it only
- * counts for its symbol's circuit). */
+/*
+ * A failed attempt.  correlate: whether it may form or join a group (else
+ * it only counts for its symbol's circuit).  final_alone: the item ends
+ * failed unless the failure is the group's (its alert then goes out
+ * without a group, and a group formed later does not report it again).
+ * A failure that forms or joins a group does not count for its symbol's
+ * circuit.  The caller releases out with shared_failure_done().
+ */
 int shared_failure(struct shared *sh, struct failure *f, bool correlate,
-		   int64_t now, struct sh_failure_result *out);
+		   bool final_alone, int64_t now, struct sh_failure_result *out);
+void shared_failure_done(struct sh_failure_result *out);
 /* A success: closes a half-open symbol circuit, ends a streak.
  * Returns 1 when it closed a circuit. */
 int shared_success(struct shared *sh, const char *symbol, int64_t now);
 int shared_paused(struct shared *sh, const char *group, const char *batch,
 		  const char *const *symbols, size_t n, int64_t now);
-/* A member reached a final state; the last one resolves the group.
- * Returns 1 when the group became resolved. */
-int shared_final(struct shared *sh, const char *group, const char *batch,
-		 const char *symbol, int64_t now);
-/* A paused member started again after a resume ("K/N resumed"). */
-int shared_started(struct shared *sh, const char *group, const char *batch,
-		   const char *symbol);
+/* An item reached a final state (state: succeeded, failed, cancelled):
+ * it is final in every group it is an open member of; the last member
+ * resolves a group.  Returns the number of groups it resolved, and their
+ * ids in resolved[] (up to nresolved). */
+int shared_final(struct shared *sh, const char *batch, const char *symbol,
+		 const char *state, int64_t now, char (*resolved)[GROUP_ID_MAX],
+		 size_t nresolved);
+/* An item started: a paused member of any group started again after a
+ * resume ("K/N resumed"). */
+int shared_started(struct shared *sh, const char *batch, const char *symbol);
 int shared_resume(struct shared *sh, const char *group, const char *order,
 		  int64_t now);
 /* A user's pause of a group: open again, with no half-open trial until a
  * resume. */
 int shared_pause_group(struct shared *sh, const char *group, int64_t now);
-/* Take the group's half-open trial for this member: 1 taken, 0 not. */
+/* Take the group's half-open trial for this member: 1 taken, 0 not.
+ * The holder renews it (shared_trial_renew) while the trial waits or
+ * runs, and gives it back unused with shared_trial_release. */
 int shared_trial(struct shared *sh, const char *group, const char *batch,
 		 const char *symbol, int64_t now);
+int shared_trial_renew(struct shared *sh, const char *group,
+		       const char *batch, const char *symbol, int64_t now);
+int shared_trial_release(struct shared *sh, const char *group);
 /* The trial's outcome: success resumes the group, failure reopens it. */
 int shared_trial_result(struct shared *sh, const char *group, bool success,
 			int64_t now);
-/* Take a symbol's half-open trial: 1 taken, 0 not (someone else has it,
- * or the circuit is not half-open). */
+/* Take a symbol's half-open trial: 1 taken (or the circuit is closed),
+ * 0 not (someone else has it, or the circuit is open).  Renew and release
+ * as for a group's trial. */
 int shared_symbol_trial(struct shared *sh, const char *symbol, int64_t now);
+int shared_symbol_trial_renew(struct shared *sh, const char *symbol,
+			      int64_t now);
+int shared_symbol_trial_release(struct shared *sh, const char *symbol);
 /* A user asked for it (retry-failed, resume): the symbol's circuit goes
  * half-open now and this process holds its trial. */
 int shared_symbol_force_trial(struct shared *sh, const char *symbol);
@@ -161,8 +225,31 @@ struct sh_group *shared_group(struct shared *sh, const char *id);
 struct sh_group *shared_open_group(struct shared *sh, const char *agent,
 				   const char *source);
 struct sh_symbol *shared_symbol(struct shared *sh, const char *symbol);
-/* Member counts: resumed (started or final since the resume), queued. */
+/* Member counts (old form): members, final, paused. */
 void shared_group_progress(const struct sh_group *g, size_t *members,
 			   size_t *final, size_t *paused);
+/* A group's members counted by what became of them. */
+struct sh_counts {
+	size_t members;
+	size_t paused;		/* waiting for the group (queued once resumed) */
+	size_t resumed;		/* started again after a resume */
+	size_t final, succeeded, failed, cancelled;
+};
+void shared_group_counts(const struct sh_group *g, struct sh_counts *c);
+/* "3 paused", "2/5 resumed, 3 queued", "5 succeeded, 1 failed": the
+ * group's progress in one phrase, as groups, show and the report say it. */
+void shared_group_progress_text(const struct sh_group *g, struct sb *out);
+/* The groups that (batch, symbol) is an open (not final) member of. */
+size_t shared_member_groups(struct shared *sh, const char *batch,
+			    const char *symbol, struct sh_group **out,
+			    size_t max);
+/* A member's state for views: paused, queued, running, succeeded, ... */
+const char *shared_member_state(const struct sh_group *g,
+				const struct sh_member *m);
+/* Group alerts: the message of a group's alert (formed, grown, reopened,
+ * resolved), naming up to 10 symbols, the root cause, and the resume and
+ * cancel commands while it is open. */
+void shared_group_message(const struct sh_group *g, const char *what,
+			  struct sb *out);
 
 #endif

@@ -161,9 +161,14 @@ static int recent_lock(struct home *h, struct recent *r)
 	return 0;
 }
 
-/* The batch that claimed these bytes within the window, if any. */
+/*
+ * The batch that claimed (or was submitted with) these bytes within the
+ * window, if any.  An entry naming self_id is the job's own submission
+ * (submit records the bytes it placed under the id they carry), never a
+ * duplicate of it: an id that is taken is caught by the batch itself.
+ */
 static bool recent_find(struct recent *r, const char *sha, int64_t since,
-			char *dup_of, size_t n)
+			const char *self_id, char *dup_of, size_t n)
 {
 	struct sb text = SB_INIT;
 	bool found = false;
@@ -179,7 +184,8 @@ static bool recent_find(struct recent *r, const char *sha, int64_t since,
 		long long ms;
 		char s[80], id[80];
 		if (sscanf(line, "%lld %79s %79s", &ms, s, id) == 3 &&
-		    ms >= since && !strcmp(s, sha)) {
+		    ms >= since && !strcmp(s, sha) &&
+		    !(self_id && !strcmp(id, self_id))) {
 			size_t len = strnlen(id, n - 1);
 			memcpy(dup_of, id, len);
 			dup_of[len] = '\0';
@@ -407,8 +413,8 @@ static int claim_commit(struct home *h, const struct conf *c, struct claim *cl,
 	}
 	bool dup = false;
 	if (c->dedup_window_ms > 0 &&
-	    recent_find(&rc, sha, now_ms() - c->dedup_window_ms, res->dup_of,
-			sizeof(res->dup_of)))
+	    recent_find(&rc, sha, now_ms() - c->dedup_window_ms, j.id,
+			res->dup_of, sizeof(res->dup_of)))
 		dup = true;
 	struct stat st;
 	if (!j.id)
@@ -774,8 +780,8 @@ int spool_submit(struct home *h, const struct conf *c, const char *display,
 		goto out;
 	}
 	if (c->dedup_window_ms > 0 &&
-	    recent_find(&rc, sha, now_ms() - c->dedup_window_ms, res->dup_of,
-			sizeof(res->dup_of))) {
+	    recent_find(&rc, sha, now_ms() - c->dedup_window_ms, NULL,
+			res->dup_of, sizeof(res->dup_of))) {
 		res->status = CLAIM_DUPLICATE;
 		rcode = 0;
 		goto out;

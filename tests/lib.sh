@@ -12,6 +12,10 @@
 #   job NAME <<EOF         write spool/NAME.job atomically
 #   done_testing           the plan, and the exit status
 set -u
+# A runner that would lose an item or sleep with work it could do aborts
+# (its liveness audit), so that every test also checks that.
+RUNNER_STRICT=1
+export RUNNER_STRICT
 RUNNER=${RUNNER:-$(pwd)/runner}
 SRC=${RUNNER_SRC:-$(pwd)}
 BUILD=${RUNNER_BUILD:-$SRC/build}

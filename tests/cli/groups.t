@@ -41,11 +41,11 @@ is "$(jq "$H/batches/outage/batch.json" '$d->{status}')" paused "batch status pa
 is "$(jq "$H/batches/outage/batch.json" '$d->{paused_items}')" 10 "all 10 items paused"
 calls=$(wc -l <"$CAPDIR/calls")
 check "no more than min_group + cap attempts spent ($calls)" test "$calls" -le 5
-is "$(alerts failure_group)" 1 "one summary alert"
+is "$(grep '"event":"failure_group"' "$H/logs/alerts.jsonl" | grep -c '"status":"formed"')" 1 "one alert that the group formed"
 is "$(alerts item_failed)" "$calls" "an item_failed alert per failing member"
 grep '"event":"item_failed"' "$H/logs/alerts.jsonl" | grep -q "\"group_id\":\"$G\".*\"root_cause\":\"koyfin API rate limit exceeded\".*\"group_size\""
 ok $? "member alerts carry group id, root cause and size"
-is "$(jq "$H/batches/outage/batch.json" 'join(",", sort keys %{$d->{failure_groups}[0]})')" "detected_at,group_id,members,queued,resumed,root_cause,signature,status" "failure_groups fields (SPEC 7)"
+is "$(jq "$H/batches/outage/batch.json" 'join(",", sort keys %{$d->{failure_groups}[0]})')" "cancelled,detected_at,failed,group_id,members,paused,queued,resolved_at,resumed,root_cause,signature,status,succeeded" "failure_groups fields (SPEC 7, and the members' outcomes)"
 is "$(jq "$H/batches/outage/batch.json" 'join(",", map { $_ // "null" } @{$d->{failure_groups}[0]{signature}}{qw(agent category error_type source message)})')" "fake,data_error,RateLimitError,koyfin,NUM Too Many Requests" "signature (message normalised)"
 is "$(item outage VENDOR-7 failure_group)" "$G" "items carry their group"
 r groups --json
@@ -53,7 +53,7 @@ is "$(jq "$T/out" '$d->[0]{status}')" open "groups: open"
 like "$(jq "$T/out" 'scalar @{$d->[0]{members}}')" '^(5|10)$' "groups: members listed"
 hooked() { [ "$(grep -c . "$T/hook" 2>/dev/null)" -ge "$((calls + 1))" ]; }
 wait_for hooked
-is "$(grep -c '^failure_group|' "$T/hook")" 1 "the hook got the summary once"
+is "$(grep -c '^failure_group||failure group [^ ]* formed' "$T/hook")" 1 "the hook got the group's forming once"
 
 # The vendor is fixed: resume runs all 10, never more than 3 at once.
 rm -f "$CAPDIR/down" "$CAPDIR/seen"
@@ -65,7 +65,7 @@ r groups --json
 is "$(jq "$T/out" '$d->[0]{status}')" resolved "the group is resolved"
 is "$(jq "$T/out" '$d->[0]{queued}')" 0 "nothing queued"
 r groups
-like "$(cat "$T/out")" "$G +resolved +10 +10/10 resumed, 0 queued" "groups: 10/10 resumed, 0 queued"
+like "$(cat "$T/out")" "$G +resolved +10 +10/10 resumed; 10 succeeded, 0 failed, 0 cancelled" "groups: 10/10 resumed; 10 succeeded"
 
 # --- a symbol's circuit -----------------------------------------------------
 rm -rf "$CAPDIR"; mkdir -p "$CAPDIR"
@@ -137,6 +137,9 @@ check "the group pauses the batch" wait_for paused6
 trialled() { grep -q "half-open: trial" "$H/logs/runner.log"; }
 wait_for trialled
 ok $? "after open_for a half-open trial runs"
+like "$(cat "$H/logs/half.log")" "trial: half-open trial of failure group grp-[0-9-]+ with VENDOR-[0-9]" "the batch log calls the trial a trial"
+grep -q "resumed 1 item" "$H/logs/half.log" && said=1 || said=0
+is "$said" 0 "  not \"resumed 1 item\""
 rm -f "$CAPDIR/down"
 done6() { [ "$(jq "$H/batches/half/summary.json" '$d->{status}' 2>/dev/null)" = completed ]; }
 check "a trial that succeeds resumes the group: all complete" wait_for done6
@@ -198,21 +201,27 @@ is "$(jq "$T/out" 'join(",", sort keys %$d)')" "active_batches,agents,circuit_br
 is "$(jq "$T/out" 'join(",", sort keys %{$d->{symbols}[0]})')" "avg_latency_ms,circuit_state,consecutive_failures,last_processed,latency_ms,state,symbol" "symbol fields"
 is "$(jq "$T/out" '$d->{agents}[0]{max_concurrent}')" 4 "agents: max_concurrent"
 is "$(jq "$T/out" '$d->{overall_status}')" degraded "40 failed symbols of 40: degraded"
-# 10,000 known symbols: answered in under 50 ms.
+# 10,000 known symbols: answered in under 50 ms of CPU.  The CPU time the
+# command used, not the wall clock: on a loaded machine (a parallel suite,
+# CPU hogs) the wall clock measures the others.  The best of three runs;
+# the wall clock only has to stay far from a hang.
 awk -v now="$(date +%s)000" 'BEGIN { for (i = 0; i < 10000; i++) printf "S%d\t%s\t%d\t%d\t1\t0\n", i, now, 3, 120 }' >"$H/state/symbols"
-# The best of three runs: a busy machine (a parallel test suite) adds its
-# own delays to any one of them.
+cpu_ms() { # CMD...: run it (stdout to $T/out), print its user+system ms
+	perl -e 'open STDOUT, ">", shift; system @ARGV; my @t = times;
+		printf STDERR "%d\n", ($t[2] + $t[3]) * 1000' "$T/out" "$@" 2>&1 >/dev/null | tail -1
+}
 ms=
+t0=$(date +%s%N)
 for k in 1 2 3; do
-	t0=$(date +%s%N)
-	r status --json
-	t=$(( ($(date +%s%N) - t0) / 1000000 ))
+	t=$(cpu_ms $RUNNER_CMD -C "$H" status --json)
 	[ -z "$ms" ] || [ "$t" -lt "$ms" ] && ms=$t
 done
+wall=$(( ($(date +%s%N) - t0) / 3000000 ))
 is "$(jq "$T/out" '$d->{total_symbols}')" 10040 "10,000 symbols known"
 limit=50
 case $RUNNER in *asan*) limit=500 ;; esac # sanitizers are slower
-check "status answered in ${ms} ms (< $limit ms)" test "$ms" -lt "$limit"
+check "status answered in ${ms} ms of CPU (< $limit ms; ${wall} ms wall)" test "$ms" -lt "$limit"
+check "  and ${wall} ms of wall clock (< 2000 ms, even on a loaded machine)" test "$wall" -lt 2000
 # --- a 1,000-item group: its pause is journaled and visible at once --------
 rm -rf "$CAPDIR"; mkdir -p "$CAPDIR"
 mkhome "max_concurrent = 2

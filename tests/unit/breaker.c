@@ -129,27 +129,38 @@ static void test_open(void)
 static void test_trial(void)
 {
 	struct breaker b = opened_at(0);	/* until 1000 */
-	ok(!breaker_take_trial(&b, 999), "take_trial before until: no");
+	ok(!breaker_take_trial(&b, 999, 999 + 60000), "take_trial before until: no");
 	state_is(&b, CIRCUIT_OPEN, "still open after refused trial");
 	ok(!b.trial_taken, "refused trial not marked");
-	ok(breaker_take_trial(&b, 1000), "take_trial when due: yes");
+	ok(breaker_take_trial(&b, 1000, 1000 + 60000), "take_trial when due: yes");
 	state_is(&b, CIRCUIT_HALF_OPEN, "take_trial moved open -> half_open");
 	ok(b.trial_taken, "trial marked taken");
-	ok(!breaker_take_trial(&b, 1001), "second take_trial: no");
-	ok(!breaker_take_trial(&b, 99999), "third take_trial: no");
+	ok(!breaker_take_trial(&b, 1001, 1001 + 60000), "second take_trial: no");
+	ok(!breaker_take_trial(&b, 60999, 60999 + 60000), "third, within the lease: no");
 	ok(!breaker_allows(&b, 1001), "half-open with trial taken: not allowed");
+	ok(!breaker_allows(&b, 60999), "  until its lease ends");
+	is_int(breaker_next_ms(&b, 2000), 61000, "next: the end of the lease");
+	breaker_renew_trial(&b, 90000);
+	ok(!breaker_allows(&b, 61000), "a renewed lease holds on");
+	ok(breaker_allows(&b, 90000), "an expired lease frees the trial");
+	ok(breaker_take_trial(&b, 90000, 150000), "  and it can be taken again");
+	breaker_release_trial(&b);
+	ok(!b.trial_taken && breaker_allows(&b, 90001), "a released trial is free");
+	is_int(breaker_next_ms(&b, 90001), 0, "next: now");
+	struct breaker o = opened_at(0);
+	is_int(breaker_next_ms(&o, 10), 1000, "next of an open circuit: until");
 
 	struct breaker c = opened_at(0);
 	const char *tag = "half-open by timer";
 	STEP_IS(&c, &conf, BRK_TIMER, 1000, BRK_HALF_OPENED);
 	ok(breaker_allows(&c, 1000), "half-open, trial free: allowed");
 	ok(breaker_allows(&c, 0), "half-open allows regardless of time");
-	ok(breaker_take_trial(&c, 1000), "half-open: take_trial yes");
-	ok(!breaker_take_trial(&c, 1000), "half-open: then no");
+	ok(breaker_take_trial(&c, 1000, 1000 + 60000), "half-open: take_trial yes");
+	ok(!breaker_take_trial(&c, 1000, 1000 + 60000), "half-open: then no");
 	ok(!breaker_allows(&c, 1000), "then not allowed");
 
 	struct breaker d = { 0 };
-	ok(breaker_take_trial(&d, 0), "closed: take_trial says go");
+	ok(breaker_take_trial(&d, 0, 0 + 60000), "closed: take_trial says go");
 	state_is(&d, CIRCUIT_CLOSED, "closed stays closed");
 	ok(!d.trial_taken, "closed: no trial marked");
 }
@@ -158,7 +169,7 @@ static void test_half_open(void)
 {
 	const char *tag = "half-open success";
 	struct breaker b = opened_at(0);
-	breaker_take_trial(&b, 1000);
+	breaker_take_trial(&b, 1000, 1000 + 60000);
 	STEP_IS(&b, &conf, BRK_TIMER, 2000, BRK_NONE);
 	STEP_IS(&b, &conf, BRK_SUCCESS, 2000, BRK_CLOSED);
 	state_is(&b, CIRCUIT_CLOSED, "trial success closes");
@@ -175,7 +186,7 @@ static void test_half_open(void)
 
 	tag = "half-open failure";
 	struct breaker c = opened_at(0);
-	breaker_take_trial(&c, 1000);
+	breaker_take_trial(&c, 1000, 1000 + 60000);
 	STEP_IS(&c, &conf, BRK_FAILURE, 1500, BRK_REOPENED);
 	state_is(&c, CIRCUIT_OPEN, "failed trial reopens");
 	is_int(c.open_ms, 2000, "open_ms doubled");
@@ -183,12 +194,13 @@ static void test_half_open(void)
 	ok(!c.trial_taken, "reopened: trial free again");
 	is_int(c.streak, 4, "streak counts the failed trial");
 	ok(!breaker_allows(&c, 3499), "reopened: not allowed before until");
-	ok(!breaker_take_trial(&c, 3499), "reopened: no trial before until");
+	ok(!breaker_take_trial(&c, 3499, 3499 + 60000), "reopened: no trial before until");
 
 	/* failed trials keep doubling, up to the cap (8000) */
 	int64_t now = 3500, want[] = { 4000, 8000, 8000, 8000 };
 	for (int i = 0; i < 4; i++) {
-		ok(breaker_take_trial(&c, now), "trial %d taken when due", i + 2);
+		ok(breaker_take_trial(&c, now, now + 60000),
+		   "trial %d taken when due", i + 2);
 		int ch = breaker_step(&c, &conf, BRK_FAILURE, now);
 		ok(ch == BRK_REOPENED && c.open_ms == want[i] &&
 		   c.until == now + want[i],

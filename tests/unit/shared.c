@@ -133,7 +133,7 @@ static struct sh_failure_result fail(struct shared *sh, struct failure f,
 				     bool correlate)
 {
 	struct sh_failure_result out;
-	if (shared_failure(sh, &f, correlate, now_ms(), &out) < 0) {
+	if (shared_failure(sh, &f, correlate, false, now_ms(), &out) < 0) {
 		ok(0, "shared_failure %s: %s", f.symbol, strerror(errno));
 		memset(&out, 0, sizeof(out));
 	}
@@ -394,8 +394,10 @@ static void test_symbols(void)
 	s = shared_symbol(&a, "INTC");
 	ok(s && s->brk.state == CIRCUIT_HALF_OPEN && s->brk.trial_taken,
 	   "A sees the forced trial");
-	is_int(shared_symbol_trial(&a, "INTC", now_ms() + 3600000), 0,
-	       "no second trial after a forced one");
+	is_int(shared_symbol_trial(&a, "INTC", now_ms() + 60000), 0,
+	       "no second trial after a forced one (within its lease)");
+	is_int(shared_symbol_trial(&a, "INTC", now_ms() + TRIAL_LEASE_MS + 1000),
+	       1, "its lease over (the holder gone): the trial is free again");
 	is_int(shared_symbol_force_trial(&a, "AAPL"), 0,
 	       "force trial of a closed circuit: 0");
 	is_int(shared_symbol_force_trial(&a, "NEVER"), 0,
@@ -594,14 +596,14 @@ static void test_groups(void)
 	       "no trial while resuming");
 
 	/* started members */
-	is_int(shared_started(&a, id, "b3", "P1"), 0, "P1 started");
+	is_int(shared_started(&a, "b3", "P1"), 0, "P1 started");
 	m = member(shared_group(&a, id), "b3", "P1");
 	ok(m && !m->paused && !m->final, "P1 no longer paused");
 	shared_group_progress(shared_group(&a, id), &nmem, &nfin, &npaused);
 	ok(nmem == 7 && npaused == 1, "progress: 1 paused left");
-	is_int(shared_started(&a, id, "b3", "P1"), 0, "started again: nothing");
-	is_int(shared_started(&a, id, "b9", "NOPE"), 0, "started, not a member");
-	is_int(shared_started(&a, "grp-nope", "b3", "P1"), 0,
+	is_int(shared_started(&a, "b3", "P1"), 0, "started again: nothing");
+	is_int(shared_started(&a, "b9", "NOPE"), 0, "started, not a member");
+	is_int(shared_started(&a, "b3", "P1"), 0,
 	       "started, unknown group");
 	ga = shared_group(&a, id);
 	is_int(ga->nm, 7, "started of a non-member adds no member");
@@ -642,6 +644,11 @@ static void test_groups(void)
 	r = fail(&a, rl("S8", "b1"), true);
 	ok(r.group && !strcmp(r.group->id, id) && !r.formed,
 	   "a failure while resuming joins the group");
+	ok(r.reopened && r.group->status == GROUP_OPEN &&
+	   r.group->brk.state == CIRCUIT_OPEN,
+	   "  and opens it again (the source is still down)");
+	ok(r.new_member, "  a member new to failing: its alert is due");
+	shared_failure_done(&r);
 
 	/* resolution: every member final */
 	ga = shared_group(&a, id);
@@ -653,22 +660,21 @@ static void test_groups(void)
 	}
 	int early = 0;
 	for (size_t i = 0; i + 1 < n; i++)
-		early += shared_final(i % 2 ? &a : &b, id, mb[i][0], mb[i][1],
-				      now_ms());
+		early += shared_final(i % 2 ? &a : &b, mb[i][0], mb[i][1], "failed", now_ms(), NULL, 0);
 	is_int(early, 0, "final members before the last: 0");
-	is_int(shared_final(&b, id, mb[0][0], mb[0][1], now_ms()), 0,
+	is_int(shared_final(&b, mb[0][0], mb[0][1], "failed", now_ms(), NULL, 0), 0,
 	       "the same member final twice: 0");
 	shared_sync(&a);
 	shared_group_progress(shared_group(&a, id), &nmem, &nfin, &npaused);
-	ok(nfin == n - 1 && shared_group(&a, id)->status == GROUP_RESUMING,
-	   "%zu of %zu final, still resuming", nfin, n);
-	is_int(shared_final(&a, id, mb[n - 1][0], mb[n - 1][1], now_ms()), 1,
+	ok(nfin == n - 1 && shared_group(&a, id)->status != GROUP_RESOLVED,
+	   "%zu of %zu final, not resolved", nfin, n);
+	is_int(shared_final(&a, mb[n - 1][0], mb[n - 1][1], "failed", now_ms(), NULL, 0), 1,
 	       "the last member final: 1 (resolved)");
-	is_int(shared_final(&a, id, mb[n - 1][0], mb[n - 1][1], now_ms()), 0,
+	is_int(shared_final(&a, mb[n - 1][0], mb[n - 1][1], "failed", now_ms(), NULL, 0), 0,
 	       "then 0");
-	is_int(shared_final(&b, id, "b3", "P1", now_ms()), 0,
+	is_int(shared_final(&b, "b3", "P1", "failed", now_ms(), NULL, 0), 0,
 	       "another member again on B: 0");
-	is_int(shared_final(&a, "grp-nope", "b1", "S1", now_ms()), 0,
+	is_int(shared_final(&a, "b-nope", "S1", "failed", now_ms(), NULL, 0), 0,
 	       "unknown group: 0");
 	free(mb);
 	ga = shared_group(&a, id);
@@ -776,7 +782,7 @@ static void test_interleaved(void)
 				snprintf(s, sizeof(s), "P%d_%d", p, i);
 				struct failure f = rl(s, bt);
 				struct sh_failure_result r;
-				if (shared_failure(&sh, &f, true, now_ms(), &r) < 0)
+				if (shared_failure(&sh, &f, true, false, now_ms(), &r) < 0)
 					_exit(102);
 				nformed += r.formed;
 			}
@@ -824,23 +830,23 @@ static void test_ids(void)
 		struct shared *sh = k == 2 ? &b : &a;
 		struct failure f1 = rl("AAA", "b1"), f2 = rl("BBB", "b1");
 		f1.agent = f2.agent = agents[k];
-		shared_failure(sh, &f1, true, fixed, &r);
-		shared_failure(sh, &f2, true, fixed, &r);
+		shared_failure(sh, &f1, true, false, fixed, &r);
+		shared_failure(sh, &f2, true, false, fixed, &r);
 		ok(r.formed && r.group && !strcmp(r.group->id, want[k]),
 		   "group %d formed in the same second: %s (got %s)", k + 1,
 		   want[k], r.group ? r.group->id : "none");
 	}
 	struct failure f1 = rl("AAA", "b1"), f2 = rl("BBB", "b1");
 	f1.agent = f2.agent = "agent_four";
-	shared_failure(&a, &f1, true, fixed + 1000, &r);
-	shared_failure(&a, &f2, true, fixed + 1000, &r);
+	shared_failure(&a, &f1, true, false, fixed + 1000, &r);
+	shared_failure(&a, &f2, true, false, fixed + 1000, &r);
 	ok(r.formed && r.group && !strcmp(r.group->id, "grp-20231114-221321-1"),
 	   "next second: -1 again (got %s)", r.group ? r.group->id : "none");
 	int64_t now = now_ms();
 	char prefix[64];
 	f1.agent = f2.agent = "agent_five";
-	shared_failure(&a, &f1, true, now, &r);
-	shared_failure(&a, &f2, true, now, &r);
+	shared_failure(&a, &f1, true, false, now, &r);
+	shared_failure(&a, &f2, true, false, now, &r);
 	id_prefix(now, prefix, sizeof(prefix));
 	ok(r.group && id_shape(r.group->id) &&
 	   !strncmp(r.group->id, prefix, strlen(prefix)),
@@ -980,7 +986,7 @@ static void test_compaction(void)
 	fail(&a, nodata("STREAK", "b1"), false);
 	fail(&a, nodata("STREAK", "b1"), false);
 	shared_resume(&a, g1, "oldest", now_ms());
-	shared_started(&a, g1, "b3", "P2");
+	shared_started(&a, "b3", "P2");
 	shared_sync(&b); /* B's last look: before G2's trial */
 
 	struct sh_group *g = shared_group(&a, g2);
@@ -1002,7 +1008,7 @@ static void test_compaction(void)
 	while ((off_t)SHARED_COMPACT - a.offset >= 100) {
 		filler.message = (off_t)SHARED_COMPACT - a.offset > 6000 ? big
 									 : "x";
-		if (shared_failure(&a, &filler, false, now_ms(), &r) < 0) {
+		if (shared_failure(&a, &filler, false, false, now_ms(), &r) < 0) {
 			ok(0, "filler failure: %s", strerror(errno));
 			break;
 		}
@@ -1036,7 +1042,7 @@ static void test_compaction(void)
 			_exit(10);
 		struct failure f = rl("S3", "b4");
 		struct sh_failure_result out;
-		if (shared_failure(&d, &f, true, now_ms(), &out) < 0)
+		if (shared_failure(&d, &f, true, false, now_ms(), &out) < 0)
 			_exit(11);
 		struct stat st;
 		if (fstatat(fd, "events", &st, 0) < 0 ||
