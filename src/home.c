@@ -70,6 +70,28 @@ void home_release(struct home *h)
 	h->path = NULL;
 }
 
+int lock_within(int fd, int64_t timeout_ms)
+{
+	int64_t until = mono_ns() + timeout_ms * 1000000LL;
+	long step_us = 500;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		int64_t left = until - mono_ns();
+		if (left <= 0) {
+			errno = EWOULDBLOCK;
+			return -1;
+		}
+		long us = step_us < left / 1000 ? step_us : (long)(left / 1000) + 1;
+		struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+		nanosleep(&ts, NULL);
+		if (step_us < 20000)
+			step_us *= 2;
+	}
+}
+
 int fsync_dir(int dirfd)
 {
 	if (fsync(dirfd) < 0 && errno != EINVAL)

@@ -42,6 +42,12 @@ int ensure_dir(int dirfd, const char *name, mode_t mode);
 /* Open (creating) dirfd/name and take an exclusive flock without waiting:
  * the fd, or -1 (EWOULDBLOCK: someone holds it). */
 int lock_at(int dirfd, const char *name);
+/* An exclusive flock on fd, waiting at most timeout_ms for another process
+ * to let go (no wait is without an end: a process stopped while it holds a
+ * shared file's lock must not stop every runner of the home): 0, or -1
+ * with errno (EWOULDBLOCK when it was held all that time). */
+#define LOCK_WAIT_MS 10000
+int lock_within(int fd, int64_t timeout_ms);
 /* Open a directory below dirfd without following a symlink. */
 int open_dir_at(int dirfd, const char *name);
 

@@ -623,8 +623,13 @@ void shared_close(struct shared *sh)
 static int begin(struct shared *sh)
 {
 	for (int tries = 0; tries < 100; tries++) {
-		if (flock(sh->fd, LOCK_EX) < 0)
+		if (lock_within(sh->fd, LOCK_WAIT_MS) < 0) {
+			if (errno == EWOULDBLOCK)
+				warning("state/events: locked by another process "
+					"for %d s; this decision is skipped",
+					LOCK_WAIT_MS / 1000);
 			return -1;
+		}
 		/* Still the live file?  (A compaction may have replaced it
 		 * while we waited for its lock.) */
 		struct stat st;

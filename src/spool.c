@@ -153,8 +153,10 @@ static int recent_lock(struct home *h, struct recent *r)
 		       0644);
 	if (r->fd < 0)
 		return -1;
-	if (flock(r->fd, LOCK_EX) < 0) {
+	if (lock_within(r->fd, LOCK_WAIT_MS) < 0) {
+		int saved = errno;
 		close(r->fd);
+		errno = saved == EWOULDBLOCK ? EAGAIN : saved;
 		return -1;
 	}
 	remove_stale_temps(h->state, "recent-jobs", 0);

@@ -180,7 +180,7 @@ static int lock_file(int state_fd)
 {
 	int lock = openat(state_fd, "symbols.lock",
 			  O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+	if (lock < 0 || lock_within(lock, LOCK_WAIT_MS) < 0) {
 		if (lock >= 0)
 			close(lock);
 		return -1;

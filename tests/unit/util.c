@@ -4,11 +4,18 @@
  * and the string map.
  */
 #include "tap.h"
+#include "home.h"
 #include "inifile.h"
 #include "job.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- durations ---- */
 
@@ -574,6 +581,50 @@ static void test_misc(void)
 	       "fmt_duration h");
 }
 
+/* ---- lock_within: no lock wait without an end ---- */
+
+static void test_lock_within(void)
+{
+	char path[] = "/tmp/runner-lock-XXXXXX";
+	int fd = mkstemp(path);
+	int pipefd[2];
+	if (fd < 0 || pipe(pipefd) < 0) {
+		ok(0, "lock file: %s", strerror(errno));
+		return;
+	}
+	unlink(path);
+	ok(lock_within(fd, 100) == 0, "a free lock is taken at once");
+	flock(fd, LOCK_UN);
+	/* Another process holds it: a second open file description. */
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int other = open(proc, O_RDWR);
+		if (other < 0 || flock(other, LOCK_EX) < 0)
+			_exit(1);
+		if (write(pipefd[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	ok(read(pipefd[0], &c, 1) == 1, "another process holds the lock");
+	int64_t t0 = mono_ns();
+	int rc = lock_within(fd, 300);
+	int err = errno;
+	int64_t ms = (mono_ns() - t0) / 1000000;
+	ok(rc < 0 && err == EWOULDBLOCK, "held all along: EWOULDBLOCK");
+	ok(ms >= 290 && ms < 2000, "after the time given (%lld ms of 300)",
+	   (long long)ms);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ok(lock_within(fd, 1000) == 0, "its holder gone: taken");
+	close(fd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
 int main(void)
 {
 	inifile_setup(JOB_MAX_BYTES + 16);
@@ -587,6 +638,7 @@ int main(void)
 	test_words();
 	test_strmap();
 	test_misc();
+	test_lock_within();
 	done_testing();
 	return exit_status();
 }
