@@ -1058,6 +1058,7 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		.exec_path = eb->agent->exec_path,
 		.res = &res,
 		.stderr_tail = tail,
+		.rules = &eb->agent->classify,
 	};
 	classify(&in, &v);
 	free(tail);

@@ -518,12 +518,145 @@ static void test_classify(void)
 	   "an unnamed signal is described (\"%s\")", v->message);
 }
 
+/* ---- stderr patterns ---- */
+
+static const struct verdict *cl_rules(const struct classify_rules *rs, int status,
+				      const char *err)
+{
+	struct outcome_in in = { .wait_status = status, .stderr_tail = err,
+				 .rules = rs };
+	classify(&in, &V);
+	return &V;
+}
+
+static void test_patterns(void)
+{
+	/* The built-in set: stderr as agents print it -> category. */
+	static const struct { const char *err; int cat; } def[] = {
+		{ "Traceback (most recent call last):\n  File \"agent.py\", line 12, in <module>\n"
+		  "    df = pd.read_csv(path)\n"
+		  "FileNotFoundError: [Errno 2] No such file or directory: 'data/XYZ.csv'\n",
+		  CAT_DATA },
+		{ "Traceback (most recent call last):\n  File \"agent.py\", line 30, in run\n"
+		  "    close = bars['close']\nKeyError: 'close'\n", CAT_DATA },
+		{ "    last = series.iloc[-1]\nIndexError: single positional indexer is out-of-bounds\n",
+		  CAT_DATA },
+		{ "ValueError: cannot convert float NaN to integer\n", CAT_DATA },
+		{ "ValueError: invalid literal for int() with base 10: 'x'\n", CAT_DATA },
+		{ "pandas.errors.EmptyDataError: No columns to parse from file\n", CAT_DATA },
+		{ "1 Failed download:\n['XYZ']: No price data found, symbol may be delisted (period=1y)\n",
+		  CAT_DATA },
+		{ "- XYZ: possibly delisted; no timezone found\n", CAT_DATA },
+		{ "socket.timeout: timed out\n", CAT_TIMEOUT },
+		{ "TimeoutError: [Errno 110] Connection timed out\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='api.x', port=443): "
+		  "Read timed out. (read timeout=10)\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ConnectTimeout: HTTPSConnectionPool(host='api.x')\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='api.x', port=443): "
+		  "Max retries exceeded\n", CAT_TIMEOUT },
+		{ "ConnectionRefusedError: [Errno 111] Connection refused\n", CAT_TIMEOUT },
+		{ "curl: (7) Failed to connect to api.x port 443: Connection refused\n", CAT_TIMEOUT },
+		{ "socket.gaierror: [Errno -3] Temporary failure in name resolution\n", CAT_TIMEOUT },
+		{ "urllib3.exceptions.NameResolutionError: Failed to resolve 'api.x'\n", CAT_TIMEOUT },
+		{ "[Errno -2] Name or service not known\n", CAT_TIMEOUT },
+		{ "OSError: [Errno 101] Network is unreachable\n", CAT_TIMEOUT },
+		{ "http.client.RemoteDisconnected: Remote end closed connection without response\n",
+		  CAT_TIMEOUT },
+		{ "urllib.error.HTTPError: HTTP Error 429: Too Many Requests\n", CAT_TIMEOUT },
+		{ "429 Client Error: Too Many Requests for url: https://api.x/v1\n", CAT_TIMEOUT },
+		{ "Rate limit exceeded, retry in 60s\n", CAT_TIMEOUT },
+		{ "yfinance.exceptions.YFRateLimitError: Too Many Requests. Rate limited.\n", CAT_TIMEOUT },
+		/* a vendor that reports a throttled request as "possibly delisted" */
+		{ "XYZ: possibly delisted; YFRateLimitError\n", CAT_TIMEOUT },
+		{ "fetched 4290 rows, then gave up\n", CAT_UNKNOWN },
+		{ "MyKeyErrorHandler crashed\n", CAT_DATA },
+		{ "ZeroDivisionError: division by zero\n", CAT_UNKNOWN },
+		/* the last line that says something decides, not the first */
+		{ "WARNING: 3 values missing, filled forward\n"
+		  "ConnectionResetError: [Errno 104] Connection reset by peer\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ReadTimeout: read timed out\n"
+		  "During handling of the above exception, another exception occurred:\n"
+		  "KeyError: 'close'\n", CAT_DATA },
+		{ "KeyError: 'close'\n"
+		  "During handling of the above exception, another exception occurred:\n"
+		  "ConnectionError: connection aborted\n", CAT_TIMEOUT },
+		{ "KeyError: 'x'\nsome closing words\n", CAT_DATA },
+	};
+	for (size_t i = 0; i < sizeof(def) / sizeof(def[0]); i++) {
+		char name[200];
+		const char *e = def[i].err;
+		const char *last = e + strlen(e) - 1;
+		while (last > e && last[-1] != '\n')
+			last--;
+		snprintf(name, sizeof(name), "built-in: ...\"%.*s\"",
+			 (int)strcspn(last, "\n") > 60 ? 60 : (int)strcspn(last, "\n"), last);
+		CAT(cl(EXITED(1), false, false, NULL, e), def[i].cat, NULL, name);
+	}
+	/* The exit code rules still come first. */
+	CAT(cl(EXITED(70), false, false, NULL, "KeyError: 'x'\n"), CAT_ENGINE, NULL,
+	    "exit 70 beats a KeyError");
+	CAT(cl(EXITED(1), false, false, NULL, "MemoryError\nKeyError: 'x'\n"), CAT_MEMORY,
+	    NULL, "memory words (rule 3) beat the patterns");
+
+	/* An agent's own patterns. */
+	struct classify_rules rs = CLASSIFY_RULES_INIT;
+	classify_rules_add(&rs, "invalid session", CAT_TIMEOUT);
+	classify_rules_add(&rs, "HTTP*503", CAT_TIMEOUT);
+	classify_rules_add(&rs, "ValueError", CAT_PARAM);
+	CAT(cl_rules(&rs, EXITED(1), "Error: Invalid Session token, log in again\n"),
+	    CAT_TIMEOUT, NULL, "agent: 'invalid session' -> timeout, before the built-in 'invalid'");
+	CAT(cl_rules(&rs, EXITED(1), "Error: invalid lookback\n"), CAT_PARAM, NULL,
+	    "agent: other 'invalid' lines keep the built-in meaning");
+	CAT(cl_rules(&rs, EXITED(1), "vendor said: HTTP/1.1 503 Service Unavailable\n"),
+	    CAT_TIMEOUT, NULL, "agent: '*' stands for any run of characters");
+	CAT(cl_rules(&rs, EXITED(1), "503 then HTTP\n"), CAT_UNKNOWN, NULL,
+	    "agent: '*' keeps the order of the pieces");
+	CAT(cl_rules(&rs, EXITED(1), "ValueError: lookback must be > 0\n"), CAT_PARAM, NULL,
+	    "agent: ValueError mapped to parameter_error");
+	CAT(cl_rules(&rs, EXITED(1), "KeyError: 'close'\n"), CAT_DATA, NULL,
+	    "agent: the built-ins still apply after the agent's patterns");
+	CAT(cl_rules(&rs, EXITED(1), "invalid session\nKeyError: 'close'\n"), CAT_DATA, NULL,
+	    "agent: a built-in on the last line beats an agent pattern a line up");
+	rs.builtin = false;
+	CAT(cl_rules(&rs, EXITED(1), "KeyError: 'close'\n"), CAT_UNKNOWN, NULL,
+	    "builtin = no: only the agent's patterns");
+	CAT(cl_rules(&rs, EXITED(1), "no data for XYZ\n"), CAT_UNKNOWN, NULL,
+	    "builtin = no: the SPEC keywords are off too");
+	CAT(cl_rules(&rs, EXITED(1), "out of memory\n"), CAT_MEMORY, NULL,
+	    "builtin = no: the memory words (rule 3) stay");
+	classify_rules_release(&rs);
+	rs.builtin = true;
+	classify_rules_add(&rs, "invalid", CAT_UNKNOWN);
+	CAT(cl_rules(&rs, EXITED(1), "invalid lookback\n"), CAT_UNKNOWN, NULL,
+	    "agent: 'invalid' mapped back to unknown (retried by default)");
+	classify_rules_release(&rs);
+	classify_rules_add(&rs, "*", CAT_DATA);
+	CAT(cl_rules(&rs, EXITED(1), "anything at all\n"), CAT_DATA, NULL,
+	    "agent: '*' alone matches any line");
+	CAT(cl_rules(&rs, EXITED(1), "  \n\n"), CAT_UNKNOWN, "exit 1",
+	    "agent: '*' does not match blank stderr");
+	classify_rules_release(&rs);
+	classify_rules_release(&rs);
+	ok(rs.n == 0 && !rs.v, "classify_rules_release twice is harmless");
+
+	char why[WHY_BUF];
+	ok(classify_pattern_check("", why) < 0 && strstr(why, "empty"), "check: empty");
+	ok(classify_pattern_check("a\nb", why) < 0 && strstr(why, "control"),
+	   "check: a newline");
+	ok(classify_pattern_check("a\tb", why) == 0, "check: a tab is fine");
+	ok(classify_pattern_check("No price data found", why) == 0, "check: plain words");
+	is_int(classify_line(NULL, "KeyError", 8), CAT_DATA, "classify_line: built-ins");
+	is_int(classify_line(NULL, "KeyError", 3), CAT_NONE,
+	       "classify_line: the length bounds the line");
+}
+
 int main(void)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	test_result_parse();
 	test_classify();
+	test_patterns();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	diag("classify tests took %.3f s",
 	     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
