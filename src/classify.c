@@ -4,12 +4,16 @@
 
 #include <cJSON.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* Escaped (sb_add_escaped) into dst, which it always fits whole. */
 static void copy_escaped(char *dst, size_t n, const char *src)
@@ -29,6 +33,59 @@ static void copy_str(char *dst, size_t n, const cJSON *v)
 		copy_escaped(dst, n, v->valuestring);
 }
 
+/*
+ * Why buf, which cJSON refused, is no JSON object.  Text that ends inside
+ * a string or an open object or array was cut short, by far the likeliest
+ * story of an agent's result (killed mid-write, a full disk, a buffer never
+ * flushed); say so, and say where anything else went wrong.
+ */
+static void why_unparsed(const char *buf, size_t len, const char *err,
+			 char *why, size_t n)
+{
+	int depth = 0, deepest = 0;
+	bool str = false, esc = false;
+	size_t end = len;
+	while (end && isspace((unsigned char)buf[end - 1]))
+		end--;
+	for (size_t i = 0; i < end; i++) {
+		char c = buf[i];
+		if (str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				str = false;
+		} else if (c == '"') {
+			str = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > deepest)
+				deepest = depth;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	if (!end)
+		snprintf(why, n, "empty");
+	else if (deepest > CJSON_NESTING_LIMIT)
+		snprintf(why, n, "nested deeper than %d levels",
+			 CJSON_NESTING_LIMIT);
+	else if (str || depth > 0)
+		snprintf(why, n, "truncated after %zu bytes", len);
+	else if (err && err >= buf && err < buf + len)
+		snprintf(why, n, "invalid JSON at byte %zu",
+			 (size_t)(err - buf) + 1);
+	else
+		snprintf(why, n, "invalid JSON");
+}
+
+static const char *json_kind(const cJSON *v)
+{
+	return cJSON_IsArray(v) ? "an array" : cJSON_IsString(v) ? "a string"
+	       : cJSON_IsNumber(v) ? "a number" : cJSON_IsNull(v) ? "null"
+	       : "a boolean";
+}
+
 int result_parse(const char *buf, size_t len, struct result *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -36,12 +93,24 @@ int result_parse(const char *buf, size_t len, struct result *r)
 	r->progress = -1;
 	r->retryable = -1;
 	r->retry_after_ms = -1;
-	if (!buf || !len || len > RESULT_MAX_BYTES)
+	if (!buf)
 		return -1;
-	cJSON *root = cJSON_ParseWithLength(buf, len);
-	if (!root)
+	if (len > RESULT_MAX_BYTES) {
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "%zu bytes, over the %u MiB limit", len,
+			 RESULT_MAX_BYTES >> 20);
 		return -1;
+	}
+	const char *err = NULL;
+	cJSON *root = len ? cJSON_ParseWithLengthOpts(buf, len, &err, 0) : NULL;
+	if (!root) {
+		why_unparsed(buf, len, err, r->unreadable,
+			     sizeof(r->unreadable));
+		return -1;
+	}
 	if (!cJSON_IsObject(root)) {
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "not a JSON object but %s", json_kind(root));
 		cJSON_Delete(root);
 		return -1;
 	}
@@ -77,6 +146,40 @@ int result_parse(const char *buf, size_t len, struct result *r)
 	}
 	cJSON_Delete(root);
 	return 0;
+}
+
+void result_load(int dirfd, const char *path, struct result *r)
+{
+	struct sb buf = SB_INIT;
+	struct stat st;
+	result_parse(NULL, 0, r);
+	int fd = openat(dirfd, path,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			snprintf(r->unreadable, sizeof(r->unreadable),
+				 "cannot open: %s", strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0)
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "cannot stat: %s", strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "not a regular file");
+	else if (st.st_size > (off_t)RESULT_MAX_BYTES)
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "%lld bytes, over the %u MiB limit",
+			 (long long)st.st_size, RESULT_MAX_BYTES >> 20);
+	else if (read_fd_bounded(fd, RESULT_MAX_BYTES, &buf) < 0)
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "cannot read: %s",
+			 errno == EFBIG ? "it grew past the limit while read"
+					: strerror(errno));
+	else
+		result_parse(buf.buf ? buf.buf : "", buf.len, r);
+	close(fd);
+	sb_release(&buf);
 }
 
 static bool contains_ci(const char *hay, const char *needle)
@@ -287,6 +390,19 @@ static void stderr_lines(const char *tail, struct sb *recent, char *last,
 	sb_add(recent, start, (size_t)(end - start));
 }
 
+/* An attempt that left a result file nobody can read lost what it said. */
+static void result_warning(const struct outcome_in *in, struct verdict *v)
+{
+	const struct result *res = in->res;
+	if (!res || !res->unreadable[0] || in->timed_out || in->runner_killed)
+		return;
+	snprintf(v->warning, sizeof(v->warning),
+		 "result JSON unreadable: %s; %s", res->unreadable,
+		 v->success ? "its figures are lost"
+			    : "its error details are lost (classified by "
+			      "exit status and stderr)");
+}
+
 void classify(const struct outcome_in *in, struct verdict *v)
 {
 	const struct result *res = in->res;
@@ -310,6 +426,7 @@ void classify(const struct outcome_in *in, struct verdict *v)
 	}
 	if (v->exit_code == 0 && !in->timed_out) {
 		v->success = true;
+		result_warning(in, v);
 		return;
 	}
 
@@ -356,5 +473,6 @@ void classify(const struct outcome_in *in, struct verdict *v)
 			 exec_signame(sg, sig, sizeof(sig)));
 	else
 		snprintf(v->message, sizeof(v->message), "exit %d", code);
+	result_warning(in, v);
 	sb_release(&recent);
 }

@@ -4,7 +4,7 @@
  * bounded: at most RESULT_MAX_BYTES and cJSON's nesting limit).
  *
  *   struct result res;
- *   result_parse(buf, len, &res);            absent/invalid: res.present = 0
+ *   result_load(dirfd, "SYM/attempt-1.result.json", &res);
  *   struct verdict v;
  *   classify(&(struct outcome_in){ ..., .res = &res, .rules = rs }, &v);
  *
@@ -26,6 +26,12 @@
  * keywords after more specific ones: Python exception names, network, rate
  * limit and "delisted" vendor wording (see classify.c and runner(1)).
  * rules NULL: the built-in set alone.
+ *
+ * A result file that exists but cannot be used (unreadable, too large, not
+ * JSON, truncated, not an object) leaves res.present 0 and says why in
+ * res.unreadable; classify() turns that into v.warning, unless the runner
+ * killed the child (a timeout or a cancel stops it mid-write).  The
+ * attempt's outcome does not change: the exit status decides success.
  */
 #ifndef RUNNER_CLASSIFY_H
 #define RUNNER_CLASSIFY_H
@@ -38,6 +44,7 @@
 
 #define RESULT_MAX_BYTES (1u << 20)
 #define MESSAGE_MAX 1024
+#define WARNING_MAX 256
 
 struct result {
 	bool present;
@@ -49,9 +56,15 @@ struct result {
 	char type[128];
 	char source[128];
 	char message[MESSAGE_MAX];
+	char unreadable[128];	/* why an existing file was not used, or "" */
 };
 
+/* -1 (res.present 0) when buf is not a JSON object; unreadable says why
+ * unless buf is NULL (which only resets r). */
 int result_parse(const char *buf, size_t len, struct result *r);
+/* The result file path under dirfd (O_NOFOLLOW, a regular file of at most
+ * RESULT_MAX_BYTES): absent is no result and no complaint. */
+void result_load(int dirfd, const char *path, struct result *r);
 
 /* Stderr patterns to categories; see the top of this file. */
 #define CLASSIFY_PATTERN_MAX 200	/* bytes of one pattern */
@@ -95,6 +108,7 @@ struct verdict {
 	int exit_code;		/* -1: none (killed by a signal) */
 	int signal;		/* 0: none */
 	char message[MESSAGE_MAX];
+	char warning[WARNING_MAX];	/* "" when none */
 };
 
 void classify(const struct outcome_in *in, struct verdict *v);

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Classification by stderr patterns: the built-in set, [classify] and
-# [classify NAME] of the configuration.
+# Classification by stderr patterns (the built-in set, [classify] and
+# [classify NAME] of the configuration) and the warning of an attempt whose
+# result JSON could not be read, in batch.json, show, the log and the report.
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 item() { jq "$(bjson)" "(grep { \$_->{symbol} eq '$1' } @{\$d->{items}})[0]{$2}"; }
@@ -84,5 +85,60 @@ r run
 is "$rc" 78 "[classify NAME] of an agent that does not exist: exit 78"
 like "$(cat "$T/err")" "runner.ini:[0-9]+: \[classify nosuch\]: no agent 'nosuch' is defined" \
 	"... names it"
+
+# ---- an unreadable result JSON: the outcome stands, with a warning ----
+mkhome
+job w <<JOB
+[job]
+agent = fake
+id = warn
+symbols = TRUNC-A TRUNCFAIL-B HUGE-C OK-D
+max_attempts = 1
+JOB
+r run
+is "$(item TRUNC-A state)" succeeded "a truncated result after exit 0: succeeded"
+is "$(item TRUNC-A matches)" null "... its matches are lost"
+is "$(att TRUNC-A 0 warning)" \
+	"result JSON unreadable: truncated after 49 bytes; its figures are lost" \
+	"... batch.json: the attempt's warning"
+is "$(item TRUNCFAIL-B error_category)" data_error \
+	"a truncated result of a failure: classified by stderr (KeyError)"
+is "$(att TRUNCFAIL-B 0 warning)" \
+	"result JSON unreadable: truncated after 52 bytes; its error details are lost (classified by exit status and stderr)" \
+	"... and warned"
+is "$(item HUGE-C state)" succeeded "a result over 1 MiB: succeeded"
+like "$(att HUGE-C 0 warning)" \
+	"^result JSON unreadable: 157289[0-9] bytes, over the 1 MiB limit; its figures are lost$" \
+	"... warned, not silently ignored"
+is "$(att OK-D 0 warning)" null "a good result: no warning"
+
+r show warn
+like "$(cat "$T/out")" "warnings    3 attempts with a warning:" "show: how many"
+like "$(cat "$T/out")" "TRUNC-A attempt 1: result JSON unreadable: truncated after 49 bytes" \
+	"show: which and why"
+r show warn --items
+like "$(grep '^  TRUNC-A ' "$T/out")" "succeeded.*warning: result JSON unreadable" \
+	"show --items: on the item's line"
+r show warn --json
+perl -MJSON::PP -e 'local $/; JSON::PP->new->decode(<STDIN>)' <"$T/out"
+ok $? "show --json: valid JSON"
+cp "$T/out" "$T/show.json"
+is "$(jq "$T/show.json" '(grep { $_->{symbol} eq "TRUNC-A" } @{$d->{items}})[0]{attempt_log}[0]{warning}')" \
+	"result JSON unreadable: truncated after 49 bytes; its figures are lost" \
+	"show --json: the attempt's warning"
+
+like "$(grep ' TRUNC-A ' "$H/logs/warn.log")" \
+	"TRUNC-A succeeded in .* \(attempt 1\); warning: result JSON unreadable: truncated after 49 bytes; its figures are lost$" \
+	"log: the warning on the attempt's line"
+like "$(grep ' TRUNCFAIL-B ' "$H/logs/warn.log")" \
+	"failed .*: data_error: KeyError: 'close'; warning: result JSON unreadable" \
+	"log: on a failure's line too"
+
+r report warn -o "$T/r.html"
+is "$rc" 0 "report"
+like "$(cat "$T/r.html")" '<th>warnings</th><td>3 attempts with a warning' "report: counted in the summary"
+like "$(cat "$T/r.html")" '<section id="warnings">' "report: a Warnings section"
+like "$(cat "$T/r.html")" 'truncated after 49 bytes; its figures are lost' "report: the warning's text"
+is "$(grep -c '; warning: ' "$H/logs/warn.log")" 3 "log: three warned attempts"
 
 done_testing

@@ -7,11 +7,14 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 
 #ifndef W_EXITCODE
@@ -518,6 +521,168 @@ static void test_classify(void)
 	   "an unnamed signal is described (\"%s\")", v->message);
 }
 
+/* ---- a result file that exists but cannot be used ---- */
+
+static void unreadable_is(const char *json, size_t len, const char *want,
+			  int line)
+{
+	struct result r;
+	int rc = result_parse(json, len, &r);
+	char shown[32];
+	/* len may claim more than json holds (the size bound is tested so). */
+	size_t n = strnlen(json, sizeof(shown) - 1);
+	n = len < n ? len : n;
+	for (size_t i = 0; i < n; i++)
+		shown[i] = json[i] >= ' ' ? json[i] : ' ';
+	shown[n] = '\0';
+	tap_ok_at(rc == -1 && !r.present && !strcmp(r.unreadable, want),
+		  __FILE__, line, "unreadable \"%s\" -> \"%s\" (got %d, \"%s\")",
+		  shown, want, rc, r.unreadable);
+}
+#define UNREADABLE(json, want) unreadable_is((json), strlen(json), (want), __LINE__)
+
+static void test_unreadable(void)
+{
+	struct result r;
+	ok(result_parse(NULL, 0, &r) == -1 && !r.unreadable[0],
+	   "NULL input (no file): nothing to complain about");
+	ok(parse("{\"matches\": 3}", &r) == 0 && !r.unreadable[0],
+	   "a good result: unreadable empty");
+	UNREADABLE("{\"matches\": 7, \"metr", "truncated after 20 bytes");
+	UNREADABLE("{\"matches\": 7, \"metrics\": {\"sharpe\": 1.5}",
+		   "truncated after 41 bytes");
+	UNREADABLE("{\"matches\": 7, \"metrics\": {\"sharpe\": 1.5}, \"progress\": 1\n",
+		   "truncated after 57 bytes");
+	UNREADABLE("{\"a\": \"x\\\"}", "truncated after 11 bytes");
+	UNREADABLE("[1, 2", "truncated after 5 bytes");
+	UNREADABLE("{\"a\":}", "invalid JSON at byte 6");
+	UNREADABLE("nul", "invalid JSON at byte 1");
+	ok(parse("{'a': 1}", &r) == -1 && !strncmp(r.unreadable, "invalid JSON at byte ", 21),
+	   "single quotes: invalid JSON at a byte (\"%s\")", r.unreadable);
+	UNREADABLE("", "empty");
+	UNREADABLE("  \n\t", "empty");
+	UNREADABLE("[1,2]", "not a JSON object but an array");
+	UNREADABLE("42", "not a JSON object but a number");
+	UNREADABLE("\"s\"", "not a JSON object but a string");
+	UNREADABLE("null", "not a JSON object but null");
+	UNREADABLE("true", "not a JSON object but a boolean");
+	{
+		char *deep = malloc(4000);
+		size_t n = 0;
+		for (int i = 0; i < 1500; i++)
+			deep[n++] = '[';
+		for (int i = 0; i < 1500; i++)
+			deep[n++] = ']';
+		unreadable_is(deep, n, "nested deeper than 1000 levels", __LINE__);
+		free(deep);
+		char big[64];
+		snprintf(big, sizeof(big), "%u bytes, over the 1 MiB limit",
+			 RESULT_MAX_BYTES + 1);
+		unreadable_is("{}", RESULT_MAX_BYTES + 1, big, __LINE__);
+	}
+}
+
+static void test_result_load(void)
+{
+	char dir[] = "/tmp/classify-test.XXXXXX";
+	struct result r;
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd;
+
+	result_load(dfd, "absent.json", &r);
+	ok(!r.present && !r.unreadable[0], "load: an absent file is no result, no complaint");
+
+	fd = openat(dfd, "good.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(write(fd, "{\"matches\": 4}", 14) == 14, "wrote good.json");
+	close(fd);
+	result_load(dfd, "good.json", &r);
+	ok(r.present && r.matches == 4 && !r.unreadable[0], "load: a good file is read");
+
+	fd = openat(dfd, "cut.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(write(fd, "{\"matches\": 4, \"met", 19) == 19, "wrote cut.json");
+	close(fd);
+	result_load(dfd, "cut.json", &r);
+	is_str(r.unreadable, "truncated after 19 bytes", "load: a cut file says so");
+
+	fd = openat(dfd, "empty.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	close(fd);
+	result_load(dfd, "empty.json", &r);
+	is_str(r.unreadable, "empty", "load: an empty file says so");
+
+	/* One byte over the bound: sparse, then a valid object at its start. */
+	fd = openat(dfd, "big.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(write(fd, "{}", 2) == 2 && ftruncate(fd, RESULT_MAX_BYTES + 1) == 0,
+	   "wrote big.json");
+	close(fd);
+	result_load(dfd, "big.json", &r);
+	char want[80];
+	snprintf(want, sizeof(want), "%u bytes, over the 1 MiB limit",
+		 RESULT_MAX_BYTES + 1);
+	ok(!r.present && !strcmp(r.unreadable, want),
+	   "load: a file over the bound is not read, and says so (\"%s\")", r.unreadable);
+
+	ok(symlinkat("good.json", dfd, "link.json") == 0, "made link.json");
+	result_load(dfd, "link.json", &r);
+	ok(!r.present && !strncmp(r.unreadable, "cannot open: ", 13),
+	   "load: a symlink is not followed (\"%s\")", r.unreadable);
+
+	ok(mkdirat(dfd, "dir.json", 0700) == 0, "made dir.json");
+	result_load(dfd, "dir.json", &r);
+	is_str(r.unreadable, "not a regular file", "load: a directory is no result");
+
+	unlinkat(dfd, "good.json", 0);
+	unlinkat(dfd, "cut.json", 0);
+	unlinkat(dfd, "empty.json", 0);
+	unlinkat(dfd, "big.json", 0);
+	unlinkat(dfd, "link.json", 0);
+	unlinkat(dfd, "dir.json", AT_REMOVEDIR);
+	close(dfd);
+	rmdir(dir);
+}
+
+static void test_warning(void)
+{
+	struct result cut, good;
+	const struct verdict *v;
+	result_parse("{\"matches\": 7, \"metr", 20, &cut);
+	result_parse("{\"matches\": 7}", 14, &good);
+
+	v = cl(EXITED(0), false, false, &cut, NULL);
+	ok(v->success, "exit 0 with a truncated result: still a success");
+	is_str(v->warning,
+	       "result JSON unreadable: truncated after 20 bytes; its figures are lost",
+	       "... with a warning that its figures are lost");
+	v = cl(EXITED(1), false, false, &cut, "something broke\n");
+	ok(!v->success && v->category == CAT_UNKNOWN,
+	   "exit 1 with a truncated result: classified without it (%s)",
+	   category_name(v->category));
+	is_str(v->warning,
+	       "result JSON unreadable: truncated after 20 bytes; its error details "
+	       "are lost (classified by exit status and stderr)",
+	       "... and the warning says the error details are lost");
+	v = cl(EXITED(65), false, false, &cut, NULL);
+	ok(v->category == CAT_DATA && v->warning[0], "exit 65, truncated: data_error, warned");
+	v = cl(KILLED(SIGKILL), true, true, &cut, NULL);
+	ok(v->category == CAT_TIMEOUT && !v->warning[0],
+	   "killed for its timeout mid-write: no warning");
+	v = cl(KILLED(SIGTERM), false, true, &cut, NULL);
+	ok(!v->warning[0], "killed by the runner (cancel): no warning");
+	v = cl(EXITED(0), false, false, &good, NULL);
+	ok(v->success && !v->warning[0], "a good result: no warning");
+	v = cl(EXITED(0), false, false, NULL, NULL);
+	ok(v->success && !v->warning[0], "no result: no warning");
+	{
+		struct outcome_in in = { .wait_status = EXITED(127), .exec_errno = ENOENT,
+					 .res = &cut };
+		classify(&in, &V);
+		ok(!V.warning[0], "an exec failure: no warning");
+	}
+}
+
 /* ---- stderr patterns ---- */
 
 static const struct verdict *cl_rules(const struct classify_rules *rs, int status,
@@ -656,6 +821,9 @@ int main(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	test_result_parse();
 	test_classify();
+	test_unreadable();
+	test_result_load();
+	test_warning();
 	test_patterns();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	diag("classify tests took %.3f s",
