@@ -148,6 +148,15 @@ int batch_status(const struct batch *b)
 
 /* ---- encoding: varints, zigzag, NUL-terminated strings ---- */
 
+/*
+ * A FINISHED record with a warning has this bit set in its outcome and the
+ * warning after its last field.  Journals written before warnings existed
+ * have neither and replay as they did; a flag rather than "whatever
+ * follows" keeps every cut record undecodable (a record cut just before
+ * its warning would otherwise decode as one without).
+ */
+#define FIN_WARNING 0x40u
+
 static void put_u(struct sb *sb, uint64_t v)
 {
 	unsigned char buf[10];
@@ -331,7 +340,7 @@ void rec_encode(const struct rec *r, struct sb *out)
 		put_u(out, r->item);
 		put_u(out, r->attempt);
 		put_i(out, r->time);
-		put_u(out, r->outcome);
+		put_u(out, r->outcome | (r->warning ? FIN_WARNING : 0));
 		put_i(out, r->exit_code);
 		put_i(out, r->signal);
 		put_u(out, r->category);
@@ -347,6 +356,8 @@ void rec_encode(const struct rec *r, struct sb *out)
 		put_i(out, r->next_retry_at);
 		put_u(out, r->counts_failure);
 		put_s(out, r->group);
+		if (r->warning)
+			put_s(out, r->warning);
 		break;
 	case R_PAUSE:
 	case R_RESUME:
@@ -438,11 +449,14 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 		r->time = get_i(&d);
 		r->pid = get_i32(&d);
 		break;
-	case R_FINISHED:
+	case R_FINISHED: {
 		r->item = get_u32(&d);
 		r->attempt = get_u32(&d);
 		r->time = get_i(&d);
-		r->outcome = (uint8_t)get_u32(&d);
+		uint32_t outcome = get_u32(&d);
+		r->outcome = (uint8_t)(outcome & ~FIN_WARNING);
+		if (outcome > UINT8_MAX)
+			d.bad = true;
 		r->exit_code = get_i32(&d);
 		r->signal = get_i32(&d);
 		r->category = (uint8_t)get_u32(&d);
@@ -458,7 +472,10 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 		r->next_retry_at = get_i(&d);
 		r->counts_failure = (uint8_t)get_u32(&d);
 		r->group = get_s(&d);
+		if ((outcome & FIN_WARNING) && !(r->warning = get_s(&d)))
+			d.bad = true;
 		break;
+	}
 	case R_PAUSE:
 	case R_RESUME:
 		r->time = get_i(&d);
@@ -672,6 +689,7 @@ static int apply_finished(struct batch *b, const struct rec *r)
 	a->cpu_system_ms = r->cpu_system_ms;
 	a->max_rss_kb = r->max_rss_kb;
 	a->error_message = batch_strdup(b, r->error_message);
+	a->warning = batch_strdup(b, r->warning);
 	b->cpu_user_ms += r->cpu_user_ms;
 	b->cpu_system_ms += r->cpu_system_ms;
 	if (r->max_rss_kb > b->max_rss_kb)

@@ -83,6 +83,7 @@ struct attempt {
 	int64_t started_ms;	/* 0: reserved, never known to have started */
 	int64_t completed_ms;
 	char *error_message;	/* arena; NULL when none */
+	char *warning;		/* arena; NULL when none (a lost result) */
 	int32_t pid;
 	int32_t exit_code;	/* -1: none */
 	int16_t signal;		/* 0: none */
@@ -191,6 +192,7 @@ struct rec {
 	uint8_t outcome, category, next_state, counts_failure;
 	int32_t exit_code, signal;
 	const char *error_type, *error_message, *source;
+	const char *warning;	/* may be NULL; see rec_encode() */
 	int64_t matches;
 	int32_t progress;
 	uint32_t cpu_user_ms, cpu_system_ms, max_rss_kb;

@@ -46,6 +46,14 @@ static void final_summary(struct sb *out, const struct batch *b)
 			     dur, sizeof(dur)));
 }
 
+static void add_warning(struct sb *out, const struct rec *r)
+{
+	if (!r->warning)
+		return;
+	sb_adds(out, "; warning: ");
+	sb_add_escaped(out, r->warning, 512);
+}
+
 void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 	       int64_t now)
 {
@@ -81,7 +89,9 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 			if (r->matches >= 0)
 				sb_addf(out, ", %lld matches",
 					(long long)r->matches);
-			sb_adds(out, ")\n");
+			sb_adds(out, ")");
+			add_warning(out, r);
+			sb_addc(out, '\n');
 			return;
 		case OUT_INTERRUPTED:
 			sb_addf(out, "%s attempt %u interrupted (its runner "
@@ -103,6 +113,7 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 		sb_addf(out, "): %s: ", category_name(r->category));
 		sb_add_escaped(out, r->error_message ? r->error_message : "",
 			       512);
+		add_warning(out, r);
 		if (r->next_state == ST_RETRY_WAIT)
 			sb_addf(out, "; retry (attempt %u of %d) at %s",
 				r->attempt + 1, b->c.max_attempts,

@@ -4,11 +4,16 @@
 
 #include <cJSON.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* Escaped (sb_add_escaped) into dst, which it always fits whole. */
 static void copy_escaped(char *dst, size_t n, const char *src)
@@ -28,6 +33,59 @@ static void copy_str(char *dst, size_t n, const cJSON *v)
 		copy_escaped(dst, n, v->valuestring);
 }
 
+/*
+ * Why buf, which cJSON refused, is no JSON object.  Text that ends inside
+ * a string or an open object or array was cut short, by far the likeliest
+ * story of an agent's result (killed mid-write, a full disk, a buffer never
+ * flushed); say so, and say where anything else went wrong.
+ */
+static void why_unparsed(const char *buf, size_t len, const char *err,
+			 char *why, size_t n)
+{
+	int depth = 0, deepest = 0;
+	bool str = false, esc = false;
+	size_t end = len;
+	while (end && isspace((unsigned char)buf[end - 1]))
+		end--;
+	for (size_t i = 0; i < end; i++) {
+		char c = buf[i];
+		if (str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				str = false;
+		} else if (c == '"') {
+			str = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > deepest)
+				deepest = depth;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	if (!end)
+		snprintf(why, n, "empty");
+	else if (deepest > CJSON_NESTING_LIMIT)
+		snprintf(why, n, "nested deeper than %d levels",
+			 CJSON_NESTING_LIMIT);
+	else if (str || depth > 0)
+		snprintf(why, n, "truncated after %zu bytes", len);
+	else if (err && err >= buf && err < buf + len)
+		snprintf(why, n, "invalid JSON at byte %zu",
+			 (size_t)(err - buf) + 1);
+	else
+		snprintf(why, n, "invalid JSON");
+}
+
+static const char *json_kind(const cJSON *v)
+{
+	return cJSON_IsArray(v) ? "an array" : cJSON_IsString(v) ? "a string"
+	       : cJSON_IsNumber(v) ? "a number" : cJSON_IsNull(v) ? "null"
+	       : "a boolean";
+}
+
 int result_parse(const char *buf, size_t len, struct result *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -35,12 +93,24 @@ int result_parse(const char *buf, size_t len, struct result *r)
 	r->progress = -1;
 	r->retryable = -1;
 	r->retry_after_ms = -1;
-	if (!buf || !len || len > RESULT_MAX_BYTES)
+	if (!buf)
 		return -1;
-	cJSON *root = cJSON_ParseWithLength(buf, len);
-	if (!root)
+	if (len > RESULT_MAX_BYTES) {
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "%zu bytes, over the %u MiB limit", len,
+			 RESULT_MAX_BYTES >> 20);
 		return -1;
+	}
+	const char *err = NULL;
+	cJSON *root = len ? cJSON_ParseWithLengthOpts(buf, len, &err, 0) : NULL;
+	if (!root) {
+		why_unparsed(buf, len, err, r->unreadable,
+			     sizeof(r->unreadable));
+		return -1;
+	}
 	if (!cJSON_IsObject(root)) {
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "not a JSON object but %s", json_kind(root));
 		cJSON_Delete(root);
 		return -1;
 	}
@@ -78,6 +148,40 @@ int result_parse(const char *buf, size_t len, struct result *r)
 	return 0;
 }
 
+void result_load(int dirfd, const char *path, struct result *r)
+{
+	struct sb buf = SB_INIT;
+	struct stat st;
+	result_parse(NULL, 0, r);
+	int fd = openat(dirfd, path,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			snprintf(r->unreadable, sizeof(r->unreadable),
+				 "cannot open: %s", strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0)
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "cannot stat: %s", strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "not a regular file");
+	else if (st.st_size > (off_t)RESULT_MAX_BYTES)
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "%lld bytes, over the %u MiB limit",
+			 (long long)st.st_size, RESULT_MAX_BYTES >> 20);
+	else if (read_fd_bounded(fd, RESULT_MAX_BYTES, &buf) < 0)
+		snprintf(r->unreadable, sizeof(r->unreadable),
+			 "cannot read: %s",
+			 errno == EFBIG ? "it grew past the limit while read"
+					: strerror(errno));
+	else
+		result_parse(buf.buf ? buf.buf : "", buf.len, r);
+	close(fd);
+	sb_release(&buf);
+}
+
 static bool contains_ci(const char *hay, const char *needle)
 {
 	size_t n = strlen(needle);
@@ -85,6 +189,170 @@ static bool contains_ci(const char *hay, const char *needle)
 		if (!strncasecmp(hay, needle, n))
 			return true;
 	return false;
+}
+
+/* ---- stderr patterns ---- */
+
+/*
+ * The built-in set, tried after an agent's and the home's own patterns.
+ * Specific wording comes first, so that a line naming both a rate limit and
+ * missing data (some vendors report a throttled request as "possibly
+ * delisted") is retried; the SPEC's generic keywords come last, in the
+ * SPEC's order.  The six categories are fixed: the failures of the world
+ * outside the agent that pass (a rate limit, a refused or reset
+ * connection, a name that did not resolve, a socket timeout) are all
+ * "timeout", the one category that means "try again later" and is retried
+ * by default.  Python's lookup and value errors are "data_error": in an
+ * analysis of one symbol's data a KeyError, IndexError or ValueError is
+ * almost always a column, date or row that symbol does not have, and
+ * whether it is that or a bug, running it again gives the same answer.
+ */
+static const struct { const char *pattern; int category; } builtin[] = {
+	/* rate limits */
+	{ "Too Many Requests", CAT_TIMEOUT },
+	{ "rate limit", CAT_TIMEOUT },
+	{ "ratelimit", CAT_TIMEOUT },
+	{ "HTTP Error 429", CAT_TIMEOUT },
+	{ "HTTP 429", CAT_TIMEOUT },
+	{ "status code 429", CAT_TIMEOUT },
+	/* timeouts of a request */
+	{ "TimeoutError", CAT_TIMEOUT },
+	{ "socket.timeout", CAT_TIMEOUT },
+	{ "ReadTimeout", CAT_TIMEOUT },
+	{ "ConnectTimeout", CAT_TIMEOUT },
+	/* the network */
+	{ "ConnectionError", CAT_TIMEOUT },
+	{ "ConnectionRefusedError", CAT_TIMEOUT },
+	{ "ConnectionResetError", CAT_TIMEOUT },
+	{ "ConnectionAbortedError", CAT_TIMEOUT },
+	{ "RemoteDisconnected", CAT_TIMEOUT },
+	{ "Connection refused", CAT_TIMEOUT },
+	{ "Connection reset", CAT_TIMEOUT },
+	{ "Connection aborted", CAT_TIMEOUT },
+	{ "name resolution", CAT_TIMEOUT },
+	{ "NameResolutionError", CAT_TIMEOUT },
+	{ "Name or service not known", CAT_TIMEOUT },
+	{ "Network is unreachable", CAT_TIMEOUT },
+	{ "No route to host", CAT_TIMEOUT },
+	/* the data of the symbol */
+	{ "No price data found", CAT_DATA },
+	{ "delisted", CAT_DATA },
+	{ "FileNotFoundError", CAT_DATA },
+	{ "KeyError", CAT_DATA },
+	{ "IndexError", CAT_DATA },
+	{ "ValueError", CAT_DATA },
+	{ "EmptyDataError", CAT_DATA },
+	/* the SPEC's keywords */
+	{ "missing", CAT_DATA },
+	{ "no data", CAT_DATA },
+	{ "not found", CAT_DATA },
+	{ "invalid", CAT_PARAM },
+	{ "parameter", CAT_PARAM },
+	{ "timed out", CAT_TIMEOUT },
+};
+
+int classify_pattern_check(const char *s, char *why)
+{
+	size_t n = strlen(s);
+	if (!n) {
+		snprintf(why, WHY_BUF, "empty pattern");
+		return -1;
+	}
+	if (n > CLASSIFY_PATTERN_MAX) {
+		snprintf(why, WHY_BUF, "pattern longer than %d bytes",
+			 CLASSIFY_PATTERN_MAX);
+		return -1;
+	}
+	/* A stderr line has no newline; a tab it may have. */
+	if (has_control(s, true)) {
+		snprintf(why, WHY_BUF, "control character in pattern");
+		return -1;
+	}
+	return 0;
+}
+
+void classify_rules_add(struct classify_rules *rs, const char *pattern,
+			int category)
+{
+	GROW(rs->v, rs->cap, rs->n + 1);
+	rs->v[rs->n].pattern = xstrdup(pattern);
+	rs->v[rs->n].category = category;
+	rs->n++;
+}
+
+void classify_rules_release(struct classify_rules *rs)
+{
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->n; i++)
+		free(rs->v[i].pattern);
+	free(rs->v);
+	rs->v = NULL;
+	rs->n = rs->cap = 0;
+}
+
+static const char *find_ci(const char *h, size_t hn, const char *s, size_t sn)
+{
+	for (size_t i = 0; i + sn <= hn; i++)
+		if (!strncasecmp(h + i, s, sn))
+			return h + i;
+	return NULL;
+}
+
+/* pat somewhere in line[0, len), '*' matching any run of bytes. */
+static bool pattern_in(const char *line, size_t len, const char *pat)
+{
+	const char *p = line, *end = line + len;
+	while (*pat) {
+		if (*pat == '*') {
+			pat++;
+			continue;
+		}
+		size_t n = strcspn(pat, "*");
+		const char *hit = find_ci(p, (size_t)(end - p), pat, n);
+		if (!hit)
+			return false;
+		p = hit + n;
+		pat += n;
+	}
+	return true;
+}
+
+int classify_line(const struct classify_rules *rs, const char *line,
+		  size_t len)
+{
+	for (size_t i = 0; rs && i < rs->n; i++)
+		if (pattern_in(line, len, rs->v[i].pattern))
+			return rs->v[i].category;
+	if (rs && !rs->builtin)
+		return CAT_NONE;
+	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+		if (pattern_in(line, len, builtin[i].pattern))
+			return builtin[i].category;
+	return CAT_NONE;
+}
+
+/* The category of the last line of txt that a pattern matches. */
+static int match_lines(const struct classify_rules *rs, const char *txt)
+{
+	const char *end = txt + strlen(txt);
+	while (end > txt) {
+		const char *e = end;
+		while (e > txt && (e[-1] == '\n' || e[-1] == '\r'))
+			e--;
+		const char *b = e;
+		while (b > txt && b[-1] != '\n')
+			b--;
+		bool blank = true;
+		for (const char *q = b; q < e && blank; q++)
+			blank = isspace((unsigned char)*q) != 0;
+		int cat = blank ? CAT_NONE
+				: classify_line(rs, b, (size_t)(e - b));
+		if (cat != CAT_NONE)
+			return cat;
+		end = b;
+	}
+	return CAT_NONE;
 }
 
 /* The last few non-empty stderr lines, as one string, and the very last. */
@@ -122,6 +390,19 @@ static void stderr_lines(const char *tail, struct sb *recent, char *last,
 	sb_add(recent, start, (size_t)(end - start));
 }
 
+/* An attempt that left a result file nobody can read lost what it said. */
+static void result_warning(const struct outcome_in *in, struct verdict *v)
+{
+	const struct result *res = in->res;
+	if (!res || !res->unreadable[0] || in->timed_out || in->runner_killed)
+		return;
+	snprintf(v->warning, sizeof(v->warning),
+		 "result JSON unreadable: %s; %s", res->unreadable,
+		 v->success ? "its figures are lost"
+			    : "its error details are lost (classified by "
+			      "exit status and stderr)");
+}
+
 void classify(const struct outcome_in *in, struct verdict *v)
 {
 	const struct result *res = in->res;
@@ -145,6 +426,7 @@ void classify(const struct outcome_in *in, struct verdict *v)
 	}
 	if (v->exit_code == 0 && !in->timed_out) {
 		v->success = true;
+		result_warning(in, v);
 		return;
 	}
 
@@ -171,14 +453,7 @@ void classify(const struct outcome_in *in, struct verdict *v)
 	else if (code == 70 || sg == SIGSEGV || sg == SIGBUS || sg == SIGABRT ||
 		 sg == SIGFPE || sg == SIGILL)
 		v->category = CAT_ENGINE;
-	else if (contains_ci(txt, "missing") || contains_ci(txt, "no data") ||
-		 contains_ci(txt, "not found"))
-		v->category = CAT_DATA;
-	else if (contains_ci(txt, "invalid") || contains_ci(txt, "parameter"))
-		v->category = CAT_PARAM;
-	else if (contains_ci(txt, "timed out"))
-		v->category = CAT_TIMEOUT;
-	else
+	else if ((v->category = match_lines(in->rules, txt)) == CAT_NONE)
 		v->category = CAT_UNKNOWN;
 
 	if (in->timed_out)
@@ -198,5 +473,6 @@ void classify(const struct outcome_in *in, struct verdict *v)
 			 exec_signame(sg, sig, sizeof(sig)));
 	else
 		snprintf(v->message, sizeof(v->message), "exit %d", code);
+	result_warning(in, v);
 	sb_release(&recent);
 }

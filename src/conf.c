@@ -166,6 +166,7 @@ static void load_agents(struct loader *l)
 		struct agent_conf *a = &c->agents[c->nagents++];
 		memset(a, 0, sizeof(*a));
 		a->name = xstrdup(name);
+		a->classify = (struct classify_rules)CLASSIFY_RULES_INIT;
 		a->max_concurrent = c->max_children;
 		a->timeout_ms = 3600000;
 		const char *s = sec->name;
@@ -200,6 +201,101 @@ static void load_agents(struct loader *l)
 	}
 }
 
+/*
+ * The patterns of one [classify] or [classify NAME] section into rs, in the
+ * order the file gives them; *builtin set when the section says.
+ */
+static void get_rules(struct loader *l, const char *sec,
+		      struct classify_rules *rs, int *builtin)
+{
+	char why[WHY_BUF];
+	for (size_t i = 0; i < l->doc.n; i++) {
+		struct ini_entry *e = &l->doc.e[i];
+		if (strcmp(e->section, sec))
+			continue;
+		if (!strcmp(e->key, "builtin")) {
+			e->used = true;
+			if (!strcmp(e->value.buf, "yes"))
+				*builtin = 1;
+			else if (!strcmp(e->value.buf, "no"))
+				*builtin = 0;
+			else
+				diag_error(&l->d, e->line,
+					   "builtin: expected yes or no");
+			continue;
+		}
+		int cat = category_parse(e->key);
+		if (cat == CAT_NONE)
+			continue; /* an unknown key, reported with the others */
+		e->used = true;
+		char **w = NULL;
+		size_t n = 0;
+		if (split_words(e->value.buf, &w, &n, why) < 0) {
+			diag_error(&l->d, e->line, "%s: %s", e->key, why);
+			n = 0;
+		} else if (!n) {
+			diag_error(&l->d, e->line, "%s: no pattern", e->key);
+		}
+		for (size_t k = 0; k < n; k++) {
+			if (classify_pattern_check(w[k], why) < 0)
+				diag_error(&l->d, e->line, "%s: '%s': %s",
+					   e->key, w[k], why);
+			else if (rs->n >= CLASSIFY_RULES_MAX)
+				diag_error(&l->d, e->line,
+					   "%s: more than %d patterns in [%s]",
+					   e->key, CLASSIFY_RULES_MAX, sec);
+			else
+				classify_rules_add(rs, w[k], cat);
+		}
+		words_free(w);
+	}
+}
+
+/* [classify] for every agent, [classify NAME] for agent NAME first. */
+static void load_classify(struct loader *l)
+{
+	struct conf *c = l->c;
+	int home_builtin = -1;
+	get_rules(l, "classify", &c->classify, &home_builtin);
+	c->classify.builtin = home_builtin != 0;
+	for (size_t k = 0; k < c->nagents; k++)
+		c->agents[k].classify.builtin = c->classify.builtin;
+	for (size_t i = 0; i < l->doc.nsections; i++) {
+		const struct ini_section *sec = &l->doc.sections[i];
+		if (strncmp(sec->name, "classify ", 9))
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < i; k++)
+			seen |= !strcmp(l->doc.sections[k].name, sec->name);
+		if (seen)
+			continue;
+		struct agent_conf *a = NULL;
+		for (size_t k = 0; k < c->nagents && !a; k++)
+			if (!strcmp(c->agents[k].name, sec->name + 9))
+				a = &c->agents[k];
+		if (!a) {
+			diag_error(&l->d, sec->line,
+				   "[%s]: no agent '%s' is defined", sec->name,
+				   sec->name + 9);
+			for (size_t j = 0; j < l->doc.n; j++)
+				if (!strcmp(l->doc.e[j].section, sec->name))
+					l->doc.e[j].used = true;
+			continue;
+		}
+		int builtin = -1;
+		get_rules(l, sec->name, &a->classify, &builtin);
+		if (builtin >= 0)
+			a->classify.builtin = builtin;
+	}
+	for (size_t k = 0; k < c->nagents; k++) {
+		struct agent_conf *a = &c->agents[k];
+		for (size_t i = 0; i < c->classify.n; i++)
+			classify_rules_add(&a->classify,
+					   c->classify.v[i].pattern,
+					   c->classify.v[i].category);
+	}
+}
+
 struct conf *conf_default(void)
 {
 	struct conf *c = xcalloc(1, sizeof(*c));
@@ -225,6 +321,7 @@ struct conf *conf_default(void)
 	c->archive_after_ms = 7 * 86400000LL;
 	c->delete_archives_after_ms = 90 * 86400000LL;
 	c->compression = COMPRESS_GZIP;
+	c->classify = (struct classify_rules)CLASSIFY_RULES_INIT;
 	return c;
 }
 
@@ -337,15 +434,18 @@ struct conf *conf_load(const char *path)
 	}
 
 	load_agents(&l);
+	load_classify(&l);
 
 	static const char *const sections[] = {
 		"runner", "retry", "breaker", "correlation", "retention",
+		"classify",
 	};
 	const char *last_unknown = NULL;
 	for (size_t i = 0; i < l.doc.nsections; i++) {
 		/* Sections without keys are seen only here. */
 		const char *name = l.doc.sections[i].name;
-		bool known = !strncmp(name, "agent ", 6);
+		bool known = !strncmp(name, "agent ", 6) ||
+			     !strncmp(name, "classify ", 9);
 		for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++)
 			known |= !strcmp(name, sections[k]);
 		bool has_keys = false;
@@ -359,7 +459,8 @@ struct conf *conf_load(const char *path)
 		struct ini_entry *ent = &l.doc.e[i];
 		if (ent->used)
 			continue;
-		bool known = !strncmp(ent->section, "agent ", 6);
+		bool known = !strncmp(ent->section, "agent ", 6) ||
+			     !strncmp(ent->section, "classify ", 9);
 		for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++)
 			known |= !strcmp(ent->section, sections[k]);
 		if (!*ent->section) {
@@ -408,7 +509,9 @@ void conf_free(struct conf *c)
 		words_free(a->env);
 		free(a->exec_path);
 		free(a->source);
+		classify_rules_release(&a->classify);
 	}
+	classify_rules_release(&c->classify);
 	free(c->agents);
 	words_free(c->notify);
 	free(c->notify_path);

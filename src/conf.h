@@ -13,10 +13,16 @@
  * Keys beyond SPEC 5 (documented in runner.conf(5)): [runner] kill_grace
  * (SIGTERM to SIGKILL), [runner] shutdown_grace (how long a stopping daemon
  * lets running attempts finish), [agent] output_limit (RLIMIT_FSIZE of the
- * child).
+ * child), and the stderr patterns of classification: [classify] for the
+ * home, [classify NAME] for agent NAME, one key per category (a list of
+ * patterns) and builtin = yes|no.  Each agent's classify rules are its own
+ * patterns, then the home's; builtin is the agent section's, else the
+ * home's, else yes.
  */
 #ifndef RUNNER_CONF_H
 #define RUNNER_CONF_H
+
+#include "classify.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +42,7 @@ struct agent_conf {
 	int64_t cpu_limit_ms;	/* 0 = none */
 	uint64_t output_limit;	/* bytes, 0 = none */
 	char *source;		/* may be NULL */
+	struct classify_rules classify;	/* stderr patterns, in order */
 };
 
 enum compression { COMPRESS_GZIP, COMPRESS_ZSTD, COMPRESS_NONE };
@@ -55,6 +62,7 @@ struct conf {
 	size_t ndelays;
 	double jitter;
 	unsigned retry_on;	/* CAT_BIT() set */
+	struct classify_rules classify;	/* [classify]: the home's patterns */
 
 	int breaker_threshold;
 	int64_t breaker_open_ms;

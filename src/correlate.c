@@ -166,8 +166,7 @@ int correlate_cause(const struct failure *f)
 	    has_ci(m, "forbidden") || has_ci(m, "authenticat") ||
 	    has_ci(m, "api key"))
 		return CAUSE_AUTH;
-	if ((f->category && !strcmp(f->category, "timeout")) ||
-	    has_ci(t, "timeout") || has_ci(m, "timed out") ||
+	if (has_ci(t, "timeout") || has_ci(m, "timed out") ||
 	    has_ci(m, "timeout") || has_code(m, 504, 504))
 		return CAUSE_TIMEOUT;
 	if (has_code(m, 500, 599) || has_ci(t, "connection") ||
@@ -176,6 +175,10 @@ int correlate_cause(const struct failure *f)
 	    has_ci(m, "unreachable") || has_ci(m, "name resolution") ||
 	    has_word_ci(m, "dns"))
 		return CAUSE_NETWORK;
+	/* After the network words: classification files a refused
+	 * connection under "timeout" too (classify.c). */
+	if (f->category && !strcmp(f->category, "timeout"))
+		return CAUSE_TIMEOUT;
 	return CAUSE_GENERIC;
 }
 

@@ -661,21 +661,9 @@ static void read_result(struct ebatch *eb, const char *symbol, uint32_t attempt,
 			struct result *res)
 {
 	char path[128];
-	struct sb buf = SB_INIT;
-	struct stat st;
 	snprintf(path, sizeof(path), "%s/attempt-%u.result.json", symbol,
 		 attempt);
-	result_parse(NULL, 0, res);
-	int fd = openat(eb->items_fd, path,
-			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_size <= (off_t)RESULT_MAX_BYTES &&
-	    read_fd_bounded(fd, RESULT_MAX_BYTES, &buf) == 0)
-		result_parse(buf.buf, buf.len, res);
-	close(fd);
-	sb_release(&buf);
+	result_load(eb->items_fd, path, res);
 }
 
 static char *read_stderr_tail(struct ebatch *eb, const char *symbol,
@@ -1243,6 +1231,7 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		.exec_path = eb->agent->exec_path,
 		.res = &res,
 		.stderr_tail = tail,
+		.rules = &eb->agent->classify,
 	};
 	classify(&in, &v);
 	free(tail);
@@ -1252,6 +1241,7 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 	r.matches = res.matches;
 	r.progress = res.progress;
 	r.source = res.source[0] ? res.source : NULL;
+	r.warning = v.warning[0] ? v.warning : NULL;
 	if (ru) {
 		r.cpu_user_ms = (uint32_t)(ru->ru_utime.tv_sec * 1000 +
 					   ru->ru_utime.tv_usec / 1000);

@@ -329,6 +329,7 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 						      : NULL);
 		add_str(e, "error_category", category_name(a->category));
 		add_str(e, "error_message", a->error_message);
+		add_str(e, "warning", a->warning);
 		bool ran = a->completed_ms && a->outcome != OUT_INTERRUPTED;
 		add_int(e, "cpu_user_ms", a->cpu_user_ms, ran);
 		add_int(e, "cpu_system_ms", a->cpu_system_ms, ran);
@@ -599,7 +600,34 @@ static void print_item_line(FILE *fp, const struct batch *b, size_t i)
 			a->error_message ? a->error_message : "");
 	else if (it->state == ST_RETRY_WAIT)
 		fprintf(fp, "  retry due");
+	if (a && a->warning)
+		fprintf(fp, "  warning: %s", a->warning);
 	fputc('\n', fp);
+}
+
+/* The attempts that carry a warning: how many, and the first few. */
+#define SHOW_WARNINGS 5
+static void print_warnings(FILE *fp, const struct batch *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->nitems; i++)
+		for (uint16_t k = 0; k < b->items[i].nattempts; k++)
+			n += b->items[i].log[k].warning != NULL;
+	if (!n)
+		return;
+	fprintf(fp, "  warnings    %zu attempt%s with a warning%s\n", n,
+		n == 1 ? "" : "s", n > SHOW_WARNINGS ? ", the first:" : ":");
+	size_t shown = 0;
+	for (size_t i = 0; i < b->nitems && shown < SHOW_WARNINGS; i++) {
+		const struct item *it = &b->items[i];
+		for (uint16_t k = 0; k < it->nattempts && shown < SHOW_WARNINGS;
+		     k++)
+			if (it->log[k].warning) {
+				fprintf(fp, "              %s attempt %d: %s\n",
+					it->symbol, k + 1, it->log[k].warning);
+				shown++;
+			}
+	}
 }
 
 void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
@@ -647,6 +675,7 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 	}
 	if (any)
 		fputc('\n', fp);
+	print_warnings(fp, b);
 	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
 			     b->count[ST_CANCELLED];
 	if (p.has_duration && p.duration_s > 0)

@@ -255,6 +255,15 @@ static void state_bar(struct rctx *x)
 	out(x, "</p>\n");
 }
 
+static size_t count_warnings(const struct batch *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->nitems; i++)
+		for (uint16_t k = 0; k < b->items[i].nattempts; k++)
+			n += b->items[i].log[k].warning != NULL;
+	return n;
+}
+
 static void summary(struct rctx *x, int status, size_t peak)
 {
 	const struct batch *b = x->b;
@@ -309,6 +318,11 @@ static void summary(struct rctx *x, int status, size_t peak)
 	if (peak)
 		out(x, ", at most %zu at once", peak);
 	out(x, "</td></tr>\n");
+	size_t nwarn = count_warnings(b);
+	if (nwarn)
+		out(x, "<tr><th>warnings</th><td>%s attempt%s with a warning "
+		       "(see Warnings)</td></tr>\n",
+		    fmt_count(nwarn, n1), nwarn == 1 ? "" : "s");
 	if (p.has_duration && duration_ms > 0)
 		out(x, "<tr><th>throughput</th><td>%.2f items/s</td></tr>\n",
 		    (double)final_items * 1000.0 / (double)duration_ms);
@@ -1086,6 +1100,46 @@ static void failed_items(struct rctx *x)
 	out(x, "</section>\n");
 }
 
+/* Attempts that ended with a warning (a result JSON that could not be
+ * read): only when there are any. */
+static void warnings(struct rctx *x)
+{
+	const struct batch *b = x->b;
+	size_t n = count_warnings(b), shown = 0;
+	char n1[32];
+	if (!n)
+		return;
+	out(x, "<section id=\"warnings\">\n<h2>Warnings</h2>\n");
+	out(x, "<p class=\"note\">%s attempt%s ended with a warning: the "
+	       "outcome stands, but what the attempt reported was lost.</p>\n",
+	    fmt_count(n, n1), n == 1 ? "" : "s");
+	out(x, "<table class=\"list\">\n<tr><th>symbol</th>"
+	       "<th class=\"n\">attempt</th><th>outcome</th><th>warning</th>"
+	       "</tr>\n");
+	for (size_t i = 0; i < b->nitems && shown < MAX_FAILED_ROWS; i++) {
+		const struct item *it = &b->items[i];
+		for (uint16_t k = 0; k < it->nattempts && shown < MAX_FAILED_ROWS;
+		     k++) {
+			const struct attempt *a = &it->log[k];
+			if (!a->warning)
+				continue;
+			shown++;
+			out(x, "<tr><td class=\"sym\">");
+			text(x, it->symbol, MAX_FIELD);
+			out(x, "</td><td class=\"n\">%d</td><td>", k + 1);
+			field(x, outcome_name(a->outcome));
+			out(x, "</td><td class=\"msg\">");
+			text(x, a->warning, MAX_MESSAGE);
+			out(x, "</td></tr>\n");
+		}
+	}
+	out(x, "</table>\n");
+	if (n > shown)
+		out(x, "<p class=\"note\">&hellip; and %s more.</p>\n",
+		    fmt_count(n - shown, n1));
+	out(x, "</section>\n");
+}
+
 int report_write(FILE *fp, const struct batch *b, struct shared *sh,
 		 int64_t now)
 {
@@ -1104,6 +1158,7 @@ int report_write(FILE *fp, const struct batch *b, struct shared *sh,
 	groups(&x);
 	slowest(&x);
 	failed_items(&x);
+	warnings(&x);
 	out(&x, "<footer>Written by runner report at %s. Times are UTC.</footer>"
 		"\n</body>\n</html>\n",
 	    fmt_time(now, t));

@@ -3,8 +3,9 @@
  * about one batch: a summary (times, counts by state, throughput,
  * latency, CPU and memory), a timeline of every attempt on the slot it
  * ran in, completions over time, error categories as bars, the failure
- * groups the batch's items belong to, the 20 slowest items and the failed
- * items with their messages.
+ * groups the batch's items belong to, the 20 slowest items, the failed
+ * items with their messages and, when there are any, the attempts that
+ * carry a warning (a result JSON that could not be read).
  *
  *   struct batch b;                     replayed by the caller
  *   FILE *fp = fopen(path, "w");
@@ -21,7 +22,8 @@
  * retry, up to half of that, plus an even sample of the rest; the page
  * says what it left out, and the lanes and the completions chart still
  * count every attempt); a message shows at most 400 bytes, the failed
- * items table 500 rows, a failure group 50 members, the page 100 groups.
+ * items table and the warnings table 500 rows each, a failure group 50
+ * members, the page 100 groups.
  * A 10,000-item batch makes a page of about 0.4 MB; the worst case (every
  * attempt failed, long messages of quotes, 100 groups) stays under 2 MB.
  *

@@ -495,6 +495,46 @@ static void test_codec(void)
 		   !*d.error_type,
 	   "an empty string stays empty, not NULL");
 
+	/* FINISHED with a warning: a flag in the outcome, the text at the end. */
+	r = r_finished(2, 1, 77, OUT_SUCCEEDED, ST_SUCCEEDED);
+	r.warning = "result JSON unreadable: truncated after 20 bytes; its figures are lost";
+	rec_encode(&r, &buf);
+	ok(rec_decode(buf.buf, buf.len, &d) == 0 && d.outcome == OUT_SUCCEEDED &&
+		   streq(d.warning, r.warning) && d.next_state == ST_SUCCEEDED,
+	   "FINISHED with a warning round-trips");
+	keep_encoding("FINISHED with a warning", &r);
+	r.warning = NULL;
+	rec_encode(&r, &buf);
+	ok(rec_decode(buf.buf, buf.len, &d) == 0 && !d.warning,
+	   "FINISHED without a warning decodes with none");
+	{
+		/* A FINISHED record as journals held it before warnings existed:
+		 * item 0, attempt 1, time 0, succeeded, exit 0, signal 0, no
+		 * category, no strings, matches -1, progress -1, no CPU, next
+		 * state succeeded, no retry, no failure, no group. */
+		static const unsigned char old[] = {
+			R_FINISHED, 0, 1, 0, OUT_SUCCEEDED, 0, 0, 0, 0, 0, 0,
+			1, 1, 0, 0, 0, ST_SUCCEEDED, 0, 0, 0 };
+		ok(rec_decode(old, sizeof(old), &d) == 0 && d.outcome == OUT_SUCCEEDED &&
+			   d.matches == -1 && d.next_state == ST_SUCCEEDED && !d.warning,
+		   "an old FINISHED record (no warning) still decodes");
+		r = r_finished(0, 1, 0, OUT_SUCCEEDED, ST_SUCCEEDED);
+		rec_encode(&r, &buf);
+		ok(buf.len == sizeof(old) && !memcmp(buf.buf, old, sizeof(old)),
+		   "... and a record without a warning is written as before");
+		unsigned char flagged[sizeof(old) + 4];
+		memcpy(flagged, old, sizeof(old));
+		flagged[4] = OUT_SUCCEEDED | 0x40;
+		ok(rec_decode(flagged, sizeof(old), &d) < 0,
+		   "the warning flag without a warning is rejected");
+		memcpy(flagged + sizeof(old), "\x03hi", 4);
+		ok(rec_decode(flagged, sizeof(old) + 4, &d) == 0 && streq(d.warning, "hi"),
+		   "the warning flag with its text decodes");
+		flagged[4] = OUT_SUCCEEDED | 0x80;
+		ok(rec_decode(flagged, sizeof(old), &d) < 0,
+		   "an outcome beyond a byte is rejected");
+	}
+
 	/* CANCEL, REQUEUE */
 	static const uint32_t idx[] = { 0, 5, 127, 128, UINT32_MAX };
 	r = r_cancel(-42, true, CANCEL_SHUTDOWN, idx, 5);
@@ -781,6 +821,7 @@ static void test_lifecycle(void)
 	r.cpu_user_ms = 120;
 	r.cpu_system_ms = 30;
 	r.max_rss_kb = 20480;
+	r.warning = "result JSON unreadable: empty; its figures are lost";
 	rec(&L, r);
 	CHECK_ITEM(b, 0, ST_SUCCEEDED, 1, 0, "FINISHED succeeded: running -> succeeded");
 	{
@@ -795,6 +836,8 @@ static void test_lifecycle(void)
 			   a->cpu_user_ms == 120 && a->cpu_system_ms == 30 &&
 			   a->max_rss_kb == 20480 && !a->error_message,
 		   "attempt_log entry after success");
+		ok(streq(a->warning, "result JSON unreadable: empty; its figures are lost"),
+		   "the attempt keeps its warning");
 	}
 	is_int(batch_status(b), BS_RUNNING, "running while items remain");
 
@@ -820,8 +863,9 @@ static void test_lifecycle(void)
 	   "error_type, progress; matches untouched; not completed");
 	ok(b->items[1].log[0].outcome == OUT_FAILED && b->items[1].log[0].category == CAT_DATA &&
 		   b->items[1].log[0].exit_code == 65 &&
-		   streq(b->items[1].log[0].error_message, "429 Too Many Requests ✓"),
-	   "attempt_log entry of the failure");
+		   streq(b->items[1].log[0].error_message, "429 Too Many Requests ✓") &&
+		   !b->items[1].log[0].warning,
+	   "attempt_log entry of the failure (no warning)");
 	is_int(b->count[ST_RETRY_WAIT], 1, "count[retry_wait]");
 	is_int(b->max_rss_kb, 40000, "batch max_rss_kb is the maximum");
 	is_int(b->cpu_user_ms, 125, "batch cpu_user_ms is the sum");

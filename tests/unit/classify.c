@@ -7,11 +7,14 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 
 #ifndef W_EXITCODE
@@ -518,12 +521,310 @@ static void test_classify(void)
 	   "an unnamed signal is described (\"%s\")", v->message);
 }
 
+/* ---- a result file that exists but cannot be used ---- */
+
+static void unreadable_is(const char *json, size_t len, const char *want,
+			  int line)
+{
+	struct result r;
+	int rc = result_parse(json, len, &r);
+	char shown[32];
+	/* len may claim more than json holds (the size bound is tested so). */
+	size_t n = strnlen(json, sizeof(shown) - 1);
+	n = len < n ? len : n;
+	for (size_t i = 0; i < n; i++)
+		shown[i] = json[i] >= ' ' ? json[i] : ' ';
+	shown[n] = '\0';
+	tap_ok_at(rc == -1 && !r.present && !strcmp(r.unreadable, want),
+		  __FILE__, line, "unreadable \"%s\" -> \"%s\" (got %d, \"%s\")",
+		  shown, want, rc, r.unreadable);
+}
+#define UNREADABLE(json, want) unreadable_is((json), strlen(json), (want), __LINE__)
+
+static void test_unreadable(void)
+{
+	struct result r;
+	ok(result_parse(NULL, 0, &r) == -1 && !r.unreadable[0],
+	   "NULL input (no file): nothing to complain about");
+	ok(parse("{\"matches\": 3}", &r) == 0 && !r.unreadable[0],
+	   "a good result: unreadable empty");
+	UNREADABLE("{\"matches\": 7, \"metr", "truncated after 20 bytes");
+	UNREADABLE("{\"matches\": 7, \"metrics\": {\"sharpe\": 1.5}",
+		   "truncated after 41 bytes");
+	UNREADABLE("{\"matches\": 7, \"metrics\": {\"sharpe\": 1.5}, \"progress\": 1\n",
+		   "truncated after 57 bytes");
+	UNREADABLE("{\"a\": \"x\\\"}", "truncated after 11 bytes");
+	UNREADABLE("[1, 2", "truncated after 5 bytes");
+	UNREADABLE("{\"a\":}", "invalid JSON at byte 6");
+	UNREADABLE("nul", "invalid JSON at byte 1");
+	ok(parse("{'a': 1}", &r) == -1 && !strncmp(r.unreadable, "invalid JSON at byte ", 21),
+	   "single quotes: invalid JSON at a byte (\"%s\")", r.unreadable);
+	UNREADABLE("", "empty");
+	UNREADABLE("  \n\t", "empty");
+	UNREADABLE("[1,2]", "not a JSON object but an array");
+	UNREADABLE("42", "not a JSON object but a number");
+	UNREADABLE("\"s\"", "not a JSON object but a string");
+	UNREADABLE("null", "not a JSON object but null");
+	UNREADABLE("true", "not a JSON object but a boolean");
+	{
+		char *deep = malloc(4000);
+		size_t n = 0;
+		for (int i = 0; i < 1500; i++)
+			deep[n++] = '[';
+		for (int i = 0; i < 1500; i++)
+			deep[n++] = ']';
+		unreadable_is(deep, n, "nested deeper than 1000 levels", __LINE__);
+		free(deep);
+		char big[64];
+		snprintf(big, sizeof(big), "%u bytes, over the 1 MiB limit",
+			 RESULT_MAX_BYTES + 1);
+		unreadable_is("{}", RESULT_MAX_BYTES + 1, big, __LINE__);
+	}
+}
+
+static void test_result_load(void)
+{
+	char dir[] = "/tmp/classify-test.XXXXXX";
+	struct result r;
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp: %s", strerror(errno));
+		return;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd;
+
+	result_load(dfd, "absent.json", &r);
+	ok(!r.present && !r.unreadable[0], "load: an absent file is no result, no complaint");
+
+	fd = openat(dfd, "good.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(write(fd, "{\"matches\": 4}", 14) == 14, "wrote good.json");
+	close(fd);
+	result_load(dfd, "good.json", &r);
+	ok(r.present && r.matches == 4 && !r.unreadable[0], "load: a good file is read");
+
+	fd = openat(dfd, "cut.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(write(fd, "{\"matches\": 4, \"met", 19) == 19, "wrote cut.json");
+	close(fd);
+	result_load(dfd, "cut.json", &r);
+	is_str(r.unreadable, "truncated after 19 bytes", "load: a cut file says so");
+
+	fd = openat(dfd, "empty.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	close(fd);
+	result_load(dfd, "empty.json", &r);
+	is_str(r.unreadable, "empty", "load: an empty file says so");
+
+	/* One byte over the bound: sparse, then a valid object at its start. */
+	fd = openat(dfd, "big.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(write(fd, "{}", 2) == 2 && ftruncate(fd, RESULT_MAX_BYTES + 1) == 0,
+	   "wrote big.json");
+	close(fd);
+	result_load(dfd, "big.json", &r);
+	char want[80];
+	snprintf(want, sizeof(want), "%u bytes, over the 1 MiB limit",
+		 RESULT_MAX_BYTES + 1);
+	ok(!r.present && !strcmp(r.unreadable, want),
+	   "load: a file over the bound is not read, and says so (\"%s\")", r.unreadable);
+
+	ok(symlinkat("good.json", dfd, "link.json") == 0, "made link.json");
+	result_load(dfd, "link.json", &r);
+	ok(!r.present && !strncmp(r.unreadable, "cannot open: ", 13),
+	   "load: a symlink is not followed (\"%s\")", r.unreadable);
+
+	ok(mkdirat(dfd, "dir.json", 0700) == 0, "made dir.json");
+	result_load(dfd, "dir.json", &r);
+	is_str(r.unreadable, "not a regular file", "load: a directory is no result");
+
+	unlinkat(dfd, "good.json", 0);
+	unlinkat(dfd, "cut.json", 0);
+	unlinkat(dfd, "empty.json", 0);
+	unlinkat(dfd, "big.json", 0);
+	unlinkat(dfd, "link.json", 0);
+	unlinkat(dfd, "dir.json", AT_REMOVEDIR);
+	close(dfd);
+	rmdir(dir);
+}
+
+static void test_warning(void)
+{
+	struct result cut, good;
+	const struct verdict *v;
+	result_parse("{\"matches\": 7, \"metr", 20, &cut);
+	result_parse("{\"matches\": 7}", 14, &good);
+
+	v = cl(EXITED(0), false, false, &cut, NULL);
+	ok(v->success, "exit 0 with a truncated result: still a success");
+	is_str(v->warning,
+	       "result JSON unreadable: truncated after 20 bytes; its figures are lost",
+	       "... with a warning that its figures are lost");
+	v = cl(EXITED(1), false, false, &cut, "something broke\n");
+	ok(!v->success && v->category == CAT_UNKNOWN,
+	   "exit 1 with a truncated result: classified without it (%s)",
+	   category_name(v->category));
+	is_str(v->warning,
+	       "result JSON unreadable: truncated after 20 bytes; its error details "
+	       "are lost (classified by exit status and stderr)",
+	       "... and the warning says the error details are lost");
+	v = cl(EXITED(65), false, false, &cut, NULL);
+	ok(v->category == CAT_DATA && v->warning[0], "exit 65, truncated: data_error, warned");
+	v = cl(KILLED(SIGKILL), true, true, &cut, NULL);
+	ok(v->category == CAT_TIMEOUT && !v->warning[0],
+	   "killed for its timeout mid-write: no warning");
+	v = cl(KILLED(SIGTERM), false, true, &cut, NULL);
+	ok(!v->warning[0], "killed by the runner (cancel): no warning");
+	v = cl(EXITED(0), false, false, &good, NULL);
+	ok(v->success && !v->warning[0], "a good result: no warning");
+	v = cl(EXITED(0), false, false, NULL, NULL);
+	ok(v->success && !v->warning[0], "no result: no warning");
+	{
+		struct outcome_in in = { .wait_status = EXITED(127), .exec_errno = ENOENT,
+					 .res = &cut };
+		classify(&in, &V);
+		ok(!V.warning[0], "an exec failure: no warning");
+	}
+}
+
+/* ---- stderr patterns ---- */
+
+static const struct verdict *cl_rules(const struct classify_rules *rs, int status,
+				      const char *err)
+{
+	struct outcome_in in = { .wait_status = status, .stderr_tail = err,
+				 .rules = rs };
+	classify(&in, &V);
+	return &V;
+}
+
+static void test_patterns(void)
+{
+	/* The built-in set: stderr as agents print it -> category. */
+	static const struct { const char *err; int cat; } def[] = {
+		{ "Traceback (most recent call last):\n  File \"agent.py\", line 12, in <module>\n"
+		  "    df = pd.read_csv(path)\n"
+		  "FileNotFoundError: [Errno 2] No such file or directory: 'data/XYZ.csv'\n",
+		  CAT_DATA },
+		{ "Traceback (most recent call last):\n  File \"agent.py\", line 30, in run\n"
+		  "    close = bars['close']\nKeyError: 'close'\n", CAT_DATA },
+		{ "    last = series.iloc[-1]\nIndexError: single positional indexer is out-of-bounds\n",
+		  CAT_DATA },
+		{ "ValueError: cannot convert float NaN to integer\n", CAT_DATA },
+		{ "ValueError: invalid literal for int() with base 10: 'x'\n", CAT_DATA },
+		{ "pandas.errors.EmptyDataError: No columns to parse from file\n", CAT_DATA },
+		{ "1 Failed download:\n['XYZ']: No price data found, symbol may be delisted (period=1y)\n",
+		  CAT_DATA },
+		{ "- XYZ: possibly delisted; no timezone found\n", CAT_DATA },
+		{ "socket.timeout: timed out\n", CAT_TIMEOUT },
+		{ "TimeoutError: [Errno 110] Connection timed out\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='api.x', port=443): "
+		  "Read timed out. (read timeout=10)\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ConnectTimeout: HTTPSConnectionPool(host='api.x')\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='api.x', port=443): "
+		  "Max retries exceeded\n", CAT_TIMEOUT },
+		{ "ConnectionRefusedError: [Errno 111] Connection refused\n", CAT_TIMEOUT },
+		{ "curl: (7) Failed to connect to api.x port 443: Connection refused\n", CAT_TIMEOUT },
+		{ "socket.gaierror: [Errno -3] Temporary failure in name resolution\n", CAT_TIMEOUT },
+		{ "urllib3.exceptions.NameResolutionError: Failed to resolve 'api.x'\n", CAT_TIMEOUT },
+		{ "[Errno -2] Name or service not known\n", CAT_TIMEOUT },
+		{ "OSError: [Errno 101] Network is unreachable\n", CAT_TIMEOUT },
+		{ "http.client.RemoteDisconnected: Remote end closed connection without response\n",
+		  CAT_TIMEOUT },
+		{ "urllib.error.HTTPError: HTTP Error 429: Too Many Requests\n", CAT_TIMEOUT },
+		{ "429 Client Error: Too Many Requests for url: https://api.x/v1\n", CAT_TIMEOUT },
+		{ "Rate limit exceeded, retry in 60s\n", CAT_TIMEOUT },
+		{ "yfinance.exceptions.YFRateLimitError: Too Many Requests. Rate limited.\n", CAT_TIMEOUT },
+		/* a vendor that reports a throttled request as "possibly delisted" */
+		{ "XYZ: possibly delisted; YFRateLimitError\n", CAT_TIMEOUT },
+		{ "fetched 4290 rows, then gave up\n", CAT_UNKNOWN },
+		{ "MyKeyErrorHandler crashed\n", CAT_DATA },
+		{ "ZeroDivisionError: division by zero\n", CAT_UNKNOWN },
+		/* the last line that says something decides, not the first */
+		{ "WARNING: 3 values missing, filled forward\n"
+		  "ConnectionResetError: [Errno 104] Connection reset by peer\n", CAT_TIMEOUT },
+		{ "requests.exceptions.ReadTimeout: read timed out\n"
+		  "During handling of the above exception, another exception occurred:\n"
+		  "KeyError: 'close'\n", CAT_DATA },
+		{ "KeyError: 'close'\n"
+		  "During handling of the above exception, another exception occurred:\n"
+		  "ConnectionError: connection aborted\n", CAT_TIMEOUT },
+		{ "KeyError: 'x'\nsome closing words\n", CAT_DATA },
+	};
+	for (size_t i = 0; i < sizeof(def) / sizeof(def[0]); i++) {
+		char name[200];
+		const char *e = def[i].err;
+		const char *last = e + strlen(e) - 1;
+		while (last > e && last[-1] != '\n')
+			last--;
+		snprintf(name, sizeof(name), "built-in: ...\"%.*s\"",
+			 (int)strcspn(last, "\n") > 60 ? 60 : (int)strcspn(last, "\n"), last);
+		CAT(cl(EXITED(1), false, false, NULL, e), def[i].cat, NULL, name);
+	}
+	/* The exit code rules still come first. */
+	CAT(cl(EXITED(70), false, false, NULL, "KeyError: 'x'\n"), CAT_ENGINE, NULL,
+	    "exit 70 beats a KeyError");
+	CAT(cl(EXITED(1), false, false, NULL, "MemoryError\nKeyError: 'x'\n"), CAT_MEMORY,
+	    NULL, "memory words (rule 3) beat the patterns");
+
+	/* An agent's own patterns. */
+	struct classify_rules rs = CLASSIFY_RULES_INIT;
+	classify_rules_add(&rs, "invalid session", CAT_TIMEOUT);
+	classify_rules_add(&rs, "HTTP*503", CAT_TIMEOUT);
+	classify_rules_add(&rs, "ValueError", CAT_PARAM);
+	CAT(cl_rules(&rs, EXITED(1), "Error: Invalid Session token, log in again\n"),
+	    CAT_TIMEOUT, NULL, "agent: 'invalid session' -> timeout, before the built-in 'invalid'");
+	CAT(cl_rules(&rs, EXITED(1), "Error: invalid lookback\n"), CAT_PARAM, NULL,
+	    "agent: other 'invalid' lines keep the built-in meaning");
+	CAT(cl_rules(&rs, EXITED(1), "vendor said: HTTP/1.1 503 Service Unavailable\n"),
+	    CAT_TIMEOUT, NULL, "agent: '*' stands for any run of characters");
+	CAT(cl_rules(&rs, EXITED(1), "503 then HTTP\n"), CAT_UNKNOWN, NULL,
+	    "agent: '*' keeps the order of the pieces");
+	CAT(cl_rules(&rs, EXITED(1), "ValueError: lookback must be > 0\n"), CAT_PARAM, NULL,
+	    "agent: ValueError mapped to parameter_error");
+	CAT(cl_rules(&rs, EXITED(1), "KeyError: 'close'\n"), CAT_DATA, NULL,
+	    "agent: the built-ins still apply after the agent's patterns");
+	CAT(cl_rules(&rs, EXITED(1), "invalid session\nKeyError: 'close'\n"), CAT_DATA, NULL,
+	    "agent: a built-in on the last line beats an agent pattern a line up");
+	rs.builtin = false;
+	CAT(cl_rules(&rs, EXITED(1), "KeyError: 'close'\n"), CAT_UNKNOWN, NULL,
+	    "builtin = no: only the agent's patterns");
+	CAT(cl_rules(&rs, EXITED(1), "no data for XYZ\n"), CAT_UNKNOWN, NULL,
+	    "builtin = no: the SPEC keywords are off too");
+	CAT(cl_rules(&rs, EXITED(1), "out of memory\n"), CAT_MEMORY, NULL,
+	    "builtin = no: the memory words (rule 3) stay");
+	classify_rules_release(&rs);
+	rs.builtin = true;
+	classify_rules_add(&rs, "invalid", CAT_UNKNOWN);
+	CAT(cl_rules(&rs, EXITED(1), "invalid lookback\n"), CAT_UNKNOWN, NULL,
+	    "agent: 'invalid' mapped back to unknown (retried by default)");
+	classify_rules_release(&rs);
+	classify_rules_add(&rs, "*", CAT_DATA);
+	CAT(cl_rules(&rs, EXITED(1), "anything at all\n"), CAT_DATA, NULL,
+	    "agent: '*' alone matches any line");
+	CAT(cl_rules(&rs, EXITED(1), "  \n\n"), CAT_UNKNOWN, "exit 1",
+	    "agent: '*' does not match blank stderr");
+	classify_rules_release(&rs);
+	classify_rules_release(&rs);
+	ok(rs.n == 0 && !rs.v, "classify_rules_release twice is harmless");
+
+	char why[WHY_BUF];
+	ok(classify_pattern_check("", why) < 0 && strstr(why, "empty"), "check: empty");
+	ok(classify_pattern_check("a\nb", why) < 0 && strstr(why, "control"),
+	   "check: a newline");
+	ok(classify_pattern_check("a\tb", why) == 0, "check: a tab is fine");
+	ok(classify_pattern_check("No price data found", why) == 0, "check: plain words");
+	is_int(classify_line(NULL, "KeyError", 8), CAT_DATA, "classify_line: built-ins");
+	is_int(classify_line(NULL, "KeyError", 3), CAT_NONE,
+	       "classify_line: the length bounds the line");
+}
+
 int main(void)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	test_result_parse();
 	test_classify();
+	test_unreadable();
+	test_result_load();
+	test_warning();
+	test_patterns();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	diag("classify tests took %.3f s",
 	     (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

@@ -516,6 +516,107 @@ static void test_known_bugs(void)
 		"  message says unterminated quote");
 }
 
+/* [classify] and [classify NAME]: the stderr patterns of classification. */
+static bool rule_is(const struct classify_rules *rs, size_t i, const char *pat,
+		    int cat)
+{
+	return i < rs->n && !strcmp(rs->v[i].pattern, pat) &&
+	       rs->v[i].category == cat;
+}
+
+static void test_classify(void)
+{
+	struct conf *c = load("[agent a]\ncommand = x\n");
+	ok(c && c->agents[0].classify.n == 0 && c->agents[0].classify.builtin &&
+		   c->classify.builtin,
+	   "classify: no section, no patterns of its own, the built-ins on");
+	conf_free(c);
+	c = conf_default();
+	ok(c->classify.n == 0 && c->classify.builtin,
+	   "classify: conf_default has the built-ins on");
+	conf_free(c);
+
+	c = load("[classify]\n"					/* 1 */
+		 "data_error = \"No price data found\" delisted\n"	/* 2 */
+		 "timeout = 'Connection refused' HTTP*503\n"		/* 3 */
+		 "[agent a]\n"						/* 4 */
+		 "command = x\n"					/* 5 */
+		 "timeout = 1m\n"					/* 6 */
+		 "[agent b]\n"						/* 7 */
+		 "command = y\n"					/* 8 */
+		 "[classify a]\n"					/* 9 */
+		 "unknown = invalid\n"					/* 10 */
+		 "timeout = \"invalid session\"\n"			/* 11 */
+		 "builtin = no\n");					/* 12 */
+	if (!ok(c != NULL, "classify: home and agent sections load"))
+		diag("stderr:\n%s", err_text());
+	if (c) {
+		const struct classify_rules *h = &c->classify;
+		ok(h->n == 4 && rule_is(h, 0, "No price data found", CAT_DATA) &&
+			   rule_is(h, 1, "delisted", CAT_DATA) &&
+			   rule_is(h, 2, "Connection refused", CAT_TIMEOUT) &&
+			   rule_is(h, 3, "HTTP*503", CAT_TIMEOUT) && h->builtin,
+		   "classify: [classify] patterns in file order, quoted words kept whole");
+		const struct agent_conf *a = conf_agent(c, "a");
+		ok(a && a->timeout_ms == 60000, "classify: the agent's own timeout key is untouched");
+		ok(a && a->classify.n == 6 &&
+			   rule_is(&a->classify, 0, "invalid", CAT_UNKNOWN) &&
+			   rule_is(&a->classify, 1, "invalid session", CAT_TIMEOUT) &&
+			   rule_is(&a->classify, 2, "No price data found", CAT_DATA) &&
+			   rule_is(&a->classify, 5, "HTTP*503", CAT_TIMEOUT) &&
+			   !a->classify.builtin,
+		   "classify: agent a: its patterns, then the home's; builtin = no");
+		const struct agent_conf *b = conf_agent(c, "b");
+		ok(b && b->classify.n == 4 &&
+			   rule_is(&b->classify, 0, "No price data found", CAT_DATA) &&
+			   b->classify.builtin,
+		   "classify: agent b: the home's patterns and the built-ins");
+		conf_free(c);
+	}
+	c = load("[classify]\nbuiltin = no\n[agent a]\ncommand = x\n"
+		 "[classify a]\nbuiltin = yes\n[agent b]\ncommand = x\n");
+	ok(c && !c->classify.builtin && conf_agent(c, "a")->classify.builtin &&
+		   !conf_agent(c, "b")->classify.builtin,
+	   "classify: builtin of [classify NAME] beats the home's");
+	conf_free(c);
+
+	bad("[classify]\ndata_error = \"\"\n", 2, "data_error: '': empty pattern",
+	    "classify: an empty pattern");
+	bad("[classify]\ndata_error =\n", 2, "data_error: no pattern",
+	    "classify: an empty list");
+	bad("[classify]\ntimeout = 'unterminated\n", 2,
+	    "timeout: unterminated ' quote", "classify: an unterminated quote");
+	bad("[classify]\nnetwork_error = refused\n", 2,
+	    "unknown key 'network_error' in [classify]",
+	    "classify: a key that is no category");
+	bad("[classify]\nbuiltin = off\n", 2, "builtin: expected yes or no",
+	    "classify: builtin neither yes nor no");
+	bad("[agent a]\ncommand = x\n[classify b]\ntimeout = x\n", 3,
+	    "[classify b]: no agent 'b' is defined",
+	    "classify: a section for an agent that does not exist");
+	bad("[agent a]\ncommand = x\n[classify a]\nretry = x\n", 4,
+	    "unknown key 'retry' in [classify a]",
+	    "classify: an unknown key in an agent's section");
+	bad("[classify]\ntimeout = \"a\tb\" \"x\x01y\"\n", 2,
+	    "control character", "classify: a control character in a pattern");
+	{
+		struct sb t = SB_INIT;
+		sb_adds(&t, "[classify]\nunknown = ");
+		for (int i = 0; i < CLASSIFY_PATTERN_MAX + 1; i++)
+			sb_addc(&t, 'x');
+		sb_adds(&t, "\n");
+		bad(t.buf, 2, "longer than 200 bytes", "classify: a pattern too long");
+		sb_reset(&t);
+		sb_adds(&t, "[classify]\nunknown =");
+		for (int i = 0; i < CLASSIFY_RULES_MAX + 1; i++)
+			sb_addf(&t, " p%d", i);
+		sb_adds(&t, "\n");
+		bad(t.buf, 2, "more than 256 patterns in [classify]",
+		    "classify: too many patterns");
+		sb_release(&t);
+	}
+}
+
 int main(void)
 {
 	inifile_setup(JOB_MAX_BYTES + 16);
@@ -532,6 +633,7 @@ int main(void)
 	test_defaults();
 	test_invalid();
 	test_known_bugs();
+	test_classify();
 
 	unlink(path);
 	unlink(errpath);

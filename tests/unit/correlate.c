@@ -284,6 +284,12 @@ static void test_cause(void)
 		 CAUSE_NETWORK, NW);
 	cause_is("ConnectionError", NULL, "x", "koyfin", CAUSE_NETWORK, NW);
 	cause_is(NULL, NULL, "host unreachable", "koyfin", CAUSE_NETWORK, NW);
+	/* stderr patterns file a refused connection under "timeout" */
+	cause_is(NULL, "timeout", "ConnectionRefusedError: [Errno 111] Connection refused",
+		 "koyfin", CAUSE_NETWORK, NW);
+	cause_is(NULL, "timeout", "socket.gaierror: Temporary failure in name resolution",
+		 "koyfin", CAUSE_NETWORK, NW);
+	cause_is(NULL, "timeout", "Connection timed out", "koyfin", CAUSE_TIMEOUT, TO);
 
 	cause_is(NULL, NULL, "no data for AAPL", "koyfin", CAUSE_GENERIC, GE);
 	cause_is("DataError", NULL, "bad", "koyfin", CAUSE_GENERIC, GE);
