@@ -901,10 +901,30 @@ static void pause_items(struct engine *e, struct ebatch *eb,
 		return;
 	struct rec r = { .type = R_PAUSE, .time = now_ms(), .group = group,
 			 .text = reason, .n = n, .indexes = idx };
-	size_t failed_before = eb->b.count[ST_FAILED];
+	/* A failed member paused for its group is open again: its end, if
+	 * not reported yet, never is; if it was, the progress takes it back. */
+	size_t reported = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (eb->b.items[idx[i]].state != ST_FAILED)
+			continue;
+		bool queued = false;
+		for (size_t k = 0; k < eb->unreported.n && !queued; k++) {
+			size_t at = (eb->unreported.head + k) % eb->unreported.cap;
+			if (eb->unreported.v[at] != idx[i])
+				continue;
+			/* drop it: the queue keeps its order otherwise */
+			for (size_t m = k; m + 1 < eb->unreported.n; m++)
+				eb->unreported.v[(eb->unreported.head + m) %
+						 eb->unreported.cap] =
+					eb->unreported.v[(eb->unreported.head + m + 1) %
+							 eb->unreported.cap];
+			eb->unreported.n--;
+			queued = true;
+		}
+		reported += !queued;
+	}
 	record(eb, &r);
-	/* A failed member paused for its group is open again. */
-	progress_requeue(&e->prog, failed_before - eb->b.count[ST_FAILED]);
+	progress_requeue(&e->prog, reported);
 	/* Prepared attempts of paused items are withdrawn with their files. */
 	drop_cancelled_prepared(eb);
 	if (group && e->sh_ok) {
@@ -1090,6 +1110,70 @@ static void react_groups(struct engine *e)
 					engine_take(e, g->m[k].batch, -1, 0);
 		}
 	}
+}
+
+/*
+ * Members whose batch nobody runs and that is final (its runner was killed
+ * between its journal and state/events, say) are final in their groups
+ * too, with the outcome their batch records: no group stays resuming for
+ * ever on a member that ended.  Batches this process holds are settled by
+ * react_groups; this looks at the others, at start and with the daemon's
+ * periodic look for orphans.
+ */
+static void settle_groups(struct engine *e)
+{
+	if (!e->sh_ok)
+		return;
+	shared_sync(&e->sh);
+	struct sb todo = SB_INIT; /* "batch\0symbol\0" pairs */
+	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
+		const struct sh_group *g = e->sh.groups[gi];
+		if (g->status == GROUP_RESOLVED)
+			continue;
+		for (size_t k = 0; k < g->nm; k++) {
+			const struct sh_member *m = &g->m[k];
+			if (m->final || find_batch(e, m->batch))
+				continue;
+			sb_adds(&todo, m->batch);
+			sb_addc(&todo, '\0');
+			sb_adds(&todo, m->symbol);
+			sb_addc(&todo, '\0');
+		}
+	}
+	for (size_t off = 0; off < todo.len;) {
+		const char *batch = todo.buf + off;
+		const char *symbol = batch + strlen(batch) + 1;
+		off = (size_t)(symbol + strlen(symbol) + 1 - todo.buf);
+		struct summary su;
+		int bfd = valid_batch_id(batch) ? open_dir_at(e->h->batches, batch)
+						: -1;
+		bool final = bfd >= 0 && meta_read_summary(bfd, &su) == 0 &&
+			     status_final(su.status);
+		struct batch b;
+		batch_init(&b);
+		struct journal j;
+		if (final && journal_open(&j, bfd, "journal", false, batch_replay,
+					  &b) == 0) {
+			journal_close(&j);
+			const struct item *it = batch_item(&b, symbol);
+			char resolved[4][GROUP_ID_MAX];
+			int n = b.final && it && state_final(it->state)
+					? shared_final(&e->sh, batch, symbol,
+						       state_name(it->state),
+						       now_ms(), resolved, 4)
+					: 0;
+			for (int i = 0; i < n && i < 4; i++) {
+				const struct sh_group *g =
+					shared_group(&e->sh, resolved[i]);
+				if (g)
+					group_alert(e, g, "resolved");
+			}
+		}
+		batch_release(&b);
+		if (bfd >= 0)
+			close(bfd);
+	}
+	sb_release(&todo);
 }
 
 /* A symbol's circuit allows an attempt now (closed, or its trial free). */
@@ -3084,6 +3168,8 @@ int engine_run(struct engine *e)
 {
 	struct epoll_event evs[8];
 	control_poll(e->h, owns_batch, control_cb, e);
+	if (!e->no_dispatch)
+		settle_groups(e);
 	if (e->o.daemon) {
 		e->spool_dirty = true;
 		e->orphan_check_ns = mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
@@ -3115,6 +3201,7 @@ int engine_run(struct engine *e)
 		if (e->o.daemon && !e->shutdown) {
 			if (mono_ns() >= e->orphan_check_ns) {
 				engine_take_orphans(e);
+				settle_groups(e);
 				/* And a rescan: a lost event, or a claim that
 				 * failed for a passing reason, is taken now. */
 				e->spool_dirty = true;

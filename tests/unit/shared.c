@@ -178,20 +178,26 @@ static char *snapshot(struct shared *sh, int mode)
 			(long long)g->resumed_ms,
 			g->trial_batch ? g->trial_batch : "",
 			g->trial_symbol ? g->trial_symbol : "");
+		sb_addf(&o, "  opened=%lld reported=%zu formed=%zu lease=%lld\n",
+			(long long)g->opened_ms, g->reported, g->formed_size,
+			(long long)(g->brk.trial_taken ? g->brk.trial_until : 0));
 		for (size_t k = 0; k < g->nm; k++)
-			sb_addf(&o, "  m %s/%s failed=%d paused=%d final=%d\n",
+			sb_addf(&o, "  m %s/%s failed=%d paused=%d final=%d "
+				"resumed=%d state=%s\n",
 				g->m[k].batch, g->m[k].symbol, g->m[k].failed,
-				g->m[k].paused, g->m[k].final);
+				g->m[k].paused, g->m[k].final, g->m[k].resumed,
+				g->m[k].state);
 	}
 	for (size_t i = 0; i < sh->nsymbols; i++) {
 		const struct sh_symbol *s = sh->symbols[i];
 		if (!s->brk.streak && s->brk.state == CIRCUIT_CLOSED)
 			continue;
 		sb_addf(&o, "Y %s streak=%u state=%s until=%lld open=%lld "
-			"trial=%d\n",
+			"trial=%d lease=%lld\n",
 			s->symbol, s->brk.streak, circuit_name(s->brk.state),
 			(long long)s->brk.until, (long long)s->brk.open_ms,
-			s->brk.trial_taken);
+			s->brk.trial_taken,
+			(long long)(s->brk.trial_taken ? s->brk.trial_until : 0));
 	}
 	if (!o.buf)
 		sb_adds(&o, "");
@@ -1150,6 +1156,144 @@ static void test_compaction(void)
 	close(ref);
 }
 
+/*
+ * Where groups meet items' lives: a failure that is the group's does not
+ * count for its symbol; a symbol that recovers leaves the windows; only
+ * failures and pauses make members; a member is final in every group it
+ * belongs to, with its outcome; a failure after a resume opens the group
+ * again; growth is told when the failing members double; trials are
+ * leases.
+ */
+static void test_meeting(void)
+{
+	int fd = state_dir("meeting");
+	struct conf *c = make_conf(2, 60000, 3, 1000);
+	struct shared a, b;
+	open_or_bail(&a, fd, c);
+	open_or_bail(&b, fd, c);
+	struct sh_failure_result r;
+
+	/* A recovered symbol leaves the window: A1 failed once, then
+	 * succeeded; A2's failure alone does not make a group. */
+	r = fail(&a, rl("A1", "b1"), true);
+	ok(!r.group, "one failure: no group");
+	shared_failure_done(&r);
+	is_int(shared_success(&a, "A1", now_ms()), 0, "A1 recovers");
+	r = fail(&a, rl("A2", "b1"), true);
+	ok(!r.group, "a recovered symbol does not help form a group");
+	shared_failure_done(&r);
+
+	/* A final failure, then the group forms: the first is not reported
+	 * again. */
+	struct failure f = rl("A3", "b1");
+	struct sh_failure_result fr;
+	shared_failure_done(&r);
+	is_int(shared_failure(&a, &f, true, true, now_ms(), &fr), 0,
+	       "A3 fails for good (final, reported)");
+	ok(fr.group && fr.formed, "A2 and A3 form the group");
+	/* A2 (retrying, not reported) and A3 itself are due their alert */
+	size_t due = fr.nunreported;
+	is_int((long long)due, 2, "two members to report: A2 and the failing A3");
+	shared_failure_done(&fr);
+	struct sh_group *g = shared_open_group(&a, AGENT, SOURCE);
+	char id[GROUP_ID_MAX];
+	snprintf(id, sizeof(id), "%s", g ? g->id : "");
+	is_int((long long)(g ? g->formed_size : 0), 2, "formed with 2 failing members");
+
+	/* A grouped failure does not count for its symbol's circuit. */
+	for (int i = 0; i < 4; i++) {
+		r = fail(&a, rl("A4", "b1"), true);
+		shared_failure_done(&r);
+	}
+	const struct sh_symbol *sy = shared_symbol(&a, "A4");
+	ok(!sy || (sy->brk.streak == 0 && sy->brk.state == CIRCUIT_CLOSED),
+	   "4 failures that joined the group: A4's circuit untouched");
+	r = fail(&a, rl("A5", "b1"), true);
+	ok(r.group && r.new_member && r.grown == 4,
+	   "the 4th failing member: the group grew (2 -> 4), told once");
+	shared_failure_done(&r);
+	r = fail(&a, rl("A6", "b1"), true);
+	ok(!r.grown, "the 5th: no growth alert (next at 8)");
+	shared_failure_done(&r);
+	r = fail(&a, rl("A6", "b1"), true);
+	ok(r.group && !r.new_member, "A6 again: no new member, no second alert");
+	shared_failure_done(&r);
+
+	/* Only a failure or a pause makes a member. */
+	shared_started(&a, "b9", "ZZ");
+	char resolved[4][GROUP_ID_MAX];
+	is_int(shared_final(&a, "b9", "ZZ", "failed", now_ms(), resolved, 4), 0,
+	       "an item that is no member: no group resolved");
+	g = shared_group(&a, id);
+	size_t nm = g ? g->nm : 0;
+	is_int((long long)nm, 5, "members: A2 A3 A4 A5 A6, nothing else");
+	const char *p1 = "P1";
+	shared_paused(&a, id, "b2", &p1, 1, now_ms());
+	g = shared_group(&a, id);
+	is_int((long long)(g ? g->nm : 0), 6, "a pause makes a member");
+
+	/* A trial is a lease: taken, renewed, given back, expired. */
+	int64_t due_at = g ? g->brk.until : 0;
+	sleep_until(due_at);
+	is_int(shared_trial(&a, id, "b2", "P1", now_ms()), 1, "A takes the trial");
+	shared_sync(&b);
+	is_int(shared_trial(&b, id, "b1", "A2", now_ms()), 0, "B may not");
+	is_int(shared_trial_renew(&a, id, "b2", "P1", now_ms()), 0, "A renews");
+	is_int(shared_trial_release(&a, id), 0, "A gives it back");
+	shared_sync(&b);
+	is_int(shared_trial(&b, id, "b1", "A2", now_ms()), 1, "B takes it now");
+	g = shared_group(&b, id);
+	int64_t lease_end = g ? g->brk.trial_until : 0;
+	ok(lease_end > now_ms() && lease_end <= now_ms() + shared_trial_lease_ms(),
+	   "its lease ends within the lease time");
+	shared_sync(&a);
+	g = shared_group(&a, id);
+	ok(g && !breaker_allows(&g->brk, now_ms()) &&
+	   breaker_allows(&g->brk, lease_end), "A may take it when B's lease ends");
+
+	/* The trial succeeds: resuming; a member fails again: open again. */
+	is_int(shared_trial_result(&b, id, true, now_ms()), 0, "trial succeeded");
+	shared_sync(&a);
+	shared_started(&a, "b2", "P1");
+	g = shared_group(&a, id);
+	struct sh_counts cnt;
+	shared_group_counts(g, &cnt);
+	ok(g && g->status == GROUP_RESUMING && cnt.resumed == 1 && cnt.paused == 0,
+	   "resuming: P1, the one paused member, started (1 resumed)");
+	r = fail(&a, rl("A3", "b1"), true);
+	ok(r.reopened && r.group && r.group->status == GROUP_OPEN &&
+	   !r.new_member, "a failure after the resume opens it again, no new alert");
+	shared_failure_done(&r);
+
+	/* Finals: every member, in every group it is in, with its state. */
+	const char *mem[][2] = { { "b1", "A2" }, { "b1", "A3" }, { "b1", "A4" },
+				 { "b1", "A5" }, { "b1", "A6" }, { "b2", "P1" } };
+	const char *st[] = { "succeeded", "succeeded", "failed", "cancelled",
+			     "succeeded", "succeeded" };
+	int nres = 0;
+	for (int i = 0; i < 6; i++)
+		nres += shared_final(i % 2 ? &a : &b, mem[i][0], mem[i][1], st[i],
+				     now_ms(), resolved, 4);
+	is_int(nres, 1, "the last member's end resolves the group, once");
+	shared_sync(&a);
+	g = shared_group(&a, id);
+	shared_group_counts(g, &cnt);
+	ok(g && g->status == GROUP_RESOLVED && cnt.succeeded == 4 &&
+	   cnt.failed == 1 && cnt.cancelled == 1 && cnt.final == 6,
+	   "resolved: 4 succeeded, 1 failed, 1 cancelled");
+	struct sb text = SB_INIT;
+	shared_group_progress_text(g, &text);
+	is_str(text.buf, "1/6 resumed; 4 succeeded, 1 failed, 1 cancelled",
+	       "progress text of a resolved group");
+	sb_release(&text);
+	shared_sync(&b);
+	same_state(&a, &b, SNAP_ALL, "A and B agree on all of it");
+	shared_close(&a);
+	shared_close(&b);
+	conf_free(c);
+	close(fd);
+}
+
 int main(void)
 {
 	struct timespec t0, t1;
@@ -1161,6 +1305,7 @@ int main(void)
 	test_ids();
 	test_torn();
 	test_compaction();
+	test_meeting();
 	scratch_teardown();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	diag("shared: %.2f s", (t1.tv_sec - t0.tv_sec) +
