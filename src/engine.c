@@ -870,8 +870,9 @@ static void pause_for_group(struct engine *e, struct ebatch *eb,
 	pause_items(e, eb, idx, n, g->id, NULL);
 	if (n)
 		runlog_printf(e->o.runlog,
-			      "batch %s: %u items paused by failure group %s (%s)",
-			      eb->id, n, g->id, g->root_cause ? g->root_cause : "");
+			      "batch %s: %u %s paused by failure group %s (%s)",
+			      eb->id, n, plural(n, "item", "items"), g->id,
+			      g->root_cause ? g->root_cause : "");
 	free(idx);
 }
 
@@ -888,8 +889,9 @@ static void resume_for_group(struct engine *e, struct ebatch *eb,
 	resume_items(e, eb, g->id, idx, n, g->order);
 	if (n)
 		runlog_printf(e->o.runlog,
-			      "batch %s: %u items of group %s resumed (%s order)",
-			      eb->id, n, g->id, g->order);
+			      "batch %s: %u %s of group %s resumed (%s order)",
+			      eb->id, n, plural(n, "item", "items"), g->id,
+			      g->order);
 	free(idx);
 }
 
@@ -1169,8 +1171,9 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 	}
 	if (fr.symbol_opened) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "%s processing failed %u times",
-			 it->symbol, fr.streak);
+		snprintf(msg, sizeof(msg), "%s processing failed %u %s",
+			 it->symbol, fr.streak,
+			 plural(fr.streak, "time", "times"));
 		emit_alert(e, "symbol_circuit_open", eb, it, NULL, msg);
 		runlog_printf(e->o.runlog, "symbol %s: circuit open (%s)",
 			      it->symbol, msg);
@@ -1179,7 +1182,8 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		struct sh_group *g = fr.group;
 		char msg[512];
 		snprintf(msg, sizeof(msg),
-			 "%zu symbols failed with one cause: %s", g->nm,
+			 "%zu %s failed with one cause: %s", g->nm,
+			 plural(g->nm, "symbol", "symbols"),
 			 g->root_cause ? g->root_cause : "unknown");
 		emit_alert(e, "failure_group", eb, NULL, g, msg);
 		runlog_printf(e->o.runlog, "failure group %s formed: %s", g->id,
@@ -1720,9 +1724,10 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 			       it->failure_group);
 		}
 		if (user)
-			printf("batch %s: %zu items paused; resume with: runner "
+			printf("batch %s: %zu %s paused; resume with: runner "
 			       "resume %s\n",
-			       eb->id, user, eb->id);
+			       eb->id, user, plural(user, "item", "items"),
+			       eb->id);
 		fflush(stdout);
 	}
 	journal_close(&eb->j);
@@ -1865,8 +1870,9 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		return -1;
 	}
 	if (eb->j.torn_bytes)
-		info("batches/%s/journal: cut a torn tail of %lld bytes", id,
-		     (long long)eb->j.torn_bytes);
+		info("batches/%s/journal: cut a torn tail of %lld %s", id,
+		     (long long)eb->j.torn_bytes,
+		     plural(eb->j.torn_bytes, "byte", "bytes"));
 	if (eb->b.final && !(flags & TAKE_FINAL)) {
 		/* Nothing to run; make sure the views say so. */
 		if (meta_flush(eb->dirfd, &eb->b, now_ms(),
@@ -1938,13 +1944,19 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		if (blog_rebuild(e->h->logs, eb->dirfd, id) < 0)
 			warning("logs/%s.log: %s", id, strerror(errno));
 		if (interrupted || stopped)
-			info("batch %s: adopted; %zu attempts interrupted, %d "
-			     "leftover processes stopped",
-			     id, interrupted, stopped);
+			info("batch %s: adopted; %zu %s interrupted, %d "
+			     "leftover %s stopped",
+			     id, interrupted,
+			     plural(interrupted, "attempt", "attempts"), stopped,
+			     plural(stopped, "process",
+				    "processes"));
 		runlog_printf(e->o.runlog,
-			      "adopted batch %s: %zu attempts interrupted, %d "
-			      "leftover processes stopped",
-			      id, interrupted, stopped);
+			      "adopted batch %s: %zu %s interrupted, %d "
+			      "leftover %s stopped",
+			      id, interrupted,
+			      plural(interrupted, "attempt", "attempts"), stopped,
+			      plural(stopped, "process",
+				     "processes"));
 	}
 	snprintf(logname, sizeof(logname), "%s.log", id);
 	int lfd = openat(e->h->logs, logname,
@@ -2069,10 +2081,11 @@ int engine_claim(struct engine *e, const char *path, bool named)
 	}
 	switch (res.status) {
 	case CLAIM_OK:
-		info("%s: claimed as batch %s (%zu symbols)", path, res.id,
-		     res.nsymbols);
-		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu symbols)",
-			      path, res.id, res.nsymbols);
+		info("%s: claimed as batch %s (%zu %s)", path, res.id,
+		     res.nsymbols, plural(res.nsymbols, "symbol", "symbols"));
+		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu %s)",
+			      path, res.id, res.nsymbols,
+			      plural(res.nsymbols, "symbol", "symbols"));
 		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
 			return EX_IOERR_;
 		return 0;
@@ -2258,7 +2271,8 @@ int engine_pause(struct engine *e, const char *id, char **symbols,
 		    symbol_listed(symbols, nsymbols, eb->b.items[idx[i]].symbol))
 			idx[k++] = idx[i];
 	pause_items(e, eb, idx, k, NULL, reason);
-	runlog_printf(e->o.runlog, "batch %s: %u items paused by a user", id, k);
+	runlog_printf(e->o.runlog, "batch %s: %u %s paused by a user", id, k,
+		      plural(k, "item", "items"));
 	sb_addf(reply, "{\"ok\":true,\"paused\":%u}", k);
 	free(idx);
 	return (int)k;
@@ -2299,8 +2313,9 @@ int engine_resume(struct engine *e, const char *id, const char *order,
 	resume_items(e, eb, NULL, idx, own, order);
 	react_groups(e);
 	runlog_printf(e->o.runlog,
-		      "batch %s: resumed %u items, and %zu through %zu groups",
-		      id, own, by_group, groups);
+		      "batch %s: resumed %u %s, and %zu through %zu %s",
+		      id, own, plural(own, "item", "items"), by_group, groups,
+		      plural(groups, "group", "groups"));
 	sb_addf(reply, "{\"ok\":true,\"resumed\":%zu,\"groups\":%zu}",
 		own + by_group, groups);
 	free(idx);
@@ -2473,9 +2488,11 @@ static void retention_event(void *arg, const struct archive_event *ev)
 {
 	struct runlog *l = arg;
 	if (ev->action == ARCH_ARCHIVED)
-		runlog_printf(l, "retention: archived %s as %s (%llu bytes)",
+		runlog_printf(l, "retention: archived %s as %s (%llu %s)",
 			      ev->id, ev->file ? ev->file : "?",
-			      (unsigned long long)ev->bytes);
+			      (unsigned long long)ev->bytes,
+			      plural(ev->bytes, "byte",
+				     "bytes"));
 	else if (ev->action == ARCH_DELETED)
 		runlog_printf(l, "retention: deleted archive %s",
 			      ev->file ? ev->file : ev->id);
@@ -2556,9 +2573,11 @@ static void start_shutdown(struct engine *e, int sig)
 		e->drain_deadline_ns =
 			mono_ns() + e->c->shutdown_grace_ms * 1000000LL;
 		runlog_printf(e->o.runlog,
-			      "%s: draining; %zu attempts running get %lld ms to "
+			      "%s: draining; %zu %s running, given %lld ms to "
 			      "finish",
-			      what, e->nruns, (long long)e->c->shutdown_grace_ms);
+			      what, e->nruns,
+			      plural(e->nruns, "attempt", "attempts"),
+			      (long long)e->c->shutdown_grace_ms);
 		return;
 	}
 	if (e->signals > 1) {
@@ -2581,8 +2600,8 @@ static void check_drain(struct engine *e)
 		return;
 	if (e->nruns)
 		runlog_printf(e->o.runlog,
-			      "shutdown_grace over: stopping %zu attempts",
-			      e->nruns);
+			      "shutdown_grace over: stopping %zu %s",
+			      e->nruns, plural(e->nruns, "attempt", "attempts"));
 	for (size_t i = 0; i < e->nruns; i++)
 		if (!e->runs[i].kill_ns)
 			signal_run(e, &e->runs[i], KILL_SHUTDOWN);

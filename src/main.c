@@ -305,8 +305,10 @@ static int cmd_check(void)
 			      conf_, home_.fd) < 0)
 			status = EX_INVALID_JOB;
 		else if (verbosity >= 0)
-			printf("%s: ok: %zu symbols, agent %s%s%s\n", pos[i],
-			       j.nsymbols, j.agent, j.id ? ", id " : "",
+			printf("%s: ok: %zu %s, agent %s%s%s\n", pos[i],
+			       j.nsymbols,
+			       plural(j.nsymbols, "symbol", "symbols"),
+			       j.agent, j.id ? ", id " : "",
 			       j.id ? j.id : "");
 		diag_print(&d);
 		diag_release(&d);
@@ -468,10 +470,11 @@ static int show_archived(const char *id, int flags)
 			   view_shared());
 	if (archive_find(&home_, id, &ai) == 0) {
 		char t[TIME_BUF];
-		printf("  archived    %s in batches/archive/%s (%llu bytes); "
+		printf("  archived    %s in batches/archive/%s (%llu %s); "
 		       "runner restore %s\n",
 		       fmt_time(ai.archived_ms, t), ai.file,
-		       (unsigned long long)ai.bytes, id);
+		       (unsigned long long)ai.bytes,
+		       plural(ai.bytes, "byte", "bytes"), id);
 	}
 	batch_release(&b);
 	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
@@ -918,10 +921,11 @@ static void archive_print(void *arg, const struct archive_event *ev)
 			       "batches/archive/%s\n",
 			       ev->id, age, ev->file ? ev->file : "?");
 		else
-			printf("archived %s as batches/archive/%s (%llu "
-			       "bytes)\n",
+			printf("archived %s as batches/archive/%s (%llu %s)\n",
 			       ev->id, ev->file ? ev->file : "?",
-			       (unsigned long long)ev->bytes);
+			       (unsigned long long)ev->bytes,
+			       plural(ev->bytes, "byte",
+				      "bytes"));
 		break;
 	case ARCH_DELETED:
 		printf("%s batches/archive/%s (%s, final %s ago)\n",
@@ -1115,10 +1119,12 @@ static int cmd_retry_failed(void)
 	int owner = ask_owner(id, json, &reply);
 	free(json);
 	if (owner <= 0) {
-		if (owner == 0 && verbosity >= 0)
-			printf("batch %s: %ld failed items queued again by the "
+		if (owner == 0 && verbosity >= 0) {
+			long k = reply_count(&reply, "requeued");
+			printf("batch %s: %ld failed %s queued again by the "
 			       "runner that holds it\n",
-			       id, reply_count(&reply, "requeued"));
+			       id, k, plural(k, "item", "items"));
+		}
 		sb_release(&reply);
 		free_cmd(o, NOPTS(o), pos);
 		return owner == 0 ? 0 : -owner;
@@ -1141,16 +1147,17 @@ static int cmd_retry_failed(void)
 			       "retry\n",
 			       id);
 		else if (n > 0)
-			info("batch %s: %d failed items queued again", id, n);
+			info("batch %s: %d failed %s queued again", id, n,
+			     plural(n, "item", "items"));
 		if (o[3].seen || n <= 0)
 			engine_settle(e);
 		status = engine_run(e);
 		if (n == 0 || (o[3].seen && n > 0 && status <= EX_SOME_FAILED))
 			status = 0;
 		if (o[3].seen && n > 0 && verbosity >= 0)
-			printf("batch %s: %d failed items queued again; the next "
+			printf("batch %s: %d failed %s queued again; the next "
 			       "`runner run` or the daemon runs them\n",
-			       id, n);
+			       id, n, plural(n, "item", "items"));
 	}
 	engine_free(e);
 	sb_release(&reply);
@@ -1209,7 +1216,8 @@ static int cmd_cancel(void)
 		engine_free(e);
 	}
 	if (n >= 0 && verbosity >= 0)
-		printf("batch %s: %ld items cancelled\n", id, n);
+		printf("batch %s: %ld %s cancelled\n", id, n,
+		       plural(n, "item", "items"));
 	sb_release(&reply);
 	free_cmd(o, NOPTS(o), pos);
 	return status;
@@ -1495,9 +1503,10 @@ static int cmd_pause(void)
 			status = EX_IOERR_;
 		}
 		else if (verbosity >= 0)
-			printf("group %s paused (%zu members); go on with: "
+			printf("group %s paused (%zu %s); go on with: "
 			       "runner resume %s\n",
-			       id, gr->nm, id);
+			       id, gr->nm, plural(gr->nm, "member", "members"),
+			       id);
 		free_cmd(o, NOPTS(o), pos);
 		return status;
 	}
@@ -1533,9 +1542,9 @@ static int cmd_pause(void)
 		engine_free(e);
 	}
 	if (n >= 0 && verbosity >= 0)
-		printf("batch %s: %ld items paused; go on with: runner resume "
+		printf("batch %s: %ld %s paused; go on with: runner resume "
 		       "%s\n",
-		       id, n, id);
+		       id, n, plural(n, "item", "items"), id);
 	sb_release(&reply);
 	free_cmd(o, NOPTS(o), pos);
 	return status;
@@ -1641,10 +1650,12 @@ static int cmd_resume(void)
 	int owner = ask_owner(id, json, &reply);
 	free(json);
 	if (owner == 0) {
-		if (verbosity >= 0)
-			printf("batch %s: %ld items resumed by the runner that "
+		if (verbosity >= 0) {
+			long k = reply_count(&reply, "resumed");
+			printf("batch %s: %ld %s resumed by the runner that "
 			       "holds it\n",
-			       id, reply_count(&reply, "resumed"));
+			       id, k, plural(k, "item", "items"));
+		}
 	} else if (owner < 0) {
 		status = -owner;
 	} else {
@@ -1661,9 +1672,10 @@ static int cmd_resume(void)
 		} else {
 			int n = engine_resume(e, id, order, &reply);
 			if (verbosity >= 0 && o[2].seen)
-				printf("batch %s: %d items resumed; the next "
+				printf("batch %s: %d %s resumed; the next "
 				       "runner run or daemon runs them\n",
-				       id, n);
+				       id, n,
+				       plural(n, "item", "items"));
 			if (o[2].seen)
 				engine_settle(e);
 			status = engine_run(e);
@@ -2035,8 +2047,9 @@ static int cmd_status(void)
 			       conf_->agents[i].max_concurrent, queued[i]);
 		}
 		printf("symbols      %zu seen in 24 h: %zu healthy, %zu paused, "
-		       "%zu circuits open\n",
-		       c.n, healthy, npaused, open);
+		       "%zu %s open\n",
+		       c.n, healthy, npaused, open,
+		       plural(open, "circuit", "circuits"));
 		printf("batches      %zu active\n", nactive);
 		size_t shown = 0;
 		for (size_t i = 0; i < c.n; i++) {

@@ -708,8 +708,8 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 			fprintf(fp, " (%zu/%zu resumed, %zu queued)", n - paused,
 				n, paused);
 		else if (g && g->status == GROUP_OPEN)
-			fprintf(fp, " (%zu members, %zu paused; runner resume %s)",
-				n, paused, gid);
+			fprintf(fp, " (%zu %s, %zu paused; runner resume %s)",
+				n, plural(n, "member", "members"), paused, gid);
 		fputc('\n', fp);
 	}
 	if (flags & SHOW_PATHS) {

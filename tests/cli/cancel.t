@@ -52,7 +52,7 @@ $RUNNER -C "$H" run >"$T/run.out" 2>&1 &
 pid=$!
 check "running" wait_running c2 3
 r cancel c2 --symbol HANG-A
-like "$(cat "$T/out")" "1 items cancelled" "one item cancelled"
+like "$(cat "$T/out")" "1 item cancelled" "one item cancelled"
 wait $pid
 is "$(jq "$H/batches/c2/batch.json" '$d->{status}')" partial "status partial"
 is "$(item c2 HANG-A state)" cancelled "HANG-A cancelled"
