@@ -1610,17 +1610,31 @@ static int64_t next_wakeup_ms(struct engine *e)
 
 /* ---- views ---- */
 
+/*
+ * Items made final since the last commit, now durable, one event each.
+ * The batch's counts already include every item still in the queue, so
+ * each event counts up from below them: several items of one commit get
+ * successive counts, not the same one.
+ */
 static void report_durable(struct engine *e, struct ebatch *eb)
 {
-	while (eb->unreported.n) {
-		uint32_t idx = q_pop(&eb->unreported);
+	struct u32q *q = &eb->unreported;
+	size_t done = eb->b.count[ST_SUCCEEDED] + eb->b.count[ST_FAILED] +
+		      eb->b.count[ST_CANCELLED];
+	for (size_t i = 0; i < q->n; i++) {
+		uint32_t idx = q->v[(q->head + i) % q->cap];
+		if (state_final(eb->b.items[idx].state) && done)
+			done--;
+	}
+	while (q->n) {
+		uint32_t idx = q_pop(q);
 		const struct item *it = &eb->b.items[idx];
-		size_t done = eb->b.count[ST_SUCCEEDED] +
-			      eb->b.count[ST_FAILED] +
-			      eb->b.count[ST_CANCELLED];
+		/* Sent back by retry-failed before it was reported. */
+		if (!state_final(it->state))
+			continue;
+		done++;
 		if (e->o.json)
-			progress_event(stdout, eb->id, done, eb->b.nitems,
-				       it->symbol, state_name(it->state));
+			progress_event(stdout, &eb->b, done, it);
 		progress_note(&e->prog, it->state);
 	}
 	if (eb->log)
@@ -1661,6 +1675,8 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 	}
 	int st = batch_status(&eb->b);
 	eb->result = st == BS_COMPLETED ? 0 : 1;
+	if (e->o.json)
+		progress_batch_event(stdout, &eb->b, now_ms());
 	for (size_t i = 0; i < e->ntrials;)
 		if (e->trials[i].eb == eb)
 			drop_trial(e, &e->trials[i]);

@@ -1,5 +1,7 @@
 #!/bin/sh
-# What people and scripts see: counts in words ("1 error", "2 errors").
+# What people and scripts see: run --json (one event per item end, counts
+# strictly increasing, a final event per batch, a batch stopped by a
+# failure group included), counts in words ("1 error", "2 errors").
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 CAPDIR=$T/cap
@@ -14,6 +16,37 @@ events() {
 		print defined $v ? $v : "null";
 	' "$1" "$2"
 }
+
+# --- run --json: one event per item, strictly increasing ---------------------
+mkhome
+syms=
+for k in 1 2 3 4 5 6 7 8; do syms="$syms OK-$k"; done
+for k in 1 2 3 4; do syms="$syms EXIT-65-$k FLAKY-2-$k SLEEP-0.1-$k"; done
+job mixed <<JOB
+[job]
+agent = fake
+id = mixed
+concurrency = 4
+symbols = $syms
+JOB
+r run --json
+is "$rc" 1 "run --json: exit 1 (some items failed)"
+cp "$T/out" "$T/mixed.json"
+is "$(events "$T/mixed.json" 'scalar grep { $_->{event} eq "progress" } @e')" 20 "one progress event per item"
+is "$(events "$T/mixed.json" 'join ",", map { $_->{completed} } grep { $_->{event} eq "progress" } @e')" \
+	"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20" "completed counts 1..20, strictly increasing"
+is "$(events "$T/mixed.json" 'scalar grep { $_->{event} eq "progress" && !(exists $_->{time} && exists $_->{symbol} && exists $_->{attempt} && exists $_->{outcome} && exists $_->{category} && exists $_->{state} && exists $_->{batch_id} && exists $_->{total}) } @e')" 0 \
+	"every event has time, symbol, attempt, outcome, category (and the old keys)"
+is "$(events "$T/mixed.json" 'scalar grep { $_->{event} eq "progress" && $_->{time} !~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ } @e')" 0 "time is RFC 3339 with milliseconds"
+ev() { events "$T/mixed.json" "my (\$x) = grep { (\$_->{symbol} // '') eq '$1' } @e; join '|', map { \$x->{\$_} // 'null' } qw(state attempt outcome category)"; }
+is "$(ev OK-3)" "succeeded|1|succeeded|null" "a success: attempt 1, outcome succeeded, category null"
+is "$(ev FLAKY-2-2)" "succeeded|2|succeeded|null" "a retried success: attempt 2"
+is "$(ev EXIT-65-4)" "failed|1|failed|data_error" "a failure: its category"
+is "$(events "$T/mixed.json" 'scalar grep { $_->{event} eq "batch" } @e')" 1 "one final batch event"
+is "$(events "$T/mixed.json" '$e[-1]{event}')" batch "  and it comes last"
+is "$(events "$T/mixed.json" 'join "|", map { $e[-1]{$_} // "null" } qw(batch_id status total succeeded failed cancelled paused)')" \
+	"mixed|partial|20|16|4|0|0" "  batch_id, status and counts"
+like "$(events "$T/mixed.json" '$e[-1]{time}')" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z$' "  and its time"
 
 # --- plurals ------------------------------------------------------------------
 mkhome "[breaker]
@@ -40,5 +73,32 @@ like "$(cat "$H/logs/one.log")" 'retry-failed: 1 failed item queued again$' "log
 grep -Eq '[^0-9]1 (items|errors|symbols|circuits|attempts|members|matches|times|failed items)\b' \
 	"$H/logs/one.log" "$T/out" "$T/err"
 is "$?" 1 "no '1 items' anywhere in what was shown"
+
+# --- a batch stopped by a failure group: a final event ------------------------
+mkhome "max_concurrent = 3
+source = koyfin
+env = CAPDIR=$CAPDIR
+[retry]
+max_attempts = 5
+[correlation]
+window = 5m
+min_group = 2"
+touch "$CAPDIR/down"
+job outage <<JOB
+[job]
+agent = fake
+id = outage
+symbols = VENDOR-1 VENDOR-2 VENDOR-3 VENDOR-4 VENDOR-5 VENDOR-6
+JOB
+r run --json
+is "$rc" 1 "run --json of a batch stopped by a failure group: exit 1"
+cp "$T/out" "$T/outage.json"
+G=$(jq "$H/batches/outage/batch.json" '$d->{failure_groups}[0]{group_id}')
+like "$G" '^grp-' "a failure group formed"
+is "$(events "$T/outage.json" 'scalar grep { $_->{event} eq "batch" } @e')" 1 "a final batch event"
+is "$(events "$T/outage.json" 'join "|", map { $e[-1]{$_} // "null" } qw(event batch_id status total paused)')" \
+	"batch|outage|paused|6|6" "  status paused, 6 of 6 paused"
+is "$(events "$T/outage.json" 'join ",", @{$e[-1]{groups}}')" "$G" "  the group id"
+is "$(events "$T/outage.json" 'join ",", @{$e[-1]{resume}}')" "runner resume $G" "  the resume command"
 
 done_testing
