@@ -1716,9 +1716,10 @@ static int cmd_groups(void)
 	if (!sh)
 		return error("state/events: %s", strerror(errno)), EX_IOERR_;
 	struct sh_group **v = xmalloc((sh->ngroups + 1) * sizeof(*v));
-	memcpy(v, sh->groups, sh->ngroups * sizeof(*v));
-	if (sh->ngroups)
+	if (sh->ngroups) { /* sh->groups is NULL when there are none */
+		memcpy(v, sh->groups, sh->ngroups * sizeof(*v));
 		qsort(v, sh->ngroups, sizeof(*v), cmp_group_new);
+	}
 	if (g.json) {
 		cJSON *arr = cJSON_CreateArray();
 		for (size_t i = 0; i < sh->ngroups; i++)
@@ -1731,6 +1732,8 @@ static int cmd_groups(void)
 		if (sh->ngroups)
 			printf("%-24s %-9s %7s  %-24s %s\n", "GROUP", "STATUS",
 			       "MEMBERS", "PROGRESS", "ROOT CAUSE");
+		else
+			puts("no failure groups");
 		for (size_t i = 0; i < sh->ngroups; i++) {
 			size_t n, fin, paused;
 			char prog[64];

@@ -1,7 +1,8 @@
 #!/bin/sh
 # What people and scripts see: run --json (one event per item end, counts
 # strictly increasing, a final event per batch, a batch stopped by a
-# failure group included), counts in words ("1 error", "2 errors").
+# failure group included), groups with none, counts in words ("1 error", "2
+# errors").
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 CAPDIR=$T/cap
@@ -47,6 +48,12 @@ is "$(events "$T/mixed.json" '$e[-1]{event}')" batch "  and it comes last"
 is "$(events "$T/mixed.json" 'join "|", map { $e[-1]{$_} // "null" } qw(batch_id status total succeeded failed cancelled paused)')" \
 	"mixed|partial|20|16|4|0|0" "  batch_id, status and counts"
 like "$(events "$T/mixed.json" '$e[-1]{time}')" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z$' "  and its time"
+
+# --- groups with none ---------------------------------------------------------
+r groups
+is "$rc:$(cat "$T/out")" "0:no failure groups" "groups with none says so"
+r groups --json
+is "$rc:$(cat "$T/out")" "0:[]" "groups --json with none: []"
 
 # --- plurals ------------------------------------------------------------------
 mkhome "[breaker]
