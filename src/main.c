@@ -75,7 +75,7 @@ static const char usage_text[] =
 	"  resume TARGET [--order progress|oldest|priority] [--no-wait]\n"
 	"                          resume them, under the caps, in that order\n"
 	"  groups                  failure groups and their resume progress\n"
-	"  status                  daemon, agents, symbols and circuits now\n"
+	"  status [SYMBOL...]      daemon, agents, symbols and circuits now\n"
 	"  stats [--since T]       aggregates across batches: statuses, success,\n"
 	"                          errors, throughput, most-failing symbols\n"
 	"  report BATCH [-o FILE]  one self-contained HTML page about a batch\n"
@@ -1770,6 +1770,7 @@ struct status_ctx {
 	size_t n, cap;
 	struct strmap idx;
 	int64_t since;
+	const struct strmap *only;	/* the symbols named, or NULL: all */
 };
 
 static struct status_sym *status_sym(struct status_ctx *c, const char *sym)
@@ -1789,8 +1790,12 @@ static struct status_sym *status_sym(struct status_ctx *c, const char *sym)
 static void status_row(void *arg, const struct symstat_row *r)
 {
 	struct status_ctx *c = arg;
-	if (r->last_ms < c->since && r->busy_until < c->since)
+	if (c->only) {
+		if (!strmap_get(c->only, r->symbol))
+			return; /* named ones only, however old */
+	} else if (r->last_ms < c->since && r->busy_until < c->since) {
 		return; /* not seen recently */
+	}
 	struct status_sym *s = status_sym(c, r->symbol);
 	s->last_ms = r->last_ms;
 	s->busy_until = r->busy_until;
@@ -1891,22 +1896,81 @@ static char *status_symbols_json(const struct status_ctx *c)
 	return out.buf;
 }
 
+/*
+ * `status SYMBOL...`: those symbols only, in the order named: a table, or
+ * with --json an array of their objects.  A symbol this home has no record
+ * of is a one-line error; the others are still shown.  0, or 66.
+ */
+static int status_named(struct status_ctx *c, char **names, size_t n)
+{
+	int rc = 0;
+	size_t shown = 0;
+	if (g.json)
+		fputs("[", stdout);
+	for (size_t i = 0; i < n; i++) {
+		/* c->v is sorted by now: c->idx no longer points into it. */
+		struct status_sym key = { .symbol = names[i] };
+		const struct status_sym *s =
+			c->n ? bsearch(&key, c->v, c->n, sizeof(*c->v),
+				       cmp_status_sym)
+			     : NULL;
+		if (!s) {
+			error("status: %s: no such symbol (not seen by this home)",
+			      names[i]);
+			rc = EX_NO_SUCH;
+			continue;
+		}
+		if (g.json) {
+			cJSON *so = status_sym_json(s);
+			char *text = cJSON_PrintUnformatted(so);
+			cJSON_Delete(so);
+			if (!text)
+				die(EX_INTERNAL, "out of memory printing status");
+			printf("%s\n  %s", shown++ ? "," : "", text);
+			cJSON_free(text);
+			continue;
+		}
+		char t[TIME_BUF], avg[32];
+		if (!shown++)
+			printf("%-12s %-10s %-9s %8s  %-24s %s\n", "SYMBOL",
+			       "STATE", "CIRCUIT", "FAILURES", "LAST PROCESSED",
+			       "AVG LATENCY");
+		if (s->count)
+			fmt_duration((int64_t)(s->lat_sum / s->count), avg,
+				     sizeof(avg));
+		printf("%-12s %-10s %-9s %8d  %-24s %s\n", s->symbol, s->state,
+		       circuit_name(s->circuit), s->streak,
+		       s->last_ms ? fmt_time(s->last_ms, t) : "-",
+		       s->count ? avg : "-");
+	}
+	if (g.json)
+		puts(shown ? "\n]" : "]");
+	return rc;
+}
+
 static int cmd_status(void)
 {
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "status",
-			   "usage: runner status [--json]\n\n"
+			   "usage: runner status [SYMBOL...] [--json]\n\n"
 			   "The home now: the daemon, each agent's running/max/queued, "
 			   "every symbol\nseen in the last 24 hours (state, circuit, "
 			   "consecutive failures, average\nlatency), open circuits and "
-			   "the overall status (SPEC 8).");
+			   "the overall status.\n"
+			   "With SYMBOLs: those symbols only, however long ago they ran "
+			   "(--json: an\narray of their objects); a symbol the home has "
+			   "never seen is an error (66).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	free_cmd(o, NOPTS(o), pos);
-	if ((rc = load_conf()) || (rc = open_home()))
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
 		return rc;
+	}
+	struct strmap named = STRMAP_INIT;
+	for (size_t i = 0; i < npos; i++)
+		strmap_put(&named, pos[i], i);
 	int64_t now = now_ms();
 	struct shared *sh = view_shared();
 	struct daemon_info info;
@@ -1940,7 +2004,8 @@ static int cmd_status(void)
 	if (d)
 		closedir(d);
 
-	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL };
+	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL,
+				.only = npos ? &named : NULL };
 	symstats_read(home_.state, status_row, &c);
 	/* Symbols the shared state knows of: failing, circuits, paused. */
 	struct strmap paused = STRMAP_INIT;
@@ -1951,14 +2016,16 @@ static int cmd_status(void)
 			groups_open++;
 		for (size_t k = 0; k < gr->nm; k++)
 			if (gr->m[k].paused && !gr->m[k].final &&
-			    gr->status != GROUP_RESOLVED) {
+			    gr->status != GROUP_RESOLVED &&
+			    (!c.only || strmap_get(c.only, gr->m[k].symbol))) {
 				status_sym(&c, gr->m[k].symbol);
 				strmap_put(&paused, gr->m[k].symbol, 1);
 			}
 	}
 	for (size_t i = 0; sh && i < sh->nsymbols; i++) {
 		struct sh_symbol *ss = sh->symbols[i];
-		if (ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED)
+		if ((ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED) &&
+		    (!c.only || strmap_get(c.only, ss->symbol)))
 			status_sym(&c, ss->symbol);
 	}
 	if (c.n)
@@ -2030,7 +2097,9 @@ static int cmd_status(void)
 	for (size_t i = 0; i < nactive; i++)
 		cJSON_AddItemToArray(jb, cJSON_CreateString(active[i]));
 
-	if (g.json) {
+	if (npos) {
+		rc = status_named(&c, pos, npos);
+	} else if (g.json) {
 		char *text = cJSON_Print(root);
 		puts(text ? text : "{}");
 		cJSON_free(text);
@@ -2075,11 +2144,13 @@ static int cmd_status(void)
 	free(c.v);
 	strmap_release(&c.idx);
 	strmap_release(&paused);
+	strmap_release(&named);
+	free_cmd(o, NOPTS(o), pos);
 	for (size_t i = 0; i < nactive; i++)
 		free(active[i]);
 	free(active);
 	free(queued);
-	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+	return fflush(stdout) == 0 ? rc : EX_IOERR_;
 }
 
 /* ---- dispatch ---- */

@@ -1,8 +1,8 @@
 #!/bin/sh
 # What people and scripts see: run --json (one event per item end, counts
 # strictly increasing, a final event per batch, a batch stopped by a
-# failure group included), groups with none, counts in words ("1 error", "2
-# errors").
+# failure group included), status SYMBOL, groups with none, counts in words
+# ("1 error", "2 errors").
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 CAPDIR=$T/cap
@@ -48,6 +48,19 @@ is "$(events "$T/mixed.json" '$e[-1]{event}')" batch "  and it comes last"
 is "$(events "$T/mixed.json" 'join "|", map { $e[-1]{$_} // "null" } qw(batch_id status total succeeded failed cancelled paused)')" \
 	"mixed|partial|20|16|4|0|0" "  batch_id, status and counts"
 like "$(events "$T/mixed.json" '$e[-1]{time}')" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z$' "  and its time"
+
+# --- status SYMBOL ------------------------------------------------------------
+r status OK-3
+is "$rc" 0 "status SYMBOL: exit 0"
+like "$(cat "$T/out")" '^SYMBOL ' "  a header"
+is "$(tail -n +2 "$T/out" | awk '{ print $1 }' | tr '\n' ' ')" "OK-3 " "  and that symbol only"
+r status --json EXIT-65-1 OK-3
+is "$rc" 0 "status --json SYMBOL...: exit 0"
+is "$(jq "$T/out" 'join ",", map { "$_->{symbol}:$_->{state}" } @$d')" "EXIT-65-1:failed,OK-3:idle" "  an array of those symbols, in the order named"
+r status OK-3 NOSUCH
+is "$rc" 66 "status of an unknown symbol: exit 66"
+is "$(cat "$T/err")" "runner: status: NOSUCH: no such symbol (not seen by this home)" "  a one-line error"
+like "$(cat "$T/out")" 'OK-3' "  the known ones still shown"
 
 # --- groups with none ---------------------------------------------------------
 r groups
