@@ -177,6 +177,7 @@ struct ebatch {
 	int64_t deadline_ms;
 	int64_t next_flush_ns;
 	int64_t flush_cost_ns;
+	int shown_status;	/* batch_status() in the last summary written */
 	bool meta_dirty;
 	bool closed;
 	bool finalized;		/* this process recorded its FINAL */
@@ -1644,8 +1645,20 @@ static void report_durable(struct engine *e, struct ebatch *eb)
 static void flush_meta(struct engine *e, struct ebatch *eb, bool force)
 {
 	int64_t mono = mono_ns();
-	if (!eb->meta_dirty || (!force && mono < eb->next_flush_ns))
+	int st = batch_status(&eb->b);
+	if (!eb->meta_dirty)
 		return;
+	if (!force && mono < eb->next_flush_ns) {
+		if (st == eb->shown_status)
+			return;
+		/* A new status (the first spawn: pending -> running) is shown
+		 * at the next turn, not a second later.  Not now: dispatch may
+		 * have just spawned this batch's prepared item, and a write
+		 * here would hold up the preparing of its next one, leaving a
+		 * slot freed meanwhile to a batch of lower priority. */
+		eb->next_flush_ns = mono;
+		return;
+	}
 	/* Views show only what is durable. */
 	if (commit(e, eb, true) < 0)
 		return;
@@ -1655,6 +1668,8 @@ static void flush_meta(struct engine *e, struct ebatch *eb, bool force)
 	} else {
 		eb->meta_dirty = false;
 	}
+	eb->shown_status = st; /* a failed write is tried again later, not
+				* on every turn */
 	int64_t cost = mono_ns() - mono;
 	eb->flush_cost_ns = cost;
 	/* At most about once a second, and never more than 10% of the time. */

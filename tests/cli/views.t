@@ -1,8 +1,8 @@
 #!/bin/sh
 # What people and scripts see: run --json (one event per item end, counts
 # strictly increasing, a final event per batch, a batch stopped by a
-# failure group included), status SYMBOL, groups with none, counts in words
-# ("1 error", "2 errors").
+# failure group included), status SYMBOL, list of a batch that has just
+# started, groups with none, counts in words ("1 error", "2 errors").
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 CAPDIR=$T/cap
@@ -93,6 +93,27 @@ like "$(cat "$H/logs/one.log")" 'retry-failed: 1 failed item queued again$' "log
 grep -Eq '[^0-9]1 (items|errors|symbols|circuits|attempts|members|matches|times|failed items)\b' \
 	"$H/logs/one.log" "$T/out" "$T/err"
 is "$?" 1 "no '1 items' anywhere in what was shown"
+
+# --- list of a batch that has just started ------------------------------------
+mkhome
+job started <<JOB
+[job]
+agent = fake
+id = started
+concurrency = 1
+symbols = SLEEP-0.3-A HANG-B
+JOB
+$RUNNER -C "$H" run >"$T/started.out" 2>&1 &
+rp=$!
+# The runner's turn after the first spawn writes the new status; A's end
+# is written when the runner reaps A, 0.3 s or more after that spawn.  The
+# periodic write would come a second after the claim.
+a_done() { grep -q 'SLEEP-0.3-A succeeded' "$H/logs/started.log" 2>/dev/null; }
+check "the first item ended" wait_for a_done
+r list --json
+is "$(jq "$T/out" '$d->[0]{status}')" running "list shows the batch running right after its first spawn"
+kill -TERM $rp
+wait $rp
 
 # --- a batch stopped by a failure group: a final event ------------------------
 mkhome "max_concurrent = 3
