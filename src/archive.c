@@ -604,8 +604,9 @@ static int verify_archive(int fd, const char *file, const struct pack *p,
 		if (total != (uint64_t)archive_entry_size(e)) {
 			errno = EIO;
 			sb_add_escaped(&why, path, 200);
-			sb_addf(&why, ": %llu bytes, the header says %lld",
+			sb_addf(&why, ": %llu %s, the header says %lld",
 				(unsigned long long)total,
+				plural(total, "byte", "bytes"),
 				(long long)archive_entry_size(e));
 			goto out;
 		}
@@ -619,9 +620,11 @@ static int verify_archive(int fd, const char *file, const struct pack *p,
 	}
 	if (files != p->files || dirs != p->dirs || agg != p->agg) {
 		errno = EIO;
-		sb_addf(&why, "read back %llu files and %llu directories, "
+		sb_addf(&why, "read back %llu %s and %llu %s, "
 			"wrote %llu and %llu%s", (unsigned long long)files,
-			(unsigned long long)dirs, (unsigned long long)p->files,
+			plural(files, "file", "files"), (unsigned long long)dirs,
+			plural(dirs, "directory", "directories"),
+			(unsigned long long)p->files,
 			(unsigned long long)p->dirs,
 			agg != p->agg ? ", checksums differ" : "");
 		goto out;
@@ -2081,8 +2084,9 @@ static int extract(int afd, int tfd, const char *id, const char *file)
 		goto out;
 	}
 	if (m.files != files) {
-		error("batches/archive/%s: %llu files, the manifest lists %llu",
+		error("batches/archive/%s: %llu %s, the manifest lists %llu",
 		      file, (unsigned long long)files,
+		      plural(files, "file", "files"),
 		      (unsigned long long)m.files);
 		goto out;
 	}

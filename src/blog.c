@@ -24,13 +24,14 @@ static void final_summary(struct sb *out, const struct batch *b)
 		if (it->state == ST_FAILED && it->nattempts)
 			by_cat[it->log[it->nattempts - 1].category]++;
 	}
-	sb_addf(out, "batch %s: %zu items processed (%zu succeeded, %zu failed, "
-		     "%zu cancelled), %zu errors",
-		batch_status_name(b->final_status),
-		b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
-			b->count[ST_CANCELLED],
-		b->count[ST_SUCCEEDED], b->count[ST_FAILED],
-		b->count[ST_CANCELLED], b->count[ST_FAILED]);
+	size_t done = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
+		      b->count[ST_CANCELLED];
+	sb_addf(out, "batch %s: %zu %s processed (%zu succeeded, %zu failed, "
+		     "%zu cancelled), %zu %s",
+		batch_status_name(b->final_status), done,
+		plural(done, "item", "items"), b->count[ST_SUCCEEDED],
+		b->count[ST_FAILED], b->count[ST_CANCELLED], b->count[ST_FAILED],
+		plural(b->count[ST_FAILED], "error", "errors"));
 	bool first = true;
 	for (int c = 1; c < CAT_COUNT; c++) {
 		if (!by_cat[c])
@@ -41,7 +42,8 @@ static void final_summary(struct sb *out, const struct batch *b)
 	}
 	if (!first)
 		sb_addc(out, ')');
-	sb_addf(out, ", %lld matches, total time %s\n", matches,
+	sb_addf(out, ", %lld %s, total time %s\n", matches,
+		plural(matches, "match", "matches"),
 		fmt_duration(b->started_ms ? b->completed_ms - b->started_ms : 0,
 			     dur, sizeof(dur)));
 }
@@ -63,9 +65,11 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 	switch (r->type) {
 	case R_CLAIMED:
 		stamp(out, b->c.created_ms);
-		sb_addf(out, "claimed %s as batch %s: %u symbols, agent %s",
+		sb_addf(out, "claimed %s as batch %s: %u %s, agent %s",
 			b->c.job_file ? b->c.job_file : "job", b->c.id,
-			b->c.total_items, b->c.agent);
+			b->c.total_items,
+			plural(b->c.total_items, "symbol", "symbols"),
+			b->c.agent);
 		if (b->c.source)
 			sb_addf(out, ", source %s", b->c.source);
 		sb_addf(out, ", priority %d\n", b->c.priority);
@@ -73,7 +77,8 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 	case R_SPAWNED:
 		if (b->attempts_total == 1) {
 			stamp(out, r->time);
-			sb_addf(out, "started: %zu items\n", b->nitems);
+			sb_addf(out, "started: %zu %s\n", b->nitems,
+				plural(b->nitems, "item", "items"));
 		}
 		break;
 	case R_FINISHED:
@@ -87,8 +92,9 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 			sb_addf(out, "%s succeeded in %s (attempt %u", it->symbol,
 				dur, r->attempt);
 			if (r->matches >= 0)
-				sb_addf(out, ", %lld matches",
-					(long long)r->matches);
+				sb_addf(out, ", %lld %s", (long long)r->matches,
+					plural((unsigned long long)r->matches,
+					       "match", "matches"));
 			sb_adds(out, ")");
 			add_warning(out, r);
 			sb_addc(out, '\n');
@@ -143,7 +149,8 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 		sb_addf(out, "%s %s", r->type == R_PAUSE ? "paused" : "resumed",
 			r->whole ? "every open item" : "");
 		if (!r->whole)
-			sb_addf(out, "%u item%s", r->n, r->n == 1 ? "" : "s");
+			sb_addf(out, "%u %s", r->n,
+				plural(r->n, "item", "items"));
 		if (r->group)
 			sb_addf(out, " (failure group %s)", r->group);
 		else if (r->type == R_PAUSE)
@@ -162,12 +169,13 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 					? "batch_timeout reached"
 					: "by a user");
 		else
-			sb_addf(out, "cancelled: %u items by a user\n", r->n);
+			sb_addf(out, "cancelled: %u %s by a user\n", r->n,
+				plural(r->n, "item", "items"));
 		break;
 	case R_REQUEUE:
 		stamp(out, r->time);
-		sb_addf(out, "retry-failed: %u failed items queued again\n",
-			r->n);
+		sb_addf(out, "retry-failed: %u failed %s queued again\n", r->n,
+			plural(r->n, "item", "items"));
 		break;
 	case R_FINAL:
 		stamp(out, r->time);

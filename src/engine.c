@@ -179,6 +179,7 @@ struct ebatch {
 	int64_t deadline_ms;
 	int64_t next_flush_ns;
 	int64_t flush_cost_ns;
+	int shown_status;	/* batch_status() in the last summary written */
 	bool meta_dirty;
 	bool closed;
 	bool finalized;		/* this process recorded its FINAL */
@@ -1032,8 +1033,8 @@ static void pause_for_group(struct engine *e, struct ebatch *eb,
 	pause_items(e, eb, idx, n, g->id, NULL);
 	if (n)
 		runlog_printf(e->o.runlog,
-			      "batch %s: %u item%s paused by failure group %s (%s)",
-			      eb->id, n, n == 1 ? "" : "s", g->id,
+			      "batch %s: %u %s paused by failure group %s (%s)",
+			      eb->id, n, plural(n, "item", "items"), g->id,
 			      g->root_cause ? g->root_cause : "");
 	free(idx);
 }
@@ -1051,8 +1052,9 @@ static void resume_for_group(struct engine *e, struct ebatch *eb,
 	resume_items(e, eb, g->id, idx, n, g->order, NULL);
 	if (n)
 		runlog_printf(e->o.runlog,
-			      "batch %s: %u item%s of group %s resumed (%s order)",
-			      eb->id, n, n == 1 ? "" : "s", g->id, g->order);
+			      "batch %s: %u %s of group %s resumed (%s order)",
+			      eb->id, n, plural(n, "item", "items"), g->id,
+			      g->order);
 	free(idx);
 }
 
@@ -1457,8 +1459,9 @@ static void finish_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 		shared_symbol_trial_release(&e->sh, it->symbol);
 	if (fr.symbol_opened) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "%s processing failed %u times",
-			 it->symbol, fr.streak);
+		snprintf(msg, sizeof(msg), "%s processing failed %u %s",
+			 it->symbol, fr.streak,
+			 plural(fr.streak, "time", "times"));
 		emit_alert(e, "symbol_circuit_open", eb, it, NULL, msg);
 		runlog_printf(e->o.runlog, "symbol %s: circuit open (%s)",
 			      it->symbol, msg);
@@ -1902,17 +1905,31 @@ static int64_t next_wakeup_ms(struct engine *e)
 
 /* ---- views ---- */
 
+/*
+ * Items made final since the last commit, now durable, one event each.
+ * The batch's counts already include every item still in the queue, so
+ * each event counts up from below them: several items of one commit get
+ * successive counts, not the same one.
+ */
 static void report_durable(struct engine *e, struct ebatch *eb)
 {
-	while (eb->unreported.n) {
-		uint32_t idx = q_pop(&eb->unreported);
+	struct u32q *q = &eb->unreported;
+	size_t done = eb->b.count[ST_SUCCEEDED] + eb->b.count[ST_FAILED] +
+		      eb->b.count[ST_CANCELLED];
+	for (size_t i = 0; i < q->n; i++) {
+		uint32_t idx = q->v[(q->head + i) % q->cap];
+		if (state_final(eb->b.items[idx].state) && done)
+			done--;
+	}
+	while (q->n) {
+		uint32_t idx = q_pop(q);
 		const struct item *it = &eb->b.items[idx];
-		size_t done = eb->b.count[ST_SUCCEEDED] +
-			      eb->b.count[ST_FAILED] +
-			      eb->b.count[ST_CANCELLED];
+		/* Sent back by retry-failed before it was reported. */
+		if (!state_final(it->state))
+			continue;
+		done++;
 		if (e->o.json)
-			progress_event(stdout, eb->id, done, eb->b.nitems,
-				       it->symbol, state_name(it->state));
+			progress_event(stdout, &eb->b, done, it);
 		progress_note(&e->prog, it->state);
 	}
 	if (eb->log)
@@ -1922,8 +1939,20 @@ static void report_durable(struct engine *e, struct ebatch *eb)
 static void flush_meta(struct engine *e, struct ebatch *eb, bool force)
 {
 	int64_t mono = mono_ns();
-	if (!eb->meta_dirty || (!force && mono < eb->next_flush_ns))
+	int st = batch_status(&eb->b);
+	if (!eb->meta_dirty)
 		return;
+	if (!force && mono < eb->next_flush_ns) {
+		if (st == eb->shown_status)
+			return;
+		/* A new status (the first spawn: pending -> running) is shown
+		 * at the next turn, not a second later.  Not now: dispatch may
+		 * have just spawned this batch's prepared item, and a write
+		 * here would hold up the preparing of its next one, leaving a
+		 * slot freed meanwhile to a batch of lower priority. */
+		eb->next_flush_ns = mono;
+		return;
+	}
 	/* Views show only what is durable. */
 	if (commit(e, eb, true) < 0)
 		return;
@@ -1933,6 +1962,8 @@ static void flush_meta(struct engine *e, struct ebatch *eb, bool force)
 	} else {
 		eb->meta_dirty = false;
 	}
+	eb->shown_status = st; /* a failed write is tried again later, not
+				* on every turn */
 	int64_t cost = mono_ns() - mono;
 	eb->flush_cost_ns = cost;
 	/* At most about once a second, and never more than 10% of the time. */
@@ -1953,6 +1984,8 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 	}
 	int st = batch_status(&eb->b);
 	eb->result = st == BS_COMPLETED ? 0 : 1;
+	if (e->o.json)
+		progress_batch_event(stdout, &eb->b, now_ms());
 	for (size_t i = 0; i < e->ntrials;)
 		if (e->trials[i].eb == eb)
 			release_trial(e, &e->trials[i]);
@@ -2016,9 +2049,10 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 			       it->failure_group);
 		}
 		if (user)
-			printf("batch %s: %zu items paused; resume with: runner "
+			printf("batch %s: %zu %s paused; resume with: runner "
 			       "resume %s\n",
-			       eb->id, user, eb->id);
+			       eb->id, user, plural(user, "item", "items"),
+			       eb->id);
 		fflush(stdout);
 	}
 	journal_close(&eb->j);
@@ -2161,8 +2195,9 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		return -1;
 	}
 	if (eb->j.torn_bytes)
-		info("batches/%s/journal: cut a torn tail of %lld bytes", id,
-		     (long long)eb->j.torn_bytes);
+		info("batches/%s/journal: cut a torn tail of %lld %s", id,
+		     (long long)eb->j.torn_bytes,
+		     plural(eb->j.torn_bytes, "byte", "bytes"));
 	if (eb->b.final && !(flags & TAKE_FINAL)) {
 		/* Nothing to run; make sure the views say so. */
 		if (meta_flush(eb->dirfd, &eb->b, now_ms(),
@@ -2240,18 +2275,24 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		if (blog_rebuild(e->h->logs, eb->dirfd, id) < 0)
 			warning("logs/%s.log: %s", id, strerror(errno));
 		if (interrupted || stopped)
-			info("batch %s: adopted; %zu attempts interrupted, %d "
-			     "leftover processes stopped",
-			     id, interrupted, stopped);
+			info("batch %s: adopted; %zu %s interrupted, %d "
+			     "leftover %s stopped",
+			     id, interrupted,
+			     plural(interrupted, "attempt", "attempts"), stopped,
+			     plural(stopped, "process",
+				    "processes"));
 		if (handed && !interrupted && !stopped)
 			runlog_printf(e->o.runlog,
 				      "took up batch %s (it waits on paused items)",
 				      id);
 		else
 			runlog_printf(e->o.runlog,
-				      "adopted batch %s: %zu attempts interrupted, "
-				      "%d leftover processes stopped",
-				      id, interrupted, stopped);
+				      "adopted batch %s: %zu %s interrupted, %d "
+				      "leftover %s stopped",
+				      id, interrupted,
+				      plural(interrupted, "attempt", "attempts"),
+				      stopped,
+				      plural(stopped, "process", "processes"));
 	}
 	snprintf(logname, sizeof(logname), "%s.log", id);
 	int lfd = openat(e->h->logs, logname,
@@ -2376,10 +2417,11 @@ int engine_claim(struct engine *e, const char *path, bool named)
 	}
 	switch (res.status) {
 	case CLAIM_OK:
-		info("%s: claimed as batch %s (%zu symbols)", path, res.id,
-		     res.nsymbols);
-		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu symbols)",
-			      path, res.id, res.nsymbols);
+		info("%s: claimed as batch %s (%zu %s)", path, res.id,
+		     res.nsymbols, plural(res.nsymbols, "symbol", "symbols"));
+		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu %s)",
+			      path, res.id, res.nsymbols,
+			      plural(res.nsymbols, "symbol", "symbols"));
 		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
 			return EX_IOERR_;
 		return 0;
@@ -2565,8 +2607,8 @@ int engine_pause(struct engine *e, const char *id, char **symbols,
 		    symbol_listed(symbols, nsymbols, eb->b.items[idx[i]].symbol))
 			idx[k++] = idx[i];
 	pause_items(e, eb, idx, k, NULL, reason);
-	runlog_printf(e->o.runlog, "batch %s: %u item%s paused by a user", id,
-		      k, k == 1 ? "" : "s");
+	runlog_printf(e->o.runlog, "batch %s: %u %s paused by a user", id, k,
+		      plural(k, "item", "items"));
 	/* Symbols named but not paused, and why: a user must not read
 	 * "2 items paused" for three names without knowing of the third. */
 	cJSON *o = cJSON_CreateObject();
@@ -2630,8 +2672,9 @@ int engine_resume(struct engine *e, const char *id, const char *order,
 	resume_items(e, eb, NULL, idx, own, order, NULL);
 	react_groups(e);
 	runlog_printf(e->o.runlog,
-		      "batch %s: resumed %u items, and %zu through %zu groups",
-		      id, own, by_group, groups);
+		      "batch %s: resumed %u %s, and %zu through %zu %s",
+		      id, own, plural(own, "item", "items"), by_group, groups,
+		      plural(groups, "group", "groups"));
 	sb_addf(reply, "{\"ok\":true,\"resumed\":%zu,\"groups\":%zu}",
 		own + by_group, groups);
 	free(idx);
@@ -2804,9 +2847,11 @@ static void retention_event(void *arg, const struct archive_event *ev)
 {
 	struct runlog *l = arg;
 	if (ev->action == ARCH_ARCHIVED)
-		runlog_printf(l, "retention: archived %s as %s (%llu bytes)",
+		runlog_printf(l, "retention: archived %s as %s (%llu %s)",
 			      ev->id, ev->file ? ev->file : "?",
-			      (unsigned long long)ev->bytes);
+			      (unsigned long long)ev->bytes,
+			      plural(ev->bytes, "byte",
+				     "bytes"));
 	else if (ev->action == ARCH_DELETED)
 		runlog_printf(l, "retention: deleted archive %s",
 			      ev->file ? ev->file : ev->id);
@@ -2887,9 +2932,11 @@ static void start_shutdown(struct engine *e, int sig)
 		e->drain_deadline_ns =
 			mono_ns() + e->c->shutdown_grace_ms * 1000000LL;
 		runlog_printf(e->o.runlog,
-			      "%s: draining; %zu attempts running get %lld ms to "
+			      "%s: draining; %zu %s running, given %lld ms to "
 			      "finish",
-			      what, e->nruns, (long long)e->c->shutdown_grace_ms);
+			      what, e->nruns,
+			      plural(e->nruns, "attempt", "attempts"),
+			      (long long)e->c->shutdown_grace_ms);
 		return;
 	}
 	if (e->signals > 1) {
@@ -2912,8 +2959,8 @@ static void check_drain(struct engine *e)
 		return;
 	if (e->nruns)
 		runlog_printf(e->o.runlog,
-			      "shutdown_grace over: stopping %zu attempts",
-			      e->nruns);
+			      "shutdown_grace over: stopping %zu %s",
+			      e->nruns, plural(e->nruns, "attempt", "attempts"));
 	for (size_t i = 0; i < e->nruns; i++)
 		if (!e->runs[i].kill_ns)
 			signal_run(e, &e->runs[i], KILL_SHUTDOWN);

@@ -64,8 +64,9 @@ void diag_print(const struct diag *d)
 		p += n + (nl ? 1 : 0);
 	}
 	if (d->suppressed)
-		fprintf(stderr, "%s: %s: ... and %d more problems\n", progname,
-			d->file, d->suppressed);
+		fprintf(stderr, "%s: %s: ... and %d more %s\n", progname,
+			d->file, d->suppressed,
+			d->suppressed == 1 ? "problem" : "problems");
 }
 
 void diag_release(struct diag *d)

@@ -76,7 +76,7 @@ static const char usage_text[] =
 	"  resume TARGET [--order progress|oldest|priority] [--no-wait]\n"
 	"                          resume them, under the caps, in that order\n"
 	"  groups                  failure groups and their resume progress\n"
-	"  status                  daemon, agents, symbols and circuits now\n"
+	"  status [SYMBOL...]      daemon, agents, symbols and circuits now\n"
 	"  stats [--since T]       aggregates across batches: statuses, success,\n"
 	"                          errors, throughput, most-failing symbols\n"
 	"  report BATCH [-o FILE]  one self-contained HTML page about a batch\n"
@@ -320,8 +320,10 @@ static int cmd_check(void)
 			      conf_, home_.fd) < 0)
 			status = EX_INVALID_JOB;
 		else if (verbosity >= 0)
-			printf("%s: ok: %zu symbols, agent %s%s%s\n", pos[i],
-			       j.nsymbols, j.agent, j.id ? ", id " : "",
+			printf("%s: ok: %zu %s, agent %s%s%s\n", pos[i],
+			       j.nsymbols,
+			       plural(j.nsymbols, "symbol", "symbols"),
+			       j.agent, j.id ? ", id " : "",
 			       j.id ? j.id : "");
 		diag_print(&d);
 		diag_release(&d);
@@ -483,10 +485,11 @@ static int show_archived(const char *id, int flags)
 			   view_shared());
 	if (archive_find(&home_, id, &ai) == 0) {
 		char t[TIME_BUF];
-		printf("  archived    %s in batches/archive/%s (%llu bytes); "
+		printf("  archived    %s in batches/archive/%s (%llu %s); "
 		       "runner restore %s\n",
 		       fmt_time(ai.archived_ms, t), ai.file,
-		       (unsigned long long)ai.bytes, id);
+		       (unsigned long long)ai.bytes,
+		       plural(ai.bytes, "byte", "bytes"), id);
 	}
 	batch_release(&b);
 	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
@@ -933,10 +936,11 @@ static void archive_print(void *arg, const struct archive_event *ev)
 			       "batches/archive/%s\n",
 			       ev->id, age, ev->file ? ev->file : "?");
 		else
-			printf("archived %s as batches/archive/%s (%llu "
-			       "bytes)\n",
+			printf("archived %s as batches/archive/%s (%llu %s)\n",
 			       ev->id, ev->file ? ev->file : "?",
-			       (unsigned long long)ev->bytes);
+			       (unsigned long long)ev->bytes,
+			       plural(ev->bytes, "byte",
+				      "bytes"));
 		break;
 	case ARCH_DELETED:
 		printf("%s batches/archive/%s (%s, final %s ago)\n",
@@ -1130,10 +1134,12 @@ static int cmd_retry_failed(void)
 	int owner = ask_owner(id, json, &reply);
 	free(json);
 	if (owner <= 0) {
-		if (owner == 0 && verbosity >= 0)
-			printf("batch %s: %ld failed items queued again by the "
+		if (owner == 0 && verbosity >= 0) {
+			long k = reply_count(&reply, "requeued");
+			printf("batch %s: %ld failed %s queued again by the "
 			       "runner that holds it\n",
-			       id, reply_count(&reply, "requeued"));
+			       id, k, plural(k, "item", "items"));
+		}
 		sb_release(&reply);
 		free_cmd(o, NOPTS(o), pos);
 		return owner == 0 ? 0 : -owner;
@@ -1156,16 +1162,17 @@ static int cmd_retry_failed(void)
 			       "retry\n",
 			       id);
 		else if (n > 0)
-			info("batch %s: %d failed items queued again", id, n);
+			info("batch %s: %d failed %s queued again", id, n,
+			     plural(n, "item", "items"));
 		if (o[3].seen || n <= 0)
 			engine_settle(e);
 		status = engine_run(e);
 		if (n == 0 || (o[3].seen && n > 0 && status <= EX_SOME_FAILED))
 			status = 0;
 		if (o[3].seen && n > 0 && verbosity >= 0)
-			printf("batch %s: %d failed items queued again; the next "
+			printf("batch %s: %d failed %s queued again; the next "
 			       "`runner run` or the daemon runs them\n",
-			       id, n);
+			       id, n, plural(n, "item", "items"));
 	}
 	engine_free(e);
 	sb_release(&reply);
@@ -1648,9 +1655,10 @@ static int cmd_pause(void)
 			status = EX_IOERR_;
 		}
 		else if (verbosity >= 0)
-			printf("group %s paused (%zu members); go on with: "
+			printf("group %s paused (%zu %s); go on with: "
 			       "runner resume %s\n",
-			       id, gr->nm, id);
+			       id, gr->nm, plural(gr->nm, "member", "members"),
+			       id);
 		free_cmd(o, NOPTS(o), pos);
 		return status;
 	}
@@ -1807,10 +1815,12 @@ static int cmd_resume(void)
 	int owner = ask_owner(id, json, &reply);
 	free(json);
 	if (owner == 0) {
-		if (verbosity >= 0)
-			printf("batch %s: %ld items resumed by the runner that "
+		if (verbosity >= 0) {
+			long k = reply_count(&reply, "resumed");
+			printf("batch %s: %ld %s resumed by the runner that "
 			       "holds it\n",
-			       id, reply_count(&reply, "resumed"));
+			       id, k, plural(k, "item", "items"));
+		}
 	} else if (owner < 0) {
 		status = -owner;
 	} else {
@@ -1827,9 +1837,10 @@ static int cmd_resume(void)
 		} else {
 			int n = engine_resume(e, id, order, &reply);
 			if (verbosity >= 0 && o[2].seen)
-				printf("batch %s: %d items resumed; the next "
+				printf("batch %s: %d %s resumed; the next "
 				       "runner run or daemon runs them\n",
-				       id, n);
+				       id, n,
+				       plural(n, "item", "items"));
 			if (o[2].seen)
 				engine_settle(e);
 			status = engine_run(e);
@@ -1870,9 +1881,10 @@ static int cmd_groups(void)
 	if (!sh)
 		return error("state/events: %s", strerror(errno)), EX_IOERR_;
 	struct sh_group **v = xmalloc((sh->ngroups + 1) * sizeof(*v));
-	memcpy(v, sh->groups, sh->ngroups * sizeof(*v));
-	if (sh->ngroups)
+	if (sh->ngroups) { /* sh->groups is NULL when there are none */
+		memcpy(v, sh->groups, sh->ngroups * sizeof(*v));
 		qsort(v, sh->ngroups, sizeof(*v), cmp_group_new);
+	}
 	if (g.json) {
 		cJSON *arr = cJSON_CreateArray();
 		for (size_t i = 0; i < sh->ngroups; i++)
@@ -1887,6 +1899,8 @@ static int cmd_groups(void)
 		else if (sh->ngroups)
 			printf("%-24s %-9s %7s  %-24s %s\n", "GROUP", "STATUS",
 			       "MEMBERS", "PROGRESS", "ROOT CAUSE");
+		else
+			puts("no failure groups");
 		for (size_t i = 0; i < sh->ngroups; i++) {
 			struct sb prog = SB_INIT;
 			shared_group_progress_text(v[i], &prog);
@@ -1917,6 +1931,7 @@ struct status_ctx {
 	size_t n, cap;
 	struct strmap idx;
 	int64_t since;
+	const struct strmap *only;	/* the symbols named, or NULL: all */
 };
 
 static struct status_sym *status_sym(struct status_ctx *c, const char *sym)
@@ -1936,8 +1951,12 @@ static struct status_sym *status_sym(struct status_ctx *c, const char *sym)
 static void status_row(void *arg, const struct symstat_row *r)
 {
 	struct status_ctx *c = arg;
-	if (r->last_ms < c->since && r->busy_until < c->since)
+	if (c->only) {
+		if (!strmap_get(c->only, r->symbol))
+			return; /* named ones only, however old */
+	} else if (r->last_ms < c->since && r->busy_until < c->since) {
 		return; /* not seen recently */
+	}
 	struct status_sym *s = status_sym(c, r->symbol);
 	s->last_ms = r->last_ms;
 	s->busy_until = r->busy_until;
@@ -2051,22 +2070,81 @@ static void paused_symbols(int bfd, struct sb *out)
 	batch_release(&b);
 }
 
+/*
+ * `status SYMBOL...`: those symbols only, in the order named: a table, or
+ * with --json an array of their objects.  A symbol this home has no record
+ * of is a one-line error; the others are still shown.  0, or 66.
+ */
+static int status_named(struct status_ctx *c, char **names, size_t n)
+{
+	int rc = 0;
+	size_t shown = 0;
+	if (g.json)
+		fputs("[", stdout);
+	for (size_t i = 0; i < n; i++) {
+		/* c->v is sorted by now: c->idx no longer points into it. */
+		struct status_sym key = { .symbol = names[i] };
+		const struct status_sym *s =
+			c->n ? bsearch(&key, c->v, c->n, sizeof(*c->v),
+				       cmp_status_sym)
+			     : NULL;
+		if (!s) {
+			error("status: %s: no such symbol (not seen by this home)",
+			      names[i]);
+			rc = EX_NO_SUCH;
+			continue;
+		}
+		if (g.json) {
+			cJSON *so = status_sym_json(s);
+			char *text = cJSON_PrintUnformatted(so);
+			cJSON_Delete(so);
+			if (!text)
+				die(EX_INTERNAL, "out of memory printing status");
+			printf("%s\n  %s", shown++ ? "," : "", text);
+			cJSON_free(text);
+			continue;
+		}
+		char t[TIME_BUF], avg[32];
+		if (!shown++)
+			printf("%-12s %-10s %-9s %8s  %-24s %s\n", "SYMBOL",
+			       "STATE", "CIRCUIT", "FAILURES", "LAST PROCESSED",
+			       "AVG LATENCY");
+		if (s->count)
+			fmt_duration((int64_t)(s->lat_sum / s->count), avg,
+				     sizeof(avg));
+		printf("%-12s %-10s %-9s %8d  %-24s %s\n", s->symbol, s->state,
+		       circuit_name(s->circuit), s->streak,
+		       s->last_ms ? fmt_time(s->last_ms, t) : "-",
+		       s->count ? avg : "-");
+	}
+	if (g.json)
+		puts(shown ? "\n]" : "]");
+	return rc;
+}
+
 static int cmd_status(void)
 {
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "status",
-			   "usage: runner status [--json]\n\n"
+			   "usage: runner status [SYMBOL...] [--json]\n\n"
 			   "The home now: the daemon, each agent's running/max/queued, "
 			   "every symbol\nseen in the last 24 hours (state, circuit, "
 			   "consecutive failures, average\nlatency), open circuits and "
-			   "the overall status (SPEC 8).");
+			   "the overall status.\n"
+			   "With SYMBOLs: those symbols only, however long ago they ran "
+			   "(--json: an\narray of their objects); a symbol the home has "
+			   "never seen is an error (66).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	free_cmd(o, NOPTS(o), pos);
-	if ((rc = load_conf()) || (rc = open_home()))
+	if ((rc = load_conf()) || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
 		return rc;
+	}
+	struct strmap named = STRMAP_INIT;
+	for (size_t i = 0; i < npos; i++)
+		strmap_put(&named, pos[i], i);
 	int64_t now = now_ms();
 	struct shared *sh = view_shared();
 	struct daemon_info info;
@@ -2103,15 +2181,18 @@ static int cmd_status(void)
 	if (d)
 		closedir(d);
 
-	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL };
+	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL,
+				.only = npos ? &named : NULL };
 	symstats_read(home_.state, status_row, &c);
 	/* A symbol is paused while an item of it is (in any open batch). */
 	struct strmap paused = STRMAP_INIT;
 	for (size_t off = 0; off < paused_store.len;) {
 		const char *sym = paused_store.buf + off;
+		off += strlen(sym) + 1;
+		if (c.only && !strmap_get(c.only, sym))
+			continue;
 		status_sym(&c, sym);
 		strmap_put(&paused, sym, 1);
-		off += strlen(sym) + 1;
 	}
 	size_t groups_open = 0;
 	for (size_t i = 0; sh && i < sh->ngroups; i++)
@@ -2119,7 +2200,8 @@ static int cmd_status(void)
 			groups_open++;
 	for (size_t i = 0; sh && i < sh->nsymbols; i++) {
 		struct sh_symbol *ss = sh->symbols[i];
-		if (ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED)
+		if ((ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED) &&
+		    (!c.only || strmap_get(c.only, ss->symbol)))
 			status_sym(&c, ss->symbol);
 	}
 	if (c.n)
@@ -2191,7 +2273,9 @@ static int cmd_status(void)
 	for (size_t i = 0; i < nactive; i++)
 		cJSON_AddItemToArray(jb, cJSON_CreateString(active[i]));
 
-	if (g.json) {
+	if (npos) {
+		rc = status_named(&c, pos, npos);
+	} else if (g.json) {
 		char *text = cJSON_Print(root);
 		puts(text ? text : "{}");
 		cJSON_free(text);
@@ -2211,8 +2295,9 @@ static int cmd_status(void)
 			       conf_->agents[i].max_concurrent, queued[i]);
 		}
 		printf("symbols      %zu seen in 24 h: %zu healthy, %zu paused, "
-		       "%zu circuits open\n",
-		       c.n, healthy, npaused, open);
+		       "%zu %s open\n",
+		       c.n, healthy, npaused, open,
+		       plural(open, "circuit", "circuits"));
 		printf("batches      %zu active\n", nactive);
 		size_t shown = 0;
 		for (size_t i = 0; i < c.n; i++) {
@@ -2236,11 +2321,13 @@ static int cmd_status(void)
 	strmap_release(&c.idx);
 	strmap_release(&paused);
 	sb_release(&paused_store);
+	strmap_release(&named);
+	free_cmd(o, NOPTS(o), pos);
 	for (size_t i = 0; i < nactive; i++)
 		free(active[i]);
 	free(active);
 	free(queued);
-	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+	return fflush(stdout) == 0 ? rc : EX_IOERR_;
 }
 
 /* ---- dispatch ---- */

@@ -1,5 +1,6 @@
 #include "progress.h"
 #include "batch.h"
+#include "meta.h"
 #include "util.h"
 
 #include <cJSON.h>
@@ -93,16 +94,9 @@ void progress_clear(struct progress *p)
 	p->drawn = false;
 }
 
-void progress_event(FILE *fp, const char *batch, size_t completed,
-		    size_t total, const char *symbol, const char *state)
+/* One object on one line, flushed: a reader sees each event as it happens. */
+static void put_event(FILE *fp, cJSON *o)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "event", "progress");
-	cJSON_AddStringToObject(o, "batch_id", batch);
-	cJSON_AddNumberToObject(o, "completed", (double)completed);
-	cJSON_AddNumberToObject(o, "total", (double)total);
-	cJSON_AddStringToObject(o, "symbol", symbol);
-	cJSON_AddStringToObject(o, "state", state);
 	char *s = cJSON_PrintUnformatted(o);
 	if (s) {
 		fputs(s, fp);
@@ -111,4 +105,87 @@ void progress_event(FILE *fp, const char *batch, size_t completed,
 	}
 	cJSON_Delete(o);
 	fflush(fp);
+}
+
+static void add_name(cJSON *o, const char *k, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, k, v);
+	else
+		cJSON_AddNullToObject(o, k);
+}
+
+void progress_event(FILE *fp, const struct batch *b, size_t completed,
+		    const struct item *it)
+{
+	const struct attempt *a = meta_last_done(it);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "event", "progress");
+	cJSON_AddStringToObject(o, "batch_id", b->c.id);
+	cJSON_AddNumberToObject(o, "completed", (double)completed);
+	cJSON_AddNumberToObject(o, "total", (double)b->nitems);
+	cJSON_AddStringToObject(o, "symbol", it->symbol);
+	cJSON_AddStringToObject(o, "state", state_name(it->state));
+	json_add_time(o, "time", it->completed_ms ? it->completed_ms : now_ms());
+	if (a)
+		cJSON_AddNumberToObject(o, "attempt", (double)(a - it->log + 1));
+	else
+		cJSON_AddNullToObject(o, "attempt");
+	add_name(o, "outcome", a ? outcome_name(a->outcome) : NULL);
+	add_name(o, "category", a ? category_name(a->category) : NULL);
+	put_event(fp, o);
+}
+
+/* What a paused batch waits on: its paused items' failure groups, and a
+ * resume command per group (and one for the batch when a user paused
+ * items).  Few groups touch one batch: a linear search is enough. */
+static void add_waits(cJSON *o, const struct batch *b)
+{
+	cJSON *groups = cJSON_AddArrayToObject(o, "groups");
+	cJSON *resume = cJSON_AddArrayToObject(o, "resume");
+	bool user = false;
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		if (it->state != ST_PAUSED)
+			continue;
+		if (!it->failure_group) {
+			user = true;
+			continue;
+		}
+		bool seen = false;
+		const cJSON *g;
+		cJSON_ArrayForEach(g, groups)
+			seen |= !strcmp(g->valuestring, it->failure_group);
+		if (seen)
+			continue;
+		cJSON_AddItemToArray(groups,
+				     cJSON_CreateString(it->failure_group));
+		char *cmd = xasprintf("runner resume %s", it->failure_group);
+		cJSON_AddItemToArray(resume, cJSON_CreateString(cmd));
+		free(cmd);
+	}
+	if (user) {
+		char *cmd = xasprintf("runner resume %s", b->c.id);
+		cJSON_AddItemToArray(resume, cJSON_CreateString(cmd));
+		free(cmd);
+	}
+}
+
+void progress_batch_event(FILE *fp, const struct batch *b, int64_t now)
+{
+	int st = batch_status(b);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "event", "batch");
+	cJSON_AddStringToObject(o, "batch_id", b->c.id);
+	cJSON_AddStringToObject(o, "status", batch_status_name(st));
+	cJSON_AddNumberToObject(o, "total", (double)b->nitems);
+	cJSON_AddNumberToObject(o, "succeeded", (double)b->count[ST_SUCCEEDED]);
+	cJSON_AddNumberToObject(o, "failed", (double)b->count[ST_FAILED]);
+	cJSON_AddNumberToObject(o, "cancelled", (double)b->count[ST_CANCELLED]);
+	cJSON_AddNumberToObject(o, "paused", (double)b->count[ST_PAUSED]);
+	json_add_time(o, "time", b->final && b->completed_ms ? b->completed_ms
+							     : now);
+	if (st == BS_PAUSED)
+		add_waits(o, b);
+	put_event(fp, o);
 }

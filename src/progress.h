@@ -7,9 +7,19 @@
  * (throughput over what this process finished; ETA "paused" when all
  * that is left waits on paused items).
  * With --json, one object per line for each item that reaches a final
- * state (SPEC 3):
+ * state, once that state is durable:
  *     {"event":"progress","batch_id":..,"completed":K,"total":N,
- *      "symbol":..,"state":..}
+ *      "symbol":..,"state":..,"time":..,"attempt":..,"outcome":..,
+ *      "category":..}
+ * where K counts this item (the caller passes 1, 2, 3, ... for a batch's
+ * items in the order it reports them) and attempt, outcome and category
+ * are those of the attempt that decided the item (null when none ran).
+ * And one object when the runner lets go of a batch (final, or waiting
+ * only on paused items, or stopped by a signal):
+ *     {"event":"batch","batch_id":..,"status":..,"total":N,
+ *      "succeeded":..,"failed":..,"cancelled":..,"paused":..,"time":..}
+ * with, for a paused batch, "groups" (the failure groups its paused
+ * items wait on) and "resume" (the commands that go on).
  *
  * Counts are fed by the engine: progress_add() when a batch is taken (its
  * items and those already final), progress_note() per item made final,
@@ -22,6 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+struct batch;
+struct item;
 
 struct progress {
 	bool enabled;
@@ -40,7 +53,8 @@ bool progress_due(const struct progress *p);	/* a redraw may happen now */
 void progress_clear(struct progress *p);
 bool progress_active(const struct progress *p);
 int64_t progress_next_ns(const struct progress *p);
-void progress_event(FILE *fp, const char *batch, size_t completed,
-		    size_t total, const char *symbol, const char *state);
+void progress_event(FILE *fp, const struct batch *b, size_t completed,
+		    const struct item *it);
+void progress_batch_event(FILE *fp, const struct batch *b, int64_t now);
 
 #endif

@@ -986,8 +986,9 @@ static void groups(struct rctx *x)
 	for (size_t i = 0; i < n; i++)
 		group_block(x, g[i].id, g[i].here, g[i].syms, g[i].nsyms);
 	if (more)
-		out(x, "<p class=\"note\">&hellip; and %zu more groups "
-		       "(<code>runner groups</code> lists them).</p>\n", more);
+		out(x, "<p class=\"note\">&hellip; and %zu more %s "
+		       "(<code>runner groups</code> lists them).</p>\n", more,
+		    plural(more, "group", "groups"));
 	out(x, "</section>\n");
 	strmap_release(&seen);
 	free(g);

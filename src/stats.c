@@ -326,7 +326,9 @@ void stats_print(FILE *fp, const cJSON *o)
 			num(it, "paused", 0));
 	fputs("success      ", fp);
 	print_rate(fp, get(o, "success_rate"));
-	fprintf(fp, " of final items, %.0f attempts\n", num(o, "attempts", 0));
+	double attempts = num(o, "attempts", 0);
+	fprintf(fp, " of final items, %.0f %s\n", attempts,
+		attempts == 1 ? "attempt" : "attempts");
 	first = true;
 	cJSON_ArrayForEach(v, get(o, "error_categories"))
 	{

@@ -198,6 +198,11 @@ char *fmt_time(int64_t ms, char buf[TIME_BUF])
 	return buf;
 }
 
+const char *plural(unsigned long long n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
 char *fmt_duration(int64_t ms, char *buf, size_t n)
 {
 	if (ms < 0)

@@ -68,6 +68,10 @@ char *fmt_time(int64_t ms, char buf[TIME_BUF]);
 /* "1.234s", "12m03s", "2h05m": a human duration. */
 char *fmt_duration(int64_t ms, char *buf, size_t n);
 
+/* The noun for n things in text people read: one when n is 1, else many.
+ * printf("%zu %s", n, plural(n, "item", "items")): "1 item", "0 items". */
+const char *plural(unsigned long long n, const char *one, const char *many);
+
 /*
  * Parsers.  On failure they return -1 and, when why is not NULL, store a
  * short reason in why (at most 128 bytes).

@@ -115,7 +115,7 @@ mv "$H/spool/.rf.tmp" "$H/spool/rf.job"
 wait_for final rf
 r retry-failed rf
 is "$rc" 0 "retry-failed handed to the daemon"
-like "$(cat "$T/out")" "1 failed items queued again" "it requeued the failed item"
+like "$(cat "$T/out")" "1 failed item queued again" "it requeued the failed item"
 ran_again() { [ "$(item rf EXIT-65-2 attempts)" = 2 ]; }
 wait_for ran_again
 is "$(item rf EXIT-65-2 attempts)" 2 "the daemon ran it again"

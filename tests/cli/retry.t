@@ -72,7 +72,7 @@ is "$rc" 0 "after the fix every item succeeds: exit 0"
 is "$(jq "$(bjson)" '$d->{status}')" completed "completed"
 is "$(item EXIT-65-B attempts)" 3 "third attempt of B"
 is "$(item EXIT-65-B attempt_log)" "$(item EXIT-65-B attempt_log)" "attempt_log kept"
-like "$(cat "$H/logs/rf.log")" "retry-failed: 1 failed items queued again" "log: retry-failed"
+like "$(cat "$H/logs/rf.log")" "retry-failed: 1 failed item queued again" "log: retry-failed"
 r retry-failed rf
 is "$rc" 0 "nothing left to retry: exit 0"
 like "$(cat "$T/out")" "nothing to retry" "says so"

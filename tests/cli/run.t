@@ -102,9 +102,12 @@ priority = 5
 JOB
 r run --json
 is "$rc" 0 "all succeeded: exit 0"
-is "$(jq "$T/out" '$d->{event}')" progress "--json progress event"
-is "$(jq "$T/out" '$d->{completed}.",".$d->{total}.",".$d->{symbol}.",".$d->{state}')" "1,1,OK-C,succeeded" "progress event fields"
-like "$(jq "$T/out" '$d->{batch_id}')" '^batch-[0-9a-f]{8}$' "generated id batch-XXXXXXXX"
+sed -n 1p "$T/out" >"$T/ev1"
+sed -n 2p "$T/out" >"$T/ev2"
+is "$(jq "$T/ev1" '$d->{event}')" progress "--json progress event"
+is "$(jq "$T/ev1" '$d->{completed}.",".$d->{total}.",".$d->{symbol}.",".$d->{state}')" "1,1,OK-C,succeeded" "progress event fields"
+like "$(jq "$T/ev1" '$d->{batch_id}')" '^batch-[0-9a-f]{8}$' "generated id batch-XXXXXXXX"
+is "$(jq "$T/ev2" '$d->{event}.",".$d->{status}')" "batch,completed" "then the batch's final event"
 r list
 like "$(sed -n 2p "$T/out")" "^batch-[0-9a-f]{8} +completed" "list: newest first"
 like "$(sed -n 3p "$T/out")" "^nightly-1 +partial" "list: then the older"

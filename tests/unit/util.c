@@ -579,6 +579,9 @@ static void test_misc(void)
 	       "fmt_duration m");
 	is_str(fmt_duration(7500000, buf, sizeof(buf)), "2h05m",
 	       "fmt_duration h");
+	is_str(plural(1, "item", "items"), "item", "plural: 1 item");
+	is_str(plural(0, "item", "items"), "items", "plural: 0 items");
+	is_str(plural(2, "match", "matches"), "matches", "plural: 2 matches");
 }
 
 /* ---- lock_within: no lock wait without an end ---- */
