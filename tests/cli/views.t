@@ -86,7 +86,7 @@ like "$(cat "$H/logs/one.log")" 'started: 1 item$' "log: started: 1 item"
 like "$(cat "$H/logs/one.log")" '1 item processed \(0 succeeded, 1 failed, 0 cancelled\), 1 error \(data_error 1\), 0 matches' "log: 1 item processed, 1 error"
 like "$(cat "$H/logs/alerts.jsonl")" 'EXIT-65-A processing failed 1 time"' "alert: failed 1 time"
 r status
-like "$(cat "$T/out")" '1 seen in 24 h: 0 healthy, 1 paused, 1 circuit open$' "status: 1 circuit open"
+like "$(cat "$T/out")" '1 seen in 24 h: 0 healthy, 0 paused, 1 circuit open$' "status: 1 circuit open"
 r retry-failed one --no-wait
 like "$(cat "$T/out")" '^batch one: 1 failed item queued again;' "retry-failed: 1 failed item"
 like "$(cat "$H/logs/one.log")" 'retry-failed: 1 failed item queued again$' "log: 1 failed item"
