@@ -1,6 +1,9 @@
 #!/bin/sh
 # Figures that are true: `stats` gives the same numbers for a batch wherever
-# it lives (batches/, archived, restored, the archive index rebuilt).
+# it lives (batches/, archived, restored, the archive index rebuilt); busy
+# time and throughput over it after a retry long after the first run
+# (show, batch.json, summary.json, stats, report); sums of seconds, and the
+# failed items the most-failing symbols do not see.
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 # sdiff A B: the top-level keys of two JSON documents that differ (but
@@ -98,5 +101,65 @@ r stats --json
 cp "$T/out" "$T/back.json"
 is "$(jq "$T/back.json" '$d->{archived_batches}')" 0 "every batch restored"
 is "$(sdiff "$T/before.json" "$T/back.json")" "" "every batch restored: every figure as before"
+
+# ---- (b) busy time and throughput after a retry long after ----
+mkhome
+job b <<JOB
+[job]
+agent = fake
+id = fig-busy
+symbols = OK-A OK-B FLAKY-2-C
+max_attempts = 1
+JOB
+r run
+is "$rc" 1 "FLAKY-2-C failed its only attempt"
+sleep 3
+r retry-failed fig-busy
+is "$rc" 0 "retry-failed 3 s later: it succeeds"
+B=$H/batches/fig-busy/batch.json
+S=$H/batches/fig-busy/summary.json
+wall=$(jq "$B" '$d->{performance}{duration_seconds}')
+busy=$(jq "$B" '$d->{performance}{busy_seconds}')
+ips=$(jq "$B" '$d->{performance}{items_per_second}')
+check "batch.json: the wall duration spans the gap (${wall} s)" perl -e "exit !($wall >= 3)"
+check "batch.json: busy_seconds (${busy} s) is far below it" perl -e "exit !('$busy' =~ /^[0-9.e-]+\$/ && $busy > 0 && $busy < $wall - 2)"
+check "batch.json: items_per_second (${ips}) is 3 items over the busy time" \
+	perl -e "exit !(abs($ips * $busy - 3) < 0.01)"
+is "$(jq "$S" '$d->{busy_seconds}')" "$busy" "summary.json: the same busy_seconds"
+is "$(jq "$S" '$d->{items_per_second}')" "$ips" "summary.json: the same items_per_second"
+r show fig-busy
+like "$(cat "$T/out")" "duration +[0-9][0-9.hms]* \(busy [0-9][0-9.hms]*\)" "show: both durations"
+like "$(grep throughput "$T/out")" "throughput +[0-9.]+ items/s" "show: a throughput"
+check "show: the throughput is not 0.0" sh -c "! grep -q 'throughput *0\\.0 ' '$T/out'"
+tp=$(sed -n 's/^ *throughput *\([0-9.]*\) items\/s$/\1/p' "$T/out")
+check "show: the throughput is 3 items over the busy time ($tp)" perl -e "exit !(abs($tp - $ips) <= 0.05 * $ips)"
+r stats --json
+is "$(jq "$T/out" '$d->{throughput}{busy_seconds}')" "$busy" "stats: busy seconds are the batch's"
+check "stats: items/s over busy time" perl -e "exit !(abs($(jq "$T/out" '$d->{throughput}{items_per_second}') - $ips) < 0.01)"
+r report fig-busy
+like "$(grep "<th>duration</th>" "$T/out")" "<th>duration</th><td>[^<]*\(busy [^)]*\)" "report: both durations"
+check "report: the same throughput as show" grep -q "<th>throughput</th><td>$tp items/s" "$T/out"
+
+# ---- (d) sums of seconds, failures not listed ----
+# 1,000 batches of 0.1 busy seconds are 100 seconds (a sum of doubles
+# drifts to 99.9999999999986), and 150 failed items of which 100 listed.
+mkhome
+mkdir -p "$H/batches"
+perl -e '
+	my $dir = shift;
+	for my $i (1 .. 1000) {
+		my $f = $i == 1 ? 150 : 0;
+		my $list = join ",", map { sprintf q({"symbol":"S%03d","category":"data_error","error_message":"no data","completed_at":"2026-01-01T00:00:01.000Z"}), $_ } 1 .. ($f > 100 ? 100 : $f);
+		mkdir "$dir/fig-sum-$i" or die;
+		open my $o, ">", "$dir/fig-sum-$i/summary.json" or die;
+		printf $o q({"batch_id":"fig-sum-%d","agent":"fake","status":"%s","created_at":"2026-01-01T00:00:00.000Z","completed_at":"2026-01-01T00:00:01.000Z","total_items":%d,"succeeded_items":10,"failed_items":%d,"cancelled_items":0,"pending_items":0,"running_items":0,"paused_items":0,"attempts":10,"error_summary":{},"duration_seconds":0.1,"busy_seconds":0.1,"items_per_second":100,"cpu_user_seconds":0.1,"cpu_system_seconds":0,"failed":[%s]}) . "\n",
+			$i, $f ? "partial" : "completed", 10 + $f, $f, $list;
+	}' "$H/batches"
+r stats --json
+is "$(jq "$T/out" '$d->{throughput}{busy_seconds}')" 100 "stats: 1,000 x 0.1 busy seconds are 100"
+is "$(jq "$T/out" '$d->{cpu_user_seconds}')" 100 "stats: cpu seconds too"
+is "$(jq "$T/out" '$d->{unlisted_failed_items}')" 50 "stats: 50 failed items beyond the 100 listed"
+r stats
+like "$(cat "$T/out")" "not counted: 50 failed items beyond the first 100" "stats: says the ranking does not see them"
 
 done_testing

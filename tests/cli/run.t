@@ -68,7 +68,7 @@ is "$(jq "$B" '$d->{items}[0]{attempt_log}[0]{outcome}')" succeeded "attempt_log
 is "$(jq "$B" 'scalar keys %{$d->{items}[0]}')" 17 "every item field present"
 is "$(jq "$B" 'scalar keys %{$d->{items}[0]{attempt_log}[0]}')" 12 "every attempt field present"
 is "$(jq "$B" 'join(",", sort keys %$d)')" "agent,batch_id,cancelled_items,completed_at,configuration,created_at,error_summary,failed_items,failure_groups,items,job_file,job_sha256,name,origin,paused_items,pending_items,performance,running_items,schema_version,source,started_at,status,succeeded_items,total_items" "every top-level field present"
-is "$(jq "$B" 'join(",", sort keys %{$d->{performance}})')" "cpu_system_seconds,cpu_user_seconds,duration_seconds,items_per_second,latency_ms,max_rss_kb" "performance fields"
+is "$(jq "$B" 'join(",", sort keys %{$d->{performance}})')" "busy_seconds,cpu_system_seconds,cpu_user_seconds,duration_seconds,items_per_second,latency_ms,max_rss_kb" "performance fields (busy_seconds beside SPEC 7's)"
 check "output files per attempt" test -f "$H/batches/nightly-1/items/OK-A/attempt-1.out"
 is "$(cat "$H/batches/nightly-1/items/OK-A/attempt-1.out")" "ok OK-A" "stdout captured"
 is "$(cat "$H/batches/nightly-1/items/EXIT-3-A/attempt-1.err")" "failing with 3" "stderr captured"
