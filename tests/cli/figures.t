@@ -2,7 +2,8 @@
 # Figures that are true: `stats` gives the same numbers for a batch wherever
 # it lives (batches/, archived, restored, the archive index rebuilt); busy
 # time and throughput over it after a retry long after the first run
-# (show, batch.json, summary.json, stats, report); sums of seconds, and the
+# (show, batch.json, summary.json, stats, report); per-symbol latency
+# percentiles of `status` within [min, max]; sums of seconds, and the
 # failed items the most-failing symbols do not see.
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
@@ -139,6 +140,21 @@ check "stats: items/s over busy time" perl -e "exit !(abs($(jq "$T/out" '$d->{th
 r report fig-busy
 like "$(grep "<th>duration</th>" "$T/out")" "<th>duration</th><td>[^<]*\(busy [^)]*\)" "report: both durations"
 check "report: the same throughput as show" grep -q "<th>throughput</th><td>$tp items/s" "$T/out"
+
+# ---- (c) status latency percentiles within [min, max] ----
+mkhome
+syms=$(i=10; while [ $i -lt 50 ]; do printf 'OK-%d ' $i; i=$((i + 1)); done)
+job c <<JOB
+[job]
+agent = fake
+symbols = $syms
+JOB
+r run
+is "$rc" 0 "40 symbols ran"
+r status --json
+is "$(jq "$T/out" 'scalar @{$d->{symbols}}')" 40 "status: 40 symbols"
+bad=$(jq "$T/out" 'join " ", map { my $l = $_->{latency_ms}; "$_->{symbol}($l->{min},$l->{p50},$l->{p95},$l->{avg},$l->{max})" } grep { my $l = $_->{latency_ms}; !defined $l->{min} || grep { !defined $_ || $_ < $l->{min} || $_ > $l->{max} } @$l{qw(p50 p95 avg)} } @{$d->{symbols}}')
+is "$bad" "" "status: every p50, p95 and avg within [min, max]"
 
 # ---- (d) sums of seconds, failures not listed ----
 # 1,000 batches of 0.1 busy seconds are 100 seconds (a sum of doubles
