@@ -675,11 +675,11 @@ static cJSON *index_json(const struct archive_info *ai)
 	return o;
 }
 
-/* full (may be NULL): the batch's summary.json, kept whole in the line so
- * that `stats` sees archived batches with their error categories and
- * failed symbols; the summary fields of ai win. */
-static void add_index_line_full(struct sb *sb, const struct archive_info *ai,
-				const cJSON *full)
+/* index_json(ai) with every other field of full (may be NULL): the
+ * batch's summary.json, or an index line that holds it, so that `stats`
+ * sees an archived batch with every figure it has in batches/ (attempts,
+ * error categories, busy time, failed symbols); the fields of ai win. */
+static cJSON *index_json_full(const struct archive_info *ai, const cJSON *full)
 {
 	cJSON *o = index_json(ai);
 	if (cJSON_IsObject(full)) {
@@ -693,45 +693,81 @@ static void add_index_line_full(struct sb *sb, const struct archive_info *ai,
 					cJSON_Duplicate(f, true));
 		}
 	}
-	add_json_line(sb, o);
+	return o;
 }
 
-static void add_index_line(struct sb *sb, const struct archive_info *ai)
+static void add_index_line_full(struct sb *sb, const struct archive_info *ai,
+				const cJSON *full)
 {
-	add_json_line(sb, index_json(ai));
+	add_json_line(sb, index_json_full(ai, full));
 }
 
-static int parse_index_line(const char *line, struct archive_info *ai)
+/*
+ * One archive as the index knows it: ai for `list`, and doc, the JSON text
+ * of its whole line (or of the archive's summary.json) for `stats`, kept
+ * by every rewrite.  full: doc holds a whole summary.json (an index line
+ * written by an older version may hold the summary fields only).
+ */
+struct index_entry {
+	struct archive_info ai;
+	char *doc;
+	bool full;
+};
+
+struct index {
+	struct index_entry *v;
+	size_t n, cap;
+};
+
+/* summary.json always has error_summary; an index line without it was
+ * rewritten from the summary fields alone. */
+static bool doc_full(const cJSON *o)
+{
+	return cJSON_IsObject(
+		cJSON_GetObjectItemCaseSensitive(o, "error_summary"));
+}
+
+static int parse_index_line(const char *line, struct index_entry *e)
 {
 	char id[ID_MAX + 1];
 	cJSON *o = cJSON_Parse(line);
+	struct archive_info *ai = &e->ai;
 	int rc = -1;
-	memset(ai, 0, sizeof(*ai));
+	memset(e, 0, sizeof(*e));
 	if (summary_parse(o, &ai->s) == 0) {
 		json_get_str(o, "archive", ai->file, sizeof(ai->file));
 		ai->archived_ms = json_get_time(o, "archived_at");
 		ai->bytes = (uint64_t)json_get_count(o, "archive_bytes");
-		if (archive_name_id(ai->file, id) && !strcmp(id, ai->s.id))
+		if (archive_name_id(ai->file, id) && !strcmp(id, ai->s.id)) {
+			e->doc = xstrdup(line);
+			e->full = doc_full(o);
 			rc = 0;
+		}
 	}
 	cJSON_Delete(o);
 	return rc;
 }
 
-struct index {
-	struct archive_info *v;
-	size_t n, cap;
-};
-
 static void index_release(struct index *ix)
 {
+	for (size_t i = 0; i < ix->n; i++)
+		free(ix->v[i].doc);
 	free(ix->v);
 	ix->v = NULL;
 	ix->n = ix->cap = 0;
 }
 
+/* The entry as one JSON object (the caller deletes it). */
+static cJSON *entry_json(const struct index_entry *e)
+{
+	cJSON *full = e->doc ? cJSON_Parse(e->doc) : NULL;
+	cJSON *o = index_json_full(&e->ai, full);
+	cJSON_Delete(full);
+	return o;
+}
+
 struct tagged {
-	struct archive_info ai;
+	struct index_entry e;
 	size_t pos;
 };
 
@@ -739,7 +775,7 @@ struct tagged {
 static int cmp_tagged(const void *a, const void *b)
 {
 	const struct tagged *x = a, *y = b;
-	int c = strcmp(x->ai.file, y->ai.file);
+	int c = strcmp(x->e.ai.file, y->e.ai.file);
 	if (c)
 		return c;
 	return x->pos > y->pos ? -1 : x->pos < y->pos;
@@ -772,7 +808,7 @@ static int index_load(int adir, struct index *ix)
 		if (nl)
 			*nl++ = '\0';
 		GROW(t, cap, n + 1);
-		if (parse_index_line(line, &t[n].ai) == 0) {
+		if (parse_index_line(line, &t[n].e) == 0) {
 			t[n].pos = n;
 			n++;
 		}
@@ -780,11 +816,14 @@ static int index_load(int adir, struct index *ix)
 	sb_release(&text);
 	if (n)
 		qsort(t, n, sizeof(*t), cmp_tagged);
-	for (size_t i = 0; i < n; i++)
-		if (!i || strcmp(t[i - 1].ai.file, t[i].ai.file)) {
-			GROW(ix->v, ix->cap, ix->n + 1);
-			ix->v[ix->n++] = t[i].ai;
+	for (size_t i = 0; i < n; i++) {
+		if (i && !strcmp(t[i - 1].e.ai.file, t[i].e.ai.file)) {
+			free(t[i].e.doc);
+			continue;
 		}
+		GROW(ix->v, ix->cap, ix->n + 1);
+		ix->v[ix->n++] = t[i].e;
+	}
 	free(t);
 	return 0;
 }
@@ -884,13 +923,14 @@ static int to_fd(void *arg, const void *buf, size_t n)
 	return write_all(*(int *)arg, buf, n);
 }
 
-/* An index entry made from the archive itself (its summary.json). */
-static int info_from_archive(int adir, const char *file,
-			     struct archive_info *ai)
+/* An index entry made from the archive itself: e->doc is its summary.json,
+ * e->ai.archived_ms the archive's mtime. */
+static int entry_from_archive(int adir, const char *file,
+			      struct index_entry *e)
 {
 	char id[ID_MAX + 1];
 	struct sb text = SB_INIT;
-	struct sb_sink sink = { &text, 65536 };
+	struct sb_sink sink = { &text, SUMMARY_MAX_BYTES };
 	struct stat st;
 	int rc = -1;
 	if (!archive_name_id(file, id))
@@ -902,12 +942,17 @@ static int info_from_archive(int adir, const char *file,
 			   true) == 1) {
 		sb_addc(&text, '\0');
 		cJSON *o = cJSON_Parse(text.buf);
-		memset(ai, 0, sizeof(*ai));
-		if (summary_parse(o, &ai->s) == 0 && !strcmp(ai->s.id, id)) {
-			snprintf(ai->file, sizeof(ai->file), "%s", file);
-			ai->archived_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
-					  st.st_mtim.tv_nsec / 1000000;
-			ai->bytes = (uint64_t)st.st_size;
+		struct index_entry got = { 0 };
+		if (summary_parse(o, &got.ai.s) == 0 &&
+		    !strcmp(got.ai.s.id, id)) {
+			snprintf(got.ai.file, sizeof(got.ai.file), "%s", file);
+			got.ai.archived_ms =
+				(int64_t)st.st_mtim.tv_sec * 1000 +
+				st.st_mtim.tv_nsec / 1000000;
+			got.ai.bytes = (uint64_t)st.st_size;
+			got.doc = xstrdup(text.buf);
+			got.full = doc_full(o);
+			*e = got;
 			rc = 0;
 		}
 		cJSON_Delete(o);
@@ -915,6 +960,17 @@ static int info_from_archive(int adir, const char *file,
 	close(fd);
 	sb_release(&text);
 	return rc;
+}
+
+static int info_from_archive(int adir, const char *file,
+			     struct archive_info *ai)
+{
+	struct index_entry e;
+	if (entry_from_archive(adir, file, &e) < 0)
+		return -1;
+	*ai = e.ai;
+	free(e.doc);
+	return 0;
 }
 
 /* Every name in a directory but . and .. (NULL-terminated, xstrdup'ed). */
@@ -959,7 +1015,9 @@ static int cmp_str(const void *a, const void *b)
 /*
  * Make ix agree with the archive files there are: lines of files that are
  * gone are dropped, files without a line are read (their summary.json),
- * sizes are refreshed.  *changed: ix differs from what was loaded.
+ * sizes are refreshed, and a line that lost the batch's figures (an older
+ * version's rewrite kept the summary fields only) gets them back from the
+ * archive's summary.json.  *changed: ix differs from what was loaded.
  */
 static int index_reconcile(int adir, struct index *ix, bool *changed)
 {
@@ -978,27 +1036,42 @@ static int index_reconcile(int adir, struct index *ix, bool *changed)
 		    fstatat(adir, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;
-		while (j < ix->n && strcmp(ix->v[j].file, names[i]) < 0) {
-			j++;
+		while (j < ix->n && strcmp(ix->v[j].ai.file, names[i]) < 0) {
+			free(ix->v[j++].doc);
 			*changed = true;
 		}
-		struct archive_info ai;
-		if (j < ix->n && !strcmp(ix->v[j].file, names[i])) {
-			ai = ix->v[j++];
-			if (ai.bytes != (uint64_t)st.st_size) {
-				ai.bytes = (uint64_t)st.st_size;
+		struct index_entry e;
+		if (j < ix->n && !strcmp(ix->v[j].ai.file, names[i])) {
+			e = ix->v[j++];
+			struct index_entry again;
+			if (!e.full &&
+			    entry_from_archive(adir, names[i], &again) == 0) {
+				if (again.full) {
+					again.ai.archived_ms = e.ai.archived_ms;
+					free(e.doc);
+					e = again;
+					*changed = true;
+				} else {
+					free(again.doc);
+				}
+			}
+			if (e.ai.bytes != (uint64_t)st.st_size) {
+				e.ai.bytes = (uint64_t)st.st_size;
 				*changed = true;
 			}
-		} else if (info_from_archive(adir, names[i], &ai) == 0) {
+		} else if (entry_from_archive(adir, names[i], &e) == 0) {
 			*changed = true;
 		} else {
 			continue; /* not listable; restore still finds it */
 		}
 		GROW(out.v, out.cap, out.n + 1);
-		out.v[out.n++] = ai;
+		out.v[out.n++] = e;
 	}
 	if (j < ix->n)
 		*changed = true;
+	while (j < ix->n)
+		free(ix->v[j++].doc);
+	ix->n = 0;
 	names_free(names);
 	index_release(ix);
 	*ix = out;
@@ -1009,7 +1082,7 @@ static int index_rewrite(int adir, const struct index *ix)
 {
 	struct sb sb = SB_INIT;
 	for (size_t i = 0; i < ix->n; i++)
-		add_index_line(&sb, &ix->v[i]);
+		add_json_line(&sb, entry_json(&ix->v[i]));
 	int rc = home_replace(adir, INDEX_NAME, sb.buf ? sb.buf : "", sb.len);
 	sb_release(&sb);
 	if (rc < 0)
@@ -1508,28 +1581,30 @@ static void delete_pass(struct run *r)
 	}
 	size_t kept = 0;
 	for (size_t i = 0; i < ix.n; i++) {
-		struct archive_info *ai = &ix.v[i];
+		struct archive_info *ai = &ix.v[i].ai;
 		int64_t when = ai->s.completed_ms ? ai->s.completed_ms
 						  : ai->archived_ms;
+		bool keep = true;
 		if (!when || r->now - when < r->o->delete_after_ms ||
 		    r->stop) {
-			ix.v[kept++] = *ai;
-			continue;
-		}
-		if (r->o->dry_run) {
+			/* kept */
+		} else if (r->o->dry_run) {
 			emit(r, ARCH_DELETED, ai->s.id, ai->file, when,
 			     ai->bytes, NULL);
-			ix.v[kept++] = *ai;
 		} else if (unlinkat(r->adir, ai->file, 0) == 0) {
 			removed = true;
+			keep = false;
 			emit(r, ARCH_DELETED, ai->s.id, ai->file, when,
 			     ai->bytes, NULL);
 		} else {
 			error("batches/archive/%s: %s", ai->file,
 			      strerror(errno));
 			failed(r, errno);
-			ix.v[kept++] = *ai;
 		}
+		if (keep)
+			ix.v[kept++] = ix.v[i];
+		else
+			free(ix.v[i].doc);
 	}
 	ix.n = kept;
 	if (removed && fsync_dir(r->adir) < 0) {
@@ -1658,9 +1733,9 @@ cJSON *archive_info_json(const struct archive_info *ai)
 	return o;
 }
 
-int archive_list(struct home *h, archive_list_fn fn, void *arg)
+/* The index as the archive files say (nothing written): 0, -1 printed. */
+static int index_read(struct home *h, struct index *ix)
 {
-	struct index ix = { 0 };
 	bool changed;
 	int rc = 0, adir = open_archive_dir(h, false);
 	if (adir < 0) {
@@ -1668,15 +1743,22 @@ int archive_list(struct home *h, archive_list_fn fn, void *arg)
 			return 0;
 		return error("batches/archive: %s", strerror(errno));
 	}
-	if (index_load(adir, &ix) < 0)
+	if (index_load(adir, ix) < 0)
 		warning("batches/archive/%s: %s (reading the archives)",
 			INDEX_NAME, strerror(errno));
-	if (index_reconcile(adir, &ix, &changed) < 0)
+	if (index_reconcile(adir, ix, &changed) < 0)
 		rc = error("batches/archive: %s", strerror(errno));
-	for (size_t i = 0; rc == 0 && i < ix.n; i++)
-		rc = fn(arg, &ix.v[i]);
-	index_release(&ix);
 	close(adir);
+	return rc;
+}
+
+int archive_list(struct home *h, archive_list_fn fn, void *arg)
+{
+	struct index ix = { 0 };
+	int rc = index_read(h, &ix);
+	for (size_t i = 0; rc == 0 && i < ix.n; i++)
+		rc = fn(arg, &ix.v[i].ai);
+	index_release(&ix);
 	return rc;
 }
 
@@ -1725,8 +1807,8 @@ int archive_find(struct home *h, const char *id, struct archive_info *ai)
 	}
 	index_load(adir, &ix);
 	for (size_t i = 0; i < ix.n; i++)
-		if (!strcmp(ix.v[i].file, file)) {
-			*ai = ix.v[i];
+		if (!strcmp(ix.v[i].ai.file, file)) {
+			*ai = ix.v[i].ai;
 			ai->bytes = (uint64_t)st.st_size;
 			rc = 0;
 			goto out;
@@ -2307,86 +2389,16 @@ out:
 
 /* ---- the index for stats ---- */
 
-struct docs_walk {
-	struct strmap ids;	/* id -> 1 + position in docs */
-	char **keys;
-	cJSON **docs;
-	size_t n, cap;
-	bool *seen;
-};
-
-static int note_listed(void *arg, const struct archive_info *ai)
-{
-	struct docs_walk *w = arg;
-	if (strmap_get(&w->ids, ai->s.id))
-		return 0;
-	GROW(w->keys, w->cap, w->n + 1);
-	w->docs = xrealloc(w->docs, w->cap * sizeof(*w->docs));
-	w->keys[w->n] = xstrdup(ai->s.id);
-	w->docs[w->n] = archive_info_json(ai);
-	strmap_put(&w->ids, w->keys[w->n], w->n);
-	w->n++;
-	return 0;
-}
-
 int archive_index_docs(struct home *h,
 		       void (*fn)(void *arg, const cJSON *doc), void *arg)
 {
-	struct docs_walk w = { .ids = STRMAP_INIT };
-	int rc = archive_list(h, note_listed, &w);
-	int adir = w.n ? open_archive_dir(h, false) : -1;
-	int fd = adir >= 0 ? openat(adir, INDEX_NAME,
-				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-					    O_CLOEXEC)
-			   : -1;
-	struct sb text = SB_INIT;
-	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    read_fd_bounded(fd, INDEX_MAX, &text) == 0) {
-		sb_addc(&text, '\0');
-		for (char *line = text.buf, *nl; line && *line; line = nl) {
-			nl = strchr(line, '\n');
-			if (nl)
-				*nl++ = '\0';
-			cJSON *o = cJSON_Parse(line);
-			const cJSON *id =
-				cJSON_GetObjectItemCaseSensitive(o, "batch_id");
-			const cJSON *f = cJSON_GetObjectItemCaseSensitive(
-				w.docs && cJSON_IsString(id) &&
-						strmap_get(&w.ids,
-							   id->valuestring)
-					? w.docs[strmap_get(&w.ids,
-							    id->valuestring)
-							 ->value]
-					: NULL,
-				"archive");
-			const cJSON *lf =
-				cJSON_GetObjectItemCaseSensitive(o, "archive");
-			/* The listed archive's own line (the last one wins)
-			 * replaces the plain entry. */
-			if (f && cJSON_IsString(lf) && cJSON_IsString(f) &&
-			    strstr(f->valuestring, lf->valuestring)) {
-				size_t k = strmap_get(&w.ids, id->valuestring)
-						   ->value;
-				cJSON_Delete(w.docs[k]);
-				w.docs[k] = o;
-				o = NULL;
-			}
-			cJSON_Delete(o);
-		}
+	struct index ix = { 0 };
+	int rc = index_read(h, &ix);
+	for (size_t i = 0; rc == 0 && i < ix.n; i++) {
+		cJSON *o = entry_json(&ix.v[i]);
+		fn(arg, o);
+		cJSON_Delete(o);
 	}
-	if (fd >= 0)
-		close(fd);
-	if (adir >= 0)
-		close(adir);
-	sb_release(&text);
-	for (size_t i = 0; i < w.n; i++) {
-		fn(arg, w.docs[i]);
-		cJSON_Delete(w.docs[i]);
-		free(w.keys[i]);
-	}
-	free(w.docs);
-	free(w.keys);
-	strmap_release(&w.ids);
+	index_release(&ix);
 	return rc;
 }

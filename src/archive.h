@@ -12,12 +12,14 @@
  * against.  Only regular files and directories are stored: a symlink or
  * special file an agent left in items/ is skipped with a warning.
  *
- * batches/archive/index.jsonl: one line per archive, meta_summary_json()
- * plus "archive" (file name), "archived_at", "archive_bytes"; `list
- * --archived` reads it and opens no archive.  It is a cache, the files are
- * the truth: readers skip lines whose file is gone (and torn lines) and
- * read summary.json out of an archive the index lacks; archive_run()
- * rewrites it atomically when it disagrees with the directory.
+ * batches/archive/index.jsonl: one line per archive, the batch's whole
+ * summary.json with "archive" (file name), "archived_at", "archive_bytes"
+ * added; `list --archived` and `stats` read it and open no archive.  It
+ * is a cache, the files are the truth: readers skip lines whose file is
+ * gone (and torn lines) and read summary.json out of an archive the index
+ * lacks, or whose line holds the summary fields only (an older version's
+ * rewrite); archive_run() and archive_restore() rewrite it atomically when
+ * it disagrees with the directory, every line whole.
  *
  * Archiving one batch (under batches/archive/.lock and the batch's lock):
  * write .<file>.HEX16.tmp, fsync, read it back and check every member
@@ -106,8 +108,8 @@ int archive_run(struct home *h, const struct archive_opts *o,
 		archive_event_fn fn, void *arg);
 
 /* Every archived batch (as archive_list) as a JSON document: its index
- * line, which holds the batch's whole summary.json when the archive was
- * made by this version, else archive_info_json().  For `stats`. */
+ * line, which holds the batch's whole summary.json, so that `stats` gives
+ * an archived batch the figures it had in batches/. */
 int archive_index_docs(struct home *h,
 		       void (*fn)(void *arg, const struct cJSON *doc),
 		       void *arg);

@@ -6,6 +6,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -70,6 +71,56 @@ int64_t meta_attempt_duration(const struct attempt *a)
 		       : -1;
 }
 
+struct span {
+	int64_t from, to;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return x->from < y->from ? -1 : x->from > y->from;
+}
+
+int64_t meta_busy_ms(const struct batch *b, int64_t now)
+{
+	size_t n = 0, cap = 0;
+	struct span *v = NULL;
+	/* An attempt without an end in a final batch cannot be; should a
+	 * journal say so, it ends with the batch, not at the reader's now. */
+	int64_t open_end = b->final ? b->completed_ms : now;
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		for (int k = 0; k < it->nattempts; k++) {
+			const struct attempt *a = &it->log[k];
+			int64_t to = a->completed_ms ? a->completed_ms : open_end;
+			if (!a->started_ms || to < a->started_ms)
+				continue;
+			GROW(v, cap, n + 1);
+			v[n++] = (struct span){ a->started_ms, to };
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_span);
+	int64_t busy = 0;
+	for (size_t i = 0; i < n;) {
+		struct span cur = v[i++];
+		while (i < n && v[i].from <= cur.to) {
+			if (v[i].to > cur.to)
+				cur.to = v[i].to;
+			i++;
+		}
+		busy += cur.to - cur.from;
+	}
+	free(v);
+	return busy;
+}
+
+static size_t final_count(const struct batch *b)
+{
+	return b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
+	       b->count[ST_CANCELLED];
+}
+
 void meta_perf(const struct batch *b, int64_t now, struct meta_perf *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -79,6 +130,11 @@ void meta_perf(const struct batch *b, int64_t now, struct meta_perf *p)
 		if (p->duration_s < 0)
 			p->duration_s = 0;
 		p->has_duration = true;
+		p->busy_s = (double)meta_busy_ms(b, now) / 1000.0;
+		if (p->busy_s > 0) {
+			p->items_per_s = (double)final_count(b) / p->busy_s;
+			p->has_rate = true;
+		}
 	}
 	int64_t *lat = xmalloc((b->nitems + 1) * sizeof(int64_t));
 	double sum = 0;
@@ -146,19 +202,17 @@ static size_t batch_groups(const struct batch *b, const char **ids, size_t max)
 
 static void add_perf(cJSON *o, const struct batch *b, const struct meta_perf *p)
 {
-	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
-			     b->count[ST_CANCELLED];
 	if (p->has_duration) {
 		cJSON_AddNumberToObject(o, "duration_seconds", p->duration_s);
-		cJSON_AddNumberToObject(o, "items_per_second",
-					p->duration_s > 0
-						? (double)final_items /
-							  p->duration_s
-						: 0);
+		cJSON_AddNumberToObject(o, "busy_seconds", p->busy_s);
 	} else {
 		cJSON_AddNullToObject(o, "duration_seconds");
-		cJSON_AddNullToObject(o, "items_per_second");
+		cJSON_AddNullToObject(o, "busy_seconds");
 	}
+	if (p->has_rate)
+		cJSON_AddNumberToObject(o, "items_per_second", p->items_per_s);
+	else
+		cJSON_AddNullToObject(o, "items_per_second");
 	cJSON_AddNumberToObject(o, "cpu_user_seconds",
 				(double)b->cpu_user_ms / 1000.0);
 	cJSON_AddNumberToObject(o, "cpu_system_seconds",
@@ -646,11 +700,15 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 	fprintf(fp, "  job         %s (sha256 %.12s)\n",
 		c->job_file ? c->job_file : "-", c->sha256 ? c->sha256 : "-");
 	fprintf(fp, "  created     %s\n", fmt_time(c->created_ms, t1));
-	if (p.has_duration)
-		fprintf(fp, "  duration    %s%s\n",
-			fmt_duration((int64_t)(p.duration_s * 1000), dur,
-				     sizeof(dur)),
-			b->final ? "" : " so far");
+	if (p.has_duration) {
+		char busy[32];
+		fmt_duration(llround(p.duration_s * 1000), dur, sizeof(dur));
+		fmt_duration(llround(p.busy_s * 1000), busy, sizeof(busy));
+		fprintf(fp, "  duration    %s%s", dur, b->final ? "" : " so far");
+		if (strcmp(dur, busy))
+			fprintf(fp, " (busy %s)", busy);
+		fputc('\n', fp);
+	}
 	fprintf(fp,
 		"  items       %zu total: %zu succeeded, %zu failed, %zu "
 		"cancelled, %zu pending, %zu running, %zu paused\n",
@@ -676,11 +734,11 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 	if (any)
 		fputc('\n', fp);
 	print_warnings(fp, b);
-	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
-			     b->count[ST_CANCELLED];
-	if (p.has_duration && p.duration_s > 0)
-		fprintf(fp, "  throughput  %.1f items/s\n",
-			(double)final_items / p.duration_s);
+	if (p.has_rate) {
+		char rate[32];
+		fprintf(fp, "  throughput  %s items/s\n",
+			fmt_rate(p.items_per_s, rate, sizeof(rate)));
+	}
 	if (b->attempts_total) {
 		char u[32], sy[32], r[32];
 		fprintf(fp, "  resources   cpu %s user, %s system; max rss %s\n",

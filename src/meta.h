@@ -59,21 +59,37 @@ const struct attempt *meta_last_done(const struct item *it);
 /* An attempt's duration in ms; -1 unless it started and completed. */
 int64_t meta_attempt_duration(const struct attempt *a);
 
-/* batch.json's performance figures: the batch's duration (until now while
- * it runs) and the latency of the attempt that decided each final item. */
+/*
+ * batch.json's performance figures, the same for show, summary.json, stats
+ * and the report:
+ *   wall   from the first attempt's start to the batch's completion (until
+ *          now while it runs): duration_seconds;
+ *   busy   the time during which at least one attempt of the batch ran,
+ *          the union of the attempts' [start, end] intervals (one still
+ *          running ends now): pauses, retry delays and the gap before a
+ *          retry-failed are not busy: busy_seconds;
+ *   rate   final items (succeeded, failed, cancelled) per busy second:
+ *          items_per_second; none while busy is 0;
+ *   latency  of the attempt that decided each final item.
+ */
 struct meta_perf {
-	double duration_s;
-	bool has_duration;
+	double duration_s;	/* wall */
+	double busy_s;
+	bool has_duration;	/* an attempt has started */
+	double items_per_s;
+	bool has_rate;		/* busy_s > 0 */
 	size_t nlat;
 	double lat_avg;
 	int64_t lat_p50, lat_p95, lat_max;
 };
+/* The busy time of b in ms (see above). */
+int64_t meta_busy_ms(const struct batch *b, int64_t now);
 void meta_perf(const struct batch *b, int64_t now, struct meta_perf *p);
 
 /*
  * summary.json: the fields above plus what `stats` aggregates (error_summary,
- * duration_seconds, items_per_second, latency_ms, cpu and rss, and the first
- * 100 failed items with their last error).  The reader refuses files over
+ * duration_seconds, busy_seconds, items_per_second, latency_ms, cpu and
+ * rss, and the first 100 failed items with their last error).  The reader refuses files over
  * SUMMARY_MAX_BYTES and returns NULL (errno) when absent or damaged.
  */
 #define SUMMARY_MAX_BYTES (1u << 20)

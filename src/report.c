@@ -270,8 +270,6 @@ static void summary(struct rctx *x, int status, size_t peak)
 	const struct batch_conf *c = &b->c;
 	char d1[32], d2[32], d3[32], d4[32], n1[32];
 	struct meta_perf p;
-	size_t final_items = b->count[ST_SUCCEEDED] + b->count[ST_FAILED] +
-			     b->count[ST_CANCELLED];
 
 	meta_perf(b, x->now, &p);
 	int64_t duration_ms = llround(p.duration_s * 1000.0);
@@ -303,10 +301,13 @@ static void summary(struct rctx *x, int status, size_t peak)
 	kv_time(x, "started", b->started_ms, "not started");
 	kv_time(x, "completed", b->final ? b->completed_ms : 0,
 		b->started_ms ? "not yet" : "&ndash;");
-	if (p.has_duration)
-		out(x, "<tr><th>duration</th><td>%s%s</td></tr>\n",
+	if (p.has_duration) {
+		out(x, "<tr><th>duration</th><td>%s%s",
 		    fmt_dur(duration_ms, d1), b->final ? "" : " so far");
-	else
+		if (strcmp(d1, fmt_dur(llround(p.busy_s * 1000.0), d2)))
+			out(x, " (busy %s)", d2);
+		out(x, "</td></tr>\n");
+	} else
 		out(x, "<tr><th>duration</th><td>not started</td></tr>\n");
 	out(x, "<tr><th>items</th><td>%s total: ", fmt_count(b->nitems, n1));
 	out(x, "%zu succeeded, %zu failed, %zu cancelled, %zu running, "
@@ -323,9 +324,9 @@ static void summary(struct rctx *x, int status, size_t peak)
 		out(x, "<tr><th>warnings</th><td>%s attempt%s with a warning "
 		       "(see Warnings)</td></tr>\n",
 		    fmt_count(nwarn, n1), nwarn == 1 ? "" : "s");
-	if (p.has_duration && duration_ms > 0)
-		out(x, "<tr><th>throughput</th><td>%.2f items/s</td></tr>\n",
-		    (double)final_items * 1000.0 / (double)duration_ms);
+	if (p.has_rate)
+		out(x, "<tr><th>throughput</th><td>%s items/s</td></tr>\n",
+		    fmt_rate(p.items_per_s, d1, sizeof(d1)));
 	else
 		out(x, "<tr><th>throughput</th><td>&ndash;</td></tr>\n");
 	if (p.nlat)

@@ -22,7 +22,7 @@ struct stats_agent {
 	char *name;
 	size_t nbatches;
 	long long items[7];
-	double final_items, busy_seconds;
+	long long final_items, busy_ms;
 	double *durations;
 	size_t ndur, durcap;
 };
@@ -44,6 +44,12 @@ static const char *str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Seconds as whole milliseconds (summary.json writes ms / 1000). */
+static long long ms_of(double seconds)
+{
+	return seconds > 0 && seconds < 9e15 ? llround(seconds * 1000.0) : 0;
 }
 
 static int64_t when(const cJSON *o, const char *k)
@@ -134,18 +140,19 @@ bool stats_add(struct stats *st, const cJSON *b, bool archived)
 	const cJSON *es = cJSON_GetObjectItemCaseSensitive(b, "error_summary");
 	for (int c = CAT_NONE + 1; c < CAT_COUNT; c++)
 		st->by_cat[c] += (long long)num(es, category_name(c), 0);
-	st->cpu_user += num(b, "cpu_user_seconds", 0);
-	st->cpu_system += num(b, "cpu_system_seconds", 0);
+	st->cpu_user_ms += ms_of(num(b, "cpu_user_seconds", 0));
+	st->cpu_system_ms += ms_of(num(b, "cpu_system_seconds", 0));
 
 	double dur = num(b, "duration_seconds", -1);
-	if (dur >= 0 && status_final(s)) {
-		double fin = num(b, "succeeded_items", 0) +
-			     num(b, "failed_items", 0) +
-			     num(b, "cancelled_items", 0);
+	double busy = num(b, "busy_seconds", dur);
+	if (dur >= 0 && busy >= 0 && status_final(s)) {
+		long long fin = (long long)num(b, "succeeded_items", 0) +
+				(long long)num(b, "failed_items", 0) +
+				(long long)num(b, "cancelled_items", 0);
 		st->final_items += fin;
-		st->busy_seconds += dur;
+		st->busy_ms += ms_of(busy);
 		a->final_items += fin;
-		a->busy_seconds += dur;
+		a->busy_ms += ms_of(busy);
 		GROW(st->durations, st->durcap, st->ndur + 1);
 		st->durations[st->ndur++] = dur;
 		GROW(a->durations, a->durcap, a->ndur + 1);
@@ -153,8 +160,17 @@ bool stats_add(struct stats *st, const cJSON *b, bool archived)
 	}
 	const cJSON *f;
 	const char *id = str(b, "batch_id");
+	long long listed = 0;
 	cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(b, "failed"))
+	{
 		add_failure(st, f, id);
+		listed++;
+	}
+	/* summary.json lists the first 100 failed items: the ranking of
+	 * symbols cannot see the rest, and says how many they are. */
+	long long failed = (long long)num(b, "failed_items", 0);
+	if (failed > listed)
+		st->unlisted += failed - listed;
 	return true;
 }
 
@@ -229,15 +245,21 @@ cJSON *stats_finish(struct stats *st)
 		cJSON_AddNumberToObject(ec, category_name(c),
 					(double)st->by_cat[c]);
 	cJSON *tp = cJSON_AddObjectToObject(o, "throughput");
-	add_rate(tp, "items_per_second", st->final_items, st->busy_seconds);
-	cJSON_AddNumberToObject(tp, "busy_seconds", st->busy_seconds);
+	add_rate(tp, "items_per_second", (double)st->final_items,
+		 (double)st->busy_ms / 1000.0);
+	cJSON_AddNumberToObject(tp, "busy_seconds",
+				(double)st->busy_ms / 1000.0);
 	cJSON_AddItemToObject(o, "batch_duration_seconds",
 			      durations_json(st->durations, st->ndur));
-	cJSON_AddNumberToObject(o, "cpu_user_seconds", st->cpu_user);
-	cJSON_AddNumberToObject(o, "cpu_system_seconds", st->cpu_system);
+	cJSON_AddNumberToObject(o, "cpu_user_seconds",
+				(double)st->cpu_user_ms / 1000.0);
+	cJSON_AddNumberToObject(o, "cpu_system_seconds",
+				(double)st->cpu_system_ms / 1000.0);
 
 	if (st->nsyms)
 		qsort(st->syms, st->nsyms, sizeof(*st->syms), cmp_sym);
+	cJSON_AddNumberToObject(o, "unlisted_failed_items",
+				(double)st->unlisted);
 	cJSON *top = cJSON_AddArrayToObject(o, "top_failing_symbols");
 	for (size_t i = 0; i < st->nsyms && i < TOP_SYMBOLS; i++) {
 		const struct stats_symbol *s = &st->syms[i];
@@ -263,8 +285,8 @@ cJSON *stats_finish(struct stats *st)
 		cJSON_AddItemToObject(e, "items", items_json(a->items));
 		add_rate(e, "success_rate", (double)a->items[1],
 			 (double)(a->items[1] + a->items[2] + a->items[3]));
-		add_rate(e, "items_per_second", a->final_items,
-			 a->busy_seconds);
+		add_rate(e, "items_per_second", (double)a->final_items,
+			 (double)a->busy_ms / 1000.0);
 		cJSON_AddItemToObject(e, "batch_duration_seconds",
 				      durations_json(a->durations, a->ndur));
 		cJSON_AddItemToArray(agents, e);
@@ -341,9 +363,14 @@ void stats_print(FILE *fp, const cJSON *o)
 	if (!first)
 		fputc('\n', fp);
 	const cJSON *tp = get(o, "throughput");
-	if (cJSON_IsNumber(get(tp, "items_per_second")))
-		fprintf(fp, "throughput   %.1f items/s while running\n",
-			num(tp, "items_per_second", 0));
+	if (cJSON_IsNumber(get(tp, "items_per_second"))) {
+		char rate[32];
+		fprintf(fp, "throughput   %s items/s while busy (",
+			fmt_rate(num(tp, "items_per_second", 0), rate,
+				 sizeof(rate)));
+		print_secs(fp, get(tp, "busy_seconds"));
+		fputs(" busy)\n", fp);
+	}
 	const cJSON *d = get(o, "batch_duration_seconds");
 	if (cJSON_IsNumber(get(d, "max"))) {
 		fputs("duration     p50 ", fp);
@@ -361,6 +388,10 @@ void stats_print(FILE *fp, const cJSON *o)
 		fprintf(fp, "  %-12s %4.0f  %s: %.100s\n", str(v, "symbol"),
 			num(v, "failures", 0), str(v, "last_category"),
 			str(v, "last_error"));
+		if (num(o, "unlisted_failed_items", 0) > 0)
+			fprintf(fp, "  (not counted: %.0f failed items beyond "
+				    "the first 100 of their batch)\n",
+				num(o, "unlisted_failed_items", 0));
 	}
 	const cJSON *ag = get(o, "agents");
 	if (cJSON_GetArraySize(ag)) {
@@ -378,8 +409,7 @@ void stats_print(FILE *fp, const cJSON *o)
 				snprintf(rate, sizeof(rate), "%.1f%%",
 					 sr->valuedouble * 100.0);
 			if (cJSON_IsNumber(r))
-				snprintf(ips, sizeof(ips), "%.1f",
-					 r->valuedouble);
+				fmt_rate(r->valuedouble, ips, sizeof(ips));
 			fprintf(fp, "%8s %10s ", rate, ips);
 			print_secs(fp, get(get(v, "batch_duration_seconds"),
 					   "p50"));

@@ -4,7 +4,10 @@
  * Reads each batch's summary.json (small, written beside batch.json) and
  * never a full batch.json or journal unless the summary is missing, which
  * the caller's loader handles.  Every figure is over the batches created
- * at or after `since`.
+ * at or after `since`.  Throughput is the final items of final batches
+ * over the sum of their busy_seconds (a summary.json without it, written
+ * before busy time was kept, gives its duration_seconds); the duration
+ * percentiles are of their wall time, duration_seconds.
  *
  *   struct stats st;
  *   stats_init(&st, since);
@@ -31,10 +34,12 @@ struct stats {
 	long long items[7];	/* total succeeded failed cancelled pending running paused */
 	long long attempts;
 	long long by_cat[8];
-	double final_items, busy_seconds;
+	/* Seconds are summed as whole milliseconds, as summary.json keeps
+	 * them, so the sums do not depend on the order batches are read. */
+	long long final_items, busy_ms;
 	double *durations;
 	size_t ndur, durcap;
-	double cpu_user, cpu_system;
+	long long cpu_user_ms, cpu_system_ms;
 	struct stats_agent *agents;
 	size_t nagents, agentcap;
 	struct stats_symbol *syms;
@@ -44,6 +49,7 @@ struct stats {
 	char **idkeys;
 	size_t nids, idcap;
 	size_t narchived;	/* of nbatches, counted from batches/archive/ */
+	long long unlisted;	/* failed items beyond a summary's list */
 };
 
 void stats_init(struct stats *st, int64_t since);

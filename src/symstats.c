@@ -57,7 +57,8 @@ void lat_hist_release(struct lat_hist *h)
 	memset(h, 0, sizeof(*h));
 }
 
-double symstats_percentile(const struct lat_hist *h, double q)
+/* The middle of the bucket holding the attempt of rank ceil(q n). */
+static double hist_percentile(const struct lat_hist *h, double q)
 {
 	uint64_t total = 0, seen = 0;
 	for (size_t i = 0; i < h->n; i++)
@@ -76,6 +77,24 @@ double symstats_percentile(const struct lat_hist *h, double q)
 		}
 	}
 	return -1;
+}
+
+/*
+ * The middle of a bucket can lie beyond every latency in it (one attempt
+ * of 91 ms reads as 98.7): the exact extremes bound the estimate, which
+ * stays within 10% since they lie in the same bucket as what they clamp.
+ */
+double symstats_percentile(const struct symstat_row *r, double q)
+{
+	double p = hist_percentile(r->hist, q);
+	if (p < 0)
+		return -1;
+	if (p > (double)r->lat_max)
+		p = (double)r->lat_max;
+	if (r->lat_min >= 0 && (uint64_t)r->lat_min <= r->lat_max &&
+	    p < (double)r->lat_min)
+		p = (double)r->lat_min;
+	return p;
 }
 
 static void hist_format(struct sb *out, const struct lat_hist *h)
@@ -116,11 +135,14 @@ void symstats_end(struct symstats *st, const char *symbol, int64_t now,
 	struct symstat *s = get(st, symbol);
 	if (s->running)
 		s->running--;
+	uint64_t ms = latency_ms > 0 ? (uint64_t)latency_ms : 0;
 	s->last_ms = now;
+	if (!s->count || ms < s->lat_min)
+		s->lat_min = ms;
 	s->count++;
-	s->lat_sum += latency_ms > 0 ? (uint64_t)latency_ms : 0;
-	if (latency_ms > 0 && (uint64_t)latency_ms > s->lat_max)
-		s->lat_max = (uint64_t)latency_ms;
+	s->lat_sum += ms;
+	if (ms > s->lat_max)
+		s->lat_max = ms;
 	lat_hist_add(&s->hist, lat_bucket_of(latency_ms), 1);
 	s->last_ok = ok;
 	s->dirty = st->dirty = true;
@@ -132,6 +154,16 @@ bool symstats_busy(const struct symstats *st)
 		if (st->v[i].running)
 			return true;
 	return false;
+}
+
+/* The minimum field: digits, else unknown (-1). */
+static int64_t parse_min(const char *s)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	long long v = strtoll(s, &end, 10);
+	return *end || v < 0 ? -1 : (int64_t)v;
 }
 
 int symstats_read(int state_fd, symstats_fn fn, void *arg)
@@ -147,9 +179,9 @@ int symstats_read(int state_fd, symstats_fn fn, void *arg)
 		if (!nl)
 			break; /* a torn last line cannot be: the file is replaced */
 		*nl = '\0';
-		char *f[8];
+		char *f[9];
 		int nf = 0;
-		for (char *q = p; nf < 8;) {
+		for (char *q = p; nf < 9;) {
 			f[nf++] = q;
 			char *tab = strchr(q, '\t');
 			if (!tab)
@@ -159,13 +191,14 @@ int symstats_read(int state_fd, symstats_fn fn, void *arg)
 		}
 		if (nf >= 6 && *f[0]) {
 			struct lat_hist h = { NULL, 0, 0 };
-			if (nf == 8)
+			if (nf >= 8)
 				hist_parse(f[7], &h);
 			struct symstat_row r = {
 				f[0], strtoll(f[1], NULL, 10),
 				strtoull(f[2], NULL, 10), strtoull(f[3], NULL, 10),
 				f[4][0] == '1', strtoll(f[5], NULL, 10),
 				nf >= 7 ? strtoull(f[6], NULL, 10) : 0, &h,
+				nf >= 9 ? parse_min(f[8]) : -1,
 			};
 			fn(arg, &r);
 			lat_hist_release(&h);
@@ -204,7 +237,10 @@ static void row_format(struct sb *out, const struct symstat_row *r)
 		(unsigned long long)r->lat_sum, r->last_ok ? 1 : 0,
 		(long long)r->busy_until, (unsigned long long)r->lat_max);
 	hist_format(out, r->hist);
-	sb_addc(out, '\n');
+	if (r->lat_min >= 0)
+		sb_addf(out, "\t%lld\n", (long long)r->lat_min);
+	else
+		sb_adds(out, "\t-\n");
 }
 
 struct merge {
@@ -217,6 +253,12 @@ struct merge {
 static void merge_into(struct symstat_row *r, struct lat_hist *h,
 		       struct symstat *s, int64_t now)
 {
+	/* The minimum of the whole: unknown stays unknown. */
+	if (s->count && !r->count)
+		r->lat_min = (int64_t)s->lat_min;
+	else if (s->count && r->lat_min >= 0 &&
+		 (int64_t)s->lat_min < r->lat_min)
+		r->lat_min = (int64_t)s->lat_min;
 	r->count += s->count;
 	r->lat_sum += s->lat_sum;
 	if (s->lat_max > r->lat_max)
@@ -232,7 +274,7 @@ static void merge_into(struct symstat_row *r, struct lat_hist *h,
 	else if (s->dirty && r->busy_until > now)
 		r->busy_until = 0; /* ours ended */
 	lat_hist_release(&s->hist);
-	s->count = s->lat_sum = s->lat_max = 0;
+	s->count = s->lat_sum = s->lat_max = s->lat_min = 0;
 	s->dirty = false;
 	s->merged = true;
 }
@@ -307,7 +349,7 @@ int symstats_flush(struct symstats *st, int state_fd, int64_t now)
 		struct symstat *s = &st->v[i];
 		if (s->merged || (!s->dirty && !s->running))
 			continue;
-		struct symstat_row r = { .symbol = s->symbol };
+		struct symstat_row r = { .symbol = s->symbol, .lat_min = -1 };
 		struct lat_hist h = { NULL, 0, 0 };
 		r.hist = &h;
 		merge_into(&r, &h, s, now);

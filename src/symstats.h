@@ -12,11 +12,13 @@
  *
  * The file is text, one symbol a line:
  *   symbol TAB last_ms TAB count TAB latency_sum_ms TAB last_ok TAB busy_until
- *          TAB latency_max_ms TAB histogram
+ *          TAB latency_max_ms TAB histogram TAB latency_min_ms
  * The histogram ("B:N,B:N", sparse) counts attempt latencies in buckets of
  * a quarter of a doubling (bucket 1 + floor(4 log2 ms), 0 for 0 ms), so a
- * percentile read from it is within 10% (symstats_percentile).  Lines
- * without the last two fields (older files) read as no histogram.
+ * percentile read from it is within 10% (symstats_percentile), and never
+ * outside [min, max].  Lines without the histogram (older files) read as
+ * no histogram; without the minimum ("-", or a line of an older version)
+ * as an unknown minimum, which stays unknown as figures are added to it.
  * busy_until is a lease: a symbol is "processing" while it is in the
  * future; a process that runs it renews the lease at every flush, so a
  * killed one's claim runs out on its own.  Only changes since the last
@@ -49,7 +51,7 @@ struct symstat {
 	char *symbol;
 	int64_t last_ms;
 	uint64_t count, lat_sum;	/* deltas since the last flush */
-	uint64_t lat_max;
+	uint64_t lat_max, lat_min;	/* of the delta, when count > 0 */
 	struct lat_hist hist;		/* delta since the last flush */
 	bool last_ok;
 	int running;
@@ -81,11 +83,12 @@ struct symstat_row {
 	int64_t busy_until;
 	uint64_t lat_max;
 	const struct lat_hist *hist;
+	int64_t lat_min;	/* -1: unknown */
 };
 typedef void (*symstats_fn)(void *arg, const struct symstat_row *row);
-/* The latency below which a fraction q of the attempts fell (ms, about);
- * -1 when the histogram is empty. */
-double symstats_percentile(const struct lat_hist *h, double q);
+/* The latency below which a fraction q of r's attempts fell (ms, within
+ * 10%, and within [lat_min, lat_max]); -1 when r has no histogram. */
+double symstats_percentile(const struct symstat_row *r, double q);
 void lat_hist_add(struct lat_hist *h, uint32_t bucket, uint64_t n);
 void lat_hist_release(struct lat_hist *h);
 int symstats_read(int state_fd, symstats_fn fn, void *arg);

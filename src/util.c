@@ -218,6 +218,19 @@ char *fmt_duration(int64_t ms, char *buf, size_t n)
 	return buf;
 }
 
+char *fmt_rate(double per_s, char *buf, size_t n)
+{
+	if (!(per_s > 0) || !isfinite(per_s)) {
+		snprintf(buf, n, "0");
+	} else if (per_s >= 1) {
+		snprintf(buf, n, "%.1f", per_s);
+	} else {
+		int decimals = 1 - (int)floor(log10(per_s));
+		snprintf(buf, n, "%.*f", decimals > 9 ? 9 : decimals, per_s);
+	}
+	return buf;
+}
+
 #define WHY(...) do { if (why) snprintf(why, WHY_BUF, __VA_ARGS__); } while (0)
 
 /* Digits only, no sign, no blanks; at most 18 digits so it cannot overflow. */

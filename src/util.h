@@ -67,6 +67,9 @@ static inline int64_t mono_ms(void) { return mono_ns() / 1000000; }
 char *fmt_time(int64_t ms, char buf[TIME_BUF]);
 /* "1.234s", "12m03s", "2h05m": a human duration. */
 char *fmt_duration(int64_t ms, char *buf, size_t n);
+/* A rate for people: one decimal from 1 up, two significant digits below
+ * (0.042, never 0.0 for a rate that is not 0). */
+char *fmt_rate(double per_s, char *buf, size_t n);
 
 /* The noun for n things in text people read: one when n is 1, else many.
  * printf("%zu %s", n, plural(n, "item", "items")): "1 item", "0 items". */
