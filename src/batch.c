@@ -869,6 +869,8 @@ static int apply_final(struct batch *b, const struct rec *r)
 	b->final = true;
 	b->final_status = r->status;
 	b->completed_ms = r->time;
+	if (b->finals < UINT16_MAX)
+		b->finals++;
 	return 0;
 }
 

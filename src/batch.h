@@ -140,6 +140,7 @@ struct batch {
 	int64_t completed_ms;	/* when final */
 	bool final;
 	uint8_t final_status;
+	uint16_t finals;	/* FINAL records applied (retry-failed reopens) */
 	bool user_cancelled;
 	int32_t owner_pid;
 	uint64_t attempts_total;

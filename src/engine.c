@@ -1991,12 +1991,15 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 			release_trial(e, &e->trials[i]);
 		else
 			i++;
-	if (status_final(st) && eb->finalized) {
+	/* The metrics count a batch once, at its first end (retry-failed
+	 * ends it again); the alert tells of every end. */
+	if (status_final(st) && eb->finalized && eb->b.finals == 1)
 		metrics_batch_final(&e->metrics, st,
 				    eb->b.started_ms && eb->b.completed_ms
 					    ? (double)(eb->b.completed_ms -
 						       eb->b.started_ms) / 1000.0
 					    : -1);
+	if (status_final(st) && eb->finalized) {
 		char msg[256];
 		snprintf(msg, sizeof(msg),
 			 "batch %s %s: %zu succeeded, %zu failed, %zu cancelled",

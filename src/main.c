@@ -504,7 +504,7 @@ static int cmd_show(void)
 			   "usage: runner show BATCH [--items] [--failed] [--json]\n\n"
 			   "One batch: status, counts, errors, throughput, slowest "
 			   "items.\n--items lists every item, --failed the failed "
-			   "ones; --json prints\nthe batch.json document (SPEC 7).");
+			   "ones; --json prints\nthe batch.json document (runner(1), FILES).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1) {
@@ -1870,12 +1870,15 @@ static int cmd_groups(void)
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "groups",
 			   "usage: runner groups [--json]\n\n"
-			   "Failure groups (SPEC 6.3), newest first: status, root cause, "
-			   "members\nand resume progress (\"2/5 resumed, 3 queued\").");
+			   "Failure groups, newest first: status, root cause, "
+			   "members\nand progress (\"2/5 resumed, 3 queued\", how the "
+			   "members ended).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
+	if (npos)
+		rc = usage_error("groups: unexpected argument %s", pos[0]);
 	free_cmd(o, NOPTS(o), pos);
-	if ((rc = open_home()))
+	if (rc || (rc = open_home()))
 		return rc;
 	struct shared *sh = view_shared();
 	if (!sh)

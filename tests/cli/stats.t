@@ -178,9 +178,13 @@ is "$bad" "" "every line is Prometheus text format"
 is "$(ls -a "$H/logs" | grep -c 'runner.prom.')" 0 "no temporary file left beside it"
 final() { grep -q '"status":"partial"' "$H/batches/batch-metrics/summary.json"; }
 check "the batch ends" wait_for final
+# retry-failed through the daemon ends the batch again: counted once
+r retry-failed batch-metrics
+again() { [ "$(jq "$H/batches/batch-metrics/batch.json" '$d->{items}[1]{attempts}')" = 2 ] && final; }
+check "retry-failed through the daemon ends it again" wait_for again
 kill -TERM $dpid
 wait $dpid
-like "$(cat "$P")" 'runner_batch_duration_seconds_count 1' "batch durations after the batch ended"
-like "$(cat "$P")" 'runner_batches_finished_total\{status="partial"\} 1' "finished batches by status"
+like "$(cat "$P")" 'runner_batch_duration_seconds_count 1' "batch durations after the batch ended (once, not again after retry-failed)"
+like "$(cat "$P")" 'runner_batches_finished_total\{status="partial"\} 1' "finished batches by status (once)"
 
 done_testing
