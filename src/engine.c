@@ -1114,6 +1114,43 @@ static void react_groups(struct engine *e)
 	}
 }
 
+static int cmp_pair(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort "batch\0symbol\0" pairs by batch (then symbol). */
+static void sort_pairs(struct sb *pairs)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t off = 0; off < pairs->len;) {
+		char *p = pairs->buf + off;
+		size_t lb = strlen(p), ls = strlen(p + lb + 1);
+		GROW(v, cap, n + 1);
+		/* "batch\x1fsymbol": one string that sorts by batch */
+		v[n] = xmalloc(lb + ls + 2);
+		memcpy(v[n], p, lb);
+		v[n][lb] = '\x1f';
+		memcpy(v[n] + lb + 1, p + lb + 1, ls + 1);
+		n++;
+		off += lb + ls + 2;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_pair);
+	sb_reset(pairs);
+	for (size_t i = 0; i < n; i++) {
+		char *sep = strchr(v[i], '\x1f');
+		*sep = '\0';
+		sb_adds(pairs, v[i]);
+		sb_addc(pairs, '\0');
+		sb_adds(pairs, sep + 1);
+		sb_addc(pairs, '\0');
+		free(v[i]);
+	}
+	free(v);
+}
+
 /*
  * Members whose batch nobody runs and that is final (its runner was killed
  * between its journal and state/events, say) are final in their groups
@@ -1142,39 +1179,51 @@ static void settle_groups(struct engine *e)
 			sb_addc(&todo, '\0');
 		}
 	}
+	sort_pairs(&todo);
+	/* One replay per batch, however many of its items are members. */
+	char *cur = NULL;
+	struct batch b;
+	bool have = false;
+	batch_init(&b);
 	for (size_t off = 0; off < todo.len;) {
 		const char *batch = todo.buf + off;
 		const char *symbol = batch + strlen(batch) + 1;
 		off = (size_t)(symbol + strlen(symbol) + 1 - todo.buf);
-		struct summary su;
-		int bfd = valid_batch_id(batch) ? open_dir_at(e->h->batches, batch)
-						: -1;
-		bool final = bfd >= 0 && meta_read_summary(bfd, &su) == 0 &&
-			     status_final(su.status);
-		struct batch b;
-		batch_init(&b);
-		struct journal j;
-		if (final && journal_open(&j, bfd, "journal", false, batch_replay,
-					  &b) == 0) {
-			journal_close(&j);
-			const struct item *it = batch_item(&b, symbol);
-			char resolved[4][GROUP_ID_MAX];
-			int n = b.final && it && state_final(it->state)
-					? shared_final(&e->sh, batch, symbol,
-						       state_name(it->state),
-						       now_ms(), resolved, 4)
-					: 0;
-			for (int i = 0; i < n && i < 4; i++) {
-				const struct sh_group *g =
-					shared_group(&e->sh, resolved[i]);
-				if (g)
-					group_alert(e, g, "resolved");
+		if (!cur || strcmp(cur, batch)) {
+			free(cur);
+			cur = xstrdup(batch);
+			batch_release(&b);
+			batch_init(&b);
+			have = false;
+			struct summary su;
+			int bfd = valid_batch_id(batch)
+					  ? open_dir_at(e->h->batches, batch)
+					  : -1;
+			struct journal j;
+			if (bfd >= 0 && meta_read_summary(bfd, &su) == 0 &&
+			    status_final(su.status) &&
+			    journal_open(&j, bfd, "journal", false, batch_replay,
+					 &b) == 0) {
+				journal_close(&j);
+				have = b.final;
 			}
+			if (bfd >= 0)
+				close(bfd);
 		}
-		batch_release(&b);
-		if (bfd >= 0)
-			close(bfd);
+		const struct item *it = have ? batch_item(&b, symbol) : NULL;
+		if (!it || !state_final(it->state))
+			continue;
+		char resolved[4][GROUP_ID_MAX];
+		int n = shared_final(&e->sh, batch, symbol, state_name(it->state),
+				     now_ms(), resolved, 4);
+		for (int i = 0; i < n && i < 4; i++) {
+			const struct sh_group *g = shared_group(&e->sh, resolved[i]);
+			if (g)
+				group_alert(e, g, "resolved");
+		}
 	}
+	batch_release(&b);
+	free(cur);
 	sb_release(&todo);
 }
 
@@ -1195,26 +1244,27 @@ static void try_trials(struct engine *e)
 		struct sh_group *g = e->sh.groups[gi];
 		if (g->status != GROUP_OPEN || !breaker_allows(&g->brk, now))
 			continue;
+		/* The group's paused members in batches of ours: O(members),
+		 * not O(items), since this runs every turn while it is due. */
 		struct ebatch *best_eb = NULL;
 		uint32_t best = 0;
-		for (size_t i = 0; i < e->nbatches; i++) {
-			struct ebatch *eb = e->batches[i];
-			if (eb->closed)
+		for (size_t k = 0; k < g->nm; k++) {
+			if (!g->m[k].paused || g->m[k].final)
 				continue;
-			for (size_t k = 0; k < eb->b.nitems; k++) {
-				const struct item *it = &eb->b.items[k];
-				if (it->state != ST_PAUSED || !it->failure_group ||
-				    strcmp(it->failure_group, g->id))
-					continue;
-				/* The source is what is tried: not a symbol
-				 * whose own circuit is open. */
-				if (!symbol_allows(e, it->symbol, now))
-					continue;
-				if (!best_eb ||
-				    it->progress > best_eb->b.items[best].progress) {
-					best_eb = eb;
-					best = (uint32_t)k;
-				}
+			struct ebatch *eb = find_batch(e, g->m[k].batch);
+			struct item *it = eb ? batch_item(&eb->b, g->m[k].symbol)
+					     : NULL;
+			if (!it || it->state != ST_PAUSED || !it->failure_group ||
+			    strcmp(it->failure_group, g->id))
+				continue;
+			/* The source is what is tried: not a symbol whose own
+			 * circuit is open. */
+			if (!symbol_allows(e, it->symbol, now))
+				continue;
+			if (!best_eb ||
+			    it->progress > best_eb->b.items[best].progress) {
+				best_eb = eb;
+				best = (uint32_t)(it - eb->b.items);
 			}
 		}
 		if (!best_eb ||

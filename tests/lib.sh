@@ -10,6 +10,11 @@
 #   r ARGS...              run the runner on $H (stdout/stderr to files)
 #   jq FILE EXPR           a Perl expression over the JSON in FILE ($d)
 #   job NAME <<EOF         write spool/NAME.job atomically
+#   wait_for CMD...        until CMD succeeds, at most 20 s (never a race
+#                          with a timer: a bound on waiting for an event)
+#   syms PREFIX N          " PREFIX-1 PREFIX-2 ... PREFIX-N"
+#   item_in B SYM FIELD    a field of an item of batch B (batch.json)
+#   alerts EVENT           how many alerts of that event in alerts.jsonl
 #   done_testing           the plan, and the exit status
 set -u
 # A runner that would lose an item or sleep with work it could do aborts
@@ -125,6 +130,15 @@ jq() {
 		print defined $v ? (ref $v ? JSON::PP->new->canonical->encode($v) : $v) : "null";
 	' "$1" "$2"
 }
+
+wait_for() {
+	_i=0
+	while [ $_i -lt 400 ]; do "$@" && return 0; sleep 0.05; _i=$((_i + 1)); done
+	return 1
+}
+syms() { _k=1; _s=""; while [ $_k -le "$2" ]; do _s="$_s $1-$_k"; _k=$((_k + 1)); done; echo "$_s"; }
+item_in() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{$3}"; }
+alerts() { grep -c "\"event\":\"$1\"" "$H/logs/alerts.jsonl" 2>/dev/null || echo 0; }
 
 # The one batch of the home (tests that run one job).
 batch_id() { ls "$H/batches" | grep -v '^archive$' | head -1; }

@@ -3,7 +3,7 @@
 # of some symbols, of a batch nobody owns; batch_timeout.
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
-item() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{$3}"; }
+item() { item_in "$@"; }
 wait_running() { # BATCH N: until N items run (batch.json is rewritten ~1/s)
 	i=0
 	while [ $i -lt 100 ]; do

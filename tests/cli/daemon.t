@@ -6,13 +6,8 @@
 
 CAPDIR=$T/cap
 mkdir -p "$CAPDIR"
-item() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{$3}"; }
+item() { item_in "$@"; }
 status_of() { jq "$H/batches/$1/summary.json" '$d->{status}' 2>/dev/null; }
-wait_for() { # CMD... : until it succeeds, at most 10 s
-	i=0
-	while [ $i -lt 200 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
-	return 1
-}
 final() { case "$(status_of "$1")" in completed|partial|failed|cancelled) return 0 ;; esac; return 1; }
 start_daemon() {
 	$RUNNER_CMD -C "$H" daemon >"$T/daemon.out" 2>&1 &

@@ -7,10 +7,7 @@
 
 CAPDIR=$T/cap
 mkdir -p "$CAPDIR"
-syms() { n=1; s=""; while [ $n -le "$2" ]; do s="$s $1-$n"; n=$((n + 1)); done; echo "$s"; }
-item() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{$3}"; }
-alerts() { grep -c "\"event\":\"$1\"" "$H/logs/alerts.jsonl" 2>/dev/null || echo 0; }
-wait_for() { i=0; while [ $i -lt 300 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done; return 1; }
+item() { item_in "$@"; }
 
 # --- the vendor outage ------------------------------------------------------
 mkhome "max_concurrent = 3

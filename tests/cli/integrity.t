@@ -8,10 +8,7 @@
 
 CAPDIR=$T/cap
 mkdir -p "$CAPDIR"
-syms() { n=1; s=""; while [ $n -le "$2" ]; do s="$s $1-$n"; n=$((n + 1)); done; echo "$s"; }
-item() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{$3}"; }
-alerts() { grep -c "\"event\":\"$1\"" "$H/logs/alerts.jsonl" 2>/dev/null || echo 0; }
-wait_for() { i=0; while [ $i -lt 400 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done; return 1; }
+item() { item_in "$@"; }
 # ms since the epoch of an RFC 3339 time
 ms_of() { perl -MTime::Local -e '($y,$m,$d,$H,$M,$S,$ms)=$ARGV[0]=~/(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d+)/ or print(0), exit; print timegm($S,$M,$H,$d,$m-1,$y)*1000+$ms' "$1"; }
 attempt_at() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{attempt_log}[$3]{$4}"; }

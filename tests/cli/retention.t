@@ -3,11 +3,6 @@
 # a child process, logging what it did in logs/runner.log.
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
-wait_for() { # CMD... : until it succeeds, at most 10 s
-	i=0
-	while [ $i -lt 200 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
-	return 1
-}
 
 mkhome "[retention]
 archive_after = 1s

@@ -4,11 +4,6 @@
 # and the daemon's logs/runner.prom.
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
-wait_for() { # CMD... : until it succeeds, at most 10 s
-	i=0
-	while [ $i -lt 200 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
-	return 1
-}
 
 mkhome "[agent other]
 command = $SRC/tests/agents/fake
