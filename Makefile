@@ -74,8 +74,13 @@ $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 
-check: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so
-	RUNNER=$(CURDIR)/$(if $(RUNNER_BIN),$(RUNNER_BIN),runner) \
+# The runner under test: ./runner, or the sanitizer build's (which must not
+# replace ./runner).
+CHECK_RUNNER = $(if $(RUNNER_BIN),$(RUNNER_BIN),runner)
+
+check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
+       $(TEST_AGENTS) $(BUILD)/faults/shim.so
+	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)
 

@@ -994,7 +994,9 @@ static void note_final(struct engine *e, struct ebatch *eb, uint32_t idx)
 {
 	const struct item *it = &eb->b.items[idx];
 	char resolved[4][GROUP_ID_MAX];
-	if (!e->sh_ok)
+	/* No group known: nothing to tell (a group another runner formed
+	 * meanwhile is settled by react_groups once folded). */
+	if (!e->sh_ok || !e->sh.ngroups)
 		return;
 	int n = shared_final(&e->sh, eb->id, it->symbol, state_name(it->state),
 			     now_ms(), resolved, 4);

@@ -137,6 +137,8 @@ static struct sh_failure_result fail(struct shared *sh, struct failure f,
 		ok(0, "shared_failure %s: %s", f.symbol, strerror(errno));
 		memset(&out, 0, sizeof(out));
 	}
+	/* The members to report are not looked at here: free them. */
+	shared_failure_done(&out);
 	return out;
 }
 
@@ -788,7 +790,10 @@ static void test_interleaved(void)
 				snprintf(s, sizeof(s), "P%d_%d", p, i);
 				struct failure f = rl(s, bt);
 				struct sh_failure_result r;
-				if (shared_failure(&sh, &f, true, false, now_ms(), &r) < 0)
+				int frc = shared_failure(&sh, &f, true, false,
+							 now_ms(), &r);
+				shared_failure_done(&r);
+				if (frc < 0)
 					_exit(102);
 				nformed += r.formed;
 			}
@@ -837,7 +842,9 @@ static void test_ids(void)
 		struct failure f1 = rl("AAA", "b1"), f2 = rl("BBB", "b1");
 		f1.agent = f2.agent = agents[k];
 		shared_failure(sh, &f1, true, false, fixed, &r);
+		shared_failure_done(&r);
 		shared_failure(sh, &f2, true, false, fixed, &r);
+		shared_failure_done(&r);
 		ok(r.formed && r.group && !strcmp(r.group->id, want[k]),
 		   "group %d formed in the same second: %s (got %s)", k + 1,
 		   want[k], r.group ? r.group->id : "none");
@@ -845,14 +852,18 @@ static void test_ids(void)
 	struct failure f1 = rl("AAA", "b1"), f2 = rl("BBB", "b1");
 	f1.agent = f2.agent = "agent_four";
 	shared_failure(&a, &f1, true, false, fixed + 1000, &r);
+	shared_failure_done(&r);
 	shared_failure(&a, &f2, true, false, fixed + 1000, &r);
+	shared_failure_done(&r);
 	ok(r.formed && r.group && !strcmp(r.group->id, "grp-20231114-221321-1"),
 	   "next second: -1 again (got %s)", r.group ? r.group->id : "none");
 	int64_t now = now_ms();
 	char prefix[64];
 	f1.agent = f2.agent = "agent_five";
 	shared_failure(&a, &f1, true, false, now, &r);
+	shared_failure_done(&r);
 	shared_failure(&a, &f2, true, false, now, &r);
+	shared_failure_done(&r);
 	id_prefix(now, prefix, sizeof(prefix));
 	ok(r.group && id_shape(r.group->id) &&
 	   !strncmp(r.group->id, prefix, strlen(prefix)),
