@@ -34,9 +34,12 @@ CLI_TESTS = $(wildcard tests/cli/*.t)
 TEST_AGENTS_SRCS = $(wildcard tests/agents/*.c)
 TEST_AGENTS = $(TEST_AGENTS_SRCS:tests/agents/%.c=$(BUILD)/agents/%)
 BENCH_BINS = $(BUILD)/bench/floor
+SIM_BIN = $(BUILD)/sim/sim
+SEEDS ?= 1000
+SIM_ITEMS ?= 100
 
 .DEFAULT_GOAL := all
-.PHONY: all everything check demo asan valgrind bench install clean deps lint
+.PHONY: all everything check demo asan valgrind bench install clean deps lint sim
 include examples/Makefile.inc
 
 all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
@@ -49,7 +52,8 @@ deps:
 	@scripts/deps
 
 # Every program of the tree: what CI builds with each compiler.
-everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS)
+everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS) \
+	    $(SIM_BIN)
 
 $(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -61,6 +65,14 @@ runner: $(OBJS)
 $(BUILD)/unit/%.t: tests/unit/%.c tests/tap.h $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
+
+$(SIM_BIN): tests/sim/sim.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
+
+# The simulator on many seeds (make sim SEEDS=10000 SIM_ITEMS=100).
+sim: $(SIM_BIN)
+	$(SIM_BIN) -n $(SEEDS) -i $(SIM_ITEMS) $${SEED:-1}
 
 $(BUILD)/agents/%: tests/agents/%.c
 	@mkdir -p $(@D)
@@ -79,7 +91,7 @@ $(BUILD)/bench/floor: bench/floor.c
 CHECK_RUNNER = $(if $(RUNNER_BIN),$(RUNNER_BIN),runner)
 
 check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
-       $(TEST_AGENTS) $(BUILD)/faults/shim.so
+       $(TEST_AGENTS) $(BUILD)/faults/shim.so $(SIM_BIN)
 	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)

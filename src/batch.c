@@ -709,6 +709,8 @@ static int apply_finished(struct batch *b, const struct rec *r)
 							    : 0;
 	if (r->group)
 		it->failure_group = intern(b, r->group);
+	it->pause_group = r->next_state == ST_PAUSED ? intern(b, r->group)
+						     : NULL;
 	if (r->next_state == ST_PAUSED)
 		it->paused_ms = r->time;
 	if (state_final(r->next_state))
@@ -731,6 +733,7 @@ static void pause_one(struct batch *b, struct item *it, const struct rec *r)
 		it->next_retry_at = 0;
 		it->paused_ms = r->time;
 		it->failure_group = intern(b, r->group);
+		it->pause_group = it->failure_group;
 		set_state(b, it, ST_PAUSED);
 		break;
 	case ST_STARTING:
@@ -743,6 +746,7 @@ static void pause_one(struct batch *b, struct item *it, const struct rec *r)
 		it->paused_ms = r->time;
 		if (r->group)
 			it->failure_group = intern(b, r->group);
+		it->pause_group = r->group ? it->failure_group : NULL;
 		set_state(b, it, ST_PAUSED);
 		break;
 	default:
@@ -775,8 +779,9 @@ static int apply_resume(struct batch *b, const struct rec *r)
 		if (it->state != ST_PAUSED)
 			continue;
 		if (r->whole && r->group &&
-		    (!it->failure_group || strcmp(it->failure_group, r->group)))
+		    (!it->pause_group || strcmp(it->pause_group, r->group)))
 			continue;
+		it->pause_group = NULL;
 		set_state(b, it, ST_PENDING);
 	}
 	return 0;
@@ -804,6 +809,7 @@ static void cancel_one(struct batch *b, struct item *it, int64_t time)
 	case ST_PAUSED:
 		it->completed_ms = time;
 		it->next_retry_at = 0;
+		it->pause_group = NULL;
 		set_state(b, it, ST_CANCELLED);
 		break;
 	case ST_RUNNING:

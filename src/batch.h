@@ -103,7 +103,9 @@ struct item {
 	int32_t progress;	/* permille, -1: none */
 	const char *error_type;	/* interned, NULL when none */
 	const char *source;	/* interned */
-	const char *failure_group;
+	const char *failure_group;	/* the last group it belonged to */
+	const char *pause_group;	/* PAUSED: the group it waits for,
+					   NULL for a user's pause */
 	int64_t next_retry_at;
 	int64_t completed_ms;
 	int64_t paused_ms;	/* when it was last paused */

@@ -120,10 +120,18 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 		sb_add_escaped(out, r->error_message ? r->error_message : "",
 			       512);
 		add_warning(out, r);
-		if (r->next_state == ST_RETRY_WAIT)
+		if (r->next_state == ST_RETRY_WAIT && it->failures + 1u ==
+							      r->attempt + 1u)
 			sb_addf(out, "; retry (attempt %u of %d) at %s",
 				r->attempt + 1, b->c.max_attempts,
 				fmt_time(r->next_retry_at, t));
+		else if (r->next_state == ST_RETRY_WAIT)
+			/* after a retry-failed (or attempts that did not
+			 * count): its count started again */
+			sb_addf(out, "; retry (attempt %u of %d since it was "
+				     "queued again, %u in all) at %s",
+				it->failures + 1u, b->c.max_attempts,
+				r->attempt + 1, fmt_time(r->next_retry_at, t));
 		else if (r->next_state == ST_PAUSED)
 			sb_addf(out, "; paused with failure group %s",
 				r->group ? r->group : "?");

@@ -44,6 +44,7 @@
 				   and rescan spool/ */
 #define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
 #define RETENTION_INTERVAL_MS 3600000	/* daemon: archive and delete old batches */
+#define CHORES 4		/* the periodic chores of the loop (chores[]) */
 
 /* ---- small containers ---- */
 
@@ -214,11 +215,10 @@ struct engine {
 	size_t nsym_trials, capsym_trials;
 	struct alerts *alerts;
 	struct symstats stats;	/* per-symbol figures for `runner status` */
-	int64_t stats_next_ns, stats_cost_ns;
+	int64_t chore_next_ns[CHORES];	/* when each chore is due */
 	bool spool_dirty;	/* daemon: spool/ changed, claim what is there */
 	bool draining;		/* daemon: stopping, running attempts finish */
 	int64_t drain_deadline_ns;
-	int64_t orphan_check_ns;
 	sigset_t child_mask;
 	struct ebatch **batches;
 	size_t nbatches, capbatches;
@@ -235,20 +235,56 @@ struct engine {
 	int64_t slot_poll_ns;	/* retry blocked slots at this time */
 	int64_t audit_next_ns;	/* the next liveness audit */
 	int64_t wake_fix_ns;	/* a wake-up the audit had to add */
+	size_t liveness_bugs;	/* what the audit found (engine_audit) */
+	bool kick;		/* work to do at once: the next turn is now */
 	bool stalled;		/* a journal write failed (disk full) */
 	int64_t stall_until_ns;
 	bool io_failed;
 	int exit_status;
 	struct progress prog;
 	struct metrics metrics;	/* daemon: logs/runner.prom */
-	int64_t metrics_next_ns;
 	pid_t retention_pid;	/* daemon: the child applying [retention] */
-	int64_t retention_next_ns;
 	/* per-item overhead measurement (RUNNER_TRACE_OVERHEAD) */
 	bool trace;
 	int64_t *overhead_ns;
 	size_t noverhead, capoverhead;
 };
+
+/*
+ * The loop's periodic chores, one table: when a chore is wanted, and what
+ * it does (returning when it is due next).  Adding one is one line here
+ * and its function: the loop and the wake-up read the table.
+ */
+struct chore {
+	const char *name;
+	bool (*wanted)(struct engine *e);
+	int64_t (*run)(struct engine *e);	/* -> next due (mono ns) */
+};
+static const struct chore chores[CHORES];
+
+/* ---- the world: real children, or the simulator's ---- */
+
+static pid_t spawn_child(struct engine *e, const struct spawn *s,
+			 int *exec_errno)
+{
+	if (e->o.ops)
+		return e->o.ops->spawn(e->o.ops->ctx, s, exec_errno);
+	return exec_spawn(s, e->pid, exec_errno);
+}
+
+static int kill_group(struct engine *e, pid_t pgid, int sig)
+{
+	if (e->o.ops)
+		return e->o.ops->kill_group(e->o.ops->ctx, pgid, sig);
+	return exec_kill_group(pgid, sig);
+}
+
+static int kill_env(struct engine *e, const char *const *entries, size_t n)
+{
+	if (e->o.ops)
+		return e->o.ops->kill_env(e->o.ops->ctx, entries, n);
+	return exec_kill_env(entries, n);
+}
 
 /* ---- helpers ---- */
 
@@ -560,9 +596,20 @@ static void release_unspawned(struct ebatch *eb)
 	}
 }
 
-/* Forget prepared attempts whose items are no longer starting (cancel). */
+/* Forget prepared attempts whose items are no longer starting (cancel,
+ * pause), and their reservations: a withdrawn one must not count as a
+ * reservation ahead, or the batch reserves nothing more (and, with
+ * nothing running, nothing wakes it). */
 static void drop_cancelled_prepared(struct ebatch *eb)
 {
+	struct u32q live = { 0 };
+	while (eb->reserved.n) {
+		uint32_t idx = q_pop(&eb->reserved);
+		if (eb->b.items[idx].state == ST_STARTING)
+			q_push(&live, idx);
+	}
+	free(eb->reserved.v);
+	eb->reserved = live;
 	size_t keep = eb->prep_head;
 	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
 		struct prep *p = &eb->prepared[i];
@@ -621,7 +668,7 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	};
 	int exec_errno = 0;
 	int64_t start_ns = mono_ns();
-	pid_t pid = exec_spawn(&s, e->pid, &exec_errno);
+	pid_t pid = spawn_child(e, &s, &exec_errno);
 	saved = errno;
 	int64_t t1 = mono_ns();
 	close(p.outfd);
@@ -977,6 +1024,7 @@ static void resume_items(struct engine *e, struct ebatch *eb,
 {
 	if (!n)
 		return;
+	e->kick = true; /* they may start now: no sleep first */
 	order_batch = eb;
 	order_key = order ? order : "progress";
 	qsort(idx, n, sizeof(*idx), cmp_resume);
@@ -1047,8 +1095,8 @@ static void resume_for_group(struct engine *e, struct ebatch *eb,
 	uint32_t *idx = xmalloc((eb->b.nitems + 1) * sizeof(uint32_t)), n = 0;
 	for (size_t i = 0; i < eb->b.nitems; i++) {
 		const struct item *it = &eb->b.items[i];
-		if (it->state == ST_PAUSED && it->failure_group &&
-		    !strcmp(it->failure_group, g->id))
+		if (it->state == ST_PAUSED && it->pause_group &&
+		    !strcmp(it->pause_group, g->id))
 			idx[n++] = (uint32_t)i;
 	}
 	resume_items(e, eb, g->id, idx, n, g->order, NULL);
@@ -1256,8 +1304,8 @@ static void try_trials(struct engine *e)
 			struct ebatch *eb = find_batch(e, g->m[k].batch);
 			struct item *it = eb ? batch_item(&eb->b, g->m[k].symbol)
 					     : NULL;
-			if (!it || it->state != ST_PAUSED || !it->failure_group ||
-			    strcmp(it->failure_group, g->id))
+			if (!it || it->state != ST_PAUSED || !it->pause_group ||
+			    strcmp(it->pause_group, g->id))
 				continue;
 			/* The source is what is tried: not a symbol whose own
 			 * circuit is open. */
@@ -1284,7 +1332,10 @@ static void try_trials(struct engine *e)
 	}
 }
 
-/* A symbol trial a user forced (retry-failed): the first item takes it. */
+/* A symbol trial a user forced (retry-failed): the first item takes it,
+ * while the circuit is still half-open with its trial out (a failure of
+ * another attempt of the symbol may have opened it again: then the forced
+ * trial is void). */
 static bool take_symbol_trial(struct engine *e, const char *symbol)
 {
 	for (size_t i = 0; i < e->nsym_trials; i++) {
@@ -1292,7 +1343,9 @@ static bool take_symbol_trial(struct engine *e, const char *symbol)
 			continue;
 		free(e->sym_trials[i]);
 		e->sym_trials[i] = e->sym_trials[--e->nsym_trials];
-		return true;
+		const struct sh_symbol *sym = shared_symbol(&e->sh, symbol);
+		return sym && sym->brk.state == CIRCUIT_HALF_OPEN &&
+		       sym->brk.trial_taken;
 	}
 	return false;
 }
@@ -1555,24 +1608,36 @@ static struct run *find_run(struct engine *e, pid_t pid)
 
 /* Reap every exited child; their accounting waits for finish_exited(), so
  * that free slots are refilled first. */
-static void reap(struct engine *e)
+/* The next child that ended: 1 (pid, status, ru), 0 when none has. */
+static int reap_one(struct engine *e, pid_t *pid, int *status,
+		    struct rusage *ru)
 {
+	if (e->o.ops)
+		return e->o.ops->reap(e->o.ops->ctx, pid, status, ru);
 	for (;;) {
 		siginfo_t si;
 		memset(&si, 0, sizeof(si));
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
 		    si.si_pid == 0)
-			break;
-		pid_t pid = si.si_pid;
-		struct run *run = find_run(e, pid);
+			return 0;
+		*pid = si.si_pid;
 		/* The leader is a zombie now, so its group id cannot have been
 		 * reused: whatever is left in the group goes with it. */
-		if (run)
-			exec_kill_group(pid, SIGKILL);
-		int status = 0;
-		struct rusage ru;
-		if (wait4(pid, &status, 0, &ru) < 0)
-			continue;
+		if (find_run(e, *pid))
+			exec_kill_group(*pid, SIGKILL);
+		*status = 0;
+		if (wait4(*pid, status, 0, ru) == *pid)
+			return 1;
+	}
+}
+
+static void reap(struct engine *e)
+{
+	pid_t pid;
+	int status;
+	struct rusage ru;
+	while (reap_one(e, &pid, &status, &ru) == 1) {
+		struct run *run = find_run(e, pid);
 		if (!run && pid == e->retention_pid) {
 			e->retention_pid = 0;
 			if (!WIFEXITED(status) || WEXITSTATUS(status))
@@ -1756,6 +1821,37 @@ static bool dispatch_off(struct engine *e)
 	return false;
 }
 
+/*
+ * A prepared attempt whose symbol's circuit opened since it was reserved
+ * (another batch's failures, here or in another runner) does not start:
+ * it goes back, and waits for the circuit like any other.  Unless it
+ * holds the circuit's trial.
+ */
+static bool circuit_stops(struct engine *e, struct ebatch *eb, struct prep *p)
+{
+	struct item *it = &eb->b.items[p->idx];
+	const struct sh_symbol *sym = e->sh_ok ? shared_symbol(&e->sh, it->symbol)
+					       : NULL;
+	if (!sym || sym->brk.state == CIRCUIT_CLOSED)
+		return false;
+	struct trial *t = find_trial(e, eb, p->idx, false);
+	if (t && sym->brk.state == CIRCUIT_HALF_OPEN && sym->brk.trial_taken)
+		return false;
+	/* A trial held, but the circuit opened again meanwhile (another
+	 * attempt of the symbol failed): that trial is over. */
+	if (t)
+		drop_trial(e, t);
+	close(p->outfd);
+	close(p->errfd);
+	unlink_outputs(eb, it->symbol, it->nattempts);
+	struct rec r = { .type = R_RELEASE, .item = p->idx,
+			 .attempt = it->nattempts };
+	record(eb, &r);
+	q_push(&eb->requeue, p->idx);
+	e->kick = true; /* it waits for its circuit from the next turn */
+	return true;
+}
+
 /* Spawn prepared items, highest priority first, under every cap. */
 static void spawn_ready(struct engine *e)
 {
@@ -1763,6 +1859,10 @@ static void spawn_ready(struct engine *e)
 	size_t nblocked = 0;
 	if (dispatch_off(e))
 		return;
+	/* What another runner decided since our last look (a group formed,
+	 * a circuit opened) is seen before anything starts: one fstat. */
+	if (e->sh_ok && shared_refresh(&e->sh))
+		react_groups(e);
 	for (;;) {
 		if ((int)e->nruns >= e->c->max_children)
 			break;
@@ -1805,6 +1905,10 @@ static void spawn_ready(struct engine *e)
 		struct prep p = pick->prepared[pick->prep_head++];
 		if (pick->prep_head == pick->nprepared)
 			pick->prep_head = pick->nprepared = 0;
+		if (circuit_stops(e, pick, &p)) {
+			close(fd);
+			continue;
+		}
 		spawn_item(e, pick, p, fd);
 	}
 }
@@ -1846,7 +1950,7 @@ static void signal_run(struct engine *e, struct run *run, uint8_t why)
 	if (run->kill_ns)
 		return;
 	run->why = why;
-	exec_kill_group(run->pid, SIGTERM);
+	kill_group(e, run->pid, SIGTERM);
 	run->kill_ns = mono + e->c->kill_grace_ms * 1000000LL;
 	if (run->kill_ns == mono)
 		run->kill_ns = mono + 1;
@@ -1860,7 +1964,7 @@ static void check_timers(struct engine *e)
 		if (run->deadline_ns && mono >= run->deadline_ns && !run->kill_ns)
 			signal_run(e, run, KILL_TIMEOUT);
 		if (run->kill_ns && mono >= run->kill_ns && !run->killed) {
-			exec_kill_group(run->pid, SIGKILL);
+			kill_group(e, run->pid, SIGKILL);
 			run->killed = true;
 		}
 	}
@@ -1908,7 +2012,11 @@ static int64_t next_wakeup_ms(struct engine *e)
 		struct ebatch *eb = e->batches[i];
 		if (eb->closed)
 			continue;
-		if (eb->retry.n && !e->shutdown) {
+		/* A retry that is due and still waits is held back by the
+		 * caps (its batch has reserved all it may): a child's end
+		 * wakes the loop for it, not the clock (waking for it now
+		 * would spin). */
+		if (eb->retry.n && !e->shutdown && eb->retry.v[0].at > now) {
 			int64_t d = eb->retry.v[0].at - now;
 			if (d < best)
 				best = d;
@@ -1926,13 +2034,9 @@ static int64_t next_wakeup_ms(struct engine *e)
 	}
 	if (e->slot_poll_ns)
 		CONSIDER_NS(e->slot_poll_ns);
-	if (e->o.daemon && !e->shutdown) {
-		CONSIDER_NS(e->orphan_check_ns);
-		CONSIDER_NS(e->metrics_next_ns);
-		CONSIDER_NS(e->retention_next_ns);
-	}
-	if (e->stats.dirty || symstats_busy(&e->stats))
-		CONSIDER_NS(e->stats_next_ns);
+	for (size_t i = 0; i < CHORES; i++)
+		if (chores[i].wanted(e))
+			CONSIDER_NS(e->chore_next_ns[i]);
 	if (alerts_next_ns(e->alerts))
 		CONSIDER_NS(alerts_next_ns(e->alerts));
 	int64_t cm = circuits_next_ms(e);
@@ -1947,6 +2051,8 @@ static int64_t next_wakeup_ms(struct engine *e)
 		CONSIDER_NS(e->stall_until_ns);
 	if (e->wake_fix_ns)
 		CONSIDER_NS(e->wake_fix_ns);
+	if (e->kick)
+		best = 0;
 	if (progress_active(&e->prog))
 		CONSIDER_NS(progress_next_ns(&e->prog));
 #undef CONSIDER_NS
@@ -2084,24 +2190,24 @@ static void close_batch(struct engine *e, struct ebatch *eb)
 			const struct item *it = &eb->b.items[i];
 			if (it->state != ST_PAUSED)
 				continue;
-			if (!it->failure_group) {
+			if (!it->pause_group) {
 				user++;
 				continue;
 			}
 			bool dup = false;
 			for (size_t k = 0; k < nseen; k++)
-				dup |= !strcmp(seen[k], it->failure_group);
+				dup |= !strcmp(seen[k], it->pause_group);
 			if (dup || nseen == 16)
 				continue;
-			seen[nseen++] = it->failure_group;
+			seen[nseen++] = it->pause_group;
 			const struct sh_group *g =
-				e->sh_ok ? shared_group(&e->sh, it->failure_group)
+				e->sh_ok ? shared_group(&e->sh, it->pause_group)
 					 : NULL;
 			printf("batch %s waits on failure group %s (%s); resume "
 			       "with: runner resume %s\n",
-			       eb->id, it->failure_group,
+			       eb->id, it->pause_group,
 			       g && g->root_cause ? g->root_cause : "paused",
-			       it->failure_group);
+			       it->pause_group);
 		}
 		if (user)
 			printf("batch %s: %zu %s paused; resume with: runner "
@@ -2283,7 +2389,7 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		/* The home and the id together: ids repeat across homes. */
 		char *who[2] = { xasprintf("RUNNER_HOME=%s", e->home_abs),
 				 xasprintf("RUNNER_BATCH_ID=%s", id) };
-		int stopped = exec_kill_env((const char *const *)who, 2);
+		int stopped = kill_env(e, (const char *const *)who, 2);
 		free(who[0]);
 		free(who[1]);
 		/* Left waiting only on paused items (a run that returned,
@@ -2707,8 +2813,8 @@ int engine_resume(struct engine *e, const char *id, const char *order,
 		if (it->state != ST_PAUSED)
 			continue;
 		const struct sh_group *g =
-			it->failure_group && e->sh_ok
-				? shared_group(&e->sh, it->failure_group)
+			it->pause_group && e->sh_ok
+				? shared_group(&e->sh, it->pause_group)
 				: NULL;
 		if (g && g->status != GROUP_RESOLVED) {
 			/* It waits on its group: resuming the batch resumes
@@ -2829,18 +2935,15 @@ static void finish_hooks(struct engine *e)
 	}
 }
 
-/* state/symbols: about every 2 s, and never more than 5% of the time. */
-static void flush_stats(struct engine *e, bool force)
+/* state/symbols: about every 2 s, and never more than 5% of the time.
+ * Returns when it is due next. */
+static int64_t flush_stats(struct engine *e)
 {
 	int64_t mono = mono_ns();
-	if (!force && mono < e->stats_next_ns)
-		return;
-	if (!force && !e->stats.dirty && !symstats_busy(&e->stats))
-		return;
 	symstats_flush(&e->stats, e->h->state, now_ms());
 	int64_t cost = mono_ns() - mono;
 	int64_t gap = cost * 20 > 2000000000LL ? cost * 20 : 2000000000LL;
-	e->stats_next_ns = mono_ns() + gap;
+	return mono_ns() + gap;
 }
 
 /* ---- metrics (daemon) ---- */
@@ -2893,7 +2996,6 @@ static void write_metrics(struct engine *e)
 	    e->metrics.writes == 0)
 		warning("logs/runner.prom: %s", strerror(errno));
 	free(ag);
-	e->metrics_next_ns = mono_ns() + METRICS_INTERVAL_MS * 1000000LL;
 }
 
 /* ---- retention (daemon) ---- */
@@ -2925,7 +3027,6 @@ static void retention_event(void *arg, const struct archive_event *ev)
  */
 static void start_retention(struct engine *e)
 {
-	e->retention_next_ns = mono_ns() + RETENTION_INTERVAL_MS * 1000000LL;
 	if (e->retention_pid > 0 || e->c->archive_after_ms < 0)
 		return;
 	fflush(NULL);
@@ -2970,7 +3071,7 @@ static void kill_all_now(struct engine *e)
 		if (run->why == KILL_NONE)
 			run->why = KILL_SHUTDOWN;
 		if (!run->killed) {
-			exec_kill_group(run->pid, SIGKILL);
+			kill_group(e, run->pid, SIGKILL);
 			run->killed = true;
 		}
 	}
@@ -3165,7 +3266,7 @@ static void mark_queue(const struct u32q *q, unsigned char *seen)
 		seen[q->v[(q->head + i) % q->cap]] = 1;
 }
 
-static size_t audit_batch(struct ebatch *eb, bool repair)
+static size_t audit_batch(struct ebatch *eb, bool repair, bool report)
 {
 	struct batch *b = &eb->b;
 	unsigned char *seen = xcalloc(b->nitems + 1, 1);
@@ -3187,12 +3288,12 @@ static size_t audit_batch(struct ebatch *eb, bool repair)
 		if (seen[i] || (st != ST_PENDING && st != ST_RETRY_WAIT &&
 				st != ST_STARTING))
 			continue;
-		if (!lost)
+		if (!lost && report)
 			error("BUG: batch %s: item %s is %s but nothing will "
 			      "start it; queued again",
 			      eb->id, b->items[i].symbol, state_name(st));
 		lost++;
-		if (strict_checks())
+		if (strict_checks() && report)
 			BUG("lost item %s of batch %s", b->items[i].symbol, eb->id);
 		if (!repair)
 			continue;
@@ -3213,7 +3314,8 @@ static void audit_liveness(struct engine *e, int64_t timeout)
 	if (e->nruns || e->shutdown || e->io_failed || e->no_dispatch)
 		return;
 	int64_t mono = mono_ns();
-	if (!strict_checks() && mono < e->audit_next_ns && timeout >= 0)
+	if (!strict_checks() && !e->o.ops && mono < e->audit_next_ns &&
+	    timeout >= 0)
 		return;
 	e->audit_next_ns = mono + 10000000000LL;
 	size_t waiting = 0;
@@ -3221,11 +3323,12 @@ static void audit_liveness(struct engine *e, int64_t timeout)
 		struct ebatch *eb = e->batches[i];
 		if (eb->closed)
 			continue;
-		audit_batch(eb, true);
+		e->liveness_bugs += audit_batch(eb, true, !e->o.ops);
 		waiting += eb->b.count[ST_PENDING] + eb->b.count[ST_RETRY_WAIT] +
 			   eb->b.count[ST_STARTING];
 	}
 	if (waiting && timeout < 0) {
+		e->liveness_bugs++;
 		if (strict_checks())
 			BUG("%zu items wait, nothing runs, and no wake-up is set",
 			    waiting);
@@ -3266,122 +3369,197 @@ static void print_overhead(struct engine *e)
 		cpu / (double)e->noverhead, ru.ru_maxrss);
 }
 
-int engine_run(struct engine *e)
+/* ---- chores ---- */
+
+static bool daemon_up(struct engine *e)
 {
-	struct epoll_event evs[8];
+	return e->o.daemon && !e->shutdown;
+}
+
+/* Metrics and retention (a child process) are a real daemon's. */
+static bool real_daemon_up(struct engine *e)
+{
+	return daemon_up(e) && !e->o.ops;
+}
+
+static bool stats_wanted(struct engine *e)
+{
+	return e->stats.dirty || symstats_busy(&e->stats);
+}
+
+static int64_t every(int64_t ms)
+{
+	return mono_ns() + ms * 1000000LL;
+}
+
+/* Batches whose runner died, groups whose members ended elsewhere, and a
+ * rescan of spool/ (a lost event, a claim that failed for a passing
+ * reason). */
+static int64_t chore_orphans(struct engine *e)
+{
+	engine_take_orphans(e);
+	settle_groups(e);
+	e->spool_dirty = true;
+	return every(ORPHAN_CHECK_MS);
+}
+
+static int64_t chore_metrics(struct engine *e)
+{
+	write_metrics(e);
+	return every(METRICS_INTERVAL_MS);
+}
+
+static int64_t chore_retention(struct engine *e)
+{
+	start_retention(e);
+	return every(RETENTION_INTERVAL_MS);
+}
+
+static const struct chore chores[CHORES] = {
+	{ "orphans", daemon_up, chore_orphans },
+	{ "metrics", real_daemon_up, chore_metrics },
+	{ "retention", real_daemon_up, chore_retention },
+	{ "symbols", stats_wanted, flush_stats },
+};
+
+static void run_chores(struct engine *e)
+{
+	int64_t mono = mono_ns();
+	for (size_t i = 0; i < CHORES; i++)
+		if (chores[i].wanted(e) && mono >= e->chore_next_ns[i])
+			e->chore_next_ns[i] = chores[i].run(e);
+}
+
+/* ---- the loop, in phases ---- */
+
+/* Children that ended: freed slots first when what exited succeeded (its
+ * accounting can wait); a failure is accounted first, so that a forming
+ * failure group stops the next spawn. */
+static void phase_exits(struct engine *e)
+{
+	if (e->o.ops)
+		reap(e); /* no SIGCHLD in the simulator: look every turn */
+	if (exits_failed(e)) {
+		finish_exited(e);
+		react_groups(e);
+		spawn_ready(e);
+	} else {
+		spawn_ready(e);
+		finish_exited(e);
+	}
+}
+
+/* Groups and circuits: what the home's shared state asks of our batches. */
+static void phase_circuits(struct engine *e)
+{
+	if (e->o.ops && e->sh_ok)
+		shared_sync(&e->sh); /* the simulator has no inotify */
+	react_groups(e);
+	try_trials(e);
+	check_trials(e);
+	undefer(e);
+}
+
+/* Journal commits and views, per batch. */
+static void phase_write(struct engine *e)
+{
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed)
+			continue;
+		/* A full disk is tried again after STALL_RETRY_MS, not on
+		 * every turn. */
+		if (e->stalled && mono_ns() < e->stall_until_ns)
+			continue;
+		if (journal_dirty(&eb->j)) {
+			bool due = mono_ns() >= eb->j.oldest_unsynced_ns +
+					JOURNAL_COMMIT_MS * 1000000LL;
+			if (commit(e, eb, due) == 0 && due)
+				report_durable(e, eb);
+		}
+		flush_meta(e, eb, false);
+	}
+}
+
+/* Whether the loop is over. */
+static bool loop_over(struct engine *e)
+{
+	if (e->io_failed)
+		return true;
+	if (e->shutdown && !e->nruns) {
+		release_reservations(e);
+		return true;
+	}
+	check_done(e);
+	if (e->o.daemon) {
+		compact_batches(e);
+		return e->o.once && !e->nruns && only_paused_left(e) &&
+		       spool_empty(e);
+	}
+	return !e->nruns && (all_closed(e) || e->no_dispatch);
+}
+
+void engine_begin(struct engine *e)
+{
 	control_poll(e->h, owns_batch, control_cb, e);
 	if (!e->no_dispatch)
 		settle_groups(e);
 	if (e->o.daemon) {
 		e->spool_dirty = true;
-		e->orphan_check_ns = mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
 		metrics_init(&e->metrics, now_ms());
-		e->metrics_next_ns = mono_ns();
-		e->retention_next_ns = mono_ns();
+		for (size_t i = 0; i < CHORES; i++)
+			e->chore_next_ns[i] = mono_ns();
+		/* taken at start already (cmd_daemon) */
+		e->chore_next_ns[0] = every(ORPHAN_CHECK_MS);
 	}
-	for (;;) {
-		/* Freed slots first, when what exited succeeded: its accounting
-		 * can wait.  A failure is accounted first, so that a forming
-		 * failure group stops the next spawn. */
-		if (exits_failed(e)) {
-			finish_exited(e);
-			react_groups(e);
-			spawn_ready(e);
-		} else {
-			spawn_ready(e);
-			finish_exited(e);
-		}
-		check_timers(e);
-		check_drain(e);
-		react_groups(e);
-		try_trials(e);
-		check_trials(e);
-		undefer(e);
-		alerts_run_hooks(e->alerts, e->pid, &e->child_mask);
-		alerts_check(e->alerts);
-		flush_stats(e, false);
-		if (e->o.daemon && !e->shutdown) {
-			if (mono_ns() >= e->orphan_check_ns) {
-				engine_take_orphans(e);
-				settle_groups(e);
-				/* And a rescan: a lost event, or a claim that
-				 * failed for a passing reason, is taken now. */
-				e->spool_dirty = true;
-				e->orphan_check_ns =
-					mono_ns() + ORPHAN_CHECK_MS * 1000000LL;
-			}
-			if (e->spool_dirty) {
-				e->spool_dirty = false;
-				engine_claim_spool(e);
-			}
-			if (mono_ns() >= e->metrics_next_ns)
-				write_metrics(e);
-			if (mono_ns() >= e->retention_next_ns)
-				start_retention(e);
-		}
-		dispatch(e);
-		for (size_t i = 0; i < e->nbatches; i++) {
-			struct ebatch *eb = e->batches[i];
-			if (eb->closed)
-				continue;
-			/* A full disk is tried again after STALL_RETRY_MS,
-			 * not on every turn. */
-			if (e->stalled && mono_ns() < e->stall_until_ns)
-				continue;
-			if (journal_dirty(&eb->j)) {
-				bool due = mono_ns() >= eb->j.oldest_unsynced_ns +
-						JOURNAL_COMMIT_MS * 1000000LL;
-				if (commit(e, eb, due) == 0 && due)
-					report_durable(e, eb);
-			}
-			flush_meta(e, eb, false);
-		}
-		if (e->io_failed)
-			break;
-		if (e->shutdown && !e->nruns) {
-			release_reservations(e);
-			break;
-		}
-		check_done(e);
-		if (e->o.daemon) {
-			compact_batches(e);
-			if (e->o.once && !e->nruns && only_paused_left(e) &&
-			    spool_empty(e))
-				break;
-		} else if (!e->nruns && (all_closed(e) || e->no_dispatch)) {
-			break;
-		}
-		if (progress_due(&e->prog)) {
-			size_t paused = 0;
-			for (size_t i = 0; i < e->nbatches; i++)
-				paused += e->batches[i]->b.count[ST_PAUSED];
-			progress_draw(&e->prog, e->nruns, paused, false);
-		}
-		int64_t timeout = next_wakeup_ms(e);
-		if (e->slot_poll_ns && mono_ns() >= e->slot_poll_ns)
-			e->slot_poll_ns = 0;
-		audit_liveness(e, timeout > INT_MAX ? -1 : timeout);
-		if (e->wake_fix_ns) {
-			timeout = next_wakeup_ms(e);
-			e->wake_fix_ns = 0;
-		}
-		int n = epoll_wait(e->epfd, evs, 8,
-				   timeout > INT_MAX ? -1 : (int)timeout);
-		if (n < 0 && errno != EINTR) {
-			error("epoll_wait: %s", strerror(errno));
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.fd == e->sigfd)
-				handle_signals(e);
-			else if (evs[i].data.fd == e->infd)
-				drain_inotify(e);
-		}
+}
+
+bool engine_turn(struct engine *e)
+{
+	e->kick = false;
+	phase_exits(e);
+	check_timers(e);
+	check_drain(e);
+	phase_circuits(e);
+	alerts_run_hooks(e->alerts, e->pid, &e->child_mask);
+	alerts_check(e->alerts);
+	run_chores(e);
+	if (e->o.daemon && !e->shutdown && e->spool_dirty) {
+		e->spool_dirty = false;
+		engine_claim_spool(e);
 	}
+	dispatch(e);
+	phase_write(e);
+	if (loop_over(e))
+		return false;
+	if (progress_due(&e->prog)) {
+		size_t paused = 0;
+		for (size_t i = 0; i < e->nbatches; i++)
+			paused += e->batches[i]->b.count[ST_PAUSED];
+		progress_draw(&e->prog, e->nruns, paused, false);
+	}
+	return true;
+}
+
+int64_t engine_wake_ms(struct engine *e)
+{
+	int64_t timeout = next_wakeup_ms(e);
+	if (e->slot_poll_ns && mono_ns() >= e->slot_poll_ns)
+		e->slot_poll_ns = 0;
+	audit_liveness(e, timeout > INT_MAX ? -1 : timeout);
+	if (e->wake_fix_ns) {
+		timeout = next_wakeup_ms(e);
+		e->wake_fix_ns = 0;
+	}
+	return timeout > INT_MAX ? -1 : timeout;
+}
+
+int engine_end(struct engine *e)
+{
 	/* Leaving: every batch still open is written down as it stands. */
 	if (e->io_failed) {
 		for (size_t i = 0; i < e->nruns; i++)
-			exec_kill_group(e->runs[i].pid, SIGKILL);
+			kill_group(e, e->runs[i].pid, SIGKILL);
 	}
 	for (size_t i = 0; i < e->nbatches; i++) {
 		struct ebatch *eb = e->batches[i];
@@ -3393,9 +3571,9 @@ int engine_run(struct engine *e)
 			flush_meta(e, eb, true);
 		close_batch(e, eb);
 	}
-	flush_stats(e, true);
+	flush_stats(e);
 	finish_hooks(e);
-	if (e->o.daemon)
+	if (e->o.daemon && !e->o.ops)
 		write_metrics(e);
 	progress_clear(&e->prog);
 	print_overhead(e);
@@ -3410,6 +3588,56 @@ int engine_run(struct engine *e)
 		if (e->batches[i]->result > status)
 			status = e->batches[i]->result;
 	return status;
+}
+
+int engine_run(struct engine *e)
+{
+	struct epoll_event evs[8];
+	engine_begin(e);
+	while (engine_turn(e)) {
+		int64_t timeout = engine_wake_ms(e);
+		int n = epoll_wait(e->epfd, evs, 8, (int)timeout);
+		if (n < 0 && errno != EINTR) {
+			error("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd == e->sigfd)
+				handle_signals(e);
+			else if (evs[i].data.fd == e->infd)
+				drain_inotify(e);
+		}
+	}
+	return engine_end(e);
+}
+
+const struct batch *engine_batch(struct engine *e, const char *id)
+{
+	struct ebatch *eb = find_batch(e, id);
+	return eb ? &eb->b : NULL;
+}
+
+void engine_batch_written(struct engine *e, const char *id, bool *written)
+{
+	struct ebatch *eb = find_batch(e, id);
+	*written = eb && !eb->j.pending.len;
+}
+
+size_t engine_audit(struct engine *e)
+{
+	size_t lost = e->liveness_bugs;
+	for (size_t i = 0; i < e->nbatches; i++)
+		if (!e->batches[i]->closed)
+			lost += audit_batch(e->batches[i], false, false);
+	return lost;
+}
+
+/* As kill -9: the engine's memory and descriptors go, nothing is written
+ * (engine_free writes nothing either; a journal's records not yet written
+ * are lost, as they would be). */
+void engine_abandon(struct engine *e)
+{
+	engine_free(e);
 }
 
 void engine_settle(struct engine *e)
@@ -3446,7 +3674,8 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 	signal(SIGPIPE, SIG_IGN);
 	e->sigfd = signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
-	e->infd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	/* The simulator has no inotify (and closing one costs milliseconds). */
+	e->infd = o->ops ? -1 : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (e->sigfd < 0 || e->epfd < 0)
 		die(EX_INTERNAL, "signalfd/epoll: %s", strerror(errno));
 	/* Grandchildren that escape their group come back to us to reap. */

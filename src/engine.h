@@ -39,6 +39,26 @@
 #include <stddef.h>
 
 struct runlog;
+struct spawn;
+struct rusage;
+
+/*
+ * The world the engine acts on: starting, signalling and reaping its
+ * children.  NULL in engine_opts: the real one (exec.h, waitid).  The
+ * simulator (tests/sim) gives its own, whose children are virtual and live
+ * on its virtual clock (util_clock_hook); with it the engine also folds
+ * state/events every turn (there is no inotify), and the daemon's chores
+ * that need real processes (metrics, retention, orphans) are off.
+ */
+struct engine_ops {
+	void *ctx;
+	pid_t (*spawn)(void *ctx, const struct spawn *s, int *exec_errno);
+	int (*kill_group)(void *ctx, pid_t pgid, int sig);
+	/* every process whose environment holds all the entries: count */
+	int (*kill_env)(void *ctx, const char *const *entries, size_t n);
+	/* a child that ended: 1 with pid, status, rusage; 0: none now */
+	int (*reap)(void *ctx, pid_t *pid, int *status, struct rusage *ru);
+};
 
 struct engine_opts {
 	bool json;	/* progress events on stdout, one JSON object a line */
@@ -54,6 +74,7 @@ struct engine_opts {
 	bool once;		/* daemon: exit when spool/ is empty, nothing runs */
 	const char *conf_path;
 	struct runlog *runlog;	/* logs/runner.log, may be NULL */
+	const struct engine_ops *ops;	/* NULL: real children */
 };
 
 struct engine;
@@ -77,6 +98,29 @@ int engine_claim_spool(struct engine *e);
 /* The configuration now in force (it changes on a daemon's reload). */
 const struct conf *engine_conf(const struct engine *e);
 int engine_run(struct engine *e);
+/*
+ * engine_run() is these, around an epoll_wait: the simulator calls them
+ * itself.  engine_turn() does one turn of the loop (reap, timers, groups
+ * and circuits, chores, dispatch, journal and views) and says whether the
+ * loop goes on; engine_wake_ms() is how long it may then sleep (-1: until
+ * an event), after a liveness audit; engine_end() writes everything down
+ * and gives the exit status.  engine_abandon() drops the engine as a
+ * kill -9 would: nothing more is written (what the journal has is what a
+ * next runner replays).  engine_audit() counts the items that may start
+ * but that nothing would start: always 0 (the simulator's liveness check).
+ */
+void engine_begin(struct engine *e);
+bool engine_turn(struct engine *e);
+int64_t engine_wake_ms(struct engine *e);
+int engine_end(struct engine *e);
+void engine_abandon(struct engine *e);
+size_t engine_audit(struct engine *e);
+/* A batch this engine holds, to read (the simulator's checks); NULL. */
+struct batch;
+const struct batch *engine_batch(struct engine *e, const char *id);
+/* Whether every record of that batch is in its journal file (written, if
+ * not yet synced): its replay is then the batch. */
+void engine_batch_written(struct engine *e, const char *id, bool *written);
 /* From now on start nothing: engine_run() only finishes what runs, records
  * FINAL for batches with no open item, and writes everything down. */
 void engine_settle(struct engine *e);

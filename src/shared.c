@@ -888,6 +888,13 @@ static void catch_up(struct shared *sh)
 	shared_sync(sh);
 }
 
+bool shared_refresh(struct shared *sh)
+{
+	uint64_t gen = sh->gen, sym_gen = sh->sym_gen;
+	catch_up(sh);
+	return sh->gen != gen || sh->sym_gen != sym_gen;
+}
+
 int shared_success(struct shared *sh, const char *symbol, int64_t now)
 {
 	catch_up(sh);

@@ -149,6 +149,9 @@ int shared_open(struct shared *sh, int state_fd, const struct conf *c);
 void shared_close(struct shared *sh);
 /* Fold lines appended since the last look. */
 int shared_sync(struct shared *sh);
+/* The same, when the file grew (one fstat when it did not): whether a
+ * group or a circuit changed. */
+bool shared_refresh(struct shared *sh);
 
 struct sh_ref {
 	char *batch, *symbol;

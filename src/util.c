@@ -142,9 +142,19 @@ void grow_array(void **p, size_t *cap, size_t n, size_t elem)
 	*cap = c;
 }
 
+/* The simulator's clock, when it runs one (util_clock_hook). */
+static const int64_t *virtual_ms;
+
+void util_clock_hook(const int64_t *now)
+{
+	virtual_ms = now;
+}
+
 int64_t now_ms(void)
 {
 	struct timespec ts;
+	if (virtual_ms)
+		return *virtual_ms;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -152,6 +162,8 @@ int64_t now_ms(void)
 int64_t mono_ns(void)
 {
 	struct timespec ts;
+	if (virtual_ms) /* one clock: the monotonic one is the same time */
+		return *virtual_ms * 1000000;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
@@ -782,9 +794,30 @@ int read_fd_bounded(int fd, size_t max, struct sb *out)
 	}
 }
 
+/* A seeded generator for the simulator (splitmix64), 0: the kernel's. */
+static uint64_t seeded;
+
+void util_random_seed(uint64_t seed)
+{
+	seeded = seed;
+}
+
 void random_bytes(void *buf, size_t n)
 {
 	char *p = buf;
+	if (seeded) {
+		while (n) {
+			uint64_t z = (seeded += 0x9e3779b97f4a7c15ULL);
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+			z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+			z ^= z >> 31;
+			size_t k = n < sizeof(z) ? n : sizeof(z);
+			memcpy(p, &z, k);
+			p += k;
+			n -= k;
+		}
+		return;
+	}
 	while (n) {
 		ssize_t r = getrandom(p, n, 0);
 		if (r < 0) {

@@ -61,6 +61,11 @@ void grow_array(void **p, size_t *cap, size_t n, size_t elem);
 /* Time.  Wall-clock milliseconds since the epoch, and monotonic time. */
 int64_t now_ms(void);
 int64_t mono_ns(void);
+/* The simulator (tests/sim) runs the engine on a virtual clock: both times
+ * read *now (ms) while it is set; NULL goes back to the real clocks.  And
+ * a seeded random source (0: the kernel's), so that a seed replays. */
+void util_clock_hook(const int64_t *now);
+void util_random_seed(uint64_t seed);
 static inline int64_t mono_ms(void) { return mono_ns() / 1000000; }
 /* RFC 3339 UTC with milliseconds: "2026-11-24T18:20:14.123Z" (25 bytes). */
 #define TIME_BUF 32

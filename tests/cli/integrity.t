@@ -107,6 +107,21 @@ took=$(( ($(date +%s%N) - t0) / 1000000 ))
 is "$rc.$(item lease2 MODE-Y state)" 0.succeeded "killed -9 holding the trial: the next run gets it and the item succeeds"
 check "  once the lease is over (${took} ms)" test "$took" -lt 15000
 
+# A due retry held back by the caps is woken by a child's end, not by the
+# clock: the runner does not spin (found by the simulator: 1.9 s of CPU
+# for this batch before).
+mkhome "max_concurrent = 1
+[retry]
+delays = 0.1"
+job sp <<JOB
+[job]
+agent = fake
+id = spin
+symbols = EXIT-70-A SLEEP-2-B SLEEP-2-C
+JOB
+cpu=$(perl -e 'open my $o, ">&", \*STDOUT; open STDOUT, ">", "/dev/null"; system @ARGV; my @t = times; printf $o "%d", ($t[2] + $t[3]) * 1000' $RUNNER_CMD -C "$H" run)
+check "a due retry behind a full cap does not spin (${cpu} ms of CPU)" test "$cpu" -lt 500
+
 # --- 2. submit of a job with an id runs ------------------------------------
 mkhome
 printf '[job]\nagent = fake\nid = night-7\nsymbols = OK-A OK-B\n' >"$T/n7.job"

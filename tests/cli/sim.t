@@ -1,0 +1,30 @@
+#!/bin/sh
+# The engine under deterministic simulation (tests/sim/sim.c): seeded
+# scenarios of outages, broken symbols, users and runners killed -9, with
+# every invariant checked after every step.  A failure prints its seed and
+# the command that replays it.  `make sim SEEDS=N` runs many more.
+. "${RUNNER_SRC:-.}/tests/lib.sh"
+
+SIM=$BUILD/sim/sim
+if [ ! -x "$SIM" ]; then
+	echo "1..0 # SKIP $SIM is not built"
+	exit 0
+fi
+# A fixed set of seeds, the same every run; fewer under the sanitizers.
+chunks=10 per=20 big=4 bigper=10
+case $RUNNER in *asan*) chunks=4 per=10 big=2 bigper=3 ;; esac
+k=0
+while [ $k -lt $chunks ]; do
+	seed=$((1 + k * per))
+	"$SIM" -n $per -i 20 $seed 2>"$T/sim.err"
+	ok $? "$per scenarios of 20 items from seed $seed" || cat "$T/sim.err" >&2
+	k=$((k + 1))
+done
+k=0
+while [ $k -lt $big ]; do
+	seed=$((100000 + k * bigper))
+	"$SIM" -n $bigper -i 100 $seed 2>"$T/sim.err"
+	ok $? "$bigper scenarios of 100 items from seed $seed" || cat "$T/sim.err" >&2
+	k=$((k + 1))
+done
+done_testing
