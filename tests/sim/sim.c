@@ -634,6 +634,8 @@ static bool all_final(bool *any_paused)
 		snprintf(path, sizeof(path), "%s/batches/%s", S->home, S->jobs[j]);
 		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) {
+			if (getenv("SIM_DEBUG"))
+				fprintf(stderr, "no batch %s\n", S->jobs[j]);
 			all = false;
 			continue;
 		}
@@ -642,6 +644,8 @@ static bool all_final(bool *any_paused)
 		struct journal jr;
 		if (journal_open(&jr, fd, "journal", false, batch_replay, &jc.b) == 0) {
 			journal_close(&jr);
+			if (!jc.b.final && getenv("SIM_DEBUG"))
+				fprintf(stderr, "not final %s\n", S->jobs[j]);
 			if (!jc.b.final)
 				all = false;
 			if (jc.b.count[ST_PAUSED])
@@ -655,14 +659,57 @@ static bool all_final(bool *any_paused)
 	return all;
 }
 
+/* 6: a job accepted is a batch, or rejected for a reason of its own
+ * (never as a duplicate of itself). */
+static void check_job(const char *id)
+{
+	char path[PATH_MAX + 128], why[256] = "";
+	snprintf(path, sizeof(path), "%s/spool/rejected/%s.job.reason", S->home,
+		 id);
+	FILE *fp = fopen(path, "r");
+	if (fp) {
+		if (!fgets(why, sizeof(why), fp))
+			why[0] = '\0';
+		fclose(fp);
+		violation("job %s was accepted, then rejected: %s", id, why);
+	}
+}
+
+/* 3 of the groups: a member whose failure joined a group that is open
+ * waits with it (paused), it does not end failed, while its batch is
+ * open. */
+static void check_members(const struct batch *b, const char *id)
+{
+	if (!S->view_ok || b->final)
+		return;
+	fold_view();
+	for (size_t gi = 0; gi < S->view.ngroups; gi++) {
+		const struct sh_group *g = S->view.groups[gi];
+		if (g->status != GROUP_OPEN)
+			continue;
+		for (size_t k = 0; k < g->nm; k++) {
+			const struct sh_member *m = &g->m[k];
+			if (!m->failed || m->final || strcmp(m->batch, id))
+				continue;
+			struct item *it = batch_item((struct batch *)b, m->symbol);
+			if (it && it->state == ST_FAILED)
+				violation("batch %s: %s failed through group %s, "
+					  "which is open, and is left failed",
+					  id, m->symbol, g->id);
+		}
+	}
+}
+
 static void check_journals(void)
 {
 	for (int j = 0; j < S->njobs; j++) {
 		char path[PATH_MAX + 128];
 		snprintf(path, sizeof(path), "%s/batches/%s", S->home, S->jobs[j]);
 		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			check_job(S->jobs[j]);
 			continue;
+		}
 		struct jcheck jc = { .id = S->jobs[j] };
 		batch_init(&jc.b);
 		struct journal jr;
@@ -678,8 +725,10 @@ static void check_journals(void)
 			if (live) {
 				check_counts(live, S->jobs[j]);
 				engine_batch_written(by->e, S->jobs[j], &written);
-				if (written)
+				if (written) {
 					check_live(live, &jc.b, S->jobs[j]);
+					check_members(live, S->jobs[j]);
+				}
 			}
 		}
 		batch_release(&jc.b);
@@ -748,6 +797,38 @@ static void submit(const char *id, int nsyms, bool sequential)
 	char path[PATH_MAX + 64];
 	snprintf(path, sizeof(path), "%s/%s.job", S->home, id);
 	write_file(path, text.buf);
+	snprintf(S->jobs[S->njobs++], ID_MAX + 1, "%s", id);
+	if (chance(500)) {
+		/* runner submit: placed in spool/, claimed by a daemon's
+		 * rescan or a runner run */
+		struct home h = HOME_INIT;
+		char *cpath = xasprintf("%s/conf/runner.ini", S->home);
+		struct conf *c = conf_load(cpath);
+		struct claim_result res;
+		free(cpath);
+		int rc = c && home_open(&h, S->home) == 0
+				 ? spool_submit(&h, c, path, text.buf, text.len, &res)
+				 : -1;
+		note("user submits %s: %d (status %d)", id, rc,
+		     rc == 0 ? (int)res.status : -1);
+		conf_free(c);
+		home_release(&h);
+		sb_release(&text);
+		bool daemon = false;
+		for (int i = 0; i < MAXR; i++)
+			daemon |= S->r[i].alive && S->r[i].daemon;
+		if (!daemon) {
+			int who = start_runner(false);
+			for (int i = 0; i < MAXR && who < 0; i++)
+				if (S->r[i].alive)
+					who = i;
+			if (who >= 0) {
+				engine_claim_spool(S->r[who].e);
+				S->r[who].wake_at = S->now;
+			}
+		}
+		return;
+	}
 	sb_release(&text);
 	int who = -1;
 	for (int i = 0; i < MAXR && who < 0; i++)
@@ -755,11 +836,15 @@ static void submit(const char *id, int nsyms, bool sequential)
 			who = i;
 	if (who < 0)
 		who = start_runner(false);
-	if (who < 0)
+	for (int i = 0; i < MAXR && who < 0; i++)
+		if (S->r[i].alive)
+			who = i; /* every slot taken: a run given two jobs */
+	if (who < 0) {
+		violation("no runner to claim %s", id);
 		return;
+	}
 	int rc = engine_claim(S->r[who].e, path, true);
 	note("runner %d claims %s (%d symbols): %d", who, id, nsyms, rc);
-	snprintf(S->jobs[S->njobs++], ID_MAX + 1, "%s", id);
 	S->r[who].wake_at = S->now;
 }
 
