@@ -1,0 +1,206 @@
+/*
+ * engine_int: the state the engine's parts share.  Not a public header:
+ * engine.h is the engine's contract; this one is for the files that
+ * implement it, each of which has a header of its own (the part's
+ * contract) on top of this one:
+ *
+ *   engine.c    the loop, in phases, and its chores; signals, inotify,
+ *               reload, shutdown; the views (batch.json, logs, progress)
+ *               and closing batches; the one way a batch changes
+ *               (engine_record) and its commits
+ *   sched.h     what runs next: the queues, reservations, prepared
+ *               attempts, spawns under the caps; the liveness audit
+ *   attempt.h   what an attempt's end leads to: a pure decision
+ *   runs.h      children: reaping, timeouts and kills, an attempt's end
+ *   circuits.h  groups, circuits, trials and their alerts, as this
+ *               process's batches meet the home's shared state
+ *   adopt.h     taking batches: claims, adoption of orphans
+ *   requests.h  cancel, pause, resume, retry-failed and control requests
+ *
+ * Every part reads and writes struct engine and struct ebatch; a batch's
+ * struct batch changes only through engine_record() (journal, then apply).
+ */
+#ifndef RUNNER_ENGINE_INT_H
+#define RUNNER_ENGINE_INT_H
+
+#include "engine.h"
+#include "alert.h"
+#include "batch.h"
+#include "conf.h"
+#include "exec.h"
+#include "journal.h"
+#include "metrics.h"
+#include "progress.h"
+#include "queue.h"
+#include "shared.h"
+#include "symstats.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#define JOURNAL_COMMIT_MS 20	/* finished records wait at most this long */
+#define SLOT_POLL_MS 25		/* slots held by other processes: ask again */
+#define STALL_RETRY_MS 1000	/* disk full: try writing again */
+#define RESERVE_MAX 64		/* reservations ahead, at least */
+#define META_MIN_INTERVAL_MS 1000
+#define STDERR_TAIL 4096
+#define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died,
+				   and rescan spool/ */
+#define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
+#define RETENTION_INTERVAL_MS 3600000	/* daemon: archive and delete old batches */
+#define CHORES 4		/* the periodic chores of the loop (chores[]) */
+
+/* ---- state ---- */
+
+enum kill_why { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN };
+
+struct ebatch;
+
+struct run {
+	pid_t pid;
+	struct ebatch *eb;
+	uint32_t item, attempt;
+	int64_t start_ns;
+	int64_t deadline_ns;	/* attempt timeout, 0: none */
+	int64_t kill_ns;	/* SIGKILL due, 0: not signalled yet */
+	bool killed;		/* SIGKILL sent */
+	uint8_t why;
+	int exec_errno;
+	int64_t prep_ns;	/* runner time spent starting it (trace) */
+};
+
+/* A group's effect on a batch, done once per change of the group. */
+struct grp_mark {
+	char id[GROUP_ID_MAX];
+	int64_t opened_ms;	/* the opening items were paused for */
+	int64_t resumed_ms;	/* the resume that was applied */
+};
+
+/* An item holding a half-open trial: its group's (the source's circuit),
+ * or (group "") its symbol's. */
+struct trial {
+	char group[GROUP_ID_MAX];
+	struct ebatch *eb;
+	uint32_t idx;
+	int64_t renew_ms;	/* renew the lease then */
+};
+
+/* A reserved attempt whose output files are open, ready to spawn. */
+struct prep {
+	uint32_t idx;
+	int outfd, errfd;
+	int64_t prep_ns;
+};
+
+struct ebatch {
+	struct batch b;
+	struct journal j;
+	char *id;
+	int dirfd, items_fd, lock_fd;
+	FILE *log;
+	const struct agent_conf *agent;
+	/* the child's argv and environment, the parts shared by every item */
+	struct sb env_base;
+	size_t cursor;
+	struct u32q requeue, reserved, unreported;
+	struct prep *prepared;	/* FIFO: prepared[prep_head .. nprepared) */
+	size_t prep_head, nprepared, capprepared;
+	struct u32q deferred;	/* pending items whose symbol circuit is open */
+	struct grp_mark *marks;	/* what this batch did for which group */
+	size_t nmarks, capmarks;
+	struct heap retry;
+	int running;
+	int64_t deadline_ms;
+	int64_t next_flush_ns;
+	int64_t flush_cost_ns;
+	int shown_status;	/* batch_status() in the last summary written */
+	bool meta_dirty;
+	bool closed;
+	bool finalized;		/* this process recorded its FINAL */
+	int result;		/* its part of the exit status once closed */
+};
+
+/* A child that exited, reaped but not yet accounted for. */
+struct exited {
+	struct run run;
+	int status;
+	struct rusage ru;
+	int64_t at_ms;	/* when it was reaped: the attempt's end */
+};
+
+struct engine {
+	struct home *h;
+	const struct conf *c;
+	const struct conf *given;	/* the caller's, which we never free */
+	const struct conf **old_confs;	/* replaced by reloads, kept for runs */
+	size_t nold, capold;
+	struct engine_opts o;
+	int epfd, sigfd, infd;
+	int control_wd, spool_wd, events_wd;
+	struct shared sh;	/* groups and circuits of the home */
+	bool sh_ok;
+	uint64_t seen_gen;	/* the shared state last reacted to */
+	uint64_t seen_sym_gen;	/* the symbol circuits last looked at */
+	int64_t defer_wake_ms;	/* a deferred item's circuit may allow it */
+	struct trial *trials;
+	size_t ntrials, captrials;
+	char **sym_trials;	/* symbols whose circuit trial we hold */
+	size_t nsym_trials, capsym_trials;
+	struct alerts *alerts;
+	struct symstats stats;	/* per-symbol figures for `runner status` */
+	int64_t chore_next_ns[CHORES];	/* when each chore is due */
+	bool spool_dirty;	/* daemon: spool/ changed, claim what is there */
+	bool draining;		/* daemon: stopping, running attempts finish */
+	int64_t drain_deadline_ns;
+	sigset_t child_mask;
+	struct ebatch **batches;
+	size_t nbatches, capbatches;
+	struct run *runs;
+	size_t nruns, capruns;
+	struct exited *exited;
+	size_t nexited, capexited;
+	pid_t pid;
+	int devnull;
+	char *home_abs;
+	bool shutdown;
+	bool no_dispatch;
+	int signals;
+	int64_t slot_poll_ns;	/* retry blocked slots at this time */
+	int64_t audit_next_ns;	/* the next liveness audit */
+	int64_t wake_fix_ns;	/* a wake-up the audit had to add */
+	size_t liveness_bugs;	/* what the audit found (engine_audit) */
+	bool kick;		/* work to do at once: the next turn is now */
+	/* the trials the attempt being finished held (circ_before_record) */
+	char last_trial_group[GROUP_ID_MAX];
+	bool last_sym_trial;
+	bool stalled;		/* a journal write failed (disk full) */
+	int64_t stall_until_ns;
+	bool io_failed;
+	int exit_status;
+	struct progress prog;
+	struct metrics metrics;	/* daemon: logs/runner.prom */
+	pid_t retention_pid;	/* daemon: the child applying [retention] */
+	/* per-item overhead measurement (RUNNER_TRACE_OVERHEAD) */
+	bool trace;
+	int64_t *overhead_ns;
+	size_t noverhead, capoverhead;
+};
+
+/* engine.c: the world (real children, or the simulator's), batches, the
+ * one way a batch changes, commits and views. */
+pid_t engine_spawn_child(struct engine *e, const struct spawn *s,
+			 int *exec_errno);
+int engine_kill_group(struct engine *e, pid_t pgid, int sig);
+int engine_kill_env(struct engine *e, const char *const *entries, size_t n);
+struct ebatch *engine_find(struct engine *e, const char *id);
+void engine_log_rec(struct ebatch *eb, const struct rec *r);
+void engine_record(struct ebatch *eb, const struct rec *r);
+int engine_commit(struct engine *e, struct ebatch *eb, bool sync);
+int64_t engine_next_wakeup(struct engine *e);
+void engine_release_reservations(struct engine *e);
+
+#endif

@@ -1,0 +1,342 @@
+#include "runs.h"
+#include "attempt.h"
+#include "circuits.h"
+#include "sched.h"
+#include "classify.h"
+#include "correlate.h"
+#include "runlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void read_result(struct ebatch *eb, const char *symbol, uint32_t attempt,
+			struct result *res)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/attempt-%u.result.json", symbol,
+		 attempt);
+	result_load(eb->items_fd, path, res);
+}
+
+static char *read_stderr_tail(struct ebatch *eb, const char *symbol,
+			      uint32_t attempt)
+{
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/attempt-%u.err", symbol, attempt);
+	int fd = openat(eb->items_fd, path,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = NULL;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		off_t off = st.st_size > STDERR_TAIL ? st.st_size - STDERR_TAIL : 0;
+		buf = xmalloc(STDERR_TAIL + 1);
+		ssize_t n = pread(fd, buf, STDERR_TAIL, off);
+		n = n < 0 ? 0 : n;
+		buf[n] = '\0';
+		/* NUL bytes in the output must not cut what we look at. */
+		for (ssize_t i = 0; i < n; i++)
+			if (!buf[i])
+				buf[i] = ' ';
+	}
+	close(fd);
+	return buf;
+}
+
+/* The record of an attempt's end, but for its decision: what the child
+ * did, as classification and the result JSON say, and what it used. */
+static void describe(struct engine *e, struct ebatch *eb, struct item *it,
+		     uint32_t attempt, int wait_status, const struct rusage *ru,
+		     uint8_t why, int exec_errno, int64_t timeout_ms,
+		     struct result *res, struct verdict *v, struct rec *r)
+{
+	char *tail = NULL;
+	(void)e;
+	read_result(eb, it->symbol, attempt, res);
+	bool ok_exit = WIFEXITED(wait_status) && !WEXITSTATUS(wait_status);
+	if ((!ok_exit || why == KILL_TIMEOUT) && !exec_errno)
+		tail = read_stderr_tail(eb, it->symbol, attempt);
+	struct outcome_in in = {
+		.wait_status = wait_status,
+		.timed_out = why == KILL_TIMEOUT,
+		.runner_killed = why != KILL_NONE,
+		.timeout_ms = timeout_ms,
+		.cpu_limit_ms = eb->agent->cpu_limit_ms,
+		.cpu_used_ms = ru ? (ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+				    (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000
+			       : 0,
+		.exec_errno = exec_errno,
+		.exec_path = eb->agent->exec_path,
+		.res = res,
+		.stderr_tail = tail,
+		.rules = &eb->agent->classify,
+	};
+	classify(&in, v);
+	free(tail);
+	r->exit_code = v->exit_code;
+	r->signal = v->signal;
+	r->matches = res->matches;
+	r->progress = res->progress;
+	r->source = res->source[0] ? res->source : NULL;
+	r->warning = v->warning[0] ? v->warning : NULL;
+	if (ru) {
+		r->cpu_user_ms = (uint32_t)(ru->ru_utime.tv_sec * 1000 +
+					    ru->ru_utime.tv_usec / 1000);
+		r->cpu_system_ms = (uint32_t)(ru->ru_stime.tv_sec * 1000 +
+					      ru->ru_stime.tv_usec / 1000);
+		r->max_rss_kb = (uint32_t)ru->ru_maxrss;
+	}
+}
+
+/*
+ * An attempt ended: describe it, decide what follows (attempt.h), ask the
+ * home whether its failure is a group's, record it, and tell the rest of
+ * the home and the people (circ_after_attempt).
+ */
+void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
+		 uint32_t attempt, int wait_status,
+		 const struct rusage *ru, uint8_t why, int exec_errno,
+		 int64_t timeout_ms, int64_t end_ms)
+{
+	struct item *it = &eb->b.items[idx];
+	const struct batch_conf *c = &eb->b.c;
+	struct result res;
+	struct verdict v;
+	struct rec r = { .type = R_FINISHED, .item = idx, .attempt = attempt,
+			 .time = end_ms ? end_ms : now_ms(), .matches = -1,
+			 .progress = -1 };
+	describe(e, eb, it, attempt, wait_status, ru, why, exec_errno,
+		 timeout_ms, &res, &v, &r);
+	struct failure f = {
+		.agent = c->agent,
+		.source = r.source ? r.source : c->source,
+		.category = category_name(v.category),
+		.type = res.type[0] ? res.type : NULL,
+		.message = v.message,
+		.symbol = it->symbol,
+		.batch = eb->id,
+	};
+	struct attempt_in in = {
+		.end = why == KILL_CANCEL || it->cancel_requested ? ATT_CANCELLED
+		       : why == KILL_SHUTDOWN			  ? ATT_STOPPED
+								  : ATT_ENDED,
+		.success = v.success,
+		.category = v.category,
+		.result_retryable = res.retryable,
+		.retry_after_ms = res.retry_after_ms,
+		.source_named = res.source[0] != '\0',
+		.cause_is_source = !v.success && correlate_cause(&f) != CAUSE_GENERIC,
+		.exec_errno = exec_errno,
+		.retry_on = c->retry_on,
+		.failures = it->failures,
+		.max_attempts = c->max_attempts,
+		.delays_ms = c->delays_ms,
+		.ndelays = c->ndelays,
+		.jitter_permille = c->jitter_permille,
+		.jitter_draw = (double)(random_u64() >> 11) / 9007199254740992.0,
+		.end_ms = r.time,
+	};
+	struct attempt_decision d;
+	attempt_assess(&in, &d);
+	/* One cause behind many failures?  The home's shared state says. */
+	struct sh_failure_result fr = { 0 };
+	char group_id[GROUP_ID_MAX] = "";
+	if (d.outcome == OUT_FAILED && e->sh_ok &&
+	    shared_failure(&e->sh, &f, d.correlate, d.final_alone, r.time,
+			   &fr) == 0 &&
+	    fr.group && fr.group->status != GROUP_RESOLVED)
+		snprintf(group_id, sizeof(group_id), "%s", fr.group->id);
+	attempt_decide(&in, group_id[0] != '\0', &d);
+	r.outcome = d.outcome;
+	r.next_state = d.next_state;
+	r.counts_failure = d.counts_failure;
+	r.next_retry_at = d.next_retry_at;
+	r.group = group_id[0] ? group_id : NULL;
+	if (d.outcome == OUT_FAILED) {
+		r.category = (uint8_t)v.category;
+		r.error_type = f.type;
+		r.error_message = v.message;
+	} else if (d.outcome == OUT_CANCELLED) {
+		r.error_message = "cancelled";
+	} else if (d.outcome == OUT_INTERRUPTED) {
+		r.error_message = "interrupted: the runner stopped";
+	}
+	circ_before_record(e, eb, idx, &r);
+	engine_record(eb, &r);
+	metrics_attempt(&e->metrics, r.outcome, r.category);
+	if (r.outcome != OUT_INTERRUPTED || ru) {
+		const struct attempt *a = &it->log[attempt - 1];
+		symstats_end(&e->stats, it->symbol, r.time,
+			     a->started_ms ? r.time - a->started_ms : 0,
+			     r.outcome == OUT_SUCCEEDED);
+	}
+	if (r.next_state == ST_RETRY_WAIT)
+		queue_heap_push(&eb->retry, r.next_retry_at, idx);
+	else if (r.next_state == ST_PENDING)
+		queue_push(&eb->requeue, idx);
+	else if (r.next_state != ST_PAUSED)
+		queue_push(&eb->unreported, idx);
+	circ_after_attempt(e, eb, idx, &r, &fr, v.message);
+	shared_failure_done(&fr);
+}
+
+static struct run *runs_find(struct engine *e, pid_t pid)
+{
+	for (size_t i = 0; i < e->nruns; i++)
+		if (e->runs[i].pid == pid)
+			return &e->runs[i];
+	return NULL;
+}
+
+/* The next child that ended: 1 (pid, status, ru), 0 when none has. */
+static int reap_one(struct engine *e, pid_t *pid, int *status,
+		    struct rusage *ru)
+{
+	if (e->o.ops)
+		return e->o.ops->reap(e->o.ops->ctx, pid, status, ru);
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == 0)
+			return 0;
+		*pid = si.si_pid;
+		/* The leader is a zombie now, so its group id cannot have been
+		 * reused: whatever is left in the group goes with it. */
+		if (runs_find(e, *pid))
+			exec_kill_group(*pid, SIGKILL);
+		*status = 0;
+		if (wait4(*pid, status, 0, ru) == *pid)
+			return 1;
+	}
+}
+
+/* Reap every exited child; their accounting waits for runs_finish_exited(),
+ * so that free slots are refilled first. */
+void runs_reap(struct engine *e)
+{
+	pid_t pid;
+	int status;
+	struct rusage ru;
+	while (reap_one(e, &pid, &status, &ru) == 1) {
+		struct run *run = runs_find(e, pid);
+		if (!run && pid == e->retention_pid) {
+			e->retention_pid = 0;
+			if (!WIFEXITED(status) || WEXITSTATUS(status))
+				runlog_printf(e->o.runlog,
+					      "retention: the run failed "
+					      "(status %d); next in an hour",
+					      status);
+			continue;
+		}
+		if (!run) {
+			/* a notify hook, or an orphan reparented to us */
+			alerts_reaped(e->alerts, pid);
+			continue;
+		}
+		GROW(e->exited, e->capexited, e->nexited + 1);
+		e->exited[e->nexited++] =
+			(struct exited){ *run, status, ru, now_ms() };
+		run->eb->running--;
+		*run = e->runs[--e->nruns];
+	}
+}
+
+bool runs_exits_failed(const struct engine *e)
+{
+	for (size_t i = 0; i < e->nexited; i++)
+		if (!WIFEXITED(e->exited[i].status) ||
+		    WEXITSTATUS(e->exited[i].status))
+			return true;
+	return false;
+}
+
+void runs_finish_exited(struct engine *e)
+{
+	for (size_t i = 0; i < e->nexited; i++) {
+		struct exited *x = &e->exited[i];
+		int64_t t0 = mono_ns();
+		runs_finish(e, x->run.eb, x->run.item, x->run.attempt,
+			       x->status, &x->ru, x->run.why,
+			       x->run.exec_errno, x->run.eb->b.c.timeout_ms,
+			       x->at_ms);
+		if (e->trace) {
+			GROW(e->overhead_ns, e->capoverhead, e->noverhead + 1);
+			e->overhead_ns[e->noverhead++] =
+				mono_ns() - t0 + x->run.prep_ns;
+		}
+	}
+	e->nexited = 0;
+}
+
+void runs_signal(struct engine *e, struct run *run, uint8_t why)
+{
+	int64_t mono = mono_ns();
+	if (run->kill_ns)
+		return;
+	run->why = why;
+	engine_kill_group(e, run->pid, SIGTERM);
+	run->kill_ns = mono + e->c->kill_grace_ms * 1000000LL;
+	if (run->kill_ns == mono)
+		run->kill_ns = mono + 1;
+}
+
+void runs_check_timers(struct engine *e)
+{
+	int64_t mono = mono_ns(), now = now_ms();
+	for (size_t i = 0; i < e->nruns; i++) {
+		struct run *run = &e->runs[i];
+		if (run->deadline_ns && mono >= run->deadline_ns && !run->kill_ns)
+			runs_signal(e, run, KILL_TIMEOUT);
+		if (run->kill_ns && mono >= run->kill_ns && !run->killed) {
+			engine_kill_group(e, run->pid, SIGKILL);
+			run->killed = true;
+		}
+	}
+	for (size_t i = 0; i < e->nbatches; i++) {
+		struct ebatch *eb = e->batches[i];
+		if (eb->closed || !eb->deadline_ms || now < eb->deadline_ms ||
+		    eb->b.final || !batch_open_items(&eb->b))
+			continue;
+		struct u32q now_cancelled = { 0 };
+		for (size_t k = 0; k < eb->b.nitems; k++) {
+			int st = eb->b.items[k].state;
+			if (!state_final(st) && st != ST_RUNNING)
+				queue_push(&now_cancelled, (uint32_t)k);
+		}
+		struct rec r = { .type = R_CANCEL, .time = now, .whole = 1,
+				 .reason = CANCEL_BATCH_TIMEOUT };
+		engine_record(eb, &r);
+		eb->deadline_ms = 0;
+		sched_withdraw(eb);
+		for (size_t k = 0; k < e->nruns; k++)
+			if (e->runs[k].eb == eb)
+				runs_signal(e, &e->runs[k], KILL_CANCEL);
+		while (now_cancelled.n) {
+			uint32_t k = queue_pop(&now_cancelled);
+			queue_push(&eb->unreported, k);
+			circ_note_final(e, eb, k);
+		}
+		free(now_cancelled.v);
+	}
+}
+
+void runs_kill_all(struct engine *e)
+{
+	for (size_t i = 0; i < e->nruns; i++) {
+		struct run *run = &e->runs[i];
+		if (run->why == KILL_NONE)
+			run->why = KILL_SHUTDOWN;
+		if (!run->killed) {
+			engine_kill_group(e, run->pid, SIGKILL);
+			run->killed = true;
+		}
+	}
+}

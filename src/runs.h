@@ -1,0 +1,26 @@
+/*
+ * runs: the children once started.  runs_reap() collects the ones that
+ * ended (their accounting waits for runs_finish_exited(), so that freed
+ * slots are refilled first); runs_finish() turns an attempt's end into its
+ * FINISHED record: classification, the decision (attempt.h), the failure
+ * groups and circuits, alerts; runs_check_timers() sends SIGTERM at a
+ * timeout and SIGKILL after kill_grace, and cancels a batch at its
+ * batch_timeout.
+ */
+#ifndef RUNNER_RUNS_H
+#define RUNNER_RUNS_H
+
+#include "engine_int.h"
+
+void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
+		 uint32_t attempt, int wait_status,
+		 const struct rusage *ru, uint8_t why, int exec_errno,
+		 int64_t timeout_ms, int64_t end_ms);
+void runs_reap(struct engine *e);
+bool runs_exits_failed(const struct engine *e);
+void runs_finish_exited(struct engine *e);
+void runs_signal(struct engine *e, struct run *run, uint8_t why);
+void runs_check_timers(struct engine *e);
+void runs_kill_all(struct engine *e);;
+
+#endif
