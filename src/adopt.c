@@ -275,25 +275,19 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 
 int engine_take_orphans(struct engine *e)
 {
-	int fd = dup(e->h->batches);
-	if (fd < 0)
+	size_t all;
+	char **names = home_names(e->h->batches, &all);
+	if (!names)
 		return -1;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(d);
 	char **ids = NULL;
 	size_t n = 0, cap = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || !strcmp(de->d_name, "archive") ||
-		    !valid_batch_id(de->d_name))
+	for (size_t k = 0; k < all; k++) {
+		const char *name = names[k];
+		if (name[0] == '.' || !strcmp(name, "archive") ||
+		    !valid_batch_id(name))
 			continue;
 		/* A final batch is never an orphan: skip without locking. */
-		int bfd = open_dir_at(e->h->batches, de->d_name);
+		int bfd = open_dir_at(e->h->batches, name);
 		if (bfd < 0)
 			continue;
 		struct summary s;
@@ -303,9 +297,9 @@ int engine_take_orphans(struct engine *e)
 		if (final)
 			continue;
 		GROW(ids, cap, n + 1);
-		ids[n++] = xstrdup(de->d_name);
+		ids[n++] = xstrdup(name);
 	}
-	closedir(d);
+	words_free(names);
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (engine_take(e, ids[i], -1, 0) < 0)

@@ -17,7 +17,6 @@
 #include "home.h"
 #include "job.h"
 #include "journal.h"
-#include "spool.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -436,30 +435,16 @@ static bool top_skipped(const struct pack *p, const char *name)
 /* The directory dirfd, whose path p->path holds (ending in '/'). */
 static int pack_tree(struct pack *p, int dirfd, int depth)
 {
-	int fd = dup(dirfd);
-	if (fd < 0)
+	size_t all;
+	char **names = home_names(dirfd, &all);
+	if (!names)
 		return error("batches/%s: %s", p->path.buf, strerror(errno));
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return error("batches/%s: %s", p->path.buf, strerror(errno));
-	}
-	rewinddir(d);
 	size_t base = p->path.len;
-	struct dirent *de;
 	int rc = 0;
-	while (rc == 0) {
-		errno = 0;
-		if (!(de = readdir(d))) {
-			if (errno)
-				rc = error("batches/%s: %s", p->path.buf,
-					   strerror(errno));
-			break;
-		}
-		const char *name = de->d_name;
+	for (size_t k = 0; k < all && rc == 0; k++) {
+		const char *name = names[k];
 		struct stat st;
-		if (!strcmp(name, ".") || !strcmp(name, "..") ||
-		    (depth == 0 && top_skipped(p, name)))
+		if (depth == 0 && top_skipped(p, name))
 			continue;
 		set_path(p, base, name);
 		if (p->path.len > PATH_LIMIT) {
@@ -498,7 +483,7 @@ static int pack_tree(struct pack *p, int dirfd, int depth)
 		close(sub);
 	}
 	int saved = errno;
-	closedir(d);
+	words_free(names);
 	p->path.len = base;
 	p->path.buf[base] = '\0';
 	errno = saved;
@@ -976,28 +961,7 @@ static int info_from_archive(int adir, const char *file,
 /* Every name in a directory but . and .. (NULL-terminated, xstrdup'ed). */
 static char **dir_names(int dirfd, size_t *count)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	char **v = NULL;
-	size_t n = 0, cap = 0;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	rewinddir(d);
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		GROW(v, cap, n + 2);
-		v[n++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	GROW(v, cap, n + 1);
-	v[n] = NULL;
-	*count = n;
-	return v;
+	return home_names(dirfd, count);
 }
 
 static void names_free(char **v)
@@ -2201,18 +2165,13 @@ static int fsync_tree(int dirfd, const char *name)
 	if (fd < 0 || fstat(fd, &st) < 0)
 		goto fail;
 	if (S_ISDIR(st.st_mode)) {
-		int dfd = dup(fd);
-		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-		struct dirent *de;
-		if (!d) {
-			if (dfd >= 0)
-				close(dfd);
+		size_t n;
+		char **names = home_names(fd, &n);
+		if (!names)
 			goto fail;
-		}
-		while (rc == 0 && (de = readdir(d)))
-			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-				rc = fsync_tree(fd, de->d_name);
-		closedir(d);
+		for (size_t k = 0; k < n && rc == 0; k++)
+			rc = fsync_tree(fd, names[k]);
+		words_free(names);
 	}
 	if (rc == 0 && fsync(fd) < 0)
 		goto fail;

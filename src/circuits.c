@@ -1,5 +1,4 @@
 #include "circuits.h"
-#include "adopt.h"
 #include "sched.h"
 #include "job.h"
 #include "journal.h"
@@ -222,7 +221,7 @@ void circ_pause_items(struct engine *e, struct ebatch *eb,
 	engine_record(eb, &r);
 	progress_requeue(&e->prog, reported);
 	/* Prepared attempts of paused items are withdrawn with their files. */
-	sched_withdraw(eb);
+	engine_withdraw(eb);
 	if (group && e->sh_ok) {
 		const char **syms = xmalloc(n * sizeof(char *));
 		for (uint32_t i = 0; i < n; i++)
@@ -401,13 +400,6 @@ void circ_react(struct engine *e)
 				      !eb->b.final && g->status == GROUP_OPEN))
 					circ_note_final(e, eb, (uint32_t)(it - eb->b.items));
 			}
-		}
-		g = shared_group(&e->sh, gid);
-		if (g && e->o.daemon && g->status == GROUP_RESUMING) {
-			/* Members nobody runs: the daemon takes their batches. */
-			for (size_t k = 0; k < g->nm; k++)
-				if (!g->m[k].final && !engine_find(e, g->m[k].batch))
-					engine_take(e, g->m[k].batch, -1, 0);
 		}
 	}
 }

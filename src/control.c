@@ -79,23 +79,17 @@ static bool request_batch(const char *name, char *batch, size_t n)
 int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 		 void *arg)
 {
-	int fd = dup(h->control);
-	if (fd < 0)
+	size_t all;
+	char **names = home_names(h->control, &all);
+	if (!names)
 		return -1;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(d);
-	struct dirent *de;
-	while ((de = readdir(d))) {
+	for (size_t k = 0; k < all; k++) {
+		const char *name = names[k];
 		char batch[128];
-		if (!request_batch(de->d_name, batch, sizeof(batch)) ||
+		if (!request_batch(name, batch, sizeof(batch)) ||
 		    !owns(arg, batch))
 			continue;
-		int rfd = openat(h->control, de->d_name,
+		int rfd = openat(h->control, name,
 				 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (rfd < 0)
 			continue;
@@ -110,14 +104,14 @@ int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 		close(rfd);
 		char ack[300];
 		snprintf(ack, sizeof(ack), "%.*s.ack",
-			 (int)(strlen(de->d_name) - 4), de->d_name);
+			 (int)(strlen(name) - 4), name);
 		if (home_replace(h->control, ack, reply.buf ? reply.buf : "",
 				 reply.len) < 0)
 			warning("state/control/%s: %s", ack, strerror(errno));
-		unlinkat(h->control, de->d_name, 0);
+		unlinkat(h->control, name, 0);
 		sb_release(&body);
 		sb_release(&reply);
 	}
-	closedir(d);
+	words_free(names);
 	return 0;
 }

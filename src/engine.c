@@ -55,88 +55,6 @@ static const struct chore chores[CHORES];
 
 /* ---- the world: real children, or the simulator's ---- */
 
-pid_t engine_spawn_child(struct engine *e, const struct spawn *s,
-			 int *exec_errno)
-{
-	if (e->o.ops)
-		return e->o.ops->spawn(e->o.ops->ctx, s, exec_errno);
-	return exec_spawn(s, e->pid, exec_errno);
-}
-
-int engine_kill_group(struct engine *e, pid_t pgid, int sig)
-{
-	if (e->o.ops)
-		return e->o.ops->kill_group(e->o.ops->ctx, pgid, sig);
-	return exec_kill_group(pgid, sig);
-}
-
-int engine_kill_env(struct engine *e, const char *const *entries, size_t n)
-{
-	if (e->o.ops)
-		return e->o.ops->kill_env(e->o.ops->ctx, entries, n);
-	return exec_kill_env(entries, n);
-}
-
-struct ebatch *engine_find(struct engine *e, const char *id)
-{
-	for (size_t i = 0; i < e->nbatches; i++)
-		if (!e->batches[i]->closed && !strcmp(e->batches[i]->id, id))
-			return e->batches[i];
-	return NULL;
-}
-
-void engine_log_rec(struct ebatch *eb, const struct rec *r)
-{
-	static struct sb line;
-	if (!eb->log)
-		return;
-	sb_reset(&line);
-	blog_line(&line, &eb->b, r, now_ms());
-	if (line.len)
-		fwrite(line.buf, 1, line.len, eb->log);
-}
-
-/* Journal, apply, log: the one way the engine changes a batch. */
-void engine_record(struct ebatch *eb, const struct rec *r)
-{
-	batch_record(&eb->b, &eb->j, r);
-	engine_log_rec(eb, r);
-	eb->meta_dirty = true;
-}
-
-static void engine_io_fail(struct engine *e, struct ebatch *eb, const char *what)
-{
-	if (!e->io_failed)
-		error("batches/%s/journal: %s: %s; stopping (run `runner run` "
-		      "to recover)",
-		      eb ? eb->id : "?", what, strerror(errno));
-	e->io_failed = true;
-	e->shutdown = true;
-}
-
-/* Write a batch's pending records; a full disk stalls dispatching. */
-int engine_commit(struct engine *e, struct ebatch *eb, bool sync)
-{
-	if (e->stalled && mono_ns() < e->stall_until_ns) {
-		errno = ENOSPC;
-		return -1;
-	}
-	int rc = sync ? journal_sync(&eb->j) : journal_write(&eb->j);
-	if (rc == 0)
-		return 0;
-	if (eb->j.failed) {
-		engine_io_fail(e, eb, "fdatasync failed");
-		return -1;
-	}
-	if (!e->stalled)
-		warning("batches/%s/journal: %s; dispatching stops until it "
-			"can be written",
-			eb->id, strerror(errno));
-	e->stalled = true;
-	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
-	return -1;
-}
-
 int64_t engine_next_wakeup(struct engine *e)
 {
 	int64_t mono = mono_ns(), now = now_ms();
@@ -618,12 +536,30 @@ static void phase_exits(struct engine *e)
 	}
 }
 
+/* A daemon takes the batches of a resuming group's members that nobody
+ * runs, to run them. */
+static void take_resumed(struct engine *e)
+{
+	if (!e->o.daemon || !e->sh_ok)
+		return;
+	for (size_t gi = 0; gi < e->sh.ngroups; gi++) {
+		const struct sh_group *g = e->sh.groups[gi];
+		if (g->status != GROUP_RESUMING)
+			continue;
+		for (size_t k = 0; k < g->nm; k++)
+			if (!g->m[k].final && !engine_find(e, g->m[k].batch) &&
+			    engine_take(e, g->m[k].batch, -1, 0) == 0)
+				return; /* the groups may have changed: next turn */
+	}
+}
+
 /* Groups and circuits: what the home's shared state asks of our batches. */
 static void phase_circuits(struct engine *e)
 {
 	if (e->o.ops && e->sh_ok)
 		shared_sync(&e->sh); /* the simulator has no inotify */
 	circ_react(e);
+	take_resumed(e);
 	circ_try_trials(e);
 	circ_check_trials(e);
 	sched_undefer(e);

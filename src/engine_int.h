@@ -200,6 +200,13 @@ struct ebatch *engine_find(struct engine *e, const char *id);
 void engine_log_rec(struct ebatch *eb, const struct rec *r);
 void engine_record(struct ebatch *eb, const struct rec *r);
 int engine_commit(struct engine *e, struct ebatch *eb, bool sync);
+/* Attempts prepared and not yet spawned; engine_withdraw() forgets the
+ * reservations and prepared attempts of items no longer starting (paused,
+ * cancelled); engine_unlink_outputs() removes an attempt's empty files. */
+size_t engine_prepared(const struct ebatch *eb);
+void engine_withdraw(struct ebatch *eb);
+void engine_unlink_outputs(struct ebatch *eb, const char *symbol,
+			   uint32_t attempt);
 int64_t engine_next_wakeup(struct engine *e);
 void engine_release_reservations(struct engine *e);
 

@@ -203,6 +203,36 @@ int rename_noreplace(int olddirfd, const char *oldname, int newdirfd,
 			 RENAME_NOREPLACE);
 }
 
+char **home_names(int dirfd, size_t *count)
+{
+	/* A descriptor of its own: reading moves no offset another reader
+	 * of dirfd shares, and nothing of it outlives an exec. */
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	if (!d) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = saved;
+		return NULL;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		GROW(v, cap, n + 2);
+		v[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	GROW(v, cap, n + 1);
+	v[n] = NULL;
+	if (count)
+		*count = n;
+	return v;
+}
+
 int remove_tree(int parent, const char *name)
 {
 	struct stat st;
@@ -234,36 +264,36 @@ int remove_tree(int parent, const char *name)
 
 int remove_stale_temps(int dirfd, const char *name, int64_t older_than_s)
 {
-	int fd = dup(dirfd), removed = 0;
-	if (fd < 0)
+	size_t all;
+	int removed = 0;
+	char **names = home_names(dirfd, &all);
+	if (!names)
 		return -1;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(d);
-	struct dirent *de;
 	time_t now = time(NULL);
-	while ((de = readdir(d))) {
+	for (size_t k = 0; k < all; k++) {
+		const char *e = names[k];
 		struct stat st;
 		/* Only the names our own temp files have: ".NAME.HEX16.tmp". */
-		size_t n = strlen(de->d_name);
-		if (de->d_name[0] != '.' || n < 22 ||
-		    strcmp(de->d_name + n - 4, ".tmp") || de->d_name[n - 21] != '.')
+		size_t n = strlen(e);
+		if (e[0] != '.' || n < 22 || strcmp(e + n - 4, ".tmp") ||
+		    e[n - 21] != '.')
 			continue;
-		if (name && (n - 22 != strlen(name) ||
-			     strncmp(de->d_name + 1, name, n - 22)))
+		if (name && (n - 22 != strlen(name) || strncmp(e + 1, name, n - 22)))
 			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		if (fstatat(dirfd, e, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode) ||
 		    (older_than_s > 0 && now - st.st_mtime < older_than_s))
 			continue;
-		if (unlinkat(dirfd, de->d_name, 0) == 0)
+		if (unlinkat(dirfd, e, 0) == 0)
 			removed++;
 	}
-	closedir(d);
+	words_free(names);
 	return removed;
+}
+
+int batch_lock(int dirfd)
+{
+	return lock_at(dirfd, "lock");
 }
 
 int lock_at(int dirfd, const char *name)

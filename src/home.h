@@ -35,6 +35,11 @@ struct home {
 int home_open(struct home *h, const char *path);
 void home_release(struct home *h);
 
+/* The names of a directory's entries (not "." and ".."), in the order
+ * the file system gives: a NULL-terminated array (words_free), or NULL
+ * with errno.  Read through a descriptor of its own, close-on-exec: the
+ * one way the runner lists a directory. */
+char **home_names(int dirfd, size_t *count);
 /* fsync a directory fd. */
 int fsync_dir(int dirfd);
 /* mkdirat that treats EEXIST of a directory (not a symlink) as success. */
@@ -42,6 +47,9 @@ int ensure_dir(int dirfd, const char *name, mode_t mode);
 /* Open (creating) dirfd/name and take an exclusive flock without waiting:
  * the fd, or -1 (EWOULDBLOCK: someone holds it). */
 int lock_at(int dirfd, const char *name);
+/* A batch directory's lock (its file "lock"): the fd, or -1 (EWOULDBLOCK:
+ * a runner owns the batch). */
+int batch_lock(int batch_dirfd);
 /* An exclusive flock on fd, waiting at most timeout_ms for another process
  * to let go (no wait is without an end: a process stopped while it holds a
  * shared file's lock must not stop every runner of the home): 0, or -1

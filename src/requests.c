@@ -57,7 +57,7 @@ int engine_cancel(struct engine *e, const char *id, char **symbols,
 				runs_signal(e, run, KILL_CANCEL);
 		}
 		/* Reservations of cancelled items were withdrawn. */
-		sched_withdraw(eb);
+		engine_withdraw(eb);
 		engine_commit(e, eb, true);
 	}
 	sb_addf(reply, "{\"ok\":true,\"cancelled\":%u}", n);

@@ -315,7 +315,7 @@ void runs_check_timers(struct engine *e)
 				 .reason = CANCEL_BATCH_TIMEOUT };
 		engine_record(eb, &r);
 		eb->deadline_ms = 0;
-		sched_withdraw(eb);
+		engine_withdraw(eb);
 		for (size_t k = 0; k < e->nruns; k++)
 			if (e->runs[k].eb == eb)
 				runs_signal(e, &e->runs[k], KILL_CANCEL);

@@ -160,22 +160,6 @@ static void sched_stall(struct engine *e, const char *what, int err)
 	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
 }
 
-size_t sched_prepared(const struct ebatch *eb)
-{
-	return eb->nprepared - eb->prep_head;
-}
-
-/* Remove the empty output files of an attempt that never ran. */
-static void sched_unlink_outputs(struct ebatch *eb, const char *symbol,
-			   uint32_t attempt)
-{
-	char path[96];
-	snprintf(path, sizeof(path), "%s/attempt-%u.out", symbol, attempt);
-	unlinkat(eb->items_fd, path, 0);
-	snprintf(path, sizeof(path), "%s/attempt-%u.err", symbol, attempt);
-	unlinkat(eb->items_fd, path, 0);
-}
-
 /*
  * Create the output files of a reserved attempt ahead of its spawn, while
  * other children run: the file system work stays off the path from one
@@ -201,7 +185,7 @@ static int prepare_item(struct engine *e, struct ebatch *eb)
 		goto fail;
 	if (eb->nprepared == eb->capprepared && eb->prep_head) {
 		memmove(eb->prepared, eb->prepared + eb->prep_head,
-			sched_prepared(eb) * sizeof(*eb->prepared));
+			engine_prepared(eb) * sizeof(*eb->prepared));
 		eb->nprepared -= eb->prep_head;
 		eb->prep_head = 0;
 	}
@@ -213,7 +197,7 @@ fail:
 	saved = errno;
 	if (outfd >= 0)
 		close(outfd);
-	sched_unlink_outputs(eb, it->symbol, attempt);
+	engine_unlink_outputs(eb, it->symbol, attempt);
 	/* Not started: give the reservation back and wait for the disk. */
 	struct rec rel = { .type = R_RELEASE, .item = idx, .attempt = attempt };
 	engine_record(eb, &rel);
@@ -234,7 +218,7 @@ void sched_release(struct ebatch *eb)
 		close(p->errfd);
 		if (it->state != ST_STARTING)
 			continue;
-		sched_unlink_outputs(eb, it->symbol, it->nattempts);
+		engine_unlink_outputs(eb, it->symbol, it->nattempts);
 		struct rec r = { .type = R_RELEASE, .item = p->idx,
 				 .attempt = it->nattempts };
 		engine_record(eb, &r);
@@ -251,36 +235,6 @@ void sched_release(struct ebatch *eb)
 		engine_record(eb, &r);
 		queue_push(&eb->requeue, idx);
 	}
-}
-
-/* Forget prepared attempts whose items are no longer starting (cancel,
- * pause), and their reservations: a withdrawn one must not count as a
- * reservation ahead, or the batch reserves nothing more (and, with
- * nothing running, nothing wakes it). */
-void sched_withdraw(struct ebatch *eb)
-{
-	struct u32q live = { 0 };
-	while (eb->reserved.n) {
-		uint32_t idx = queue_pop(&eb->reserved);
-		if (eb->b.items[idx].state == ST_STARTING)
-			queue_push(&live, idx);
-	}
-	free(eb->reserved.v);
-	eb->reserved = live;
-	size_t keep = eb->prep_head;
-	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
-		struct prep *p = &eb->prepared[i];
-		struct item *it = &eb->b.items[p->idx];
-		if (it->state == ST_STARTING) {
-			eb->prepared[keep++] = *p;
-			continue;
-		}
-		close(p->outfd);
-		close(p->errfd);
-		/* The attempt was withdrawn: its number is free again. */
-		sched_unlink_outputs(eb, it->symbol, it->nattempts + 1u);
-	}
-	eb->nprepared = keep;
 }
 
 static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
@@ -409,7 +363,7 @@ static void reserve(struct engine *e, struct ebatch *eb, int64_t now,
 		    int64_t target)
 {
 	int64_t cap = sched_cap(e, eb);
-	int64_t ahead = (int64_t)(eb->reserved.n + sched_prepared(eb));
+	int64_t ahead = (int64_t)(eb->reserved.n + engine_prepared(eb));
 	if (ahead >= cap || ahead >= target)
 		return;
 	bool added = false;
@@ -514,7 +468,7 @@ static bool circuit_stops(struct engine *e, struct ebatch *eb, struct prep *p)
 		circ_drop_trial(e, t);
 	close(p->outfd);
 	close(p->errfd);
-	sched_unlink_outputs(eb, it->symbol, it->nattempts);
+	engine_unlink_outputs(eb, it->symbol, it->nattempts);
 	struct rec r = { .type = R_RELEASE, .item = p->idx,
 			 .attempt = it->nattempts };
 	engine_record(eb, &r);
@@ -540,7 +494,7 @@ void sched_spawn_ready(struct engine *e)
 		struct ebatch *pick = NULL;
 		for (size_t i = 0; i < e->nbatches && !pick; i++) {
 			struct ebatch *eb = e->batches[i];
-			if (eb->closed || !sched_prepared(eb) || !eb->agent)
+			if (eb->closed || !engine_prepared(eb) || !eb->agent)
 				continue;
 			if (eb->b.c.concurrency > 0 &&
 			    eb->running >= eb->b.c.concurrency)
@@ -600,11 +554,11 @@ void sched_dispatch(struct engine *e)
 			reserve(e, eb, now, res_budget);
 		if (e->stalled || e->io_failed)
 			return;
-		res_budget -= (int64_t)(eb->reserved.n + sched_prepared(eb));
+		res_budget -= (int64_t)(eb->reserved.n + engine_prepared(eb));
 		int64_t cap = sched_cap(e, eb);
-		prep_budget -= (int64_t)sched_prepared(eb);
+		prep_budget -= (int64_t)engine_prepared(eb);
 		while (eb->reserved.n && prep_budget > 0 &&
-		       (int64_t)sched_prepared(eb) < cap) {
+		       (int64_t)engine_prepared(eb) < cap) {
 			if (prepare_item(e, eb) < 0)
 				return;
 			prep_budget--;

@@ -7,9 +7,8 @@
  * across batches by priority, prepares their output files, and spawns
  * what the caps allow (sched_spawn_ready: the batch's concurrency, the
  * agent's max_concurrent and max_children, the last two across processes
- * through slots.h).  sched_withdraw() forgets reservations and prepared
- * attempts of items that were paused or cancelled; sched_release() gives
- * back every one (stopping).  sched_audit() is the liveness check run
+ * through slots.h).  sched_release() gives back every reservation
+ * (stopping).  sched_audit() is the liveness check run
  * before the loop sleeps: every item that may start is in a queue, and a
  * sleep with items waiting has an end.
  */
@@ -20,9 +19,7 @@
 
 int sched_agent_running(const struct engine *e, const struct agent_conf *a);
 void sched_env_base(struct engine *e, struct ebatch *eb);
-size_t sched_prepared(const struct ebatch *eb);
 void sched_release(struct ebatch *eb);
-void sched_withdraw(struct ebatch *eb);
 void sched_undefer(struct engine *e);
 void sched_spawn_ready(struct engine *e);
 void sched_dispatch(struct engine *e);

@@ -16,11 +16,6 @@
 
 #define ITEMS_PER_RECORD 65536
 
-int batch_lock(int dirfd)
-{
-	return lock_at(dirfd, "lock");
-}
-
 /* ---- rejected/ ---- */
 
 /* Move dirfd/name to spool/rejected/<base> (a free variant of it) and write
@@ -83,24 +78,17 @@ static int cmp_cand(const void *a, const void *b)
 
 int spool_scan(struct home *h, char ***names, size_t *n)
 {
-	int fd = dup(h->spool);
 	struct cand *c = NULL;
-	size_t nc = 0, cap = 0;
-	if (fd < 0)
+	size_t nc = 0, cap = 0, all;
+	char **entries = home_names(h->spool, &all);
+	if (!entries)
 		return -1;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(d);
-	struct dirent *de;
-	while ((de = readdir(d))) {
+	for (size_t k = 0; k < all; k++) {
+		const char *name = entries[k];
 		struct stat st;
-		if (de->d_name[0] == '.' || !str_has_suffix(de->d_name, ".job"))
+		if (name[0] == '.' || !str_has_suffix(name, ".job"))
 			continue;
-		if (fstatat(h->spool, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (!S_ISREG(st.st_mode)) {
 			const char *what = S_ISLNK(st.st_mode)	  ? "a symlink"
@@ -110,18 +98,17 @@ int spool_scan(struct home *h, char ***names, size_t *n)
 			char *why = xasprintf("not a regular file (%s); "
 					      "not opened",
 					      what);
-			if (reject(h, h->spool, de->d_name, de->d_name, why) == 0)
-				warning("spool/%s: rejected: %s", de->d_name,
-					why);
+			if (reject(h, h->spool, name, name, why) == 0)
+				warning("spool/%s: rejected: %s", name, why);
 			free(why);
 			continue;
 		}
 		GROW(c, cap, nc + 1);
-		c[nc].name = xstrdup(de->d_name);
+		c[nc].name = xstrdup(name);
 		c[nc].mtime = st.st_mtim;
 		nc++;
 	}
-	closedir(d);
+	words_free(entries);
 	if (nc)
 		qsort(c, nc, sizeof(*c), cmp_cand);
 	*names = xmalloc((nc + 1) * sizeof(char *));
@@ -695,28 +682,21 @@ int spool_sweep(struct home *h, const struct conf *c)
 	for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
 		remove_stale_temps(own[i], NULL, 3600);
 	symstats_sweep(h->state);
-	int fd = dup(h->batches);
-	if (fd < 0)
+	size_t all;
+	char **names = home_names(h->batches, &all);
+	if (!names)
 		return -1;
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(d);
 	char **dirs = NULL;
 	size_t n = 0, cap = 0;
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, ".claim-", 7)) {
+	for (size_t k = 0; k < all; k++)
+		if (!strncmp(names[k], ".claim-", 7)) {
 			GROW(dirs, cap, n + 1);
-			dirs[n++] = xstrdup(de->d_name);
-		} else if (!strncmp(de->d_name, NEW_CLAIM_PREFIX,
+			dirs[n++] = xstrdup(names[k]);
+		} else if (!strncmp(names[k], NEW_CLAIM_PREFIX,
 				    strlen(NEW_CLAIM_PREFIX))) {
-			sweep_new_claim(h, de->d_name);
+			sweep_new_claim(h, names[k]);
 		}
-	closedir(d);
+	words_free(names);
 	for (size_t i = 0; i < n; i++) {
 		sweep_one(h, dirs[i]);
 		free(dirs[i]);

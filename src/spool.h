@@ -70,7 +70,5 @@ int spool_claim_bytes(struct home *h, const struct conf *c,
  */
 int spool_submit(struct home *h, const struct conf *c, const char *display,
 		 const char *buf, size_t len, struct claim_result *res);
-/* Lock a batch directory's lock file: fd, or -1 (EWOULDBLOCK: owned). */
-int batch_lock(int batch_dirfd);
 
 #endif

@@ -190,7 +190,7 @@ void views_check_done(struct engine *e)
 			   engine_commit(e, eb, true) == 0) {
 			views_close_batch(e, eb); /* final, and all of it on disk */
 		} else if (!e->o.daemon && !b->final && !eb->running &&
-			   !eb->reserved.n && !sched_prepared(eb) &&
+			   !eb->reserved.n && !engine_prepared(eb) &&
 			   b->count[ST_PAUSED] && !b->count[ST_PENDING] &&
 			   !b->count[ST_RETRY_WAIT] && !b->count[ST_STARTING]) {
 			views_close_batch(e, eb); /* waits only on paused items */

@@ -1,0 +1,375 @@
+/*
+ * cli: what the commands share: the global options, a command's own
+ * options (parse_cmd), the home and its configuration, the home's shared
+ * state as a view, batches read for a view, and the one way a request on
+ * a batch is carried out (by the runner that holds it, or here).
+ */
+#include "cli.h"
+#include "archive.h"
+#include "batch.h"
+#include "conf.h"
+#include "control.h"
+#include "daemon.h"
+#include "engine.h"
+#include "home.h"
+#include "job.h"
+#include "meta.h"
+#include "progress.h"
+#include "report.h"
+#include "shared.h"
+#include "slots.h"
+#include "symstats.h"
+#include "spool.h"
+#include "stats.h"
+#include "util.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct opts g;
+struct home home_ = HOME_INIT;
+struct conf *conf_;
+
+/* The home's shared state (groups, circuits), folded for a view. */
+static struct shared view_sh;
+static bool view_sh_open;
+
+int usage_error(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	error("%s (runner --help)", buf);
+	return EX_USAGE_;
+}
+
+const char *home_path(void)
+{
+	if (g.home)
+		return g.home;
+	const char *env = getenv("RUNNER_HOME");
+	return env && *env ? env : ".";
+}
+
+int open_home(void)
+{
+	if (home_open(&home_, home_path()) < 0)
+		return EX_CANTCREAT_;
+	return 0;
+}
+
+int load_conf(void)
+{
+	char *path = g.config ? xstrdup(g.config)
+			      : xasprintf("%s/conf/runner.ini", home_path());
+	conf_ = conf_load(path);
+	free(path);
+	return conf_ ? 0 : EX_CONFIG_;
+}
+
+/*
+ * The command's options and positional arguments.  With --help (an option
+ * of every command, or `runner --help CMD`) it prints usage, frees what it
+ * parsed and returns CMD_HELP; a bad option is a usage error (64).
+ */
+int parse_cmd(struct cmdopt *opts, size_t nopts, char ***pos,
+		     size_t *npos, const char *cmd, const char *usage)
+{
+	size_t n = 0, cap = 0;
+	char **p = NULL;
+	bool dashdash = false;
+	for (size_t i = 0; i < g.nargs; i++) {
+		char *a = g.args[i];
+		if (dashdash || a[0] != '-' || !a[1]) {
+			GROW(p, cap, n + 2);
+			p[n++] = a;
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			dashdash = true;
+			continue;
+		}
+		struct cmdopt *o = NULL;
+		const char *val = NULL;
+		for (size_t k = 0; k < nopts && !o; k++) {
+			size_t len = strlen(opts[k].name);
+			if (!strcmp(a, opts[k].name))
+				o = &opts[k];
+			else if (opts[k].takes_value &&
+				 !strncmp(a, opts[k].name, len) && a[len] == '=') {
+				o = &opts[k];
+				val = a + len + 1;
+			}
+		}
+		if (!o) {
+			free(p);
+			return usage_error("%s: unknown option %s", cmd, a);
+		}
+		o->seen = true;
+		if (o->takes_value) {
+			if (!val) {
+				if (i + 1 >= g.nargs) {
+					free(p);
+					return usage_error("%s: %s needs a value",
+							   cmd, a);
+				}
+				val = g.args[++i];
+			}
+			GROW(o->values, o->cap, o->nvalues + 2);
+			o->values[o->nvalues++] = (char *)val;
+			o->values[o->nvalues] = NULL;
+		}
+	}
+	if (p)
+		p[n] = NULL;
+	*pos = p;
+	*npos = n;
+	bool help = g.help;
+	for (size_t k = 0; k < nopts; k++)
+		if (!strcmp(opts[k].name, "--help") && opts[k].seen)
+			help = true;
+	if (help) {
+		puts(usage);
+		free_cmd(opts, nopts, p);
+		return CMD_HELP;
+	}
+	return 0;
+}
+
+void free_cmd(struct cmdopt *opts, size_t n, char **pos)
+{
+	for (size_t i = 0; i < n; i++)
+		free(opts[i].values);
+	free(pos);
+}
+
+const char *last_value(const struct cmdopt *o)
+{
+	return o->nvalues ? o->values[o->nvalues - 1] : NULL;
+}
+
+struct shared *view_shared(void)
+{
+	if (view_sh_open)
+		return &view_sh;
+	struct conf *d = conf_ ? NULL : conf_default();
+	if (shared_open(&view_sh, home_.state, conf_ ? conf_ : d) == 0)
+		view_sh_open = true;
+	conf_free(d);
+	return view_sh_open ? &view_sh : NULL;
+}
+
+void view_shared_close(void)
+{
+	if (view_sh_open)
+		shared_close(&view_sh);
+	view_sh_open = false;
+}
+
+int open_batch_dir(const char *id)
+{
+	if (!valid_batch_id(id)) {
+		error("%s: not a batch id", id);
+		return -EX_NO_SUCH;
+	}
+	int fd = open_dir_at(home_.batches, id);
+	if (fd < 0) {
+		error("no such batch: %s", id);
+		return -EX_NO_SUCH;
+	}
+	return fd;
+}
+
+bool is_group_id(const char *s)
+{
+	return !strncmp(s, "grp-", 4);
+}
+
+struct sh_group *find_group(const char *id)
+{
+	struct shared *sh = view_shared();
+	struct sh_group *grp = sh ? shared_group(sh, id) : NULL;
+	if (!grp)
+		error("no such failure group: %s", id);
+	return grp;
+}
+
+struct engine_opts engine_opts(void)
+{
+	struct engine_opts eo = {
+		.json = g.json,
+		.progress = !g.no_progress,
+		.summary = true,
+	};
+	return eo;
+}
+
+int replay_readonly(int dirfd, struct batch *b)
+{
+	struct journal j;
+	batch_init(b);
+	if (journal_open(&j, dirfd, "journal", false, batch_replay, b) < 0)
+		return -1;
+	journal_close(&j);
+	if (!b->claimed) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+bool batch_dir_exists(const char *id)
+{
+	struct stat st;
+	return fstatat(home_.batches, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Replay batch id for reading, from batches/ID or else from its archive:
+ * 0 with b filled and *dirfd the batch directory (-1: archived), or an
+ * exit status, the error printed.  The caller releases b either way. */
+int load_batch(const char *id, struct batch *b, int *dirfd)
+{
+	*dirfd = -1;
+	if (valid_batch_id(id) && !batch_dir_exists(id) &&
+	    archive_exists(&home_, id)) {
+		if (archive_load_batch(&home_, id, b) == 0)
+			return 0;
+		error("batches/archive: %s: %s", id, strerror(errno));
+		return errno == ENOENT ? EX_NO_SUCH : EX_IOERR_;
+	}
+	batch_init(b);
+	int fd = open_batch_dir(id);
+	if (fd < 0)
+		return -fd;
+	batch_release(b);
+	if (replay_readonly(fd, b) < 0) {
+		error("batches/%s/journal: %s", id, strerror(errno));
+		close(fd);
+		return EX_NO_SUCH;
+	}
+	*dirfd = fd;
+	return 0;
+}
+
+char *request_json(const char *op, char **cats, size_t ncats,
+			  char **syms, size_t nsyms)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "op", op);
+	cJSON *c = cJSON_AddArrayToObject(o, "categories");
+	for (size_t i = 0; i < ncats; i++)
+		cJSON_AddItemToArray(c, cJSON_CreateString(cats[i]));
+	cJSON *s = cJSON_AddArrayToObject(o, "symbols");
+	for (size_t i = 0; i < nsyms; i++)
+		cJSON_AddItemToArray(s, cJSON_CreateString(syms[i]));
+	char *text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+/*
+ * Hand a request to the runner process that owns the batch, or to the
+ * daemon if one runs (it takes any batch nobody holds).  0: answered;
+ * 1: nobody will, do it here; negative: -status, printed.
+ */
+int ask_owner(const char *id, const char *json, struct sb *reply)
+{
+	struct daemon_info info;
+	int dirfd = open_batch_dir(id);
+	if (dirfd < 0)
+		return dirfd;
+	for (int tries = 0; tries < 3; tries++) {
+		bool daemon = daemon_running(&home_, &info);
+		int lock = batch_lock(dirfd);
+		if (lock >= 0) {
+			close(lock);
+			if (!daemon) {
+				close(dirfd);
+				return 1;
+			}
+		} else if (errno != EWOULDBLOCK) {
+			close(dirfd);
+			return error("batches/%s/lock: %s", id, strerror(errno));
+		}
+		if (control_send(&home_, id, json, 3000, reply) == 0) {
+			close(dirfd);
+			return 0;
+		}
+	}
+	close(dirfd);
+	error("batch %s: its runner holds it but does not answer; try again",
+	      id);
+	return -EX_TEMPFAIL_;
+}
+
+long reply_count(const struct sb *reply, const char *key)
+{
+	cJSON *o = cJSON_Parse(reply->buf ? reply->buf : "");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	long n = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+	cJSON_Delete(o);
+	return n;
+}
+
+int request_carry(const struct request *rq, struct sb *reply,
+		  struct request_out *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->n = -1;
+	int owner = ask_owner(rq->id, rq->json, reply);
+	if (owner < 0)
+		return -owner;
+	if (owner == 0) {
+		out->by_owner = true;
+		out->n = reply_count(reply, rq->count_key);
+		return 0;
+	}
+	struct engine *e = engine_new(&home_, conf_, &rq->eo);
+	int status = 0;
+	out->took = engine_take(e, rq->id, -1, rq->take_flags);
+	if (out->took == 0) {
+		sb_reset(reply);
+		out->n = rq->here(e, rq, reply);
+		if (!rq->foreground || out->n <= 0)
+			engine_settle(e);
+		out->run_status = engine_run(e);
+	} else if (out->took < 0) {
+		status = EX_IOERR_;
+	}
+	engine_free(e);
+	return status;
+}
+
+int each_batch(void (*fn)(void *arg, const char *id, int bfd), void *arg)
+{
+	size_t n;
+	char **names = home_names(home_.batches, &n);
+	if (!names)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (names[i][0] == '.' || !valid_batch_id(names[i]) ||
+		    !strcmp(names[i], "archive"))
+			continue;
+		int bfd = open_dir_at(home_.batches, names[i]);
+		if (bfd < 0)
+			continue;
+		fn(arg, names[i], bfd);
+		close(bfd);
+	}
+	words_free(names);
+	return 0;
+}

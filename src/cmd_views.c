@@ -1,0 +1,499 @@
+/*
+ * cmd_views: the commands that read batches: show, report, list, stats.
+ */
+#include "cli.h"
+#include "archive.h"
+#include "batch.h"
+#include "conf.h"
+#include "control.h"
+#include "daemon.h"
+#include "engine.h"
+#include "home.h"
+#include "job.h"
+#include "meta.h"
+#include "progress.h"
+#include "report.h"
+#include "shared.h"
+#include "slots.h"
+#include "symstats.h"
+#include "spool.h"
+#include "stats.h"
+#include "util.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A row of `list`: a batch, or an archived one (file set). */
+struct listed {
+	struct summary s;
+	char *file;
+	int64_t archived_ms;
+	uint64_t bytes;
+};
+
+struct archived_list {
+	int status;
+	int64_t since, until;
+	const char *agent;
+	struct listed *v;
+	size_t n, cap;
+};
+
+static bool batch_json_current(int dirfd, const struct batch *b)
+{
+	struct stat js, bs;
+	if (!b->final || fstatat(dirfd, "journal", &js, 0) < 0 ||
+	    fstatat(dirfd, "batch.json", &bs, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(bs.st_mode))
+		return false;
+	return bs.st_mtim.tv_sec > js.st_mtim.tv_sec ||
+	       (bs.st_mtim.tv_sec == js.st_mtim.tv_sec &&
+		bs.st_mtim.tv_nsec >= js.st_mtim.tv_nsec);
+}
+
+static int cat_file(int dirfd, const char *name)
+{
+	char buf[65536];
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+/* show of a batch that lives in batches/archive/: read, never extracted. */
+static int show_archived(const char *id, int flags)
+{
+	if (g.json) {
+		if (archive_copy_member(&home_, id, "batch.json",
+					STDOUT_FILENO) < 0) {
+			error("batches/archive: %s: %s", id, strerror(errno));
+			return errno == ENOENT ? EX_NO_SUCH : EX_IOERR_;
+		}
+		return 0;
+	}
+	struct batch b;
+	struct archive_info ai;
+	int rc, dirfd;
+	if ((rc = load_batch(id, &b, &dirfd))) {
+		batch_release(&b);
+		return rc;
+	}
+	meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
+			   view_shared());
+	if (archive_find(&home_, id, &ai) == 0) {
+		char t[TIME_BUF];
+		printf("  archived    %s in batches/archive/%s (%llu %s); "
+		       "runner restore %s\n",
+		       fmt_time(ai.archived_ms, t), ai.file,
+		       (unsigned long long)ai.bytes,
+		       plural(ai.bytes, "byte", "bytes"), id);
+	}
+	batch_release(&b);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+int cmd_show(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--items" }, { "--failed" } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "show",
+			   "usage: runner show BATCH [--items] [--failed] [--json]\n\n"
+			   "One batch: status, counts, errors, throughput, slowest "
+			   "items.\n--items lists every item, --failed the failed "
+			   "ones; --json prints\nthe batch.json document (runner(1), FILES).");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("show: name one batch");
+	}
+	if ((rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	if (valid_batch_id(pos[0]) && !batch_dir_exists(pos[0]) &&
+	    archive_exists(&home_, pos[0])) {
+		int flags = (o[1].seen ? SHOW_ITEMS : 0) |
+			    (o[2].seen ? SHOW_FAILED : 0);
+		rc = show_archived(pos[0], flags);
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int dirfd;
+	struct batch b;
+	if ((rc = load_batch(pos[0], &b, &dirfd))) {
+		batch_release(&b);
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	if (g.json) {
+		if (!batch_json_current(dirfd, &b) || cat_file(dirfd, "batch.json") < 0)
+			meta_write_json(stdout, &b, now_ms(), view_shared());
+	} else {
+		int flags = SHOW_PATHS | (o[1].seen ? SHOW_ITEMS : 0) |
+			    (o[2].seen ? SHOW_FAILED : 0);
+		meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
+				   view_shared());
+	}
+	batch_release(&b);
+	close(dirfd);
+	free_cmd(o, NOPTS(o), pos);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+int cmd_report(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "-o", true }, { "--output", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "report",
+			   "usage: runner report BATCH [-o FILE]\n\n"
+			   "One self-contained HTML page about the batch (inline CSS "
+			   "and SVG, no script,\nno network): summary, a timeline of "
+			   "every attempt on its slot, error\ncategories, failure "
+			   "groups, the 20 slowest and the failed items.  Written\nto "
+			   "standard output, or to FILE (replaced atomically).");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	const char *out = last_value(&o[2]) ? last_value(&o[2])
+					    : last_value(&o[1]);
+	if (npos != 1) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("report: name one batch");
+	}
+	if ((rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	int dirfd;
+	struct batch b;
+	if ((rc = load_batch(pos[0], &b, &dirfd))) {
+		batch_release(&b);
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	FILE *fp = stdout;
+	char *tmp = NULL;
+	if (out && strcmp(out, "-")) {
+		/* FILE.tmp-PID beside it, renamed over it when complete. */
+		tmp = xasprintf("%s.tmp-%ld", out, (long)getpid());
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!fp) {
+			rc = EX_CANTCREAT_;
+			error("%s: %s", out, strerror(errno));
+			if (fd >= 0)
+				close(fd), unlink(tmp);
+		}
+	}
+	if (!rc && report_write(fp, &b, view_shared(), now_ms()) < 0) {
+		rc = EX_IOERR_;
+		error("%s: %s", out ? out : "stdout", strerror(errno));
+	}
+	if (tmp && fp) {
+		if (fclose(fp) != 0 && !rc) {
+			rc = EX_IOERR_;
+			error("%s: %s", out, strerror(errno));
+		}
+		if (!rc && rename(tmp, out) < 0) {
+			rc = EX_CANTCREAT_;
+			error("%s: %s", out, strerror(errno));
+		}
+		if (rc)
+			unlink(tmp);
+	} else if (!rc && fflush(stdout) != 0) {
+		rc = EX_IOERR_;
+	}
+	free(tmp);
+	batch_release(&b);
+	free_cmd(o, NOPTS(o), pos);
+	return rc;
+}
+
+static int collect_archived(void *arg, const struct archive_info *ai)
+{
+	struct archived_list *al = arg;
+	const struct summary *s = &ai->s;
+	if ((al->status >= 0 && s->status != al->status) ||
+	    s->created_ms < al->since || s->created_ms > al->until ||
+	    (al->agent && strcmp(al->agent, s->agent)))
+		return 0;
+	GROW(al->v, al->cap, al->n + 1);
+	al->v[al->n++] = (struct listed){ *s, xstrdup(ai->file),
+					   ai->archived_ms, ai->bytes };
+	return 0;
+}
+
+static int cmp_summary(const void *a, const void *b)
+{
+	const struct summary *x = &((const struct listed *)a)->s,
+			     *y = &((const struct listed *)b)->s;
+	if (x->created_ms != y->created_ms)
+		return x->created_ms > y->created_ms ? -1 : 1;
+	return strcmp(y->id, x->id);
+}
+
+static int summary_from_journal(int dirfd, struct summary *s)
+{
+	struct batch b;
+	if (replay_readonly(dirfd, &b) < 0) {
+		batch_release(&b);
+		return -1;
+	}
+	memset(s, 0, sizeof(*s));
+	snprintf(s->id, sizeof(s->id), "%s", b.c.id);
+	snprintf(s->name, sizeof(s->name), "%s", b.c.name ? b.c.name : "");
+	snprintf(s->origin, sizeof(s->origin), "%s",
+		 b.c.origin ? b.c.origin : "");
+	snprintf(s->agent, sizeof(s->agent), "%s", b.c.agent);
+	s->status = batch_status(&b);
+	s->created_ms = b.c.created_ms;
+	s->started_ms = b.started_ms;
+	s->completed_ms = b.final ? b.completed_ms : 0;
+	s->total = (long long)b.nitems;
+	s->succeeded = (long long)b.count[ST_SUCCEEDED];
+	s->failed = (long long)b.count[ST_FAILED];
+	s->cancelled = (long long)b.count[ST_CANCELLED];
+	s->running = (long long)b.count[ST_RUNNING];
+	s->paused = (long long)b.count[ST_PAUSED];
+	s->pending = (long long)(b.nitems) - s->succeeded - s->failed -
+		     s->cancelled - s->running - s->paused;
+	batch_release(&b);
+	return 0;
+}
+
+struct list_ctx {
+	int status;
+	int64_t since, until;
+	const char *agent;
+	struct summary *v;
+	size_t n, cap;
+};
+
+static void list_batch(void *arg, const char *id, int bfd)
+{
+	struct list_ctx *lc = arg;
+	(void)id;
+	GROW(lc->v, lc->cap, lc->n + 1);
+	struct summary *s = &lc->v[lc->n];
+	if ((meta_read_summary(bfd, s) == 0 ||
+	     summary_from_journal(bfd, s) == 0) &&
+	    (lc->status < 0 || s->status == lc->status) &&
+	    s->created_ms >= lc->since && s->created_ms <= lc->until &&
+	    (!lc->agent || !strcmp(lc->agent, s->agent)))
+		lc->n++;
+}
+
+static int print_list(struct listed *v, size_t n, long long limit,
+		      bool archived)
+{
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_summary);
+	if (limit >= 0 && (size_t)limit < n)
+		n = (size_t)limit;
+	if (g.json) {
+		cJSON *arr = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++) {
+			cJSON *o;
+			if (archived) {
+				struct archive_info ai = { .s = v[i].s,
+					.archived_ms = v[i].archived_ms,
+					.bytes = v[i].bytes };
+				snprintf(ai.file, sizeof(ai.file), "%s",
+					 v[i].file);
+				o = archive_info_json(&ai);
+			} else {
+				o = meta_summary_json(&v[i].s);
+			}
+			cJSON_AddItemToArray(arr, o);
+		}
+		char *s = cJSON_Print(arr);
+		puts(s ? s : "[]");
+		cJSON_free(s);
+		cJSON_Delete(arr);
+	} else {
+		if (n)
+			printf("%-28s %-10s %-18s %8s %8s %8s  %s%s\n", "BATCH",
+			       "STATUS", "AGENT", "ITEMS", "OK", "FAILED",
+			       "CREATED", archived ? "                  ARCHIVE" : "");
+		for (size_t i = 0; i < n; i++) {
+			char t[TIME_BUF];
+			const struct summary *s = &v[i].s;
+			printf("%-28s %-10s %-18s %8lld %8lld %8lld  %s",
+			       s->id, batch_status_name(s->status), s->agent,
+			       s->total, s->succeeded, s->failed,
+			       fmt_time(s->created_ms, t));
+			if (archived)
+				printf("  batches/archive/%s", v[i].file);
+			putchar('\n');
+		}
+	}
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
+
+int cmd_list(void)
+{
+	struct cmdopt o[] = { { "--help" },	    { "--status", true },
+			      { "--since", true },  { "--until", true },
+			      { "--agent", true },  { "--limit", true },
+			      { "--archived" } };
+	char **pos;
+	size_t npos;
+	char why[WHY_BUF];
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "list",
+			   "usage: runner list [--status S] [--since T] [--until T] "
+			   "[--agent A] [--limit N] [--archived] [--json]\n\n"
+			   "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
+			   "S one of\npending, running, paused, completed, partial, "
+			   "failed, cancelled.\n--archived lists the batches in "
+			   "batches/archive/ instead (from its index).");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	int status = -1;
+	int64_t since = INT64_MIN, until = INT64_MAX;
+	long long limit = -1;
+	if (npos)
+		rc = usage_error("list: unexpected argument %s", pos[0]);
+	else if (last_value(&o[1]) &&
+		 (status = batch_status_parse(last_value(&o[1]))) < 0)
+		rc = usage_error("list: unknown status %s", last_value(&o[1]));
+	else if (last_value(&o[2]) &&
+		 parse_time_arg(last_value(&o[2]), &since, why) < 0)
+		rc = usage_error("list: --since: %s", why);
+	else if (last_value(&o[3]) &&
+		 parse_time_arg(last_value(&o[3]), &until, why) < 0)
+		rc = usage_error("list: --until: %s", why);
+	else if (last_value(&o[5]) &&
+		 parse_int(last_value(&o[5]), 0, LLONG_MAX, &limit, why) < 0)
+		rc = usage_error("list: --limit: %s", why);
+	if (rc || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	const char *agent = last_value(&o[4]);
+
+	struct summary *v = NULL;
+	size_t n = 0;
+	if (o[6].seen) {
+		struct archived_list al = { status, since, until, agent, NULL,
+					    0, 0 };
+		archive_list(&home_, collect_archived, &al);
+		rc = print_list(al.v, al.n, limit, true);
+		for (size_t i = 0; i < al.n; i++)
+			free(al.v[i].file);
+		free(al.v);
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	struct list_ctx lc = { status, since, until, agent, NULL, 0, 0 };
+	if (each_batch(list_batch, &lc) < 0) {
+		free(lc.v);
+		free_cmd(o, NOPTS(o), pos);
+		return error("batches: %s", strerror(errno)), EX_IOERR_;
+	}
+	v = lc.v;
+	n = lc.n;
+	struct listed *lv = xcalloc(n + 1, sizeof(*lv));
+	for (size_t i = 0; i < n; i++)
+		lv[i].s = v[i];
+	free(v);
+	rc = print_list(lv, n, limit, false);
+	free(lv);
+	free_cmd(o, NOPTS(o), pos);
+	return rc;
+}
+
+/* A batch's summary document: summary.json, else rebuilt from the journal. */
+static cJSON *load_summary_doc(int bfd)
+{
+	cJSON *o = meta_read_summary_json(bfd);
+	if (o)
+		return o;
+	struct batch b;
+	if (replay_readonly(bfd, &b) == 0)
+		o = meta_summary_doc(&b, now_ms());
+	batch_release(&b);
+	return o;
+}
+
+static void stats_batch(void *arg, const char *id, int bfd)
+{
+	(void)id;
+	cJSON *doc = load_summary_doc(bfd);
+	if (doc)
+		stats_add(arg, doc, false);
+	cJSON_Delete(doc);
+}
+
+static void stats_archived(void *arg, const cJSON *doc)
+{
+	stats_add(arg, doc, true);
+}
+
+int cmd_stats(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--since", true } };
+	char **pos;
+	size_t npos;
+	char why[WHY_BUF];
+	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "stats",
+			   "usage: runner stats [--since T] [--json]\n\n"
+			   "Aggregates over the batches (archived ones included) "
+			   "created at or after T:\nbatches by status, items by "
+			   "state, success rate, error categories, throughput,\n"
+			   "batch duration percentiles, the 10 most-failing symbols "
+			   "with their last\nerror, and the same per agent.  T is "
+			   "RFC 3339 or YYYY-MM-DD.");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	int64_t since = INT64_MIN;
+	if (npos)
+		rc = usage_error("stats: unexpected argument %s", pos[0]);
+	else if (last_value(&o[1]) &&
+		 parse_time_arg(last_value(&o[1]), &since, why) < 0)
+		rc = usage_error("stats: --since: %s", why);
+	if (rc || (rc = open_home())) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	struct stats st;
+	stats_init(&st, since);
+	if (each_batch(stats_batch, &st) < 0) {
+		stats_release(&st);
+		free_cmd(o, NOPTS(o), pos);
+		return error("batches: %s", strerror(errno)), EX_IOERR_;
+	}
+	archive_index_docs(&home_, stats_archived, &st);
+	cJSON *out = stats_finish(&st);
+	if (g.json) {
+		char *text = cJSON_Print(out);
+		puts(text ? text : "{}");
+		cJSON_free(text);
+	} else {
+		stats_print(stdout, out);
+	}
+	cJSON_Delete(out);
+	stats_release(&st);
+	free_cmd(o, NOPTS(o), pos);
+	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+}
