@@ -70,9 +70,10 @@ $(SIM_BIN): tests/sim/sim.c $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
 
-# The simulator on many seeds (make sim SEEDS=10000 SIM_ITEMS=100).
+# The simulator on many seeds (make sim SEEDS=10000 SIM_ITEMS=100), as
+# many worker processes as CPUs.
 sim: $(SIM_BIN)
-	$(SIM_BIN) -n $(SEEDS) -i $(SIM_ITEMS) $${SEED:-1}
+	$(SIM_BIN) -j $$(nproc) -n $(SEEDS) -i $(SIM_ITEMS) $${SEED:-1}
 
 $(BUILD)/agents/%: tests/agents/%.c
 	@mkdir -p $(@D)

@@ -728,12 +728,15 @@ void engine_batch_written(struct engine *e, const char *id, bool *written)
 	*written = eb && !eb->j.pending.len;
 }
 
-size_t engine_audit(struct engine *e)
+size_t engine_audit(struct engine *e, char *what, size_t nwhat)
 {
 	size_t lost = e->liveness_bugs;
+	if (what && nwhat)
+		snprintf(what, nwhat, "%s", e->liveness_what);
 	for (size_t i = 0; i < e->nbatches; i++)
 		if (!e->batches[i]->closed)
-			lost += sched_audit_batch(e->batches[i], false, false);
+			lost += sched_audit_batch(e->batches[i], false, false,
+						  what, nwhat);
 	return lost;
 }
 

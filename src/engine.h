@@ -107,14 +107,15 @@ int engine_run(struct engine *e);
  * and gives the exit status.  engine_abandon() drops the engine as a
  * kill -9 would: nothing more is written (what the journal has is what a
  * next runner replays).  engine_audit() counts the items that may start
- * but that nothing would start: always 0 (the simulator's liveness check).
+ * but that nothing would start, and sleeps with items waiting and no end:
+ * always 0 (the simulator's liveness check); what gets the first, said.
  */
 void engine_begin(struct engine *e);
 bool engine_turn(struct engine *e);
 int64_t engine_wake_ms(struct engine *e);
 int engine_end(struct engine *e);
 void engine_abandon(struct engine *e);
-size_t engine_audit(struct engine *e);
+size_t engine_audit(struct engine *e, char *what, size_t nwhat);
 /* A batch this engine holds, to read (the simulator's checks); NULL. */
 struct batch;
 const struct batch *engine_batch(struct engine *e, const char *id);

@@ -173,6 +173,7 @@ struct engine {
 	int64_t audit_next_ns;	/* the next liveness audit */
 	int64_t wake_fix_ns;	/* a wake-up the audit had to add */
 	size_t liveness_bugs;	/* what the audit found (engine_audit) */
+	char liveness_what[160];	/* the first of it, said */
 	bool kick;		/* work to do at once: the next turn is now */
 	/* the trials the attempt being finished held (circ_before_record) */
 	char last_trial_group[GROUP_ID_MAX];

@@ -592,7 +592,8 @@ static void mark_queue(const struct u32q *q, unsigned char *seen)
 		seen[q->v[(q->head + i) % q->cap]] = 1;
 }
 
-size_t sched_audit_batch(struct ebatch *eb, bool repair, bool report)
+size_t sched_audit_batch(struct ebatch *eb, bool repair, bool report,
+			 char *what, size_t nwhat)
 {
 	struct batch *b = &eb->b;
 	unsigned char *seen = xcalloc(b->nitems + 1, 1);
@@ -618,6 +619,10 @@ size_t sched_audit_batch(struct ebatch *eb, bool repair, bool report)
 			error("BUG: batch %s: item %s is %s but nothing will "
 			      "start it; queued again",
 			      eb->id, b->items[i].symbol, state_name(st));
+		if (!lost && what && !what[0])
+			snprintf(what, nwhat, "%s/%s is %s but nothing would "
+					      "start it",
+				 eb->id, b->items[i].symbol, state_name(st));
 		lost++;
 		if (strict_checks() && report)
 			BUG("lost item %s of batch %s", b->items[i].symbol, eb->id);
@@ -649,18 +654,25 @@ void sched_audit(struct engine *e, int64_t timeout)
 		struct ebatch *eb = e->batches[i];
 		if (eb->closed)
 			continue;
-		e->liveness_bugs += sched_audit_batch(eb, true, !e->o.ops);
+		e->liveness_bugs += sched_audit_batch(eb, true, !e->o.ops,
+						      e->liveness_what,
+						      sizeof(e->liveness_what));
 		waiting += eb->b.count[ST_PENDING] + eb->b.count[ST_RETRY_WAIT] +
 			   eb->b.count[ST_STARTING];
 	}
 	if (waiting && timeout < 0) {
 		e->liveness_bugs++;
-		if (strict_checks())
+		if (!e->liveness_what[0])
+			snprintf(e->liveness_what, sizeof(e->liveness_what),
+				 "%zu items wait, nothing runs, and no wake-up "
+				 "is set", waiting);
+		if (strict_checks() && !e->o.ops)
 			BUG("%zu items wait, nothing runs, and no wake-up is set",
 			    waiting);
-		error("BUG: %zu items wait, nothing runs, and no wake-up is set; "
-		      "looking again in a second",
-		      waiting);
+		if (!e->o.ops)
+			error("BUG: %zu items wait, nothing runs, and no wake-up "
+			      "is set; looking again in a second",
+			      waiting);
 		e->wake_fix_ns = mono + 1000000000LL;
 	}
 }

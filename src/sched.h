@@ -23,7 +23,11 @@ void sched_release(struct ebatch *eb);
 void sched_undefer(struct engine *e);
 void sched_spawn_ready(struct engine *e);
 void sched_dispatch(struct engine *e);
-size_t sched_audit_batch(struct ebatch *eb, bool repair, bool report);
+/* Items that may start but are in no queue: their count, repaired
+ * (queued again) with repair, told with report (a BUG line, an abort
+ * under RUNNER_STRICT); the first one described into what. */
+size_t sched_audit_batch(struct ebatch *eb, bool repair, bool report,
+			 char *what, size_t nwhat);
 void sched_audit(struct engine *e, int64_t timeout);;
 
 #endif

@@ -146,10 +146,12 @@ struct sim {
 	int njobs;
 	char trace[TRACE_KEEP][200];
 	int ntrace;
+	struct sb all;		/* every event of the scenario */
 	long steps, spawns, violations;
 	struct shared view;	/* state/events as a checker sees it */
 	off_t events_size;	/* state/events at the last look */
 	bool resumed_all;
+	int64_t next_final_look;
 	ino_t events_ino;
 	bool view_ok;
 };
@@ -165,8 +167,54 @@ static void note(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, 200 - (size_t)n, fmt, ap);
 	va_end(ap);
+	sb_adds(&S->all, line);
+	sb_addc(&S->all, '\n');
 	if (S->verbose)
 		fprintf(stderr, "  %s\n", line);
+}
+
+/* The events of the whole scenario that concern what a violation names
+ * (its batches and symbols), and every runner's start, kill and exit:
+ * the trace shrunk to what led there. */
+static void shrunk_trace(const char *msg)
+{
+	char words[16][24];
+	int nw = 0;
+	for (const char *p = msg; *p && nw < 16;) {
+		size_t k = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-");
+		if (k >= 2 && k < 24 && (strchr("STb", p[0]) || !strncmp(p, "seq", 3)) &&
+		    (p[1] >= '0' && p[1] <= '9' ? true : !strncmp(p, "seq", 3))) {
+			memcpy(words[nw], p, k);
+			words[nw++][k] = '\0';
+		}
+		p += k ? k : 1;
+	}
+	/* A symbol named is focus enough; else its batch. */
+	int nsym = 0;
+	for (int i = 0; i < nw; i++)
+		if (words[i][0] == 'S' || words[i][0] == 'T')
+			memmove(words[nsym++], words[i], sizeof(words[0]));
+	if (nsym)
+		nw = nsym;
+	fprintf(stderr, "sim: the events that concern it (of %d):\n", S->ntrace);
+	for (char *line = S->all.buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		bool keep = strstr(line, "starts") || strstr(line, "killed") ||
+			    strstr(line, "exits") || strstr(line, "faults end");
+		for (int i = 0; i < nw && !keep; i++) {
+			const char *at = strstr(line, words[i]);
+			size_t k = strlen(words[i]);
+			keep = at && !(at[k] >= '0' && at[k] <= '9');
+		}
+		if (keep)
+			fprintf(stderr, "  %s\n", line);
+		if (!nl)
+			break;
+		*nl = '\n';
+		line = nl + 1;
+	}
 }
 
 static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -183,10 +231,7 @@ static void violation(const char *fmt, ...)
 	fprintf(stderr, "sim: seed %llu: violation at %.3f s (step %ld): %s\n",
 		(unsigned long long)S->seed, (double)(S->now - S->start) / 1000,
 		S->steps, msg);
-	fprintf(stderr, "sim: the last events, oldest first:\n");
-	int first = S->ntrace > TRACE_KEEP ? S->ntrace - TRACE_KEEP : 0;
-	for (int i = first; i < S->ntrace; i++)
-		fprintf(stderr, "  %s\n", S->trace[i % TRACE_KEEP]);
+	shrunk_trace(msg);
 	fprintf(stderr, "sim: replay: build/sim/sim -v -i %d %llu\n", S->items,
 		(unsigned long long)S->seed);
 }
@@ -744,11 +789,10 @@ static void check_engines(void)
 {
 	for (int i = 0; i < MAXR; i++)
 		if (S->r[i].alive) {
-			size_t lost = engine_audit(S->r[i].e);
+			char what[160] = "";
+			size_t lost = engine_audit(S->r[i].e, what, sizeof(what));
 			if (lost)
-				violation("runner %d: %zu items may start but "
-					  "nothing would start them",
-					  i, lost);
+				violation("runner %d: %zu lost: %s", i, lost, what);
 		}
 }
 
@@ -961,7 +1005,7 @@ static int64_t step(int64_t *next_user, int64_t *next_crash)
 	}
 	check_engines();
 	check_caps();
-	if (S->steps % 16 == 0)
+	if (S->steps % 64 == 0)
 		check_journals();
 	bool calm = S->now >= S->calm_at;
 	if (calm && !S->resumed_all) {
@@ -1050,8 +1094,12 @@ static int run_scenario(void)
 		for (int i = 0; i < MAXR; i++)
 			anyone |= S->r[i].alive;
 		(void)anyone;
-		if (S->now >= S->calm_at && all_final(&paused))
-			break;
+		/* (a replay of every journal: once a virtual second) */
+		if (S->now >= S->calm_at && S->now >= S->next_final_look) {
+			S->next_final_look = S->now + 1000;
+			if (all_final(&paused))
+				break;
+		}
 		if (S->now > S->deadline) {
 			struct sb why = SB_INIT;
 			for (int j = 0; j < S->njobs; j++) {
@@ -1082,7 +1130,8 @@ static int run_scenario(void)
 					  "no child runs");
 				break;
 			}
-			next = S->now;
+			next = S->next_final_look > S->now ? S->next_final_look
+							   : S->now;
 		}
 		if (next > S->now) {
 			S->now = next;
@@ -1111,28 +1160,60 @@ static int run_scenario(void)
 	if (!S->violations || !S->verbose)
 		remove_tree(AT_FDCWD, S->home);
 	free(S->kids);
+	sb_release(&S->all);
 	return S->violations ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
-	int opt, n = 1, items = 20;
+	int opt, n = 1, items = 20, jobs = 1;
 	bool verbose = false;
-	while ((opt = getopt(argc, argv, "vn:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "vn:i:j:")) != -1) {
 		if (opt == 'v')
 			verbose = true;
 		else if (opt == 'n')
 			n = atoi(optarg);
 		else if (opt == 'i')
 			items = atoi(optarg);
+		else if (opt == 'j')
+			jobs = atoi(optarg);
 		else
 			return 64;
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usage: sim [-v] [-n SCENARIOS] [-i ITEMS] SEED\n");
+	if (optind != argc - 1 || n < 1 || items < 1 || jobs < 1) {
+		fprintf(stderr, "usage: sim [-v] [-n SCENARIOS] [-i ITEMS] "
+				"[-j PROCESSES] SEED\n");
 		return 64;
 	}
 	uint64_t seed0 = strtoull(argv[optind], NULL, 10);
+	if (jobs > 1 && n > 1) {
+		/* Seeds dealt out to worker processes, each its own slice. */
+		int per = (n + jobs - 1) / jobs, failed = 0;
+		int64_t t0 = mono_ns();
+		for (int w = 0; w < jobs && w * per < n; w++) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				char a[4][32];
+				snprintf(a[0], 32, "%d", per < n - w * per ? per
+									   : n - w * per);
+				snprintf(a[1], 32, "%d", items);
+				snprintf(a[2], 32, "%llu",
+					 (unsigned long long)(seed0 + (uint64_t)(w * per)));
+				execl("/proc/self/exe", argv[0], "-n", a[0], "-i",
+				      a[1], a[2], (char *)NULL);
+				_exit(127);
+			}
+		}
+		int st;
+		while (wait(&st) > 0)
+			failed += !WIFEXITED(st) || WEXITSTATUS(st);
+		fprintf(stderr, "sim: %d scenarios of %d items from seed %llu in "
+				"%d processes: %s, %.1f s\n",
+			n, items, (unsigned long long)seed0, jobs,
+			failed ? "FAILED" : "all passed",
+			(double)(mono_ns() - t0) / 1e9);
+		return failed ? 1 : 0;
+	}
 	inifile_setup(JOB_MAX_BYTES + 16); /* as main() does: long lines */
 	int failed = 0;
 	long items_run = 0;
