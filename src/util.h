@@ -3,11 +3,23 @@
  * time, the duration/size/date parsers shared by the configuration and job
  * parsers, a growable string buffer and shell-like word splitting.
  *
- * Errors: functions return 0 (or a pointer) on success and -1 (or NULL) on
- * failure.  Parsers never print: they fill a caller's buffer with a short
- * reason ("not a duration: 5x") so that the caller can prefix file:line.
- * error() prints "runner: ...", returns -1, and is for command-level code;
- * die() exits with a status from the SPEC's table; BUG() is for invariants.
+ * The one convention for errors, in three tiers:
+ *  - a function returns 0 (or a pointer, a count) on success and -1 (or
+ *    NULL) on failure with errno meaningful; it prints nothing unless it
+ *    is the one that knows what the user must be told, then it prints one
+ *    line through error() ("runner: WHAT: WHY", file:line for an input
+ *    file), which returns -1 for `return error(...)`; a warning() is one
+ *    line that does not fail.  Parsers never print: they fill a caller's
+ *    buffer with a short reason ("not a duration: 5x") for the caller to
+ *    prefix with file:line.
+ *  - a command (cli.h, cmd_*.c) turns a failure into an exit status from
+ *    the table below, once: 0 success; 1 some item failed or was
+ *    cancelled, or a batch waits only on paused items; 64 usage; 65 an
+ *    invalid job file; 66 no such batch, group or file; 70 internal;
+ *    73 cannot create, 74 I/O error (a full disk included); 75 temporary
+ *    (a lock is held, an owner does not answer: try again); 78 a bad
+ *    configuration.  Only main() and die() exit.
+ *  - BUG() is for a broken invariant: it prints where and aborts.
  *
  * Allocation failure is treated as fatal (exit 70): the runner cannot keep
  * its promises without memory, and every durable record is already on disk.
@@ -22,7 +34,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-/* Exit statuses (SPEC 3). */
+/* Exit statuses (the table above). */
 enum {
 	EX_OK_ = 0,
 	EX_SOME_FAILED = 1,
