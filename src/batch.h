@@ -22,6 +22,27 @@
  * batch_apply() validates every record against the current state (index in
  * range, attempt numbers in order, legal transition) and returns -1 for a
  * record that does not fit, which replay treats as a damaged journal.
+ *
+ * An item's life, record by record (every other pair is refused):
+ *
+ *   ITEMS     -> PENDING
+ *   RESERVE   PENDING, RETRY_WAIT -> STARTING (attempt n+1 reserved)
+ *   RELEASE   STARTING -> PENDING (attempt withdrawn, never spawned)
+ *   SPAWNED   STARTING -> RUNNING
+ *   FINISHED  RUNNING (or STARTING, outcome interrupted) -> the state the
+ *             record names: SUCCEEDED, FAILED, CANCELLED (final), or
+ *             RETRY_WAIT (with when), PENDING, PAUSED (with its group)
+ *   PAUSE     PENDING, RETRY_WAIT, STARTING -> PAUSED; FAILED -> PAUSED
+ *             only for a group's member whose batch is still open
+ *   RESUME    PAUSED -> PENDING
+ *   CANCEL    PENDING, RETRY_WAIT, PAUSED, STARTING -> CANCELLED;
+ *             RUNNING is only marked (its FINISHED ends it)
+ *   REQUEUE   FAILED -> PENDING (`--retry-failed`; a closed batch
+ *             opens again for them)
+ *   FINAL     every item final -> the batch is closed
+ *
+ * So between two REQUEUEs an item reaches a final state once: only
+ * REQUEUE and a group's PAUSE (open batch only) ever leave FAILED.
  */
 #ifndef RUNNER_BATCH_H
 #define RUNNER_BATCH_H

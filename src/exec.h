@@ -17,6 +17,12 @@
  * The caller must have every signal it cares about blocked (it reads them
  * from a signalfd) and passes the mask the child should have instead.
  *
+ * Descriptors: exec_spawn() closes none of the caller's.  The child gets
+ * its own copies of stdin/stdout/stderr and keep_fd; the caller closes its
+ * copies once exec_spawn() returns, whatever it returned (the engine does,
+ * for the output files and the slot lock: the lock is then held only by
+ * the child, and is released when the child and all it started are gone).
+ *
  * exec_kill_group() signals a process group; ESRCH is not an error.
  * exec_kill_env() kills every process (and its group) whose environment
  * holds every one of the given "NAME=VALUE" entries: used when adopting a
