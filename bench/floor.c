@@ -3,8 +3,9 @@
  * the command with the item as its last argument, wait, next.  No journal,
  * no bookkeeping.  Usage: floor [-f DIR] N P COMMAND [ARGS...]
  *
- * With -f DIR it also does the file work SPEC 6.1 asks of every item:
- * DIR/<item>/ and attempt-1.out/.err in it as the child's stdout/stderr.
+ * With -f DIR it also does the file work the runner's layout asks of
+ * every item: DIR/<item>/ and attempt-1.out/.err in it as the child's
+ * stdout/stderr.
  * The gap between the two floors is the file system's price of the
  * layout; the gap between this one and runner is the runner's own.
  */
