@@ -312,7 +312,7 @@ static void check_drain(struct engine *e)
 }
 
 /* SIGHUP: build the new configuration, then swap; a bad one is refused. */
-static void reload(struct engine *e)
+void engine_reload(struct engine *e)
 {
 	runlog_reopen(e->o.runlog);
 	if (!e->o.conf_path)
@@ -378,7 +378,7 @@ static void handle_signals(struct engine *e)
 			break;
 		case SIGHUP:
 			if (e->o.daemon)
-				reload(e);
+				engine_reload(e);
 			break;
 		default:
 			break;

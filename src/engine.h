@@ -115,6 +115,10 @@ bool engine_turn(struct engine *e);
 int64_t engine_wake_ms(struct engine *e);
 int engine_end(struct engine *e);
 void engine_abandon(struct engine *e);
+/* What a daemon does on SIGHUP (the simulator calls it): load conf_path
+ * again; a bad file is reported and the old configuration stays.  Running
+ * children keep the caps they started under; new spawns use the new. */
+void engine_reload(struct engine *e);
 size_t engine_audit(struct engine *e, char *what, size_t nwhat);
 /* A batch this engine holds, to read (the simulator's checks); NULL. */
 struct batch;

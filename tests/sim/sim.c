@@ -65,7 +65,7 @@
 
 #define MAXR 3			/* runner processes at once */
 #define CAP_GLOBAL 4
-#define CAP_AGENT 3
+#define CAP_AGENT 3		/* the agent's max_concurrent at first */
 #define TIMEOUT_MS 5000
 #define OPEN_FOR_MS 2000
 #define TRACE_KEEP 40
@@ -109,6 +109,7 @@ struct vchild {
 	int errfd, slot_fd;
 	bool done;		/* ended; reaped or not */
 	bool reaped;
+	int cap;		/* its runner's max_concurrent when it started */
 };
 
 struct runner {
@@ -120,6 +121,7 @@ struct runner {
 	struct engine_ops ops;
 	struct sim *s;
 	int slot;
+	char conf_path[PATH_MAX + 32];
 };
 
 struct fault_symbol {
@@ -154,6 +156,8 @@ struct sim {
 	int64_t next_final_look;
 	ino_t events_ino;
 	bool view_ok;
+	int cap_agent;		/* max_concurrent in conf/runner.ini now */
+	int max_attempts;
 };
 
 static struct sim *S;
@@ -309,6 +313,13 @@ static void decide(struct vchild *k)
 
 static void check_spawn_allowed(const struct vchild *k);
 
+/* The agent's cap in the configuration a runner has now. */
+static int runner_cap(struct runner *r)
+{
+	const struct agent_conf *a = conf_agent(engine_conf(r->e), "sim");
+	return a ? a->max_concurrent : 0;
+}
+
 static pid_t v_spawn(void *ctx, const struct spawn *sp, int *exec_errno)
 {
 	struct runner *r = ctx;
@@ -318,6 +329,7 @@ static pid_t v_spawn(void *ctx, const struct spawn *sp, int *exec_errno)
 	memset(k, 0, sizeof(*k));
 	k->pid = S->next_pid++;
 	k->owner = r->slot;
+	k->cap = runner_cap(r);
 	const char *sym = sp->argv[0];
 	for (size_t i = 0; sp->argv[i]; i++)
 		sym = sp->argv[i];
@@ -340,6 +352,12 @@ static pid_t v_spawn(void *ctx, const struct spawn *sp, int *exec_errno)
 	     k->hangs ? " [hangs]" : WIFSIGNALED(k->status) ? " [oom]"
 	     : WEXITSTATUS(k->status) ? " [fails]" : "");
 	check_spawn_allowed(k);
+	int mine = 0;
+	for (size_t i = 0; i < S->nkids; i++)
+		mine += !S->kids[i].done && S->kids[i].owner == r->slot;
+	if (mine > k->cap)
+		violation("runner %d starts a child with %d of its own running "
+			  "(its max_concurrent %d)", r->slot, mine, k->cap);
 	return k->pid;
 }
 
@@ -481,16 +499,17 @@ static int start_runner(bool daemon)
 	r->s = S;
 	r->daemon = daemon;
 	r->h = (struct home)HOME_INIT;
-	char *conf = xasprintf("%s/conf/runner.ini", S->home);
-	r->c = conf_load(conf);
-	free(conf);
+	snprintf(r->conf_path, sizeof(r->conf_path), "%s/conf/runner.ini",
+		 S->home);
+	r->c = conf_load(r->conf_path);
 	if (!r->c || home_open(&r->h, S->home) < 0) {
 		violation("cannot start a runner: %s", strerror(errno));
 		return -1;
 	}
 	r->ops = (struct engine_ops){ r, v_spawn, v_kill_group, v_kill_env,
 				      v_reap };
-	struct engine_opts o = { .daemon = daemon, .ops = &r->ops };
+	struct engine_opts o = { .daemon = daemon, .ops = &r->ops,
+				 .conf_path = r->conf_path };
 	r->e = engine_new(&r->h, r->c, &o);
 	r->alive = true;
 	r->wake_at = S->now;
@@ -574,12 +593,23 @@ static void check_spawn_allowed(const struct vchild *k)
 /* 3: caps, across runners. */
 static void check_caps(void)
 {
-	int running = 0;
+	/* One agent, whose cap is below the global one.  After a reload
+	 * (SIGHUP) the runners may hold different caps, and children started
+	 * under a higher one run on: the bound is the highest cap a live
+	 * runner holds or a running child started under. */
+	int running = 0, cap = 0;
 	for (size_t i = 0; i < S->nkids; i++)
-		running += !S->kids[i].done;
-	if (running > CAP_AGENT) /* one agent: its cap is the smaller */
+		if (!S->kids[i].done) {
+			running++;
+			if (S->kids[i].cap > cap)
+				cap = S->kids[i].cap;
+		}
+	for (int i = 0; i < MAXR; i++)
+		if (S->r[i].alive && runner_cap(&S->r[i]) > cap)
+			cap = runner_cap(&S->r[i]);
+	if (running > cap)
 		violation("%d children run at once (max_concurrent %d)",
-			  running, CAP_AGENT);
+			  running, cap);
 	for (int j = 0; j < S->njobs; j++) {
 		int n = 0;
 		for (size_t i = 0; i < S->nkids; i++)
@@ -807,6 +837,8 @@ static void write_file(const char *path, const char *text)
 	}
 }
 
+static void write_conf(void);
+
 static void make_home(void)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -819,6 +851,14 @@ static void make_home(void)
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/spool", S->home);
 	mkdir(path, 0755);
+	S->cap_agent = CAP_AGENT;
+	S->max_attempts = (int)rnd_in(2, 5);
+	write_conf();
+}
+
+static void write_conf(void)
+{
+	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/conf/runner.ini", S->home);
 	char *conf = xasprintf(
 		"[runner]\nmax_children = %d\nkill_grace = 1s\n"
@@ -828,7 +868,7 @@ static void make_home(void)
 		"[correlation]\nwindow = 1m\nmin_group = 2\n"
 		"[agent sim]\ncommand = /bin/true\nmax_concurrent = %d\n"
 		"timeout = %ds\nsource = koyfin\n",
-		CAP_GLOBAL, (int)rnd_in(2, 5), OPEN_FOR_MS / 1000, CAP_AGENT,
+		CAP_GLOBAL, S->max_attempts, OPEN_FOR_MS / 1000, S->cap_agent,
 		TIMEOUT_MS / 1000);
 	write_file(path, conf);
 	free(conf);
@@ -919,7 +959,7 @@ static void user_acts(void)
 	struct sb reply = SB_INIT;
 	char sym[16], *syms[2] = { sym, NULL };
 	snprintf(sym, sizeof(sym), "S%d", (int)rnd_in(0, S->items - 1));
-	int what = (int)rnd_in(0, 9);
+	int what = (int)rnd_in(0, 10);
 	struct runner *r = owner_of(id);
 	if (!r || !r->alive)
 		return;
@@ -942,6 +982,19 @@ static void user_acts(void)
 	case 5: case 6:
 		n = engine_retry_failed(r->e, id, 0, NULL, 0, &reply);
 		note("user retries the failed of %s: %d", id, n);
+		break;
+	case 10:
+		/* the vendor's allowance changes: a new cap, and SIGHUP to
+		 * the daemons (a run keeps what it started with) */
+		S->cap_agent = (int)rnd_in(1, CAP_AGENT);
+		write_conf();
+		note("user sets max_concurrent = %d and reloads the daemons",
+		     S->cap_agent);
+		for (int i = 0; i < MAXR; i++)
+			if (S->r[i].alive && S->r[i].daemon) {
+				engine_reload(S->r[i].e);
+				S->r[i].wake_at = S->now;
+			}
 		break;
 	default: {
 		struct shared *sh = engine_shared(r->e);
