@@ -145,6 +145,13 @@ static struct sh_member *member_get(struct sh_group *g, const char *batch,
 	return m;
 }
 
+static void set_final(struct sh_group *g, struct sh_member *m, bool final)
+{
+	if (m->final != final)
+		g->nfinal += final ? 1 : (size_t)-1;
+	m->final = final;
+}
+
 void shared_group_progress(const struct sh_group *g, size_t *members,
 			   size_t *final, size_t *paused)
 {
@@ -253,11 +260,9 @@ static void resolved(struct shared *sh, struct sh_group *g, int64_t ms)
 
 static void maybe_resolve(struct shared *sh, struct sh_group *g, int64_t ms)
 {
-	size_t n, fin, paused;
 	if (g->status == GROUP_RESOLVED)
 		return;
-	shared_group_progress(g, &n, &fin, &paused);
-	if (n && fin == n)
+	if (g->nm && g->nfinal == g->nm)
 		resolved(sh, g, ms);
 }
 
@@ -386,13 +391,13 @@ static void fold_line(struct shared *sh, char **f, int nf)
 			return;
 		if (f[0][0] == 'M') {
 			m->failed = true;
-			m->final = false;
+			set_final(g, m, false);
 		} else if (f[0][0] == 'P') {
 			m->paused = true;
-			m->final = false;
+			set_final(g, m, false);
 			m->paused_ms = ms;
 		} else if (f[0][0] == 'X') {
-			m->final = true;
+			set_final(g, m, true);
 			m->paused = false;
 			snprintf(m->state, sizeof(m->state), "%s",
 				 nf > 5 ? f[5] : "");
@@ -489,7 +494,7 @@ static void fold_line(struct shared *sh, char **f, int nf)
 		struct sh_member *m = member_get(g, f[3], f[4], true);
 		m->failed = num(f[5]) != 0;
 		m->paused = num(f[6]) != 0;
-		m->final = num(f[7]) != 0;
+		set_final(g, m, num(f[7]) != 0);
 		m->paused_ms = num(f[8]);
 		m->resumed = nf > 9 && num(f[9]) != 0;
 		snprintf(m->state, sizeof(m->state), "%s", nf > 10 ? f[10] : "");
@@ -942,27 +947,43 @@ size_t shared_member_groups(struct shared *sh, const char *batch,
 	return n;
 }
 
+/* The groups whose member (batch, symbol) is not yet final, or is final
+ * with another state (it was retried since, `retry-failed`). */
+static size_t groups_to_tell(struct shared *sh, const char *batch,
+			     const char *symbol, const char *state,
+			     char (*ids)[GROUP_ID_MAX], size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sh->ngroups && n < max; i++) {
+		struct sh_group *g = sh->groups[i];
+		struct sh_member *m = member_get(g, batch, symbol, false);
+		if (m && (!m->final || strcmp(m->state, state)))
+			snprintf(ids[n++], GROUP_ID_MAX, "%s", g->id);
+	}
+	return n;
+}
+
 int shared_final(struct shared *sh, const char *batch, const char *symbol,
 		 const char *state, int64_t now, char (*resolved)[GROUP_ID_MAX],
 		 size_t nresolved)
 {
-	struct sh_group *v[16];
+	char ids[16][GROUP_ID_MAX];
 	(void)now;
+	if (!state)
+		state = "";
 	catch_up(sh);
-	if (!shared_member_groups(sh, batch, symbol, v, 16))
+	if (!groups_to_tell(sh, batch, symbol, state, ids, 16))
 		return 0;
 	if (begin(sh) < 0)
 		return -1;
-	size_t n = shared_member_groups(sh, batch, symbol, v, 16);
-	char ids[16][GROUP_ID_MAX];
-	for (size_t i = 0; i < n; i++)
-		snprintf(ids[i], sizeof(ids[i]), "%s", v[i]->id);
+	size_t n = groups_to_tell(sh, batch, symbol, state, ids, 16);
 	int count = 0;
 	for (size_t i = 0; i < n; i++) {
-		emit(sh, 'X', "%s\t%s\t%s\t%s", ids[i], batch, symbol,
-		     state ? state : "");
 		struct sh_group *g = shared_group(sh, ids[i]);
-		if (g && g->status == GROUP_RESOLVED) {
+		bool was = g && g->status == GROUP_RESOLVED;
+		emit(sh, 'X', "%s\t%s\t%s\t%s", ids[i], batch, symbol, state);
+		g = shared_group(sh, ids[i]);
+		if (g && !was && g->status == GROUP_RESOLVED) {
 			emit(sh, 'Z', "%s", ids[i]);
 			if ((size_t)count < nresolved)
 				memcpy(resolved[count], ids[i], GROUP_ID_MAX);

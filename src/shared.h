@@ -113,6 +113,7 @@ struct sh_group {
 	char *trial_batch, *trial_symbol;
 	struct sh_member *m;
 	size_t nm, capm;
+	size_t nfinal;		/* members final (so resolving is O(1)) */
 	struct strmap idx;	/* "batch\x1fsymbol" -> member */
 	char **keys;
 	size_t nkeys, capkeys;
@@ -187,8 +188,10 @@ int shared_success(struct shared *sh, const char *symbol, int64_t now);
 int shared_paused(struct shared *sh, const char *group, const char *batch,
 		  const char *const *symbols, size_t n, int64_t now);
 /* An item reached a final state (state: succeeded, failed, cancelled):
- * it is final in every group it is an open member of; the last member
- * resolves a group.  Returns the number of groups it resolved, and their
+ * it is final with that state in every group it is a member of (a member
+ * retried after its group resolved gets its new outcome: a group's
+ * counts are what its members' items are); the last member resolves a
+ * group.  Returns the number of groups it resolved, and their
  * ids in resolved[] (up to nresolved). */
 int shared_final(struct shared *sh, const char *batch, const char *symbol,
 		 const char *state, int64_t now, char (*resolved)[GROUP_ID_MAX],

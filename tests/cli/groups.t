@@ -245,4 +245,39 @@ diag "paused items visible to show ${ms} ms after the group alert"
 check "within 100 ms (${ms} ms)" test "$ms" -le 100
 wait $kp
 
+
+# --- a member retried after its group resolved: the group says how it ended
+rm -rf "$CAPDIR"; mkdir -p "$CAPDIR"
+mkhome "max_concurrent = 3
+source = koyfin
+env = CAPDIR=$CAPDIR
+[retry]
+max_attempts = 2
+delays = 0.1
+[breaker]
+threshold = 10
+[correlation]
+window = 5m
+min_group = 2"
+touch "$CAPDIR/down" "$CAPDIR/broken.VENDOR-2"
+job rg <<JOB
+[job]
+agent = fake
+id = regroup
+symbols = $(syms VENDOR 5)
+JOB
+r run
+G=$(jq "$H/batches/regroup/batch.json" '$d->{failure_groups}[0]{group_id}')
+rm -f "$CAPDIR/down"
+r resume "$G"
+is "$rc" 1 "resume: VENDOR-2 fails for its own reason"
+r groups --json
+is "$(jq "$T/out" '"$d->[0]{status} $d->[0]{succeeded} $d->[0]{failed}"')" "resolved 4 1" "resolved: 4 succeeded, 1 failed"
+rm -f "$CAPDIR/broken.VENDOR-2"
+r retry-failed regroup
+is "$rc" 0 "the next morning, retry-failed: VENDOR-2 succeeds"
+r groups --json
+is "$(jq "$T/out" '"$d->[0]{status} $d->[0]{succeeded} $d->[0]{failed}"')" "resolved 5 0" "the group's counts follow: 5 succeeded, 0 failed"
+is "$(jq "$H/batches/regroup/batch.json" '"$d->{failure_groups}[0]{succeeded} $d->{failure_groups}[0]{failed}"')" "5 0" "and batch.json's"
+
 done_testing

@@ -779,6 +779,55 @@ static void check_members(const struct batch *b, const char *id)
 	}
 }
 
+/* 5 of the groups, at the end (every batch final, every runner gone): a
+ * group's members are what their items became, so its counts are the
+ * fold of its members' items. */
+static void check_groups_final(void)
+{
+	if (!S->view_ok)
+		return;
+	fold_view();
+	for (int j = 0; j < S->njobs; j++) {
+		char path[PATH_MAX + 128];
+		snprintf(path, sizeof(path), "%s/batches/%s", S->home, S->jobs[j]);
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct batch b;
+		struct journal jr;
+		batch_init(&b);
+		if (journal_open(&jr, fd, "journal", false, batch_replay, &b) == 0)
+			journal_close(&jr);
+		close(fd);
+		for (size_t gi = 0; gi < S->view.ngroups && b.final; gi++) {
+			const struct sh_group *g = S->view.groups[gi];
+			for (size_t k = 0; k < g->nm; k++) {
+				const struct sh_member *m = &g->m[k];
+				if (strcmp(m->batch, S->jobs[j]))
+					continue;
+				struct item *it = batch_item(&b, m->symbol);
+				const char *want = it ? state_name(it->state) : "?";
+				if (!m->final || strcmp(m->state, want))
+					violation("group %s: member %s/%s is %s "
+						  "there, %s in its batch",
+						  g->id, m->batch, m->symbol,
+						  m->final ? m->state : "not final",
+						  want);
+			}
+			if (g->status != GROUP_RESOLVED) {
+				bool open_member = false;
+				for (size_t k = 0; k < g->nm; k++)
+					open_member |= !g->m[k].final;
+				if (!open_member)
+					violation("group %s: every member is final "
+						  "and it is %s", g->id,
+						  group_status_name(g->status));
+			}
+		}
+		batch_release(&b);
+	}
+}
+
 static void check_journals(void)
 {
 	for (int j = 0; j < S->njobs; j++) {
@@ -1202,6 +1251,8 @@ static int run_scenario(void)
 	for (int i = 0; i < MAXR; i++)
 		if (S->r[i].alive)
 			stop_runner(&S->r[i], false);
+	if (!S->violations)
+		check_groups_final();
 	for (size_t i = 0; i < S->nkids; i++)
 		if (!S->kids[i].done)
 			end_child(&S->kids[i], W_EXITCODE(0, SIGKILL));
