@@ -1187,15 +1187,10 @@ static int run_scenario(void)
 	int64_t next_user = S->now + rnd_in(1000, 20000);
 	int64_t next_crash = chance(600) ? S->now + rnd_in(1000, 60000)
 					 : INT64_MAX;
-	int64_t last = S->now;
 	long same = 0;
 	while (!S->violations) {
 		int64_t next = step(&next_user, &next_crash);
 		bool paused;
-		bool anyone = false;
-		for (int i = 0; i < MAXR; i++)
-			anyone |= S->r[i].alive;
-		(void)anyone;
 		/* (a replay of every journal: once a virtual second) */
 		if (S->now >= S->calm_at && S->now >= S->next_final_look) {
 			S->next_final_look = S->now + 1000;
@@ -1244,7 +1239,6 @@ static int run_scenario(void)
 				  ZERO_TURNS_MAX);
 			break;
 		}
-		(void)last;
 	}
 	if (!S->violations)
 		check_journals();
