@@ -62,7 +62,7 @@ $(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
 runner: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lm
 
-$(BUILD)/unit/%.t: tests/unit/%.c tests/tap.h $(LIB_OBJS)
+$(BUILD)/unit/%.t: tests/unit/%.c tests/tap.h tests/unit/scratch.h $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
 

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "home.h"
 #include "spool.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <cJSON.h>
@@ -27,7 +28,8 @@
 
 #define DAY 86400000LL
 
-static char T[256], H[300], runner[1024], agent[1024];
+static const char *T;
+static char H[300], runner[1024], agent[1024];
 
 static struct home h = HOME_INIT;
 
@@ -276,7 +278,6 @@ static void absolutize(char *path, size_t n)
 static bool setup(void)
 {
 	const char *r = getenv("RUNNER"), *src = getenv("RUNNER_SRC");
-	const char *tmp = getenv("TMPDIR");
 	snprintf(runner, sizeof(runner), "%s", r && *r ? r : "./runner");
 	snprintf(agent, sizeof(agent), "%s/tests/agents/fake",
 		 src && *src ? src : ".");
@@ -284,10 +285,7 @@ static bool setup(void)
 		return false;
 	absolutize(runner, sizeof(runner));
 	absolutize(agent, sizeof(agent));
-	snprintf(T, sizeof(T), "%s/archive-test-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(T))
-		return false;
+	T = scratch_make("archive");
 	snprintf(H, sizeof(H), "%s/home", T);
 	sh("mkdir -p '%s/conf' '%s/spool' '%s/outside'", H, H, T);
 	char conf[2048], path[512];
@@ -1026,7 +1024,7 @@ int main(int argc, char **argv)
 	is_int(nentries(H), 5, "nothing new in the home");
 	home_release(&h);
 	if (!tap_failed) {
-		sh("rm -rf '%s'", T);
+		scratch_remove();
 	} else {
 		diag("scratch kept: %s", T);
 		sh("sed 's/^/# /' '%s/stderr' '%s/stderr.hostile'", T, T);

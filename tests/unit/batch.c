@@ -4,9 +4,9 @@
  */
 #include "batch.h"
 #include "journal.h"
+#include "scratch.h"
 #include "tap.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,38 +18,7 @@
 #include <unistd.h>
 
 
-static char scratch[4096];
 static int dfd = -1;
-
-static void scratch_setup(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(scratch, sizeof(scratch), "%s/batch-test-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(scratch)) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
-		exit(255);
-	}
-	dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		printf("Bail out! open %s: %s\n", scratch, strerror(errno));
-		exit(255);
-	}
-}
-
-static void scratch_teardown(void)
-{
-	DIR *d = fdopendir(dup(dfd));
-	struct dirent *e;
-	while (d && (e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dfd, e->d_name, 0);
-	if (d)
-		closedir(d);
-	close(dfd);
-	if (rmdir(scratch) < 0)
-		diag("rmdir %s: %s", scratch, strerror(errno));
-}
 
 static int64_t now_ns(void)
 {
@@ -1500,7 +1469,8 @@ static void test_big(void)
 int main(void)
 {
 	int64_t t0 = now_ns();
-	scratch_setup();
+	scratch_make("batch");
+	dfd = scratch_open();
 	test_codec();
 	test_lifecycle();
 	test_cancel();
@@ -1508,7 +1478,8 @@ int main(void)
 	test_attempt_limit();
 	test_replay_stops();
 	test_big();
-	scratch_teardown();
+	close(dfd);
+	scratch_remove();
 	diag("batch tests took %.2f s", (double)(now_ns() - t0) / 1e9);
 	done_testing();
 	return exit_status();

@@ -4,6 +4,7 @@
  */
 #include "classify.h"
 #include "util.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -584,13 +585,9 @@ static void test_unreadable(void)
 
 static void test_result_load(void)
 {
-	char dir[] = "/tmp/classify-test.XXXXXX";
 	struct result r;
-	if (!mkdtemp(dir)) {
-		ok(0, "mkdtemp: %s", strerror(errno));
-		return;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	scratch_make("classify");
+	int dfd = scratch_open();
 	int fd;
 
 	result_load(dfd, "absent.json", &r);
@@ -634,14 +631,8 @@ static void test_result_load(void)
 	result_load(dfd, "dir.json", &r);
 	is_str(r.unreadable, "not a regular file", "load: a directory is no result");
 
-	unlinkat(dfd, "good.json", 0);
-	unlinkat(dfd, "cut.json", 0);
-	unlinkat(dfd, "empty.json", 0);
-	unlinkat(dfd, "big.json", 0);
-	unlinkat(dfd, "link.json", 0);
-	unlinkat(dfd, "dir.json", AT_REMOVEDIR);
 	close(dfd);
-	rmdir(dir);
+	scratch_remove();
 }
 
 static void test_warning(void)

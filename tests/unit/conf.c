@@ -3,6 +3,7 @@
  * directory: the SPEC 5 example with every key, the defaults, and every
  * kind of invalid file (each must give NULL and a "FILE:LINE: message").
  */
+#include "scratch.h"
 #include "tap.h"
 #include "category.h"
 #include "conf.h"
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 
-static char dir[256];
+static const char *dir;
 static char path[300];
 static char errpath[300];
 static struct sb errs;	/* what the last load printed on stderr */
@@ -620,12 +621,7 @@ static void test_classify(void)
 int main(void)
 {
 	inifile_setup(JOB_MAX_BYTES + 16);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof(dir), "%s/conf-test.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 2;
-	}
+	dir = scratch_make("conf");
 	snprintf(path, sizeof(path), "%s/runner.ini", dir);
 	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
 
@@ -635,9 +631,7 @@ int main(void)
 	test_known_bugs();
 	test_classify();
 
-	unlink(path);
-	unlink(errpath);
-	rmdir(dir);
+	scratch_remove();
 	sb_release(&errs);
 	done_testing();
 	return exit_status();

@@ -4,6 +4,7 @@
  * only); the limits (1,000 symbols on one line past inih's 200-byte
  * default buffer, 100,000 in a file, 1,000,000 at most, 64 MiB).
  */
+#include "scratch.h"
 #include "tap.h"
 #include "conf.h"
 #include "inifile.h"
@@ -18,7 +19,8 @@
 #include <unistd.h>
 
 
-static char home[256], outside[300];
+static const char *home;
+static char outside[300];
 static int home_fd = -1;
 static struct conf *conf;
 
@@ -745,11 +747,7 @@ int main(void)
 {
 	alarm(120);	/* a FIFO or a loop must not hang the suite */
 	inifile_setup(JOB_MAX_BYTES + 16);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(home, sizeof(home), "%s/job-test.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(home))
-		die_errno("mkdtemp");
+	home = scratch_make("job");
 	char *p = xasprintf("%s/u", home);
 	mkdir(p, 0755);
 	free(p);
@@ -757,9 +755,7 @@ int main(void)
 	mkdir(p, 0755);
 	free(p);
 	snprintf(outside, sizeof(outside), "%s.outside", home);
-	home_fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (home_fd < 0)
-		die_errno(home);
+	home_fd = scratch_open();
 
 	put("runner.ini", "[agent fake]\ncommand = /bin/true\n"
 			  "[agent other]\ncommand = /bin/false\n");
@@ -784,10 +780,7 @@ int main(void)
 	conf_free(conf);
 	close(home_fd);
 	unlink(outside);
-	char *cmd = xasprintf("rm -rf '%s'", home);
-	if (system(cmd) != 0)
-		diag("could not remove %s", home);
-	free(cmd);
+	scratch_remove();
 	done_testing();
 	return exit_status();
 }

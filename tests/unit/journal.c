@@ -3,9 +3,9 @@
  * writes (src/journal.h).
  */
 #include "journal.h"
+#include "scratch.h"
 #include "tap.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,40 +23,9 @@
 #define HDR 24
 #define FRM 16
 
-static char scratch[4096];
 static int dfd = -1;
 
 /* ---- scratch files ---- */
-
-static void scratch_setup(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(scratch, sizeof(scratch), "%s/journal-test-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(scratch)) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
-		exit(255);
-	}
-	dfd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		printf("Bail out! open %s: %s\n", scratch, strerror(errno));
-		exit(255);
-	}
-}
-
-static void scratch_teardown(void)
-{
-	DIR *d = fdopendir(dup(dfd));
-	struct dirent *e;
-	while (d && (e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(dfd, e->d_name, 0);
-	if (d)
-		closedir(d);
-	close(dfd);
-	if (rmdir(scratch) < 0)
-		diag("rmdir %s: %s", scratch, strerror(errno));
-}
 
 static unsigned char *slurp(const char *name, size_t *len)
 {
@@ -976,7 +945,8 @@ static void test_write_failure(void)
 int main(void)
 {
 	int64_t t0 = now_ns();
-	scratch_setup();
+	scratch_make("journal");
+	dfd = scratch_open();
 	test_roundtrip();
 	small_setup();
 	test_torn_tails();
@@ -989,7 +959,8 @@ int main(void)
 	free(sbytes);
 	for (int i = 0; i <= SN; i++)
 		free(small[i].p);
-	scratch_teardown();
+	close(dfd);
+	scratch_remove();
 	diag("journal tests took %.2f s", (double)(now_ns() - t0) / 1e9);
 	done_testing();
 	return exit_status();

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "home.h"
 #include "shared.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -28,7 +29,6 @@
 #define AGENT "strategy_analyst"
 #define SOURCE "koyfin"
 
-static char scratch[4096];
 static int root_fd = -1;
 
 
@@ -43,27 +43,6 @@ static void bail(const char *what)
 {
 	printf("Bail out! %s: %s\n", what, strerror(errno));
 	exit(255);
-}
-
-/* ---- scratch ---- */
-
-static void scratch_setup(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(scratch, sizeof(scratch), "%s/shared-test-XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(scratch))
-		bail("mkdtemp");
-	root_fd = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0)
-		bail("open scratch");
-}
-
-static void scratch_teardown(void)
-{
-	close(root_fd);
-	if (remove_tree(AT_FDCWD, scratch) < 0)
-		diag("remove %s: %s", scratch, strerror(errno));
 }
 
 /* A state directory of its own for one part of the test. */
@@ -1309,7 +1288,8 @@ int main(void)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	scratch_setup();
+	scratch_make("shared");
+	root_fd = scratch_open();
 	test_symbols();
 	test_groups();
 	test_interleaved();
@@ -1317,7 +1297,8 @@ int main(void)
 	test_torn();
 	test_compaction();
 	test_meeting();
-	scratch_teardown();
+	close(root_fd);
+	scratch_remove();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	diag("shared: %.2f s", (t1.tv_sec - t0.tv_sec) +
 			       (t1.tv_nsec - t0.tv_nsec) / 1e9);

@@ -5,6 +5,7 @@
  */
 #include "home.h"
 #include "symstats.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <fcntl.h>
@@ -54,10 +55,8 @@ static bool within(double got, double want, double frac)
 
 int main(void)
 {
-	char dir[] = "/tmp/symstats-test.XXXXXX";
-	if (!mkdtemp(dir))
-		return 1;
-	int state = open(dir, O_RDONLY | O_DIRECTORY);
+	scratch_make("symstats");
+	int state = scratch_open();
 
 	/* Empty histogram. */
 	struct lat_hist h = { NULL, 0, 0 };
@@ -227,10 +226,7 @@ int main(void)
 
 	symstats_release(&a);
 	symstats_release(&b);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		diag("could not remove %s", dir);
 	close(state);
+	scratch_remove();
 	done_testing();
 }
