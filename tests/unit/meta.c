@@ -175,4 +175,5 @@ int main(void)
 	is_str(fmt_rate(12.34, r, sizeof(r)), "12.3", "fmt_rate: one decimal from 1");
 	is_str(fmt_rate(0, r, sizeof(r)), "0", "fmt_rate: 0");
 	done_testing();
+	return exit_status();
 }

@@ -229,4 +229,5 @@ int main(void)
 	close(state);
 	scratch_remove();
 	done_testing();
+	return exit_status();
 }
