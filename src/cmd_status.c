@@ -337,6 +337,171 @@ static void active_batch(void *arg, const char *id, int bfd)
 		paused_symbols(bfd, ac->paused);
 }
 
+/* What `status` shows, gathered once for either form. */
+struct status_view {
+	struct status_ctx c;
+	struct daemon_info info;
+	bool daemon;
+	long long *queued;	/* per agent of the configuration */
+	char **active;
+	size_t nactive;
+	size_t healthy, npaused, open;
+	const char *overall;
+};
+
+/* Each symbol's state and circuit, and the totals. */
+static void status_classify(struct status_view *v, struct shared *sh,
+			    const struct strmap *paused, size_t groups_open,
+			    int64_t now)
+{
+	struct status_ctx *c = &v->c;
+	v->open = groups_open;
+	for (size_t i = 0; i < c->n; i++) {
+		struct status_sym *s = &c->v[i];
+		struct sh_symbol *ss = sh ? shared_symbol(sh, s->symbol) : NULL;
+		int circuit = ss ? ss->brk.state : CIRCUIT_CLOSED;
+		if (circuit == CIRCUIT_OPEN && ss && now >= ss->brk.until)
+			circuit = CIRCUIT_HALF_OPEN;
+		s->circuit = circuit;
+		s->streak = ss ? ss->brk.streak : 0;
+		s->state = s->busy_until > now ? "processing"
+			: strmap_get(paused, s->symbol) ? "paused"
+			: (s->known && !s->last_ok) || s->streak ||
+				  circuit != CIRCUIT_CLOSED
+				? "failed"
+				: "idle";
+		if (circuit != CIRCUIT_CLOSED)
+			v->open++;
+		if (!strcmp(s->state, "paused"))
+			v->npaused++;
+		if ((!strcmp(s->state, "idle") ||
+		     !strcmp(s->state, "processing")) &&
+		    circuit == CIRCUIT_CLOSED)
+			v->healthy++;
+	}
+	v->overall = v->open > 3 ? "unhealthy"
+		     : c->n && v->healthy * 5 < c->n * 4 ? "degraded"
+							 : "healthy";
+}
+
+/* The symbols to show: seen in 24 h (or named), paused in an open batch,
+ * or with a failure streak or a circuit not closed. */
+static void status_gather(struct status_view *v, struct shared *sh,
+			  int64_t now)
+{
+	struct sb paused_store = SB_INIT; /* NUL-separated paused symbols */
+	v->queued = xcalloc(conf_->nagents + 1, sizeof(long long));
+	struct active_ctx ac = { v->queued, NULL, 0, 0, &paused_store };
+	each_batch(active_batch, &ac);
+	v->active = ac.active;
+	v->nactive = ac.n;
+
+	struct status_ctx *c = &v->c;
+	symstats_read(home_.state, status_row, c);
+	/* A symbol is paused while an item of it is (in any open batch). */
+	struct strmap paused = STRMAP_INIT;
+	for (size_t off = 0; off < paused_store.len;) {
+		const char *sym = paused_store.buf + off;
+		off += strlen(sym) + 1;
+		if (c->only && !strmap_get(c->only, sym))
+			continue;
+		status_sym(c, sym);
+		strmap_put(&paused, sym, 1);
+	}
+	size_t groups_open = 0;
+	for (size_t i = 0; sh && i < sh->ngroups; i++)
+		if (sh->groups[i]->status == GROUP_OPEN)
+			groups_open++;
+	for (size_t i = 0; sh && i < sh->nsymbols; i++) {
+		struct sh_symbol *ss = sh->symbols[i];
+		if ((ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED) &&
+		    (!c->only || strmap_get(c->only, ss->symbol)))
+			status_sym(c, ss->symbol);
+	}
+	if (c->n)
+		qsort(c->v, c->n, sizeof(*c->v), cmp_status_sym);
+	status_classify(v, sh, &paused, groups_open, now);
+	strmap_release(&paused);
+	sb_release(&paused_store);
+}
+
+static cJSON *status_doc(const struct status_view *v)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "overall_status", v->overall);
+	cJSON *dj = cJSON_AddObjectToObject(root, "daemon");
+	cJSON_AddBoolToObject(dj, "running", v->daemon);
+	char t[TIME_BUF];
+	if (v->daemon && v->info.pid)
+		cJSON_AddNumberToObject(dj, "pid", v->info.pid);
+	else
+		cJSON_AddNullToObject(dj, "pid");
+	if (v->daemon && v->info.started_ms)
+		cJSON_AddStringToObject(dj, "started_at",
+					fmt_time(v->info.started_ms, t));
+	else
+		cJSON_AddNullToObject(dj, "started_at");
+	cJSON *ja = cJSON_AddArrayToObject(root, "agents");
+	for (size_t i = 0; i < conf_->nagents; i++) {
+		const struct agent_conf *a = &conf_->agents[i];
+		cJSON *ao = cJSON_CreateObject();
+		int running = slot_count_held(home_.state, a->name,
+					      a->max_concurrent);
+		cJSON_AddStringToObject(ao, "agent", a->name);
+		cJSON_AddNumberToObject(ao, "running", running < 0 ? 0 : running);
+		cJSON_AddNumberToObject(ao, "max_concurrent", a->max_concurrent);
+		cJSON_AddNumberToObject(ao, "queued", (double)v->queued[i]);
+		cJSON_AddItemToArray(ja, ao);
+	}
+	char *symbols = status_symbols_json(&v->c);
+	cJSON_AddRawToObject(root, "symbols", symbols);
+	free(symbols);
+	cJSON_AddNumberToObject(root, "total_symbols", (double)v->c.n);
+	cJSON_AddNumberToObject(root, "healthy_symbols", (double)v->healthy);
+	cJSON_AddNumberToObject(root, "paused_symbols", (double)v->npaused);
+	cJSON_AddNumberToObject(root, "circuit_breakers_open", (double)v->open);
+	cJSON *jb = cJSON_AddArrayToObject(root, "active_batches");
+	for (size_t i = 0; i < v->nactive; i++)
+		cJSON_AddItemToArray(jb, cJSON_CreateString(v->active[i]));
+	return root;
+}
+
+static void status_text(const struct status_view *v)
+{
+	char t[TIME_BUF];
+	printf("overall      %s\n", v->overall);
+	if (v->daemon)
+		printf("daemon       running, pid %d, since %s\n",
+		       (int)v->info.pid, fmt_time(v->info.started_ms, t));
+	else
+		printf("daemon       not running\n");
+	for (size_t i = 0; i < conf_->nagents; i++) {
+		const struct agent_conf *a = &conf_->agents[i];
+		int running = slot_count_held(home_.state, a->name,
+					      a->max_concurrent);
+		printf("agent        %s: %d/%d running, %lld queued\n", a->name,
+		       running < 0 ? 0 : running, a->max_concurrent,
+		       v->queued[i]);
+	}
+	printf("symbols      %zu seen in 24 h: %zu healthy, %zu paused, "
+	       "%zu %s open\n",
+	       v->c.n, v->healthy, v->npaused, v->open,
+	       plural(v->open, "circuit", "circuits"));
+	printf("batches      %zu active\n", v->nactive);
+	size_t shown = 0;
+	for (size_t i = 0; i < v->c.n; i++) {
+		const struct status_sym *s = &v->c.v[i];
+		if (!strcmp(s->state, "failed") || !strcmp(s->state, "paused") ||
+		    s->circuit != CIRCUIT_CLOSED) {
+			if (!shown++)
+				printf("%-12s %-10s %-9s %s\n", "SYMBOL",
+				       "STATE", "CIRCUIT", "FAILURES");
+			printf("%-12s %-10s %-9s %d\n", s->symbol, s->state,
+			       circuit_name(s->circuit), s->streak);
+		}
+	}
+}
+
 int cmd_status(void)
 {
 	struct cmdopt o[] = { { "--help" } };
@@ -361,166 +526,33 @@ int cmd_status(void)
 	for (size_t i = 0; i < npos; i++)
 		strmap_put(&named, pos[i], i);
 	int64_t now = now_ms();
-	struct shared *sh = view_shared();
-	struct daemon_info info;
-	bool daemon = daemon_running(&home_, &info);
-	struct sb paused_store = SB_INIT; /* NUL-separated paused symbols */
-
-	/* Active batches, and what waits per agent, from summary.json. */
-	size_t nagents = conf_->nagents;
-	long long *queued = xcalloc(nagents + 1, sizeof(long long));
-	char **active = NULL;
-	size_t nactive = 0;
-	struct active_ctx ac = { queued, NULL, 0, 0, &paused_store };
-	each_batch(active_batch, &ac);
-	active = ac.active;
-	nactive = ac.n;
-
-	struct status_ctx c = { .since = now - 24 * 3600 * 1000LL,
-				.only = npos ? &named : NULL };
-	symstats_read(home_.state, status_row, &c);
-	/* A symbol is paused while an item of it is (in any open batch). */
-	struct strmap paused = STRMAP_INIT;
-	for (size_t off = 0; off < paused_store.len;) {
-		const char *sym = paused_store.buf + off;
-		off += strlen(sym) + 1;
-		if (c.only && !strmap_get(c.only, sym))
-			continue;
-		status_sym(&c, sym);
-		strmap_put(&paused, sym, 1);
-	}
-	size_t groups_open = 0;
-	for (size_t i = 0; sh && i < sh->ngroups; i++)
-		if (sh->groups[i]->status == GROUP_OPEN)
-			groups_open++;
-	for (size_t i = 0; sh && i < sh->nsymbols; i++) {
-		struct sh_symbol *ss = sh->symbols[i];
-		if ((ss->brk.streak || ss->brk.state != CIRCUIT_CLOSED) &&
-		    (!c.only || strmap_get(c.only, ss->symbol)))
-			status_sym(&c, ss->symbol);
-	}
-	if (c.n)
-		qsort(c.v, c.n, sizeof(*c.v), cmp_status_sym);
-
-	size_t healthy = 0, npaused = 0, open = groups_open;
-	for (size_t i = 0; i < c.n; i++) {
-		struct status_sym *s = &c.v[i];
-		struct sh_symbol *ss = sh ? shared_symbol(sh, s->symbol) : NULL;
-		int circuit = ss ? ss->brk.state : CIRCUIT_CLOSED;
-		if (circuit == CIRCUIT_OPEN && ss && now >= ss->brk.until)
-			circuit = CIRCUIT_HALF_OPEN;
-		s->circuit = circuit;
-		s->streak = ss ? ss->brk.streak : 0;
-		s->state = s->busy_until > now ? "processing"
-			: strmap_get(&paused, s->symbol) ? "paused"
-			: (s->known && !s->last_ok) || s->streak ||
-				  circuit != CIRCUIT_CLOSED
-				? "failed"
-				: "idle";
-		if (circuit != CIRCUIT_CLOSED)
-			open++;
-		if (!strcmp(s->state, "paused"))
-			npaused++;
-		if ((!strcmp(s->state, "idle") ||
-		     !strcmp(s->state, "processing")) &&
-		    circuit == CIRCUIT_CLOSED)
-			healthy++;
-	}
-	cJSON *root = cJSON_CreateObject();
-	const char *overall = open > 3 ? "unhealthy"
-			      : c.n && healthy * 5 < c.n * 4 ? "degraded"
-							     : "healthy";
-	cJSON_AddStringToObject(root, "overall_status", overall);
-	cJSON *dj = cJSON_AddObjectToObject(root, "daemon");
-	cJSON_AddBoolToObject(dj, "running", daemon);
-	char t[TIME_BUF];
-	if (daemon && info.pid)
-		cJSON_AddNumberToObject(dj, "pid", info.pid);
-	else
-		cJSON_AddNullToObject(dj, "pid");
-	if (daemon && info.started_ms)
-		cJSON_AddStringToObject(dj, "started_at",
-					fmt_time(info.started_ms, t));
-	else
-		cJSON_AddNullToObject(dj, "started_at");
-	cJSON *ja = cJSON_AddArrayToObject(root, "agents");
-	for (size_t i = 0; i < nagents; i++) {
-		const struct agent_conf *a = &conf_->agents[i];
-		cJSON *ao = cJSON_CreateObject();
-		int running = slot_count_held(home_.state, a->name,
-					      a->max_concurrent);
-		cJSON_AddStringToObject(ao, "agent", a->name);
-		cJSON_AddNumberToObject(ao, "running", running < 0 ? 0 : running);
-		cJSON_AddNumberToObject(ao, "max_concurrent", a->max_concurrent);
-		cJSON_AddNumberToObject(ao, "queued", (double)queued[i]);
-		cJSON_AddItemToArray(ja, ao);
-	}
-	if (g.json) {
-		char *symbols = status_symbols_json(&c);
-		cJSON_AddRawToObject(root, "symbols", symbols);
-		free(symbols);
-	}
-	cJSON_AddNumberToObject(root, "total_symbols", (double)c.n);
-	cJSON_AddNumberToObject(root, "healthy_symbols", (double)healthy);
-	cJSON_AddNumberToObject(root, "paused_symbols", (double)npaused);
-	cJSON_AddNumberToObject(root, "circuit_breakers_open", (double)open);
-	cJSON *jb = cJSON_AddArrayToObject(root, "active_batches");
-	for (size_t i = 0; i < nactive; i++)
-		cJSON_AddItemToArray(jb, cJSON_CreateString(active[i]));
+	struct status_view v = {
+		.c = { .since = now - 24 * 3600 * 1000LL,
+		       .only = npos ? &named : NULL },
+	};
+	v.daemon = daemon_running(&home_, &v.info);
+	status_gather(&v, view_shared(), now);
 
 	if (npos) {
-		rc = status_named(&c, pos, npos);
+		rc = status_named(&v.c, pos, npos);
 	} else if (g.json) {
+		cJSON *root = status_doc(&v);
 		char *text = cJSON_Print(root);
 		puts(text ? text : "{}");
 		cJSON_free(text);
+		cJSON_Delete(root);
 	} else {
-		printf("overall      %s\n", overall);
-		if (daemon)
-			printf("daemon       running, pid %d, since %s\n",
-			       (int)info.pid, fmt_time(info.started_ms, t));
-		else
-			printf("daemon       not running\n");
-		for (size_t i = 0; i < nagents; i++) {
-			int running = slot_count_held(
-				home_.state, conf_->agents[i].name,
-				conf_->agents[i].max_concurrent);
-			printf("agent        %s: %d/%d running, %lld queued\n",
-			       conf_->agents[i].name, running < 0 ? 0 : running,
-			       conf_->agents[i].max_concurrent, queued[i]);
-		}
-		printf("symbols      %zu seen in 24 h: %zu healthy, %zu paused, "
-		       "%zu %s open\n",
-		       c.n, healthy, npaused, open,
-		       plural(open, "circuit", "circuits"));
-		printf("batches      %zu active\n", nactive);
-		size_t shown = 0;
-		for (size_t i = 0; i < c.n; i++) {
-			const struct status_sym *s = &c.v[i];
-			if (!strcmp(s->state, "failed") ||
-			    !strcmp(s->state, "paused") ||
-			    s->circuit != CIRCUIT_CLOSED) {
-				if (!shown++)
-					printf("%-12s %-10s %-9s %s\n", "SYMBOL",
-					       "STATE", "CIRCUIT", "FAILURES");
-				printf("%-12s %-10s %-9s %d\n", s->symbol,
-				       s->state, circuit_name(s->circuit),
-				       s->streak);
-			}
-		}
+		status_text(&v);
 	}
-	cJSON_Delete(root);
-	for (size_t i = 0; i < c.n; i++)
-		free(c.v[i].symbol);
-	free(c.v);
-	strmap_release(&c.idx);
-	strmap_release(&paused);
-	sb_release(&paused_store);
+	for (size_t i = 0; i < v.c.n; i++)
+		free(v.c.v[i].symbol);
+	free(v.c.v);
+	strmap_release(&v.c.idx);
 	strmap_release(&named);
 	free_cmd(o, NOPTS(o), pos);
-	for (size_t i = 0; i < nactive; i++)
-		free(active[i]);
-	free(active);
-	free(queued);
+	for (size_t i = 0; i < v.nactive; i++)
+		free(v.active[i]);
+	free(v.active);
+	free(v.queued);
 	return fflush(stdout) == 0 ? rc : EX_IOERR_;
 }
