@@ -17,8 +17,6 @@ struct u32q {			/* FIFO ring of item indexes */
 	size_t cap, head, n;
 };
 
-
-
 struct due {
 	int64_t at;
 	uint32_t idx;
@@ -32,6 +30,6 @@ struct heap {			/* min-heap of retry due times */
 void queue_push(struct u32q *q, uint32_t x);
 uint32_t queue_pop(struct u32q *q);
 void queue_heap_push(struct heap *h, int64_t at, uint32_t idx);
-struct due queue_heap_pop(struct heap *h);;
+struct due queue_heap_pop(struct heap *h);
 
 #endif
