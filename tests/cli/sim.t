@@ -11,7 +11,7 @@ if [ ! -x "$SIM" ]; then
 	exit 0
 fi
 # A fixed set of seeds, the same every run; fewer under the sanitizers.
-chunks=10 per=25 big=4 bigper=10
+chunks=16 per=25 big=6 bigper=10
 case $RUNNER in *asan*) chunks=4 per=10 big=2 bigper=3 ;; esac
 k=0
 while [ $k -lt $chunks ]; do
