@@ -46,17 +46,20 @@ job c <<JOB
 [job]
 agent = fake
 id = c2
-symbols = HANG-A SLEEP-1-B SLEEP-1-C
+symbols = HANG-A GATE-B GATE-C
 JOB
 $RUNNER -C "$H" run >"$T/run.out" 2>&1 &
 pid=$!
-check "running" wait_running c2 3
+# GATE items say when they run and end when told: no race with a timer.
+started() { test -f "$H/gates/started.GATE-B" -a -f "$H/gates/started.GATE-C"; }
+check "running" wait_for started
 r cancel c2 --symbol HANG-A
 like "$(cat "$T/out")" "1 item cancelled" "one item cancelled"
+touch "$H/gates/open.GATE-B" "$H/gates/open.GATE-C"
 wait $pid
 is "$(jq "$H/batches/c2/batch.json" '$d->{status}')" partial "status partial"
 is "$(item c2 HANG-A state)" cancelled "HANG-A cancelled"
-is "$(item c2 SLEEP-1-B state)" succeeded "the others finished"
+is "$(item c2 GATE-B state)" succeeded "the others finished"
 
 # A batch nobody owns (its runner was killed): cancel adopts and cancels.
 mkhome

@@ -150,15 +150,16 @@ job p <<JOB
 [job]
 agent = fake
 id = hand
-symbols = SLEEP-0.5-A OK-B OK-C OK-D OK-E
+symbols = GATE-A OK-B OK-C OK-D OK-E
 concurrency = 1
 JOB
 $RUNNER -C "$H" run >"$T/run.out" 2>&1 &
 rp=$!
-wait_for test -f "$H/batches/hand/items/SLEEP-0.5-A/attempt-1.out"
+wait_for test -f "$H/gates/started.GATE-A"
 r pause hand --reason "vendor maintenance"
 is "$rc" 0 "pause a running batch"
 like "$(cat "$T/out")" "batch hand: 4 items paused" "the pending items paused"
+touch "$H/gates/open.GATE-A"
 wait $rp
 is "$?" 1 "the run returns: the rest waits on paused items"
 is "$(jq "$H/batches/hand/batch.json" '$d->{status}')" paused "status paused"

@@ -312,15 +312,16 @@ job p <<JOB
 agent = fake
 id = named
 concurrency = 1
-symbols = OK-Z SLEEP-2-A OK-B OK-C
+symbols = OK-Z GATE-A OK-B OK-C
 JOB
 $RUNNER -C "$H" run >"$T/run.out" 2>&1 &
 rp=$!
-wait_for test -f "$H/batches/named/items/SLEEP-2-A/attempt-1.out"
+wait_for test -f "$H/gates/started.GATE-A"
 r pause named --symbol OK-Z --symbol OK-B --symbol OK-C --symbol NOPE
 like "$(cat "$T/out")" "batch named: 2 items paused" "pause of four names: two paused"
 like "$(cat "$T/out")" "OK-Z not paused: succeeded" "  says the third is final"
 like "$(cat "$T/out")" "NOPE not paused: not in the batch" "  and the fourth unknown"
+touch "$H/gates/open.GATE-A"
 wait $rp
 rt resume named
 is "$rc" 0 "resumed: completes"

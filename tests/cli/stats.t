@@ -157,7 +157,7 @@ job m <<JOB
 [job]
 agent = fake
 id = batch-metrics
-symbols = SLEEP-6-A EXIT-65-B OK-C
+symbols = GATE-A EXIT-65-B OK-C
 max_attempts = 1
 JOB
 running() { grep -q '^runner_items{state="running"} 1$' "$H/logs/runner.prom"; }
@@ -171,6 +171,7 @@ like "$(cat "$P")" 'runner_failure_groups\{status="open"\} 0' "open groups"
 bad=$(grep -Ev '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$P" | head -1)
 is "$bad" "" "every line is Prometheus text format"
 is "$(ls -a "$H/logs" | grep -c 'runner.prom.')" 0 "no temporary file left beside it"
+touch "$H/gates/open.GATE-A"
 final() { grep -q '"status":"partial"' "$H/batches/batch-metrics/summary.json"; }
 check "the batch ends" wait_for final
 # retry-failed through the daemon ends the batch again: counted once
