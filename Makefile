@@ -102,7 +102,7 @@ demo: all
 
 # Sanitizer build in its own directory; the CLI tests run its runner.
 asan:
-	$(MAKE) BUILD=build-asan RUNNER_BIN=build-asan/runner \
+	$(MAKE) BUILD=build-asan RUNNER_BIN=build-asan/runner EXAMPLE_TARGETS= \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" build-asan/runner check
 
