@@ -38,6 +38,9 @@ void adopt_free_batch(struct ebatch *eb)
 		journal_close(&eb->j);
 	if (eb->items_fd >= 0)
 		close(eb->items_fd);
+	if (eb->tmp_fd >= 0)
+		close(eb->tmp_fd);
+	lanes_close(&eb->lanes);
 	if (eb->lock_fd >= 0)
 		close(eb->lock_fd);
 	if (eb->dirfd >= 0)
@@ -45,10 +48,8 @@ void adopt_free_batch(struct ebatch *eb)
 	batch_release(&eb->b);
 	sb_release(&eb->env_base);
 	free(eb->requeue.v);
-	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
-		close(eb->prepared[i].outfd);
-		close(eb->prepared[i].errfd);
-	}
+	for (size_t i = eb->prep_head; i < eb->nprepared; i++)
+		engine_prep_close(&eb->prepared[i]);
 	free(eb->prepared);
 	free(eb->marks);
 	free(eb->deferred.v);
@@ -59,13 +60,54 @@ void adopt_free_batch(struct ebatch *eb)
 	free(eb);
 }
 
-static bool outputs_exist(struct ebatch *eb, const char *symbol,
-			  uint32_t attempt)
+/* The attempts S.spawned says were started, of the items reserved. */
+struct spawned_look {
+	struct batch *b;
+	uint8_t *started;	/* per item: its reserved attempt started */
+};
+
+static void saw_spawn(void *arg, uint32_t item, uint32_t attempt)
+{
+	struct spawned_look *l = arg;
+	if (item < l->b->nitems && l->b->items[item].state == ST_STARTING &&
+	    l->b->items[item].nattempts == attempt)
+		l->started[item] = 1;
+}
+
+/* Was this reserved attempt of a batch from before output lanes given
+ * its files (and so maybe started)? */
+static bool legacy_outputs_exist(struct ebatch *eb, const char *symbol,
+				 uint32_t attempt)
 {
 	char path[96];
 	struct stat st;
+	if (eb->items_fd < 0)
+		return false;
 	snprintf(path, sizeof(path), "%s/attempt-%u.out", symbol, attempt);
 	return fstatat(eb->items_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* An interrupted attempt's output: up to the end of its lane's files,
+ * which its dead runner no longer writes. */
+static void interrupted_output(struct ebatch *eb, const struct attempt *a,
+			       struct rec *r)
+{
+	if (!a->session || !a->started_ms)
+		return;
+	uint64_t len[2] = { 0, 0 };
+	for (int s = 0; s < 2; s++) {
+		char path[64];
+		struct stat st;
+		uint64_t off = s ? a->err_off : a->out_off;
+		snprintf(path, sizeof(path), "output/%u-%u.%s", a->session,
+			 a->lane, s ? "err" : "out");
+		if (fstatat(eb->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && (uint64_t)st.st_size > off)
+			len[s] = (uint64_t)st.st_size - off;
+	}
+	r->out_flags = OUTF_ENDED;
+	r->out_len = len[0];
+	r->err_len = len[1];
 }
 
 /*
@@ -98,12 +140,18 @@ static int take_adopt(struct engine *e, struct ebatch *eb)
 			  .reason = handed ? ADOPT_PAUSED : ADOPT_ORPHAN };
 	batch_record(b, &eb->j, &ad);
 	size_t interrupted = 0;
+	struct spawned_look look = { b, xcalloc(b->nitems + 1, 1) };
+	if (b->count[ST_STARTING] &&
+	    lanes_each_spawned(eb->dirfd, saw_spawn, &look) < 0)
+		warning("batches/%s/output: %s; its reserved attempts are "
+			"taken as started", id, strerror(errno));
 	for (size_t i = 0; i < b->nitems; i++) {
 		struct item *it = &b->items[i];
 		if (it->state != ST_RUNNING && it->state != ST_STARTING)
 			continue;
 		if (it->state == ST_STARTING && !it->cancel_requested &&
-		    !outputs_exist(eb, it->symbol, it->nattempts)) {
+		    !look.started[i] &&
+		    !legacy_outputs_exist(eb, it->symbol, it->nattempts)) {
 			/* Reserved, but its files were never made: it
 			 * was certainly not spawned.  Not an attempt. */
 			struct rec rel = { .type = R_RELEASE,
@@ -121,9 +169,11 @@ static int take_adopt(struct engine *e, struct ebatch *eb)
 							   : ST_PENDING,
 			.error_message = "interrupted: its runner died",
 		};
+		interrupted_output(eb, &it->log[it->nattempts - 1], &r);
 		batch_record(b, &eb->j, &r);
 		interrupted++;
 	}
+	free(look.started);
 	if (journal_sync(&eb->j) < 0) {
 		error("batches/%s/journal: %s", id, strerror(errno));
 		return -1;
@@ -195,7 +245,8 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 	struct ebatch *eb = xcalloc(1, sizeof(*eb));
 	bool fresh = lock_fd >= 0;
 	eb->id = xstrdup(id);
-	eb->j.fd = eb->items_fd = eb->dirfd = -1;
+	eb->j.fd = eb->items_fd = eb->tmp_fd = eb->dirfd = -1;
+	eb->lanes = (struct lanes)LANES_INIT;
 	eb->lock_fd = lock_fd;
 	batch_init(&eb->b);
 
@@ -258,12 +309,17 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 		adopt_free_batch(eb);
 		return -1;
 	}
-	if (ensure_dir(eb->dirfd, "items", 0755) < 0 ||
-	    (eb->items_fd = open_dir_at(eb->dirfd, "items")) < 0) {
-		error("batches/%s/items: %s", id, strerror(errno));
+	/* tmp/: result files until read; checkpoints/: an agent's own; a
+	 * batch from before output lanes keeps its items/ (checkpoints). */
+	const char *dir = "tmp";
+	if (ensure_dir(eb->dirfd, "tmp", 0755) < 0 ||
+	    (eb->tmp_fd = open_dir_at(eb->dirfd, "tmp")) < 0 ||
+	    ensure_dir(eb->dirfd, dir = "checkpoints", 0755) < 0) {
+		error("batches/%s/%s: %s", id, dir, strerror(errno));
 		adopt_free_batch(eb);
 		return -1;
 	}
+	eb->items_fd = open_dir_at(eb->dirfd, "items");
 
 	if (!fresh && !eb->b.final && take_adopt(e, eb) < 0) {
 		adopt_free_batch(eb);

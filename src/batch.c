@@ -156,6 +156,9 @@ int batch_status(const struct batch *b)
  * its warning would otherwise decode as one without).
  */
 #define FIN_WARNING 0x40u
+#define FIN_OUTPUT 0x80u	/* out_flags and the lengths follow */
+#define FIN_RESULT 0x20u	/* the result JSON follows */
+#define FIN_FLAGS (FIN_WARNING | FIN_OUTPUT | FIN_RESULT)
 
 static void put_u(struct sb *sb, uint64_t v)
 {
@@ -335,12 +338,20 @@ void rec_encode(const struct rec *r, struct sb *out)
 		put_u(out, r->attempt);
 		put_i(out, r->time);
 		put_i(out, r->pid);
+		if (r->session) { /* written since output lanes exist */
+			put_u(out, r->session);
+			put_u(out, r->lane);
+			put_u(out, r->out_off);
+			put_u(out, r->err_off);
+		}
 		break;
 	case R_FINISHED:
 		put_u(out, r->item);
 		put_u(out, r->attempt);
 		put_i(out, r->time);
-		put_u(out, r->outcome | (r->warning ? FIN_WARNING : 0));
+		put_u(out, r->outcome | (r->warning ? FIN_WARNING : 0) |
+				   (r->out_flags ? FIN_OUTPUT : 0) |
+				   (r->result ? FIN_RESULT : 0));
 		put_i(out, r->exit_code);
 		put_i(out, r->signal);
 		put_u(out, r->category);
@@ -358,6 +369,13 @@ void rec_encode(const struct rec *r, struct sb *out)
 		put_s(out, r->group);
 		if (r->warning)
 			put_s(out, r->warning);
+		if (r->out_flags) {
+			put_u(out, r->out_flags);
+			put_u(out, r->out_len);
+			put_u(out, r->err_len);
+		}
+		if (r->result)
+			put_s(out, r->result);
 		break;
 	case R_PAUSE:
 	case R_RESUME:
@@ -448,13 +466,23 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 		r->attempt = get_u32(&d);
 		r->time = get_i(&d);
 		r->pid = get_i32(&d);
+		if (d.p < d.end) { /* written since output lanes exist */
+			uint32_t session = get_u32(&d), lane = get_u32(&d);
+			r->out_off = get_u(&d);
+			r->err_off = get_u(&d);
+			if (!session || session > UINT16_MAX ||
+			    lane > UINT16_MAX)
+				d.bad = true;
+			r->session = (uint16_t)session;
+			r->lane = (uint16_t)lane;
+		}
 		break;
 	case R_FINISHED: {
 		r->item = get_u32(&d);
 		r->attempt = get_u32(&d);
 		r->time = get_i(&d);
 		uint32_t outcome = get_u32(&d);
-		r->outcome = (uint8_t)(outcome & ~FIN_WARNING);
+		r->outcome = (uint8_t)(outcome & ~FIN_FLAGS);
 		if (outcome > UINT8_MAX)
 			d.bad = true;
 		r->exit_code = get_i32(&d);
@@ -473,6 +501,16 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 		r->counts_failure = (uint8_t)get_u32(&d);
 		r->group = get_s(&d);
 		if ((outcome & FIN_WARNING) && !(r->warning = get_s(&d)))
+			d.bad = true;
+		if (outcome & FIN_OUTPUT) {
+			uint32_t fl = get_u32(&d);
+			r->out_len = get_u(&d);
+			r->err_len = get_u(&d);
+			if (!fl || fl > UINT8_MAX)
+				d.bad = true;
+			r->out_flags = (uint8_t)fl;
+		}
+		if ((outcome & FIN_RESULT) && !(r->result = get_s(&d)))
 			d.bad = true;
 		break;
 	}
@@ -653,6 +691,10 @@ static int apply_spawned(struct batch *b, const struct rec *r)
 	struct attempt *a = &it->log[it->nattempts - 1];
 	a->started_ms = r->time;
 	a->pid = r->pid;
+	a->session = r->session;
+	a->lane = r->lane;
+	a->out_off = r->out_off;
+	a->err_off = r->err_off;
 	if (!b->started_ms)
 		b->started_ms = r->time;
 	b->attempts_total++;
@@ -690,6 +732,12 @@ static int apply_finished(struct batch *b, const struct rec *r)
 	a->max_rss_kb = r->max_rss_kb;
 	a->error_message = batch_strdup(b, r->error_message);
 	a->warning = batch_strdup(b, r->warning);
+	a->result = batch_strdup(b, r->result);
+	if (r->out_flags) {
+		a->out_flags = r->out_flags;
+		a->out_len = r->out_len;
+		a->err_len = r->err_len;
+	}
 	b->cpu_user_ms += r->cpu_user_ms;
 	b->cpu_system_ms += r->cpu_system_ms;
 	if (r->max_rss_kb > b->max_rss_kb)

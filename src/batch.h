@@ -110,7 +110,23 @@ struct attempt {
 	int16_t signal;		/* 0: none */
 	uint8_t outcome;
 	uint8_t category;
+	uint8_t out_flags;	/* OUTF_*: how its output was kept */
+	uint16_t session;	/* output/SESSION-LANE.out|err, 0: none
+				   (never spawned, or a batch from before
+				   output lanes: items/SYMBOL/attempt-N.*) */
+	uint16_t lane;
 	uint32_t cpu_user_ms, cpu_system_ms, max_rss_kb;
+	uint64_t out_off, err_off;	/* where its bytes start in the lane */
+	uint64_t out_len, err_len;	/* how many (known once it ended) */
+	char *result;	/* arena; its result JSON (compact), NULL: none */
+};
+
+/* struct attempt.out_flags */
+enum {
+	OUTF_ENDED = 1,		/* out_len/err_len are known */
+	OUTF_OUT_CUT = 2,	/* stdout went past max_output: rest dropped */
+	OUTF_ERR_CUT = 4,	/* stderr went past max_output */
+	OUTF_LOST = 8,		/* some output could not be written (disk) */
 };
 
 struct item {
@@ -212,6 +228,12 @@ struct rec {
 	int64_t time;
 	/* SPAWNED / ADOPTED */
 	int32_t pid;
+	/* SPAWNED: its output lane (session 0: none); FINISHED: out_flags
+	 * (OUTF_ENDED: the lengths follow) */
+	uint16_t session, lane;
+	uint64_t out_off, err_off, out_len, err_len;
+	uint8_t out_flags;
+	const char *result;	/* FINISHED: the result JSON kept, or NULL */
 	/* FINISHED */
 	uint8_t outcome, category, next_state, counts_failure;
 	int32_t exit_code, signal;

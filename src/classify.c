@@ -86,7 +86,16 @@ static const char *json_kind(const cJSON *v)
 	       : "a boolean";
 }
 
+static int parse_doc(const char *buf, size_t len, struct result *r,
+		     struct result_doc *doc);
+
 int result_parse(const char *buf, size_t len, struct result *r)
+{
+	return parse_doc(buf, len, r, NULL);
+}
+
+static int parse_doc(const char *buf, size_t len, struct result *r,
+		     struct result_doc *doc)
 {
 	memset(r, 0, sizeof(*r));
 	r->matches = -1;
@@ -144,11 +153,20 @@ int result_parse(const char *buf, size_t len, struct result *r)
 		    ra->valuedouble < 1e9)
 			r->retry_after_ms = (int64_t)(ra->valuedouble * 1000);
 	}
+	if (doc) {
+		char *text = cJSON_PrintUnformatted(root);
+		doc->full = text ? strlen(text) : 0;
+		if (text && doc->full <= doc->max)
+			doc->text = text;
+		else
+			free(text);
+	}
 	cJSON_Delete(root);
 	return 0;
 }
 
-void result_load(int dirfd, const char *path, struct result *r)
+void result_load(int dirfd, const char *path, struct result *r,
+		 struct result_doc *doc)
 {
 	struct sb buf = SB_INIT;
 	struct stat st;
@@ -177,7 +195,7 @@ void result_load(int dirfd, const char *path, struct result *r)
 			 errno == EFBIG ? "it grew past the limit while read"
 					: strerror(errno));
 	else
-		result_parse(buf.buf ? buf.buf : "", buf.len, r);
+		parse_doc(buf.buf ? buf.buf : "", buf.len, r, doc);
 	close(fd);
 	sb_release(&buf);
 }

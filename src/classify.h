@@ -4,7 +4,7 @@
  * bounded: at most RESULT_MAX_BYTES and cJSON's nesting limit).
  *
  *   struct result res;
- *   result_load(dirfd, "SYM/attempt-1.result.json", &res);
+ *   result_load(dirfd, "SYM.1.json", &res, NULL);
  *   struct verdict v;
  *   classify(&(struct outcome_in){ ..., .res = &res, .rules = rs }, &v);
  *
@@ -62,9 +62,19 @@ struct result {
 /* -1 (res.present 0) when buf is not a JSON object; unreadable says why
  * unless buf is NULL (which only resets r). */
 int result_parse(const char *buf, size_t len, struct result *r);
+/* The document itself, compact (no white space), when it fits in max
+ * bytes: text (malloc'd, the caller frees) or NULL; full its size
+ * compact (0: no document). */
+struct result_doc {
+	size_t max;
+	char *text;
+	size_t full;
+};
 /* The result file path under dirfd (O_NOFOLLOW, a regular file of at most
- * RESULT_MAX_BYTES): absent is no result and no complaint. */
-void result_load(int dirfd, const char *path, struct result *r);
+ * RESULT_MAX_BYTES): absent is no result and no complaint.  doc may be
+ * NULL. */
+void result_load(int dirfd, const char *path, struct result *r,
+		 struct result_doc *doc);
 
 /* Stderr patterns to categories; see the top of this file. */
 #define CLASSIFY_PATTERN_MAX 200	/* bytes of one pattern */

@@ -131,5 +131,6 @@ int cmd_pause(void);
 int cmd_resume(void);
 int cmd_groups(void);
 int cmd_status(void);
+int cmd_output(void);
 
 #endif

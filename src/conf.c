@@ -178,6 +178,8 @@ static void load_agents(struct loader *l)
 		get_size(l, s, "memory_limit", 1 << 20, &a->memory_limit);
 		get_dur(l, s, "cpu_limit", false, &a->cpu_limit_ms);
 		get_size(l, s, "output_limit", 4096, &a->output_limit);
+		a->max_output = c->max_output;
+		get_size(l, s, "max_output", 4096, &a->max_output);
 		struct ini_entry *src = get(l, s, "source");
 		if (src) {
 			if (!valid_source_name(src->value.buf))
@@ -305,6 +307,7 @@ struct conf *conf_default(void)
 	c->dedup_window_ms = 5 * 60000;
 	c->kill_grace_ms = 5000;
 	c->shutdown_grace_ms = 30000;
+	c->max_output = 64ull << 20;
 	c->max_attempts = 3;
 	static const int64_t default_delays[] = { 1000, 2000, 4000,
 						  8000, 16000, 30000 };
@@ -366,6 +369,7 @@ struct conf *conf_load(const char *path)
 	get_dur(&l, "runner", "dedup_window", true, &c->dedup_window_ms);
 	get_dur(&l, "runner", "kill_grace", true, &c->kill_grace_ms);
 	get_dur(&l, "runner", "shutdown_grace", true, &c->shutdown_grace_ms);
+	get_size(&l, "runner", "max_output", 4096, &c->max_output);
 
 	get_int(&l, "retry", "max_attempts", 1, 1000, &c->max_attempts);
 	struct ini_entry *e = get(&l, "retry", "delays");

@@ -13,7 +13,8 @@
  * Keys beyond SPEC 5 (documented in runner.conf(5)): [runner] kill_grace
  * (SIGTERM to SIGKILL), [runner] shutdown_grace (how long a stopping daemon
  * lets running attempts finish), [agent] output_limit (RLIMIT_FSIZE of the
- * child), and the stderr patterns of classification: [classify] for the
+ * child), max_output ([runner] for every agent, [agent] for one: what one
+ * attempt keeps of its stdout and stderr together), and the stderr patterns of classification: [classify] for the
  * home, [classify NAME] for agent NAME, one key per category (a list of
  * patterns) and builtin = yes|no.  Each agent's classify rules are its own
  * patterns, then the home's; builtin is the agent section's, else the
@@ -41,6 +42,7 @@ struct agent_conf {
 	uint64_t memory_limit;	/* bytes, 0 = none */
 	int64_t cpu_limit_ms;	/* 0 = none */
 	uint64_t output_limit;	/* bytes, 0 = none */
+	uint64_t max_output;	/* bytes of stdout+stderr kept per attempt */
 	char *source;		/* may be NULL */
 	struct classify_rules classify;	/* stderr patterns, in order */
 };
@@ -56,6 +58,7 @@ struct conf {
 	int64_t dedup_window_ms;
 	int64_t kill_grace_ms;
 	int64_t shutdown_grace_ms;
+	uint64_t max_output;	/* [runner]: the agents' default */
 
 	int max_attempts;
 	int64_t *delays_ms;

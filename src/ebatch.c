@@ -122,21 +122,19 @@ void engine_withdraw(struct ebatch *eb)
 			eb->prepared[keep++] = *p;
 			continue;
 		}
-		close(p->outfd);
-		close(p->errfd);
-		/* The attempt was withdrawn: its number is free again. */
-		engine_unlink_outputs(eb, it->symbol, it->nattempts + 1u);
+		engine_prep_close(p);
 	}
 	eb->nprepared = keep;
 }
 
-/* Remove the empty output files of an attempt that never ran. */
-void engine_unlink_outputs(struct ebatch *eb, const char *symbol,
-			   uint32_t attempt)
+/* Close the pipes of an attempt that never ran. */
+void engine_prep_close(struct prep *p)
 {
-	char path[96];
-	snprintf(path, sizeof(path), "%s/attempt-%u.out", symbol, attempt);
-	unlinkat(eb->items_fd, path, 0);
-	snprintf(path, sizeof(path), "%s/attempt-%u.err", symbol, attempt);
-	unlinkat(eb->items_fd, path, 0);
+	for (int s = 0; s < 2; s++) {
+		if (p->rd[s] >= 0)
+			close(p->rd[s]);
+		if (p->wr[s] >= 0)
+			close(p->wr[s]);
+		p->rd[s] = p->wr[s] = -1;
+	}
 }

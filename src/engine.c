@@ -697,19 +697,22 @@ int engine_end(struct engine *e)
 
 int engine_run(struct engine *e)
 {
-	struct epoll_event evs[8];
+	struct epoll_event evs[64];
 	engine_begin(e);
 	while (engine_turn(e)) {
 		int64_t timeout = engine_wake_ms(e);
-		int n = epoll_wait(e->epfd, evs, 8, (int)timeout);
+		int n = epoll_wait(e->epfd, evs, 64, (int)timeout);
 		if (n < 0 && errno != EINTR) {
 			error("epoll_wait: %s", strerror(errno));
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.fd == e->sigfd)
+			uint64_t key = evs[i].data.u64;
+			if (key & EV_PIPE)
+				runs_pump(e, (pid_t)(uint32_t)key);
+			else if (key == (uint64_t)e->sigfd)
 				handle_signals(e);
-			else if (evs[i].data.fd == e->infd)
+			else if (key == (uint64_t)e->infd)
 				drain_inotify(e);
 		}
 	}
@@ -788,7 +791,8 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 		die(EX_INTERNAL, "signalfd/epoll: %s", strerror(errno));
 	/* Grandchildren that escape their group come back to us to reap. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = e->sigfd };
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = (uint64_t)e->sigfd };
 	epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->sigfd, &ev);
 	e->control_wd = e->spool_wd = e->events_wd = -1;
 	e->sh_ok = shared_open(&e->sh, h->state, c) == 0;
@@ -816,7 +820,7 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 					"seen when the daemon rescans (every 10 s)",
 					strerror(errno));
 		}
-		ev.data.fd = e->infd;
+		ev.data.u64 = (uint64_t)e->infd;
 		epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->infd, &ev);
 	}
 	progress_init(&e->prog, o->progress && !o->json && verbosity >= 0);
@@ -845,6 +849,12 @@ void engine_free(struct engine *e)
 	if (e->c != e->given)
 		conf_free((struct conf *)e->c);
 	free(e->old_confs);
+	for (size_t i = 0; i < e->nruns; i++)
+		for (int k = 0; k < 2; k++)
+			capture_close(&e->runs[i].cap[k]);
+	for (size_t i = 0; i < e->nexited; i++)
+		for (int k = 0; k < 2; k++)
+			capture_close(&e->exited[i].run.cap[k]);
 	free(e->runs);
 	free(e->exited);
 	free(e->overhead_ns);

@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "exec.h"
 #include "journal.h"
+#include "lanes.h"
 #include "metrics.h"
 #include "progress.h"
 #include "queue.h"
@@ -48,6 +49,8 @@
 #define RESERVE_MAX 64		/* reservations ahead, at least */
 #define META_MIN_INTERVAL_MS 1000
 #define STDERR_TAIL 4096
+#define RESULT_KEEP_MAX 65536	/* bytes of a result JSON kept (compact) */
+#define EV_PIPE (1ULL << 62)	/* epoll data: a child's pipe (| pid) */
 #define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died,
 				   and rescan spool/ */
 #define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
@@ -71,6 +74,9 @@ struct run {
 	uint8_t why;
 	int exec_errno;
 	int64_t prep_ns;	/* runner time spent starting it (trace) */
+	uint16_t lane;		/* its output lane (lanes.h) */
+	struct capture cap[2];	/* its stdout and stderr, on their way */
+	uint64_t budget;	/* bytes of output it may still keep */
 };
 
 /* A group's effect on a batch, done once per change of the group. */
@@ -89,10 +95,11 @@ struct trial {
 	int64_t renew_ms;	/* renew the lease then */
 };
 
-/* A reserved attempt whose output files are open, ready to spawn. */
+/* A reserved attempt whose output pipes are made, ready to spawn:
+ * rd[s] the runner's ends, wr[s] the child's. */
 struct prep {
 	uint32_t idx;
-	int outfd, errfd;
+	int rd[2], wr[2];
 	int64_t prep_ns;
 };
 
@@ -100,7 +107,11 @@ struct ebatch {
 	struct batch b;
 	struct journal j;
 	char *id;
-	int dirfd, items_fd, lock_fd;
+	int dirfd, lock_fd;
+	int tmp_fd;		/* tmp/: result files, removed once read */
+	int items_fd;		/* items/ of a batch from before output lanes
+				   (checkpoints stay there), or -1 */
+	struct lanes lanes;	/* output/: this process's session */
 	FILE *log;
 	const struct agent_conf *agent;
 	/* the child's argv and environment, the parts shared by every item */
@@ -203,11 +214,10 @@ void engine_record(struct ebatch *eb, const struct rec *r);
 int engine_commit(struct engine *e, struct ebatch *eb, bool sync);
 /* Attempts prepared and not yet spawned; engine_withdraw() forgets the
  * reservations and prepared attempts of items no longer starting (paused,
- * cancelled); engine_unlink_outputs() removes an attempt's empty files. */
+ * cancelled); engine_prep_close() closes a prepared attempt's pipes. */
 size_t engine_prepared(const struct ebatch *eb);
 void engine_withdraw(struct ebatch *eb);
-void engine_unlink_outputs(struct ebatch *eb, const char *symbol,
-			   uint32_t attempt);
+void engine_prep_close(struct prep *p);
 int64_t engine_next_wakeup(struct engine *e);
 void engine_release_reservations(struct engine *e);
 

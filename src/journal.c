@@ -218,6 +218,46 @@ fail:
 	return -1;
 }
 
+int journal_follow(struct journal *j, journal_fn fn, void *arg)
+{
+	struct rd r = { .fd = j->fd };
+	struct stat st;
+	int n = 0;
+	if (j->corrupt) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fstat(j->fd, &st) < 0)
+		return -1;
+	off_t off = j->size;
+	while (off + FRAME <= st.st_size) {
+		const unsigned char *f = rd_at(&r, off, FRAME);
+		if (!f)
+			break;
+		uint32_t len = get32(f), crc = get32(f + 4);
+		uint64_t seq = get64(f + 8);
+		if (!len || len > JOURNAL_MAX_RECORD || seq != j->next_seq ||
+		    off + FRAME + (off_t)len > st.st_size)
+			break;
+		const unsigned char *pl = rd_at(&r, off + FRAME, len);
+		if (!pl || frame_crc(j->salt, seq, len, pl) != crc)
+			break; /* being written: the next look sees it */
+		if (fn && fn(arg, pl, len) < 0) {
+			j->corrupt = true;
+			j->corrupt_at = off;
+			n = -1;
+			errno = EINVAL;
+			break;
+		}
+		j->next_seq++;
+		off += FRAME + (off_t)len;
+		n++;
+	}
+	free(r.buf);
+	j->size = j->synced = off;
+	return n;
+}
+
 void journal_add(struct journal *j, const void *payload, size_t len)
 {
 	unsigned char f[FRAME];

@@ -59,6 +59,10 @@ typedef int (*journal_fn)(void *arg, const void *payload, size_t len);
 int journal_create(struct journal *j, int dirfd, const char *name);
 int journal_open(struct journal *j, int dirfd, const char *name,
 		 bool writable, journal_fn fn, void *arg);
+/* A journal opened read-only while its writer goes on: hand fn the
+ * records written since the open or the last call (a record still being
+ * written waits for the next call).  The count, or -1 (fn refused one). */
+int journal_follow(struct journal *j, journal_fn fn, void *arg);
 void journal_add(struct journal *j, const void *payload, size_t len);
 int journal_write(struct journal *j);
 int journal_sync(struct journal *j);

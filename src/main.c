@@ -53,6 +53,10 @@ static const char usage_text[] =
 	"  check JOB...            validate job files; print every problem\n"
 	"  show BATCH [--items] [--failed]\n"
 	"                          one batch (--json: the batch.json document)\n"
+	"  output BATCH SYMBOL [--attempt N] [--stderr] [--follow]\n"
+	"                          what an attempt printed, byte for byte\n"
+	"  output BATCH --failed [--lines N]\n"
+	"                          the last stderr lines of every failed item\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
 	"       [--archived]       batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
@@ -99,6 +103,7 @@ static const struct command commands[] = {
 	{ "submit", cmd_submit },
 	{ "check", cmd_check },
 	{ "show", cmd_show },
+	{ "output", cmd_output },
 	{ "list", cmd_list },
 	{ "retry-failed", cmd_retry_failed },
 	{ "cancel", cmd_cancel },

@@ -388,6 +388,14 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 		add_int(e, "cpu_user_ms", a->cpu_user_ms, ran);
 		add_int(e, "cpu_system_ms", a->cpu_system_ms, ran);
 		add_int(e, "max_rss_kb", a->max_rss_kb, ran);
+		bool sized = a->out_flags & OUTF_ENDED;
+		add_int(e, "stdout_bytes", (int64_t)a->out_len, sized);
+		add_int(e, "stderr_bytes", (int64_t)a->err_len, sized);
+		if (a->result)	/* compact JSON, as the runner printed it */
+			cJSON_AddItemToObject(e, "result",
+					      cJSON_CreateRaw(a->result));
+		else
+			cJSON_AddNullToObject(e, "result");
 		cJSON_AddItemToArray(log, e);
 	}
 	return o;
@@ -776,6 +784,11 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 			if (!(flags & SHOW_FAILED) ||
 			    b->items[i].state == ST_FAILED)
 				print_item_line(fp, b, i);
+		fprintf(fp, "  output      runner output %s SYMBOL [--stderr] "
+			    "[--attempt N]", c->id);
+		if (b->count[ST_FAILED])
+			fprintf(fp, "; runner output %s --failed", c->id);
+		fputc('\n', fp);
 	} else if (b->count[ST_FAILED]) {
 		size_t shown = 0;
 		fprintf(fp, "  failed     ");

@@ -1063,9 +1063,15 @@ static void failed_items(struct rctx *x)
 		return;
 	}
 	out(x, "<p class=\"note\">%s failed item%s, in batch order; the "
-	       "message is the last attempt&#39;s.</p>\n",
+	       "message is the last attempt&#39;s. Their output: "
+	       "<code>runner output ",
 	    fmt_count(b->count[ST_FAILED], n1),
 	    b->count[ST_FAILED] == 1 ? "" : "s");
+	text(x, b->c.id, MAX_FIELD);
+	out(x, " SYMBOL --stderr</code>, or the last lines of each: "
+	       "<code>runner output ");
+	text(x, b->c.id, MAX_FIELD);
+	out(x, " --failed</code>.</p>\n");
 	out(x, "<table class=\"list\">\n<tr><th>symbol</th>"
 	       "<th class=\"n\">attempts</th><th>category</th><th>type</th>"
 	       "<th>exit</th><th>message</th></tr>\n");

@@ -11,43 +11,78 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The result file of an attempt (tmp/SYMBOL.N.json): read, kept in the
+ * journal when it fits RESULT_KEEP_MAX, and removed. */
 static void read_result(struct ebatch *eb, const char *symbol, uint32_t attempt,
-			struct result *res)
+			struct result *res, struct result_doc *doc)
 {
 	char path[128];
-	snprintf(path, sizeof(path), "%s/attempt-%u.result.json", symbol,
-		 attempt);
-	result_load(eb->items_fd, path, res);
+	snprintf(path, sizeof(path), "%s.%u.json", symbol, attempt);
+	if (eb->tmp_fd < 0) {
+		result_parse(NULL, 0, res);
+		return;
+	}
+	result_load(eb->tmp_fd, path, res, doc);
+	unlinkat(eb->tmp_fd, path, 0);
 }
 
-static char *read_stderr_tail(struct ebatch *eb, const char *symbol,
-			      uint32_t attempt)
+/* The last bytes of an attempt's stderr, from its lane. */
+static char *read_stderr_tail(const struct run *run)
 {
-	char path[128];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/attempt-%u.err", symbol, attempt);
-	int fd = openat(eb->items_fd, path,
-			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
+	const struct capture *c = &run->cap[STREAM_ERR];
+	if (!c->len || c->fd < 0)
 		return NULL;
-	char *buf = NULL;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		off_t off = st.st_size > STDERR_TAIL ? st.st_size - STDERR_TAIL : 0;
-		buf = xmalloc(STDERR_TAIL + 1);
-		ssize_t n = pread(fd, buf, STDERR_TAIL, off);
-		n = n < 0 ? 0 : n;
-		buf[n] = '\0';
-		/* NUL bytes in the output must not cut what we look at. */
-		for (ssize_t i = 0; i < n; i++)
-			if (!buf[i])
-				buf[i] = ' ';
-	}
-	close(fd);
+	uint64_t n = c->len > STDERR_TAIL ? STDERR_TAIL : c->len;
+	char *buf = xmalloc(STDERR_TAIL + 1);
+	ssize_t got = pread(c->fd, buf, (size_t)n,
+			    (off_t)(c->off + c->len - n));
+	got = got < 0 ? 0 : got;
+	buf[got] = '\0';
+	/* NUL bytes in the output must not cut what we look at. */
+	for (ssize_t i = 0; i < got; i++)
+		if (!buf[i])
+			buf[i] = ' ';
 	return buf;
+}
+
+void runs_pump(struct engine *e, pid_t pid)
+{
+	for (size_t i = 0; i < e->nruns; i++) {
+		struct run *run = &e->runs[i];
+		if (run->pid != pid)
+			continue;
+		uint64_t limit = run->eb->agent->max_output;
+		for (int s = 0; s < 2; s++) {
+			struct capture *c = &run->cap[s];
+			if (c->rd >= 0 && capture_pump(c, &run->budget, limit,
+						       16) == 1) {
+				epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->rd, NULL);
+				capture_close(c);
+			}
+		}
+		return;
+	}
+}
+
+void runs_close_output(struct engine *e, struct run *run)
+{
+	uint64_t limit = run->eb->agent->max_output;
+	for (int s = 0; s < 2; s++) {
+		struct capture *c = &run->cap[s];
+		if (c->rd < 0)
+			continue;
+		/* What is in the pipe now, and no more: a grandchild still
+		 * printing must not keep us here. */
+		capture_pump(c, &run->budget, limit, 64);
+		if (e->epfd >= 0)
+			epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->rd, NULL);
+		capture_close(c);
+	}
 }
 
 /* The record of an attempt's end, but for its decision: what the child
@@ -55,14 +90,15 @@ static char *read_stderr_tail(struct ebatch *eb, const char *symbol,
 static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 		     uint32_t attempt, int wait_status, const struct rusage *ru,
 		     uint8_t why, int exec_errno, int64_t timeout_ms,
-		     struct result *res, struct verdict *v, struct rec *r)
+		     const struct run *run, struct result *res,
+		     struct result_doc *doc, struct verdict *v, struct rec *r)
 {
 	char *tail = NULL;
 	(void)e;
-	read_result(eb, it->symbol, attempt, res);
+	read_result(eb, it->symbol, attempt, res, doc);
 	bool ok_exit = WIFEXITED(wait_status) && !WEXITSTATUS(wait_status);
-	if ((!ok_exit || why == KILL_TIMEOUT) && !exec_errno)
-		tail = read_stderr_tail(eb, it->symbol, attempt);
+	if ((!ok_exit || why == KILL_TIMEOUT) && !exec_errno && run)
+		tail = read_stderr_tail(run);
 	struct outcome_in in = {
 		.wait_status = wait_status,
 		.timed_out = why == KILL_TIMEOUT,
@@ -86,6 +122,17 @@ static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 	r->progress = res->progress;
 	r->source = res->source[0] ? res->source : NULL;
 	r->warning = v->warning[0] ? v->warning : NULL;
+	if (doc->text)
+		r->result = doc->text;
+	if (run) {
+		const struct capture *o = &run->cap[STREAM_OUT],
+				     *x = &run->cap[STREAM_ERR];
+		r->out_flags = OUTF_ENDED | (o->cut ? OUTF_OUT_CUT : 0) |
+			       (x->cut ? OUTF_ERR_CUT : 0) |
+			       (o->lost || x->lost ? OUTF_LOST : 0);
+		r->out_len = o->len;
+		r->err_len = x->len;
+	}
 	if (ru) {
 		r->cpu_user_ms = (uint32_t)(ru->ru_utime.tv_sec * 1000 +
 					    ru->ru_utime.tv_usec / 1000);
@@ -93,6 +140,37 @@ static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 					      ru->ru_stime.tv_usec / 1000);
 		r->max_rss_kb = (uint32_t)ru->ru_maxrss;
 	}
+}
+
+/* The attempt's warnings: classification's, then what became of its
+ * output and result (cut, lost, not kept). */
+static void output_warning(struct ebatch *eb, const struct run *run,
+			   const struct result_doc *doc, const char *first,
+			   char *buf, size_t n)
+{
+	struct sb w = SB_INIT;
+	if (first)
+		sb_adds(&w, first);
+	if (run) {
+		const struct capture *o = &run->cap[STREAM_OUT],
+				     *x = &run->cap[STREAM_ERR];
+		uint64_t dropped = o->dropped + x->dropped;
+		if (o->cut || x->cut)
+			sb_addf(&w, "%soutput past max_output (%llu bytes): "
+				"%llu bytes dropped", w.len ? "; " : "",
+				(unsigned long long)eb->agent->max_output,
+				(unsigned long long)dropped);
+		else if (o->lost || x->lost)
+			sb_addf(&w, "%soutput not written (%s): %llu bytes lost",
+				w.len ? "; " : "",
+				strerror(o->lost ? o->lost_errno : x->lost_errno),
+				(unsigned long long)dropped);
+	}
+	if (doc->full > doc->max)
+		sb_addf(&w, "%sresult JSON of %zu bytes not kept (over %zu)",
+			w.len ? "; " : "", doc->full, doc->max);
+	snprintf(buf, n, "%s", w.buf ? w.buf : "");
+	sb_release(&w);
 }
 
 /*
@@ -103,17 +181,22 @@ static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 		 uint32_t attempt, int wait_status,
 		 const struct rusage *ru, uint8_t why, int exec_errno,
-		 int64_t timeout_ms, int64_t end_ms)
+		 int64_t timeout_ms, int64_t end_ms, const struct run *run)
 {
 	struct item *it = &eb->b.items[idx];
 	const struct batch_conf *c = &eb->b.c;
 	struct result res;
+	struct result_doc doc = { .max = RESULT_KEEP_MAX };
 	struct verdict v;
+	char warning[WARNING_MAX + 256];
 	struct rec r = { .type = R_FINISHED, .item = idx, .attempt = attempt,
 			 .time = end_ms ? end_ms : now_ms(), .matches = -1,
 			 .progress = -1 };
 	describe(e, eb, it, attempt, wait_status, ru, why, exec_errno,
-		 timeout_ms, &res, &v, &r);
+		 timeout_ms, run, &res, &doc, &v, &r);
+	output_warning(eb, run, &doc, r.warning, warning, sizeof(warning));
+	if (warning[0])
+		r.warning = warning;
 	struct failure f = {
 		.agent = c->agent,
 		.source = r.source ? r.source : c->source,
@@ -185,6 +268,7 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 		queue_push(&eb->unreported, idx);
 	circ_after_attempt(e, eb, idx, &r, &fr, v.message);
 	shared_failure_done(&fr);
+	free(doc.text);
 }
 
 static struct run *runs_find(struct engine *e, pid_t pid)
@@ -263,10 +347,15 @@ void runs_finish_exited(struct engine *e)
 	for (size_t i = 0; i < e->nexited; i++) {
 		struct exited *x = &e->exited[i];
 		int64_t t0 = mono_ns();
+		runs_close_output(e, &x->run);
 		runs_finish(e, x->run.eb, x->run.item, x->run.attempt,
 			       x->status, &x->ru, x->run.why,
 			       x->run.exec_errno, x->run.eb->b.c.timeout_ms,
-			       x->at_ms);
+			       x->at_ms, &x->run);
+		const struct capture *c = x->run.cap;
+		lanes_give(&x->run.eb->lanes, x->run.lane,
+			   c[STREAM_OUT].off + c[STREAM_OUT].len,
+			   c[STREAM_ERR].off + c[STREAM_ERR].len);
 		if (e->trace) {
 			GROW(e->overhead_ns, e->capoverhead, e->noverhead + 1);
 			e->overhead_ns[e->noverhead++] =

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,19 +139,6 @@ static size_t build_argv(const struct agent_conf *a, const char *symbol,
 	return n;
 }
 
-static int open_output(int items_fd, const char *path)
-{
-	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(items_fd, path, flags, 0644);
-	if (fd < 0 && errno == EEXIST) {
-		/* Only an attempt number that was released and used again can
-		 * meet its own old file; it never ran, so it holds nothing. */
-		unlinkat(items_fd, path, 0);
-		fd = openat(items_fd, path, flags, 0644);
-	}
-	return fd;
-}
-
 static void sched_stall(struct engine *e, const char *what, int err)
 {
 	if (!e->stalled)
@@ -160,29 +148,56 @@ static void sched_stall(struct engine *e, const char *what, int err)
 	e->stall_until_ns = mono_ns() + STALL_RETRY_MS * 1000000LL;
 }
 
+/* Make the pipes of a reserved attempt: a descriptor is all a spawn needs
+ * beyond the clone, and a pipe is what keeps a grandchild that outlives
+ * its item out of the next item's output (lanes.h). */
+static int make_pipes(struct prep *p)
+{
+	for (int s = 0; s < 2; s++) {
+		int fds[2];
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			return -1;
+		p->rd[s] = fds[0];
+		p->wr[s] = fds[1];
+		if (fcntl(p->rd[s], F_SETFL, O_NONBLOCK) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Give a reserved attempt back: it was never spawned. */
+static void give_back(struct ebatch *eb, uint32_t idx)
+{
+	struct rec rel = { .type = R_RELEASE, .item = idx,
+			   .attempt = eb->b.items[idx].nattempts };
+	engine_record(eb, &rel);
+	queue_push(&eb->requeue, idx);
+}
+
 /*
- * Create the output files of a reserved attempt ahead of its spawn, while
- * other children run: the file system work stays off the path from one
- * child's exit to the next child's start.
+ * Ready a reserved attempt ahead of its spawn, while other children run:
+ * the work stays off the path from one child's exit to the next child's
+ * start.
  */
 static int prepare_item(struct engine *e, struct ebatch *eb)
 {
 	int64_t t0 = mono_ns();
 	uint32_t idx = queue_pop(&eb->reserved);
 	struct item *it = &eb->b.items[idx];
-	uint32_t attempt = it->nattempts;
-	char out[96], err[96];
-	int outfd = -1, errfd = -1, saved;
+	struct prep p = { idx, { -1, -1 }, { -1, -1 }, 0 };
 
 	if (it->state != ST_STARTING)
 		return 0; /* cancelled meanwhile */
-	snprintf(out, sizeof(out), "%s/attempt-%u.out", it->symbol, attempt);
-	snprintf(err, sizeof(err), "%s/attempt-%u.err", it->symbol, attempt);
-	if (mkdirat(eb->items_fd, it->symbol, 0755) < 0 && errno != EEXIST)
-		goto fail;
-	if ((outfd = open_output(eb->items_fd, out)) < 0 ||
-	    (errfd = open_output(eb->items_fd, err)) < 0)
-		goto fail;
+	if (make_pipes(&p) < 0) {
+		int saved = errno;
+		engine_prep_close(&p);
+		/* Not started: give the reservation back, wait a while. */
+		give_back(eb, idx);
+		char what[160];
+		snprintf(what, sizeof(what), "pipes for batch %s", eb->id);
+		sched_stall(e, what, saved);
+		return -1;
+	}
 	if (eb->nprepared == eb->capprepared && eb->prep_head) {
 		memmove(eb->prepared, eb->prepared + eb->prep_head,
 			engine_prepared(eb) * sizeof(*eb->prepared));
@@ -190,22 +205,9 @@ static int prepare_item(struct engine *e, struct ebatch *eb)
 		eb->prep_head = 0;
 	}
 	GROW(eb->prepared, eb->capprepared, eb->nprepared + 1);
-	eb->prepared[eb->nprepared++] = (struct prep){
-		idx, outfd, errfd, mono_ns() - t0 };
+	p.prep_ns = mono_ns() - t0;
+	eb->prepared[eb->nprepared++] = p;
 	return 0;
-fail:
-	saved = errno;
-	if (outfd >= 0)
-		close(outfd);
-	engine_unlink_outputs(eb, it->symbol, attempt);
-	/* Not started: give the reservation back and wait for the disk. */
-	struct rec rel = { .type = R_RELEASE, .item = idx, .attempt = attempt };
-	engine_record(eb, &rel);
-	queue_push(&eb->requeue, idx);
-	char what[160];
-	snprintf(what, sizeof(what), "batches/%s/items/%s", eb->id, it->symbol);
-	sched_stall(e, what, saved);
-	return -1;
 }
 
 /* Give back every reservation of eb that has not been spawned. */
@@ -214,15 +216,10 @@ void sched_release(struct ebatch *eb)
 	for (size_t i = eb->prep_head; i < eb->nprepared; i++) {
 		struct prep *p = &eb->prepared[i];
 		struct item *it = &eb->b.items[p->idx];
-		close(p->outfd);
-		close(p->errfd);
+		engine_prep_close(p);
 		if (it->state != ST_STARTING)
 			continue;
-		engine_unlink_outputs(eb, it->symbol, it->nattempts);
-		struct rec r = { .type = R_RELEASE, .item = p->idx,
-				 .attempt = it->nattempts };
-		engine_record(eb, &r);
-		queue_push(&eb->requeue, p->idx);
+		give_back(eb, p->idx);
 	}
 	eb->prep_head = eb->nprepared = 0;
 	while (eb->reserved.n) {
@@ -237,6 +234,32 @@ void sched_release(struct ebatch *eb)
 	}
 }
 
+/* A lane for the attempt, noted as started in S.spawned: 0, or -1 (the
+ * attempt was given back, dispatch waits for the disk). */
+static int take_lane(struct engine *e, struct ebatch *eb, struct prep *p,
+		     uint16_t *lane)
+{
+	struct item *it = &eb->b.items[p->idx];
+	if (lanes_take(&eb->lanes, eb->dirfd, lane) == 0) {
+		struct lane *ln = &eb->lanes.v[*lane];
+		/* The end of the lane's last attempt reaches the journal
+		 * before the next attempt's first byte reaches the lane. */
+		if (ln->used && eb->j.pending.len)
+			engine_commit(e, eb, false);
+		if (lanes_note_spawn(&eb->lanes, *lane, p->idx,
+				     it->nattempts) == 0)
+			return 0;
+		lanes_give(&eb->lanes, *lane, ln->end[0], ln->end[1]);
+	}
+	int saved = errno;
+	engine_prep_close(p);
+	give_back(eb, p->idx);
+	char what[160];
+	snprintf(what, sizeof(what), "batches/%s/output", eb->id);
+	sched_stall(e, what, saved);
+	return -1;
+}
+
 static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 		       int slot_fd)
 {
@@ -247,18 +270,32 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	uint32_t idx = p.idx;
 	struct item *it = &eb->b.items[idx];
 	uint32_t attempt = it->nattempts;
+	uint16_t lane;
 	int saved;
 
+	if (take_lane(e, eb, &p, &lane) < 0) {
+		close(slot_fd);
+		return;
+	}
+	struct lane *ln = &eb->lanes.v[lane];
 	sb_reset(&env_all);
 	sb_add(&env_all, eb->env_base.buf, eb->env_base.len);
 	env_add(&env_all, "RUNNER_SYMBOL", it->symbol);
 	sb_addf(&env_all, "RUNNER_ATTEMPT=%u", attempt);
 	sb_addc(&env_all, '\0');
-	sb_addf(&env_all, "RUNNER_RESULT=%s/batches/%s/items/%s/attempt-%u.result.json",
+	sb_addf(&env_all, "RUNNER_RESULT=%s/batches/%s/tmp/%s.%u.json",
 		e->home_abs, eb->id, it->symbol, attempt);
 	sb_addc(&env_all, '\0');
-	sb_addf(&env_all, "RUNNER_CHECKPOINT=%s/batches/%s/items/%s/checkpoint",
-		e->home_abs, eb->id, it->symbol);
+	if (eb->items_fd >= 0) {
+		/* A batch from before output lanes keeps its checkpoints. */
+		mkdirat(eb->items_fd, it->symbol, 0755);
+		sb_addf(&env_all,
+			"RUNNER_CHECKPOINT=%s/batches/%s/items/%s/checkpoint",
+			e->home_abs, eb->id, it->symbol);
+	} else {
+		sb_addf(&env_all, "RUNNER_CHECKPOINT=%s/batches/%s/checkpoints/%s",
+			e->home_abs, eb->id, it->symbol);
+	}
 	sb_addc(&env_all, '\0');
 	env_vector(&env_all, &envp, &envcap);
 	build_argv(eb->agent, it->symbol, &argv_store, &argv, &argvcap);
@@ -269,8 +306,8 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 		.envp = envp,
 		.cwd_fd = e->h->fd,
 		.stdin_fd = e->devnull,
-		.stdout_fd = p.outfd,
-		.stderr_fd = p.errfd,
+		.stdout_fd = p.wr[STREAM_OUT],
+		.stderr_fd = p.wr[STREAM_ERR],
 		.keep_fd = slot_fd,
 		.limit_as = eb->agent->memory_limit,
 		.limit_fsize = eb->agent->output_limit,
@@ -282,17 +319,26 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	pid_t pid = engine_spawn_child(e, &s, &exec_errno);
 	saved = errno;
 	int64_t t1 = mono_ns();
-	close(p.outfd);
-	close(p.errfd);
+	/* Only the child writes into its pipes: at its end (and its
+	 * grandchildren's), we read end of file. */
+	for (int k = 0; k < 2; k++) {
+		close(p.wr[k]);
+		p.wr[k] = -1;
+	}
 	close(slot_fd);
 
 	struct rec r = { .type = R_SPAWNED, .item = idx, .attempt = attempt,
-			 .time = now_ms(), .pid = pid > 0 ? pid : 0 };
+			 .time = now_ms(), .pid = pid > 0 ? pid : 0,
+			 .session = eb->lanes.session, .lane = lane,
+			 .out_off = ln->end[STREAM_OUT],
+			 .err_off = ln->end[STREAM_ERR] };
 	engine_record(eb, &r);
 	if (pid < 0) {
 		/* clone itself failed (no memory, no pids): a failed attempt */
+		engine_prep_close(&p);
+		lanes_give(&eb->lanes, lane, ln->end[0], ln->end[1]);
 		runs_finish(e, eb, idx, attempt, W_EXITCODE(127, 0), NULL,
-			       KILL_NONE, saved, 0, 0);
+			    KILL_NONE, saved, 0, 0, NULL);
 		return;
 	}
 	GROW(e->runs, e->capruns, e->nruns + 1);
@@ -304,6 +350,18 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	run->attempt = attempt;
 	run->start_ns = start_ns;
 	run->exec_errno = exec_errno;
+	run->lane = lane;
+	run->budget = eb->agent->max_output;
+	for (int k = 0; k < 2; k++) {
+		run->cap[k] = (struct capture){ .rd = p.rd[k], .fd = ln->fd[k],
+						.off = ln->end[k] };
+		if (e->epfd >= 0) {
+			struct epoll_event ev = {
+				.events = EPOLLIN,
+				.data.u64 = EV_PIPE | (uint32_t)pid };
+			epoll_ctl(e->epfd, EPOLL_CTL_ADD, p.rd[k], &ev);
+		}
+	}
 	if (eb->b.c.timeout_ms > 0)
 		run->deadline_ns = start_ns + eb->b.c.timeout_ms * 1000000LL;
 	eb->running++;
@@ -466,13 +524,8 @@ static bool circuit_stops(struct engine *e, struct ebatch *eb, struct prep *p)
 	 * attempt of the symbol failed): that trial is over. */
 	if (t)
 		circ_drop_trial(e, t);
-	close(p->outfd);
-	close(p->errfd);
-	engine_unlink_outputs(eb, it->symbol, it->nattempts);
-	struct rec r = { .type = R_RELEASE, .item = p->idx,
-			 .attempt = it->nattempts };
-	engine_record(eb, &r);
-	queue_push(&eb->requeue, p->idx);
+	engine_prep_close(p);
+	give_back(eb, p->idx);
 	e->kick = true; /* it waits for its circuit from the next turn */
 	return true;
 }

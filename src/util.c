@@ -756,6 +756,23 @@ int write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+int pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		off += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 ssize_t read_all(int fd, void *buf, size_t n)
 {
 	char *p = buf;

@@ -151,6 +151,8 @@ void sb_add_escaped(struct sb *sb, const char *s, size_t max);
 
 /* I/O helpers that retry on EINTR and short counts. */
 int write_all(int fd, const void *buf, size_t n);
+/* pwrite all of buf at off: 0, or -1 with errno. */
+int pwrite_all(int fd, const void *buf, size_t n, off_t off);
 ssize_t read_all(int fd, void *buf, size_t n);
 /* Read a whole regular file (at most max bytes) through an open fd. */
 int read_fd_bounded(int fd, size_t max, struct sb *out);

@@ -3,6 +3,7 @@
 #include "meta.h"
 #include "runlog.h"
 #include "sched.h"
+#include "home.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -164,10 +165,22 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 	journal_close(&eb->j);
 	if (eb->items_fd >= 0)
 		close(eb->items_fd);
+	if (eb->tmp_fd >= 0) {
+		/* Result files nobody will read: a grandchild's, written
+		 * after its item ended, or a crashed runner's. */
+		char **names = home_names(eb->tmp_fd, NULL);
+		for (size_t i = 0; names && names[i]; i++) {
+			unlinkat(eb->tmp_fd, names[i], 0);
+			free(names[i]);
+		}
+		free(names);
+		close(eb->tmp_fd);
+	}
+	lanes_close(&eb->lanes);
 	if (eb->lock_fd >= 0)
 		close(eb->lock_fd);
 	close(eb->dirfd);
-	eb->items_fd = eb->lock_fd = eb->dirfd = -1;
+	eb->items_fd = eb->tmp_fd = eb->lock_fd = eb->dirfd = -1;
 	eb->closed = true;
 }
 

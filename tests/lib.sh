@@ -136,6 +136,8 @@ wait_for() {
 	while [ $_i -lt 400 ]; do "$@" && return 0; sleep 0.05; _i=$((_i + 1)); done
 	return 1
 }
+# An attempt of batch $1's symbol $2 has started (the journal says so).
+started() { "$RUNNER" -C "$H" output "$1" "$2" >/dev/null 2>&1; }
 syms() { _k=1; _s=""; while [ $_k -le "$2" ]; do _s="$_s $1-$_k"; _k=$((_k + 1)); done; echo "$_s"; }
 item_in() { jq "$H/batches/$1/batch.json" "(grep { \$_->{symbol} eq '$2' } @{\$d->{items}})[0]{$3}"; }
 alerts() { grep -c "\"event\":\"$1\"" "$H/logs/alerts.jsonl" 2>/dev/null || echo 0; }

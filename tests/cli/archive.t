@@ -81,8 +81,8 @@ check "arch-a: batch directory removed" test ! -e "$H/batches/arch-a"
 check "arch-a: log removed" test ! -e "$H/logs/arch-a.log"
 is "$(ls -A "$H/batches" | grep -c '^\.')" 0 "no temp or trash left in batches/"
 is "$(ls -A "$H/batches/archive" | grep -c '\.tmp$')" 0 "no temp archive left"
-is "$(tar -tzf "$H/batches/archive/arch-a.tar.gz" 2>/dev/null | grep -cE '^arch-a/(batch\.json|journal|job\.ini|summary\.json|arch-a\.log|items/OK-1-A/attempt-1\.out)$')" 6 \
-	"the archive holds batch.json, journal, job.ini, summary.json, the log and items/"
+is "$(tar -tzf "$H/batches/archive/arch-a.tar.gz" 2>/dev/null | grep -cE '^arch-a/(batch\.json|journal|job\.ini|summary\.json|arch-a\.log|output/1-0\.out)$')" 6 \
+	"the archive holds batch.json, journal, job.ini, summary.json, the log and output/"
 mkdir "$T/x"
 tar -xzf "$H/batches/archive/arch-a.tar.gz" -C "$T/x" 2>/dev/null
 cmp -s "$T/x/arch-a/arch-a.log" "$T/snap/a.log"

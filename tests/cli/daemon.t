@@ -96,7 +96,7 @@ is "$(sort -n "$CAPDIR/seen" | tail -1)" 2 "max_concurrent 2 held across the dae
 # Control requests reach the daemon: cancel of a batch it runs.
 printf '[job]\nagent = fake\nid = ctl\nsymbols = HANG-1 HANG-2 HANG-3\n' >"$H/spool/.c.tmp"
 mv "$H/spool/.c.tmp" "$H/spool/c.job"
-wait_for test -f "$H/batches/ctl/items/HANG-1/attempt-1.out"
+wait_for started ctl HANG-1
 t0=$(date +%s%N)
 r cancel ctl
 is "$rc" 0 "cancel through the daemon"
@@ -139,7 +139,7 @@ is "$(sort -n "$CAPDIR/seen" | tail -1)" 4 "the new cap (4) is in force"
 # one that outlives it is stopped and recorded as interrupted; exit 0.
 printf '[job]\nagent = fake\nid = drain\nsymbols = SLEEP-1-A HANG-B OK-C OK-D OK-E OK-F\nconcurrency = 2\ntimeout = 5s\nmax_attempts = 1\n' >"$H/spool/.d.tmp"
 mv "$H/spool/.d.tmp" "$H/spool/d.job"
-wait_for test -f "$H/batches/drain/items/HANG-B/attempt-1.out"
+wait_for started drain HANG-B
 t0=$(date +%s)
 stop_daemon
 took=$(( $(date +%s) - t0 ))
@@ -160,7 +160,7 @@ check "after a restart the batch goes on" wait_for drain_goes_on
 # A second SIGTERM stops at once.
 printf '[job]\nagent = fake\nid = twice\nsymbols = SLEEP-4-A\n' >"$H/spool/.t.tmp"
 mv "$H/spool/.t.tmp" "$H/spool/t.job"
-wait_for test -f "$H/batches/twice/items/SLEEP-4-A/attempt-1.out"
+wait_for started twice SLEEP-4-A
 t0=$(date +%s%N)
 kill -TERM $dpid; sleep 0.2; kill -TERM $dpid
 wait $dpid

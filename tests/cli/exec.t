@@ -4,7 +4,7 @@
 . "${RUNNER_SRC:-.}/tests/lib.sh"
 
 item() { jq "$(bjson)" "(grep { \$_->{symbol} eq '$1' } @{\$d->{items}})[0]{$2}"; }
-out() { cat "$H/batches/$(batch_id)/items/$1/attempt-${2:-1}.out"; }
+out() { "$RUNNER" -C "$H" output "$(batch_id)" "$1" --attempt "${2:-1}"; }
 
 mkhome "env = EXTRA=yes TZ=UTC
 memory_limit = 64M"
@@ -34,11 +34,11 @@ like "$envout" "^RUNNER_START=2024-01-02\$" "RUNNER_START"
 like "$envout" "^RUNNER_END=2024-03-04\$" "RUNNER_END"
 like "$envout" "^RUNNER_SOURCE=koyfin\$" "RUNNER_SOURCE (job overrides agent)"
 like "$envout" "^RUNNER_PARAM_FAST_MA=5\$" "RUNNER_PARAM_<KEY> upper-cased"
-like "$envout" "^RUNNER_RESULT=/.*/batches/$bid/items/ENV-A/attempt-1.result.json\$" "RUNNER_RESULT"
-like "$envout" "^RUNNER_CHECKPOINT=/.*/batches/$bid/items/ENV-A/checkpoint\$" "RUNNER_CHECKPOINT"
+like "$envout" "^RUNNER_RESULT=/.*/batches/$bid/tmp/ENV-A.1.json\$" "RUNNER_RESULT"
+like "$envout" "^RUNNER_CHECKPOINT=/.*/batches/$bid/checkpoints/ENV-A\$" "RUNNER_CHECKPOINT"
 like "$envout" "^EXTRA=yes\$" "agent env added"
 like "$envout" "^PATH=" "PATH kept"
-check "the runner's other environment is scrubbed" sh -c "! grep -q SECRET_TOKEN '$H/batches/$bid/items/ENV-A/attempt-1.out'"
+check "the runner's other environment is scrubbed" sh -c "! printf '%s' \"\$1\" | grep -q SECRET_TOKEN" - "$envout"
 like "$envout" "^PWD=$(cd "$H" && pwd -P)\$|^PWD=$H\$" "cwd is the home"
 fds=$(out FDS-A | sort -n | tr '\n' ' ')
 is "$fds" "0 1 2 3 " "only stdin/stdout/stderr and the slot lock (fd 3) are inherited"
@@ -69,7 +69,7 @@ sleep 0.2
 left=$(grep -l "RUNNER_BATCH_ID=$(batch_id)" /proc/[0-9]*/environ 2>/dev/null | wc -l)
 is "$left" 0 "no child or grandchild outlives its item"
 
-# Output of megabytes goes to the file, not through the runner.
+# Output of megabytes: all of it kept (the lane file, through a pipe).
 mkhome
 job big <<JOB
 [job]
@@ -78,7 +78,7 @@ symbols = BIG-20-A
 JOB
 r run
 is "$rc" 0 "20 MB of stdout"
-is "$(wc -c <"$H/batches/$(batch_id)/items/BIG-20-A/attempt-1.out")" 20971520 "all of it in attempt-1.out"
+is "$(out BIG-20-A | wc -c)" 20971520 "all of it kept, and runner output gives it back"
 
 # launcher prefix, {symbol} substitution, argv never through a shell.
 mkhome "launcher = /usr/bin/env RUNNER_LAUNCHED=1
@@ -91,7 +91,7 @@ agent = subst
 symbols = Z
 JOB
 r run
-a=$(cat "$H/batches/$(batch_id)/items/Z/attempt-1.out" | tr '\n' '|')
+a=$(out Z | tr '\n' '|')
 is "$a" "--flag=x|\$(touch $T/pwned)|a;b|c|ARGS-Z-y|" "{symbol} substituted, metacharacters passed literally"
 check "nothing ran through a shell" test ! -e "$T/pwned"
 job l2 <<JOB
@@ -101,7 +101,7 @@ id = launched
 symbols = ENV-L
 JOB
 r run
-like "$(cat "$H/batches/launched/items/ENV-L/attempt-1.out")" "^RUNNER_LAUNCHED=1\$" "launcher prefix runs the command"
+like "$("$RUNNER" -C "$H" output launched ENV-L)" "^RUNNER_LAUNCHED=1\$" "launcher prefix runs the command"
 
 # A command that cannot be executed: engine_error, not retried.
 mkhome "[agent missing]

@@ -101,7 +101,8 @@ cp "$T/runner.ini" "$E/conf/runner.ini"
 printf '[job]\nagent = fake\nid = env\nsymbols = ENV-1\n' >"$E/spool/env.job"
 FAULT_N=0 FAULT_COUNT=$T/count-env \
 	env LD_PRELOAD="$PRELOAD" "$RUNNER" -C "$E" run >/dev/null 2>&1
-envout=$E/batches/env/items/ENV-1/attempt-1.out
+envout=$E/env.out
+"$RUNNER" -C "$E" output env ENV-1 >"$envout" 2>&1
 check "the ENV child printed its environment" grep -q '^RUNNER_HOME=' "$envout"
 check "no LD_PRELOAD or FAULT_* reaches a child" \
 	sh -c "! grep -Eq '^(LD_PRELOAD|FAULT_)' '$envout'"

@@ -35,7 +35,9 @@
  *   6. every job submitted becomes a batch (or is rejected, with a
  *      reason);
  *   7. no attempt starts on a symbol whose circuit is open, or a source
- *      whose group is open, except the one half-open trial.
+ *      whose group is open, except the one half-open trial;
+ *   8. output (at the end): every attempt that ended holds in its lane's
+ *      range exactly the stderr its child wrote, no byte more or less.
  */
 #include "batch.h"
 #include "conf.h"
@@ -105,6 +107,7 @@ struct vchild {
 	bool hangs;		/* ends only when killed */
 	bool ignores_term;
 	char *err_text, *result;
+	char *wrote;		/* the stderr it wrote, kept for check 8 */
 	char result_path[PATH_MAX];
 	int errfd, slot_fd;
 	bool done;		/* ended; reaped or not */
@@ -376,8 +379,9 @@ static void end_child(struct vchild *k, int status)
 	k->done = true;
 	k->status = status;
 	k->end_ms = S->now;
-	if (WIFEXITED(status) && k->err_text && k->errfd >= 0)
-		(void)!write(k->errfd, k->err_text, strlen(k->err_text));
+	if (WIFEXITED(status) && k->err_text && k->errfd >= 0 &&
+	    write(k->errfd, k->err_text, strlen(k->err_text)) > 0)
+		k->wrote = xstrdup(k->err_text);
 	if (WIFEXITED(status) && k->result && k->result_path[0]) {
 		int fd = open(k->result_path,
 			      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -828,6 +832,53 @@ static void check_groups_final(void)
 	}
 }
 
+/* 8: each attempt's stderr range holds what its child wrote. */
+static void check_outputs(void)
+{
+	for (int j = 0; j < S->njobs; j++) {
+		char path[PATH_MAX + 128];
+		snprintf(path, sizeof(path), "%s/batches/%s", S->home, S->jobs[j]);
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct batch b;
+		struct journal jr;
+		batch_init(&b);
+		if (journal_open(&jr, fd, "journal", false, batch_replay, &b) == 0)
+			journal_close(&jr);
+		for (size_t i = 0; i < S->nkids; i++) {
+			const struct vchild *k = &S->kids[i];
+			struct item *it = strcmp(k->batch, S->jobs[j]) ? NULL
+					: batch_item(&b, k->symbol);
+			if (!it || !k->attempt || k->attempt > it->nattempts)
+				continue;
+			const struct attempt *a = &it->log[k->attempt - 1];
+			if (!a->session || !(a->out_flags & OUTF_ENDED) ||
+			    a->outcome == OUT_INTERRUPTED || k->owner < 0)
+				continue;
+			size_t want = k->wrote ? strlen(k->wrote) : 0;
+			char name[64], got[512] = "";
+			snprintf(name, sizeof(name), "output/%u-%u.err", a->session,
+				 a->lane);
+			int lf = openat(fd, name, O_RDONLY | O_CLOEXEC);
+			ssize_t n = lf >= 0 && a->err_len < sizeof(got)
+				? pread(lf, got, a->err_len, (off_t)a->err_off) : -1;
+			if (lf >= 0)
+				close(lf);
+			if (a->err_len != want || n != (ssize_t)want ||
+			    (want && memcmp(got, k->wrote, want)))
+				violation("batch %s: %s attempt %u: its stderr is "
+					  "%llu bytes in %s at %llu, its child "
+					  "wrote %zu",
+					  S->jobs[j], k->symbol, k->attempt,
+					  (unsigned long long)a->err_len, name,
+					  (unsigned long long)a->err_off, want);
+		}
+		batch_release(&b);
+		close(fd);
+	}
+}
+
 static void check_journals(void)
 {
 	for (int j = 0; j < S->njobs; j++) {
@@ -1247,6 +1298,8 @@ static int run_scenario(void)
 			stop_runner(&S->r[i], false);
 	if (!S->violations)
 		check_groups_final();
+	if (!S->violations)
+		check_outputs();
 	for (size_t i = 0; i < S->nkids; i++)
 		if (!S->kids[i].done)
 			end_child(&S->kids[i], W_EXITCODE(0, SIGKILL));
@@ -1257,6 +1310,8 @@ static int run_scenario(void)
 	util_clock_hook(NULL);
 	if (!S->violations || !S->verbose)
 		remove_tree(AT_FDCWD, S->home);
+	for (size_t i = 0; i < S->nkids; i++)
+		free(S->kids[i].wrote);
 	free(S->kids);
 	sb_release(&S->all);
 	return S->violations ? 1 : 0;

@@ -590,24 +590,34 @@ static void test_result_load(void)
 	int dfd = scratch_open();
 	int fd;
 
-	result_load(dfd, "absent.json", &r);
+	result_load(dfd, "absent.json", &r, NULL);
 	ok(!r.present && !r.unreadable[0], "load: an absent file is no result, no complaint");
 
 	fd = openat(dfd, "good.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ok(write(fd, "{\"matches\": 4}", 14) == 14, "wrote good.json");
 	close(fd);
-	result_load(dfd, "good.json", &r);
+	result_load(dfd, "good.json", &r, NULL);
 	ok(r.present && r.matches == 4 && !r.unreadable[0], "load: a good file is read");
+	struct result_doc doc = { .max = 64 };
+	result_load(dfd, "good.json", &r, &doc);
+	is_str(doc.text ? doc.text : "(none)", "{\"matches\":4}",
+	       "load: the document kept, compact");
+	ok(doc.full == 13, "load: its compact size (%zu)", doc.full);
+	free(doc.text);
+	doc = (struct result_doc){ .max = 12 };
+	result_load(dfd, "good.json", &r, &doc);
+	ok(!doc.text && doc.full == 13 && r.matches == 4,
+	   "load: a document over the bound is not kept, its fields are read");
 
 	fd = openat(dfd, "cut.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ok(write(fd, "{\"matches\": 4, \"met", 19) == 19, "wrote cut.json");
 	close(fd);
-	result_load(dfd, "cut.json", &r);
+	result_load(dfd, "cut.json", &r, NULL);
 	is_str(r.unreadable, "truncated after 19 bytes", "load: a cut file says so");
 
 	fd = openat(dfd, "empty.json", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	close(fd);
-	result_load(dfd, "empty.json", &r);
+	result_load(dfd, "empty.json", &r, NULL);
 	is_str(r.unreadable, "empty", "load: an empty file says so");
 
 	/* One byte over the bound: sparse, then a valid object at its start. */
@@ -615,7 +625,7 @@ static void test_result_load(void)
 	ok(write(fd, "{}", 2) == 2 && ftruncate(fd, RESULT_MAX_BYTES + 1) == 0,
 	   "wrote big.json");
 	close(fd);
-	result_load(dfd, "big.json", &r);
+	result_load(dfd, "big.json", &r, NULL);
 	char want[80];
 	snprintf(want, sizeof(want), "%u bytes, over the 1 MiB limit",
 		 RESULT_MAX_BYTES + 1);
@@ -623,12 +633,12 @@ static void test_result_load(void)
 	   "load: a file over the bound is not read, and says so (\"%s\")", r.unreadable);
 
 	ok(symlinkat("good.json", dfd, "link.json") == 0, "made link.json");
-	result_load(dfd, "link.json", &r);
+	result_load(dfd, "link.json", &r, NULL);
 	ok(!r.present && !strncmp(r.unreadable, "cannot open: ", 13),
 	   "load: a symlink is not followed (\"%s\")", r.unreadable);
 
 	ok(mkdirat(dfd, "dir.json", 0700) == 0, "made dir.json");
-	result_load(dfd, "dir.json", &r);
+	result_load(dfd, "dir.json", &r, NULL);
 	is_str(r.unreadable, "not a regular file", "load: a directory is no result");
 
 	close(dfd);
