@@ -701,19 +701,34 @@ int engine_run(struct engine *e)
 	engine_begin(e);
 	while (engine_turn(e)) {
 		int64_t timeout = engine_wake_ms(e);
-		int n = epoll_wait(e->epfd, evs, 64, (int)timeout);
-		if (n < 0 && errno != EINTR) {
-			error("epoll_wait: %s", strerror(errno));
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			uint64_t key = evs[i].data.u64;
-			if (key & EV_PIPE)
-				runs_pump(e, (pid_t)(uint32_t)key);
-			else if (key == (uint64_t)e->sigfd)
-				handle_signals(e);
-			else if (key == (uint64_t)e->infd)
-				drain_inotify(e);
+		int64_t until = timeout < 0 ? -1 : mono_ns() + timeout * 1000000LL;
+		/* What children print only moves into their lanes: it changes
+		 * no decision, so it takes no turn (a child's exit closes its
+		 * pipes just before its SIGCHLD: one turn, not three). */
+		for (bool turn = false; !turn;) {
+			int n = epoll_wait(e->epfd, evs, 64, (int)timeout);
+			if (n < 0 && errno != EINTR) {
+				error("epoll_wait: %s", strerror(errno));
+				return engine_end(e);
+			}
+			turn = n <= 0;
+			for (int i = 0; i < n; i++) {
+				uint64_t key = evs[i].data.u64;
+				if (key & EV_PIPE) {
+					runs_pump(e, (pid_t)(uint32_t)key);
+					continue;
+				}
+				turn = true;
+				if (key == (uint64_t)e->sigfd)
+					handle_signals(e);
+				else if (key == (uint64_t)e->infd)
+					drain_inotify(e);
+			}
+			if (!turn && until >= 0) {
+				timeout = (until - mono_ns() + 999999) / 1000000;
+				if (timeout <= 0)
+					turn = true;
+			}
 		}
 	}
 	return engine_end(e);

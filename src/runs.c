@@ -28,7 +28,8 @@ static void read_result(struct ebatch *eb, const char *symbol, uint32_t attempt,
 		return;
 	}
 	result_load(eb->tmp_fd, path, res, doc);
-	unlinkat(eb->tmp_fd, path, 0);
+	if (res->present || res->unreadable[0])
+		unlinkat(eb->tmp_fd, path, 0);
 }
 
 /* The last bytes of an attempt's stderr, from its lane. */
@@ -132,6 +133,10 @@ static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 			       (o->lost || x->lost ? OUTF_LOST : 0);
 		r->out_len = o->len;
 		r->err_len = x->len;
+	} else if (it->log[attempt - 1].session) {
+		/* Given a lane but never a child (clone failed): it printed
+		 * nothing, and its range must not run on into the next. */
+		r->out_flags = OUTF_ENDED;
 	}
 	if (ru) {
 		r->cpu_user_ms = (uint32_t)(ru->ru_utime.tv_sec * 1000 +
@@ -223,7 +228,9 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 		.delays_ms = c->delays_ms,
 		.ndelays = c->ndelays,
 		.jitter_permille = c->jitter_permille,
-		.jitter_draw = (double)(random_u64() >> 11) / 9007199254740992.0,
+		/* drawn only for a failure: a success has no retry to spread */
+		.jitter_draw = v.success ? 0
+			       : (double)(random_u64() >> 11) / 9007199254740992.0,
 		.end_ms = r.time,
 	};
 	struct attempt_decision d;
