@@ -33,7 +33,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.t)
 CLI_TESTS = $(wildcard tests/cli/*.t)
 TEST_AGENTS_SRCS = $(wildcard tests/agents/*.c)
 TEST_AGENTS = $(TEST_AGENTS_SRCS:tests/agents/%.c=$(BUILD)/agents/%)
-BENCH_BINS = $(BUILD)/bench/floor
+BENCH_BINS = $(BUILD)/bench/floor $(BUILD)/bench/print
 SIM_BIN = $(BUILD)/sim/sim
 SEEDS ?= 1000
 SIM_ITEMS ?= 100
@@ -83,7 +83,7 @@ $(BUILD)/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
-$(BUILD)/bench/floor: bench/floor.c
+$(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 
@@ -114,6 +114,7 @@ valgrind: all $(UNIT_BINS) $(TEST_AGENTS)
 
 bench: all $(BENCH_BINS)
 	bench/dispatch 1000
+	bench/output 1000
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -3,11 +3,11 @@
  * the command with the item as its last argument, wait, next.  No journal,
  * no bookkeeping.  Usage: floor [-f DIR] N P COMMAND [ARGS...]
  *
- * With -f DIR it also does the file work the runner's layout asks of
- * every item: DIR/<item>/ and attempt-1.out/.err in it as the child's
- * stdout/stderr.
- * The gap between the two floors is the file system's price of the
- * layout; the gap between this one and runner is the runner's own.
+ * With -f DIR it also does the file work the runner's layout before
+ * output lanes asked of every item: DIR/<item>/ and attempt-1.out/.err in
+ * it as the child's stdout/stderr (the file system's price of a file per
+ * item, for comparison).  The gap between the plain floor and runner is
+ * the runner's own.
  */
 #include <fcntl.h>
 #include <stdio.h>

@@ -189,7 +189,10 @@ static int follow(const char *id, int dirfd, const char *symbol,
 		}
 		if (once && n)
 			break;
-		if (!owner_alive(&b)) {
+		/* Its child alive, or the runner that owns the batch (a
+		 * retry-failed run in another process records no owner). */
+		if (!owner_alive(&b) &&
+		    !(a && a->pid > 0 && (kill(a->pid, 0) == 0 || errno == EPERM))) {
 			warning("batch %s: no runner is running it; attempt %u "
 				"of %s has no end yet",
 				id, n, symbol);

@@ -138,6 +138,37 @@ static bool valid_record_after(struct rd *r, off_t off, off_t file_size,
 	return false;
 }
 
+/* Hand fn the whole, verified records from off up to size, in sequence:
+ * where they stop (a short, torn or out-of-sequence frame, or one fn
+ * refused: j->corrupt); *n counts them. */
+static off_t read_records(struct journal *j, struct rd *r, off_t off,
+			  off_t size, journal_fn fn, void *arg, int *n)
+{
+	while (off + FRAME <= size) {
+		const unsigned char *f = rd_at(r, off, FRAME);
+		if (!f)
+			break;
+		uint32_t len = get32(f), crc = get32(f + 4);
+		uint64_t seq = get64(f + 8);
+		if (!len || len > JOURNAL_MAX_RECORD || seq != j->next_seq ||
+		    off + FRAME + (off_t)len > size)
+			break;
+		const unsigned char *pl = rd_at(r, off + FRAME, len);
+		if (!pl || frame_crc(j->salt, seq, len, pl) != crc)
+			break;
+		if (fn && fn(arg, pl, len) < 0) {
+			j->corrupt = true;
+			j->corrupt_at = off;
+			break;
+		}
+		j->next_seq++;
+		off += FRAME + (off_t)len;
+		if (n)
+			(*n)++;
+	}
+	return off;
+}
+
 int journal_open(struct journal *j, int dirfd, const char *name,
 		 bool writable, journal_fn fn, void *arg)
 {
@@ -174,26 +205,7 @@ int journal_open(struct journal *j, int dirfd, const char *name,
 	j->salt = get32(h + 12);
 	j->next_seq = 1;
 
-	while (off + FRAME <= st.st_size) {
-		const unsigned char *f = rd_at(&r, off, FRAME);
-		if (!f)
-			break;
-		uint32_t len = get32(f), crc = get32(f + 4);
-		uint64_t seq = get64(f + 8);
-		if (!len || len > JOURNAL_MAX_RECORD || seq != j->next_seq ||
-		    off + FRAME + (off_t)len > st.st_size)
-			break;
-		const unsigned char *pl = rd_at(&r, off + FRAME, len);
-		if (!pl || frame_crc(j->salt, seq, len, pl) != crc)
-			break;
-		if (fn && fn(arg, pl, len) < 0) {
-			j->corrupt = true;
-			j->corrupt_at = off;
-			break;
-		}
-		j->next_seq++;
-		off += FRAME + (off_t)len;
-	}
+	off = read_records(j, &r, off, st.st_size, fn, arg, NULL);
 	if (!j->corrupt && off < st.st_size &&
 	    valid_record_after(&r, off, st.st_size, j->salt, j->next_seq)) {
 		j->corrupt = true;
@@ -229,29 +241,10 @@ int journal_follow(struct journal *j, journal_fn fn, void *arg)
 	}
 	if (fstat(j->fd, &st) < 0)
 		return -1;
-	off_t off = j->size;
-	while (off + FRAME <= st.st_size) {
-		const unsigned char *f = rd_at(&r, off, FRAME);
-		if (!f)
-			break;
-		uint32_t len = get32(f), crc = get32(f + 4);
-		uint64_t seq = get64(f + 8);
-		if (!len || len > JOURNAL_MAX_RECORD || seq != j->next_seq ||
-		    off + FRAME + (off_t)len > st.st_size)
-			break;
-		const unsigned char *pl = rd_at(&r, off + FRAME, len);
-		if (!pl || frame_crc(j->salt, seq, len, pl) != crc)
-			break; /* being written: the next look sees it */
-		if (fn && fn(arg, pl, len) < 0) {
-			j->corrupt = true;
-			j->corrupt_at = off;
-			n = -1;
-			errno = EINVAL;
-			break;
-		}
-		j->next_seq++;
-		off += FRAME + (off_t)len;
-		n++;
+	off_t off = read_records(j, &r, j->size, st.st_size, fn, arg, &n);
+	if (j->corrupt) {
+		n = -1;
+		errno = EINVAL;
 	}
 	free(r.buf);
 	j->size = j->synced = off;

@@ -786,22 +786,32 @@ static void check_members(const struct batch *b, const char *id)
 /* 5 of the groups, at the end (every batch final, every runner gone): a
  * group's members are what their items became, so its counts are the
  * fold of its members' items. */
+/* Batch id as its journal says now: the batch directory's fd (b filled,
+ * the caller releases it), or -1 (none). */
+static int replay_job(const char *id, struct batch *b)
+{
+	char path[PATH_MAX + 128];
+	snprintf(path, sizeof(path), "%s/batches/%s", S->home, id);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct journal jr;
+	batch_init(b);
+	if (journal_open(&jr, fd, "journal", false, batch_replay, b) == 0)
+		journal_close(&jr);
+	return fd;
+}
+
 static void check_groups_final(void)
 {
 	if (!S->view_ok)
 		return;
 	fold_view();
 	for (int j = 0; j < S->njobs; j++) {
-		char path[PATH_MAX + 128];
-		snprintf(path, sizeof(path), "%s/batches/%s", S->home, S->jobs[j]);
-		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct batch b;
+		int fd = replay_job(S->jobs[j], &b);
 		if (fd < 0)
 			continue;
-		struct batch b;
-		struct journal jr;
-		batch_init(&b);
-		if (journal_open(&jr, fd, "journal", false, batch_replay, &b) == 0)
-			journal_close(&jr);
 		close(fd);
 		for (size_t gi = 0; gi < S->view.ngroups && b.final; gi++) {
 			const struct sh_group *g = S->view.groups[gi];
@@ -836,16 +846,10 @@ static void check_groups_final(void)
 static void check_outputs(void)
 {
 	for (int j = 0; j < S->njobs; j++) {
-		char path[PATH_MAX + 128];
-		snprintf(path, sizeof(path), "%s/batches/%s", S->home, S->jobs[j]);
-		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct batch b;
+		int fd = replay_job(S->jobs[j], &b);
 		if (fd < 0)
 			continue;
-		struct batch b;
-		struct journal jr;
-		batch_init(&b);
-		if (journal_open(&jr, fd, "journal", false, batch_replay, &b) == 0)
-			journal_close(&jr);
 		for (size_t i = 0; i < S->nkids; i++) {
 			const struct vchild *k = &S->kids[i];
 			struct item *it = strcmp(k->batch, S->jobs[j]) ? NULL

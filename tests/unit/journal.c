@@ -856,6 +856,46 @@ static void test_callback_stop(void)
 	}
 }
 
+/* A reader that follows a journal while its writer goes on. */
+static void test_follow(void)
+{
+	struct journal w, rj;
+	struct collect c;
+	unlinkat(dfd, "f", 0);
+	ok(journal_create(&w, dfd, "f") == 0, "follow: a journal to write");
+	journal_add(&w, "one", 3);
+	ok(journal_sync(&w) == 0, "follow: one record written");
+	collect_init(&c);
+	ok(journal_open(&rj, dfd, "f", false, collect_fn, &c) == 0 && c.n == 1,
+	   "follow: the reader's open replays it");
+	ok(journal_follow(&rj, collect_fn, &c) == 0, "follow: nothing new: 0");
+	journal_add(&w, "two", 3);
+	journal_add(&w, "three", 5);
+	ok(journal_write(&w) == 0, "follow: two more written");
+	ok(journal_follow(&rj, collect_fn, &c) == 2 && c.n == 3 &&
+		   c.recs[2].len == 5 && !memcmp(c.recs[2].p, "three", 5),
+	   "follow: the two new records, in order");
+	/* Half a record on disk: a writer caught mid-write. */
+	journal_add(&w, "four", 4);
+	off_t at = w.size;
+	ok(write(w.fd, w.pending.buf, 10) == 10, "follow: half a frame written");
+	ok(journal_follow(&rj, collect_fn, &c) == 0 && c.n == 3,
+	   "follow: a record being written waits");
+	ok(ftruncate(w.fd, at) == 0 && journal_write(&w) == 0,
+	   "follow: the record written whole");
+	ok(journal_follow(&rj, collect_fn, &c) == 1 && c.n == 4,
+	   "follow: then it comes");
+	c.fail_at = (long)c.calls;
+	journal_add(&w, "five", 4);
+	ok(journal_write(&w) == 0, "follow: a fifth written");
+	ok(journal_follow(&rj, collect_fn, &c) == -1 && rj.corrupt,
+	   "follow: a record the reader refuses: -1, damaged");
+	journal_close(&rj);
+	journal_close(&w);
+	collect_free(&c);
+	unlinkat(dfd, "f", 0);
+}
+
 static void test_write_failure(void)
 {
 	struct rlimit old, lim;
@@ -955,6 +995,7 @@ int main(void)
 	test_crafted();
 	test_callback_stop();
 	test_add_refused();
+	test_follow();
 	test_write_failure();
 	free(sbytes);
 	for (int i = 0; i <= SN; i++)
