@@ -15,11 +15,11 @@ job many <<JOB
 [job]
 agent = fake
 id = many
-symbols = $syms PRINT-64-A EXIT-3-A FLAKY-2-A
+symbols = $syms PRINT-64-A EXIT-3-A FLAKY-2-A WIDE-A
 max_attempts = 2
 JOB
 r run
-is "$rc" 1 "a batch of 153 items runs (one fails)"
+is "$rc" 1 "a batch of 154 items runs (one fails)"
 n=$(find "$H/batches/many" | wc -l)
 check "a few files and directories in the batch, not one per item ($n)" test "$n" -lt 25
 check "no items/ directory" test ! -e "$H/batches/many/items"
@@ -47,6 +47,10 @@ is "$(jq "$H/batches/many/batch.json" '$d->{items}[150]{attempt_log}[0]{stdout_b
 is "$(jq "$H/batches/many/batch.json" '$d->{items}[150]{attempt_log}[0]{stderr_bytes}')" 6553 "batch.json: stderr_bytes"
 is "$(jq "$H/batches/many/batch.json" '$d->{items}[0]{attempt_log}[0]{result}{metrics}{sharpe}')" 1.5 "batch.json: the result JSON kept"
 is "$(ls "$H/batches/many/tmp" | wc -l)" 0 "no result file left behind"
+w=$(jq "$H/batches/many/batch.json" '(grep { $_->{symbol} eq "WIDE-A" } @{$d->{items}})[0]')
+like "$w" '"warning":"result JSON of 102[0-9]+ bytes not kept \(over 65536\)"' "a result JSON over 64 KiB: not kept, and the attempt says so"
+like "$w" '"result":null' "its result is null"
+like "$w" '"matches":2' "what classification reads of it still counts"
 like "$("$RUNNER" -C "$H" show many --items)" "output +runner output many SYMBOL" "show --items points to runner output"
 "$RUNNER" -C "$H" report many -o "$T/r.html"
 check "the report points to runner output" grep -q "runner output many" "$T/r.html"
