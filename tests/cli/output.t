@@ -113,7 +113,7 @@ wait_for test -e "$H/gates/started.GATE-F"
 is "$(out fol GATE-F)" "before GATE-F" "a running attempt: its output so far"
 out fol GATE-F --follow >"$T/follow" 2>&1 &
 fpid=$!
-has_before() { grep -q before "$T/follow"; }
+has_before() { grep -qs before "$T/follow"; }
 check "--follow prints what was printed" wait_for has_before
 check "and waits while the item runs" kill -0 $fpid
 : >"$H/gates/open.GATE-F"
@@ -171,6 +171,54 @@ r restore legacy-1
 is "$rc" 0 "restore"
 is "$(out legacy-1 OK-A)" "ok OK-A" "output after restore"
 is "$(out legacy-1 EXIT-3-A --stderr --attempt 4)" "failing with 3" "every attempt after restore"
+
+# ---- with the other mechanisms: timeout, cancel, a daemon's batch ----
+mkhome "max_concurrent = 2"
+job tc <<JOB
+[job]
+agent = fake
+id = tc
+symbols = GATE-T HANG-U
+timeout = 2s
+max_attempts = 1
+JOB
+mkdir -p "$H/gates"
+$RUNNER -C "$H" run >"$T/tc.out" 2>&1 &
+rpid=$!
+wait_for started tc HANG-U
+wait_for test -e "$H/gates/started.GATE-T"
+out tc GATE-T --follow >"$T/tc.follow" 2>&1 &
+fpid=$!
+r cancel tc --symbol GATE-T
+is "$rc" 0 "cancel of a running item followed by output --follow"
+wait $fpid
+is "$?" 0 "--follow ends when the attempt is cancelled"
+is "$(cat "$T/tc.follow")" "before GATE-T" "with what it printed"
+wait $rpid
+is "$(jq "$H/batches/tc/batch.json" '$d->{items}[1]{error_category}')" timeout "HANG-U timed out"
+is "$(jq "$H/batches/tc/batch.json" '$d->{items}[1]{attempt_log}[0]{stdout_bytes}')" 0 "a timed-out attempt's output has an end (0 bytes)"
+is "$(out tc HANG-U --follow; echo "rc=$?")" "rc=0" "--follow of an attempt that timed out returns at once"
+
+mkhome
+"$RUNNER" -C "$H" daemon >"$T/daemon.out" 2>&1 &
+dpid=$!
+job dm <<JOB
+[job]
+agent = fake
+id = dm
+symbols = GATE-D
+JOB
+mkdir -p "$H/gates"
+wait_for test -e "$H/gates/started.GATE-D"
+out dm GATE-D --follow >"$T/dm.follow" 2>&1 &
+fpid=$!
+has_d() { grep -qs before "$T/dm.follow"; }
+check "--follow of a batch the daemon runs" wait_for has_d
+: >"$H/gates/open.GATE-D"
+wait $fpid
+is "$(cat "$T/dm.follow")" "$(printf 'before GATE-D\nafter GATE-D')" "all of it, once"
+kill -TERM $dpid
+wait $dpid
 
 # ---- usage ----
 out many >/dev/null 2>&1
