@@ -132,5 +132,6 @@ int cmd_resume(void);
 int cmd_groups(void);
 int cmd_status(void);
 int cmd_output(void);
+int cmd_results(void);
 
 #endif

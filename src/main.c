@@ -57,6 +57,8 @@ static const char usage_text[] =
 	"                          what an attempt printed, byte for byte\n"
 	"  output BATCH --failed [--lines N]\n"
 	"                          the last stderr lines of every failed item\n"
+	"  results BATCH [--sort KEY] [--desc] [--where EXPR] [--columns A,B]\n"
+	"        [--csv|--tsv]     one row per symbol: state, duration, metrics\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
 	"       [--archived]       batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
@@ -104,6 +106,7 @@ static const struct command commands[] = {
 	{ "check", cmd_check },
 	{ "show", cmd_show },
 	{ "output", cmd_output },
+	{ "results", cmd_results },
 	{ "list", cmd_list },
 	{ "retry-failed", cmd_retry_failed },
 	{ "cancel", cmd_cancel },

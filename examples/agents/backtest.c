@@ -71,6 +71,7 @@ struct metrics {
     long matches;
     long trades;
     double total_return, sharpe, max_drawdown;
+    double win_rate; /* closed long positions that gained, of all closed */
 };
 
 /* ---- error reporting --------------------------------------------------- */
@@ -477,7 +478,8 @@ static void run_sma(const double *c, size_t n, long fast, long slow, struct metr
     double fsum = 0, ssum = 0;
     int last_sign = 0; /* sign of the last non-zero SMA difference */
     bool long_pos = false;
-    double equity = 1.0, peak = 1.0, mdd = 0.0;
+    double equity = 1.0, peak = 1.0, mdd = 0.0, entry = 1.0;
+    long closed = 0, won = 0;
     /* Welford running mean / variance of daily returns. */
     double mean = 0, m2 = 0;
     size_t nret = 0;
@@ -514,6 +516,12 @@ static void run_sma(const double *c, size_t n, long fast, long slow, struct metr
             m->matches++;
             bool want_long = sign > 0;
             if (want_long != long_pos) {
+                if (want_long) {
+                    entry = equity;
+                } else {
+                    closed++;
+                    won += equity > entry;
+                }
                 long_pos = want_long;
                 m->trades++;
             }
@@ -523,6 +531,7 @@ static void run_sma(const double *c, size_t n, long fast, long slow, struct metr
 
     m->total_return = equity - 1.0;
     m->max_drawdown = mdd;
+    m->win_rate = closed ? (double)won / (double)closed : 0.0;
     m->sharpe = 0.0;
     if (nret >= 2) {
         double var = m2 / (double)(nret - 1);
@@ -676,6 +685,7 @@ static int run(int argc, char **argv, struct bars *b)
              cJSON_AddNumberToObject(mm, "sharpe", m.sharpe) &&
              cJSON_AddNumberToObject(mm, "max_drawdown", m.max_drawdown) &&
              cJSON_AddNumberToObject(mm, "trades", (double)m.trades) &&
+             cJSON_AddNumberToObject(mm, "win_rate", m.win_rate) &&
              cJSON_AddNumberToObject(mm, "bars", (double)b->n) &&
              cJSON_AddNumberToObject(root, "progress", 1.0);
     } else {

@@ -1,0 +1,65 @@
+#!/bin/sh
+# runner results: one row per symbol with its metrics; sort, filter,
+# columns; text, CSV (RFC 4180), TSV, JSON lines; archived batches.
+. "${RUNNER_SRC:-.}/tests/lib.sh"
+
+mkhome "max_concurrent = 2"
+job res <<JOB
+[job]
+agent = fake
+id = res
+symbols = METRIC-2.5-A METRIC-0.5-B METRIC-1.75-C EXIT-3-D OK-E
+max_attempts = 1
+JOB
+r run
+is "$rc" 1 "the batch runs (one item fails)"
+res() { "$RUNNER" -C "$H" results res "$@"; }
+is "$(res | head -1 | tr -s ' ')" "symbol state category duration_ms attempts matches sharpe risk.var label ok" \
+	"the header: base columns, then every metric as first seen (nested ones dotted, lists left out)"
+is "$(res | wc -l)" 6 "one row per symbol"
+like "$(res | grep '^EXIT-3-D')" "failed +unknown" "a failed item: its state and category"
+is "$(res --sort sharpe --desc --columns symbol | tail -n +2 | tr '\n' ' ')" "METRIC-2.5-A METRIC-1.75-C OK-E METRIC-0.5-B EXIT-3-D " \
+	"--sort sharpe --desc: highest first, rows without it last"
+is "$(res --sort sharpe --columns symbol | tail -n +2 | tr '\n' ' ')" "METRIC-0.5-B OK-E METRIC-1.75-C METRIC-2.5-A EXIT-3-D " \
+	"--sort sharpe: lowest first, rows without it still last"
+is "$(res --where 'sharpe>1.5' --columns symbol | tail -n +2 | tr '\n' ' ')" "METRIC-1.75-C METRIC-2.5-A " "--where sharpe>1.5"
+is "$(res --where 'sharpe>=1.5 and risk.var=2' --columns symbol | tail -n +2 | tr '\n' ' ')" "METRIC-1.75-C METRIC-2.5-A " \
+	"--where with and, on a nested metric (OK-E has no risk.var)"
+is "$(res --where 'sharpe<1 or state=failed' --columns symbol | tail -n +2 | tr '\n' ' ')" "EXIT-3-D METRIC-0.5-B " \
+	"--where with or, and a text comparison"
+is "$(res --where 'sharpe>1 and sharpe<2 or symbol=OK-E' --columns symbol | tail -n +2 | tr '\n' ' ')" "METRIC-1.75-C OK-E " \
+	"'and' binds tighter than 'or'"
+is "$(res --where "label='x,y'" --columns symbol | tail -n +2 | wc -l)" 3 "a quoted text value"
+is "$(res --columns symbol,sharpe --where 'symbol=METRIC-2.5-A' | tail -1 | tr -s ' ')" "METRIC-2.5-A 2.5" "--columns picks and orders"
+res --csv --columns symbol,label,sharpe >"$T/csv"
+is "$(grep '^METRIC-0.5-B' "$T/csv")" "$(printf 'METRIC-0.5-B,"x,y",0.5\r')" "--csv: RFC 4180 quoting, CRLF"
+check "--csv reads back as 4 columns per row with Perl's split on a quoted field" \
+	perl -e 'open my $f, "<", $ARGV[0] or die; my $n = 0; while (<$f>) { s/\r?\n$//; my @c = /("(?:[^"]|"")*"|[^,]*)(?:,|$)/g; pop @c if @c > 3; $n++ if @c == 3 } exit($n == 6 ? 0 : 1)' "$T/csv"
+is "$(res --tsv --columns symbol,label | grep '^METRIC-0.5-B')" "$(printf 'METRIC-0.5-B\tx,y')" "--tsv"
+"$RUNNER" -C "$H" --json results res >"$T/json"
+is "$(wc -l <"$T/json")" 5 "--json: one object a line"
+check "every line parses" perl -MJSON::PP -ne 'decode_json($_)' "$T/json"
+is "$(perl -MJSON::PP -ne '$d = decode_json($_); print ref(\$d->{sharpe}) . "," . (defined $d->{category} ? 1 : 0) . "," . $d->{ok} . "\n" if $d->{symbol} eq "METRIC-2.5-A"' "$T/json")" "SCALAR,0,true" \
+	"--json: numbers, nulls and text as such"
+is "$(perl -MJSON::PP -ne '$d = decode_json($_); print $d->{sharpe} + 0 if $d->{symbol} eq "METRIC-2.5-A"' "$T/json")" 2.5 "--json: sharpe a number"
+
+res --sort nosuch >/dev/null 2>"$T/err"
+is "$?" 64 "--sort on no column: usage error"
+like "$(cat "$T/err")" "no column nosuch" "saying which"
+res --columns symbol,sharp >/dev/null 2>"$T/err"
+is "$?" 64 "--columns naming no column: usage error"
+res --where 'sharpe >' >/dev/null 2>&1
+is "$?" 64 "--where without a value: usage error"
+res --where 'sharpe 1' >/dev/null 2>"$T/err"
+is "$?" 64 "--where without an operator: usage error"
+res --where 'sharpe>1 nand x<2' >/dev/null 2>&1
+is "$?" 64 "--where with a bad join: usage error"
+res --csv --tsv >/dev/null 2>&1
+is "$?" 64 "--csv and --tsv together: usage error"
+"$RUNNER" -C "$H" results nosuch >/dev/null 2>&1
+is "$?" 66 "a batch that does not exist: 66"
+
+r archive --older-than 0s
+is "$(res --sort sharpe --desc --columns symbol | sed -n 2p)" "METRIC-2.5-A" "results of an archived batch"
+
+done_testing
