@@ -133,5 +133,6 @@ int cmd_groups(void);
 int cmd_status(void);
 int cmd_output(void);
 int cmd_results(void);
+int cmd_diff(void);
 
 #endif

@@ -1,448 +1,25 @@
 /*
- * cmd_results: `runner results`, a batch's results as a table: one row per
- * symbol (state, category, duration, attempts, matches, and every metric
- * of the result JSON of its last attempt that kept one), sorted, filtered,
- * as aligned text, CSV (RFC 4180), TSV or JSON lines.
- *
- * Metrics are the result's "metrics" object, nested objects flattened with
- * dots ({"risk": {"var": 2}} is risk.var); numbers, strings and booleans
- * (true/false) are kept, arrays and nulls are not.
- *
- * The filter: COND [and|or COND]..., "and" binding tighter than "or", COND
- * being KEY OP VALUE with OP one of < <= > >= = == !=; two numbers compare
- * as numbers, anything else as text; a row without KEY fails the COND.
+ * cmd_results: `runner results`, a batch's results as a table (results.h
+ * builds it), and `runner diff`, what changed between two batches.
  */
 #include "cli.h"
+#include "archive.h"
 #include "batch.h"
-#include "category.h"
 #include "meta.h"
+#include "results.h"
 #include "util.h"
 
 #include <cJSON.h>
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* A value: a number, or text (booleans are "true"/"false"). */
-struct val {
-	bool set, num;
-	double d;
-	char *s;	/* owned */
-};
-
-struct kv {
-	char *key;
-	struct val v;
-};
-
-struct row {
-	struct val *v;	/* one per column */
-	struct kv *m;	/* its metrics, before columns are known */
-	size_t nm;
-};
-
-struct table {
-	char **cols;	/* the base columns, then metrics as first seen */
-	size_t ncols, capcols;
-	struct row *rows;
-	size_t nrows;
-};
-
-enum { C_SYMBOL, C_STATE, C_CATEGORY, C_DURATION, C_ATTEMPTS, C_MATCHES,
-       C_BASE };
-static const char *const base_cols[C_BASE] = {
-	"symbol", "state", "category", "duration_ms", "attempts", "matches"
-};
-
-static size_t col_find(const struct table *t, const char *name)
-{
-	for (size_t i = 0; i < t->ncols; i++)
-		if (!strcmp(t->cols[i], name))
-			return i;
-	return SIZE_MAX;
-}
-
-static size_t col_add(struct table *t, const char *name)
-{
-	size_t i = col_find(t, name);
-	if (i != SIZE_MAX)
-		return i;
-	GROW(t->cols, t->capcols, t->ncols + 1);
-	t->cols[t->ncols] = xstrdup(name);
-	return t->ncols++;
-}
-
-static struct val text(const char *s)
-{
-	return (struct val){ .set = s != NULL, .s = s ? xstrdup(s) : NULL };
-}
-
-static struct val number(double d)
-{
-	return (struct val){ .set = true, .num = true, .d = d };
-}
-
-/* The metrics of o (prefix: its dotted path) onto row r. */
-static void flatten(struct table *t, struct row *r, const cJSON *o,
-		    const char *prefix)
-{
-	for (const cJSON *m = o ? o->child : NULL; m; m = m->next) {
-		if (!m->string)
-			continue;
-		char *key = prefix ? xasprintf("%s.%s", prefix, m->string)
-				   : xstrdup(m->string);
-		struct val v = { 0 };
-		if (cJSON_IsObject(m))
-			flatten(t, r, m, key);
-		else if (cJSON_IsNumber(m) && isfinite(m->valuedouble))
-			v = number(m->valuedouble);
-		else if (cJSON_IsString(m) && m->valuestring)
-			v = text(m->valuestring);
-		else if (cJSON_IsBool(m))
-			v = text(cJSON_IsTrue(m) ? "true" : "false");
-		/* a metric named like a base column does not replace it */
-		if (!v.set || (col_find(t, key) != SIZE_MAX &&
-			       col_find(t, key) < C_BASE)) {
-			free(v.s);
-			free(key);
-			continue;
-		}
-		col_add(t, key);
-		r->m = xrealloc(r->m, (r->nm + 1) * sizeof(*r->m));
-		r->m[r->nm++] = (struct kv){ key, v };
-	}
-}
-
-/* The last attempt of an item that kept a result, NULL: none. */
-static const struct attempt *last_result(const struct item *it)
-{
-	for (int i = it->nattempts; i > 0; i--)
-		if (it->log[i - 1].result)
-			return &it->log[i - 1];
-	return NULL;
-}
-
-static void table_build(struct table *t, const struct batch *b)
-{
-	for (size_t i = 0; i < C_BASE; i++)
-		col_add(t, base_cols[i]);
-	t->nrows = b->nitems;
-	t->rows = xcalloc(b->nitems ? b->nitems : 1, sizeof(*t->rows));
-	for (size_t i = 0; i < b->nitems; i++) {
-		const struct attempt *a = last_result(&b->items[i]);
-		cJSON *doc = a ? cJSON_Parse(a->result) : NULL;
-		flatten(t, &t->rows[i],
-			cJSON_GetObjectItemCaseSensitive(doc, "metrics"), NULL);
-		cJSON_Delete(doc);
-	}
-	for (size_t i = 0; i < b->nitems; i++) {
-		const struct item *it = &b->items[i];
-		const struct attempt *last = meta_last_done(it);
-		struct row *r = &t->rows[i];
-		r->v = xcalloc(t->ncols, sizeof(*r->v));
-		r->v[C_SYMBOL] = text(it->symbol);
-		r->v[C_STATE] = text(state_name(it->state));
-		if (it->state == ST_FAILED && last)
-			r->v[C_CATEGORY] = text(category_name(last->category));
-		int64_t d = meta_attempt_duration(last);
-		if (d >= 0)
-			r->v[C_DURATION] = number((double)d);
-		r->v[C_ATTEMPTS] = number(it->nattempts);
-		if (it->matches >= 0)
-			r->v[C_MATCHES] = number((double)it->matches);
-		for (size_t k = 0; k < r->nm; k++) {
-			r->v[col_find(t, r->m[k].key)] = r->m[k].v;
-			free(r->m[k].key);
-		}
-		free(r->m);
-		r->m = NULL;
-	}
-}
-
-static void table_free(struct table *t)
-{
-	for (size_t i = 0; i < t->nrows; i++) {
-		for (size_t c = 0; t->rows[i].v && c < t->ncols; c++)
-			free(t->rows[i].v[c].s);
-		free(t->rows[i].v);
-	}
-	free(t->rows);
-	for (size_t c = 0; c < t->ncols; c++)
-		free(t->cols[c]);
-	free(t->cols);
-}
-
-/* ---- the filter ---- */
-
-enum op { OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE };
-struct cond {
-	size_t col;
-	enum op op;
-	struct val v;
-	bool or_before;	/* "or" joins it to what comes before */
-};
-struct filter {
-	struct cond *c;
-	size_t n;
-};
-
-static bool parse_number(const char *s, double *d)
-{
-	char *end;
-	errno = 0;
-	*d = strtod(s, &end);
-	return *s && !*end && !errno && isfinite(*d);
-}
-
-/* 0, or -1 with why (a usage error). */
-static int filter_parse(const struct table *t, const char *expr,
-			struct filter *f, char *why, size_t nwhy)
-{
-	const char *p = expr;
-	bool or_before = false;
-	for (;;) {
-		while (isspace((unsigned char)*p))
-			p++;
-		const char *k = p;
-		while (*p && (isalnum((unsigned char)*p) || strchr("_.-", *p)))
-			p++;
-		size_t klen = (size_t)(p - k);
-		while (isspace((unsigned char)*p))
-			p++;
-		enum op op;
-		size_t olen = 1;
-		if (!strncmp(p, "<=", 2)) op = OP_LE, olen = 2;
-		else if (!strncmp(p, ">=", 2)) op = OP_GE, olen = 2;
-		else if (!strncmp(p, "==", 2)) op = OP_EQ, olen = 2;
-		else if (!strncmp(p, "!=", 2)) op = OP_NE, olen = 2;
-		else if (*p == '<') op = OP_LT;
-		else if (*p == '>') op = OP_GT;
-		else if (*p == '=') op = OP_EQ;
-		else {
-			snprintf(why, nwhy, "expected KEY OP VALUE at '%s'", k);
-			return -1;
-		}
-		if (!klen) {
-			snprintf(why, nwhy, "no key before '%.*s'", (int)olen, p);
-			return -1;
-		}
-		char key[128];
-		snprintf(key, sizeof(key), "%.*s", (int)(klen < 127 ? klen : 127), k);
-		p += olen;
-		while (isspace((unsigned char)*p))
-			p++;
-		char value[256];
-		size_t vlen = 0;
-		if (*p == '\'' || *p == '"') {
-			char q = *p++;
-			while (*p && *p != q && vlen < sizeof(value) - 1)
-				value[vlen++] = *p++;
-			if (*p != q) {
-				snprintf(why, nwhy, "unterminated quote");
-				return -1;
-			}
-			p++;
-		} else {
-			while (*p && !isspace((unsigned char)*p) &&
-			       vlen < sizeof(value) - 1)
-				value[vlen++] = *p++;
-			if (!vlen) {
-				snprintf(why, nwhy, "no value after %s %.*s", key,
-					 (int)olen, p - olen);
-				return -1;
-			}
-		}
-		value[vlen] = '\0';
-		size_t col = col_find(t, key);
-		f->c = xrealloc(f->c, (f->n + 1) * sizeof(*f->c));
-		struct cond *c = &f->c[f->n++];
-		*c = (struct cond){ .col = col, .op = op, .or_before = or_before };
-		double d;
-		c->v = parse_number(value, &d) ? number(d) : text(value);
-		while (isspace((unsigned char)*p))
-			p++;
-		if (!*p)
-			return 0;
-		if (!strncmp(p, "and", 3) && (isspace((unsigned char)p[3]) || !p[3])) {
-			or_before = false;
-			p += 3;
-		} else if (!strncmp(p, "or", 2) &&
-			   (isspace((unsigned char)p[2]) || !p[2])) {
-			or_before = true;
-			p += 2;
-		} else {
-			snprintf(why, nwhy, "expected 'and' or 'or' at '%s'", p);
-			return -1;
-		}
-	}
-}
-
-static int cmp_vals(const struct val *a, const struct val *b)
-{
-	if (a->num && b->num)
-		return a->d < b->d ? -1 : a->d > b->d;
-	char na[32], nb[32];
-	const char *sa = a->s, *sb = b->s;
-	if (a->num)
-		snprintf(na, sizeof(na), "%.17g", a->d), sa = na;
-	if (b->num)
-		snprintf(nb, sizeof(nb), "%.17g", b->d), sb = nb;
-	return strcmp(sa, sb);
-}
-
-static bool cond_true(const struct cond *c, const struct row *r)
-{
-	if (c->col == SIZE_MAX || !r->v[c->col].set)
-		return false;
-	int k = cmp_vals(&r->v[c->col], &c->v);
-	switch (c->op) {
-	case OP_LT: return k < 0;
-	case OP_LE: return k <= 0;
-	case OP_GT: return k > 0;
-	case OP_GE: return k >= 0;
-	case OP_EQ: return k == 0;
-	case OP_NE: return k != 0;
-	}
-	return false;
-}
-
-/* An "or" of "and" runs. */
-static bool filter_true(const struct filter *f, const struct row *r)
-{
-	if (!f->n)
-		return true;
-	bool any = false, run = true;
-	for (size_t i = 0; i < f->n; i++) {
-		if (f->c[i].or_before) {
-			any |= run;
-			run = true;
-		}
-		run = run && cond_true(&f->c[i], r);
-	}
-	return any || run;
-}
-
-/* ---- sorting and printing ---- */
-
-static size_t sort_col;
-static bool sort_desc;
-
-static int cmp_rows(const void *pa, const void *pb)
-{
-	const struct row *a = pa, *b = pb;
-	const struct val *x = &a->v[sort_col], *y = &b->v[sort_col];
-	if (x->set != y->set)
-		return x->set ? -1 : 1; /* rows without the key last */
-	int k = x->set ? cmp_vals(x, y) : 0;
-	if (sort_desc)
-		k = -k;
-	return k ? k : strcmp(a->v[C_SYMBOL].s, b->v[C_SYMBOL].s);
-}
-
-static void fmt_val(const struct val *v, char *buf, size_t n)
-{
-	if (!v->set)
-		buf[0] = '\0';
-	else if (!v->num)
-		snprintf(buf, n, "%s", v->s);
-	else if (v->d == floor(v->d) && fabs(v->d) < 1e15)
-		snprintf(buf, n, "%.0f", v->d);
-	else
-		snprintf(buf, n, "%.6g", v->d);
-}
-
-static void put_csv(const char *s)
-{
-	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"')
-			putchar('"');
-		putchar(*s);
-	}
-	putchar('"');
-}
-
-enum form { F_TEXT, F_CSV, F_TSV, F_JSON };
-
-static void print_table(const struct table *t, const size_t *cols,
-			size_t ncols, const struct row **rows, size_t nrows,
-			enum form form)
-{
-	char buf[512];
-	if (form == F_JSON) {
-		for (size_t i = 0; i < nrows; i++) {
-			cJSON *o = cJSON_CreateObject();
-			for (size_t k = 0; k < ncols; k++) {
-				const struct val *v = &rows[i]->v[cols[k]];
-				const char *name = t->cols[cols[k]];
-				if (!v->set)
-					cJSON_AddNullToObject(o, name);
-				else if (v->num)
-					cJSON_AddNumberToObject(o, name, v->d);
-				else
-					cJSON_AddStringToObject(o, name, v->s);
-			}
-			char *line = cJSON_PrintUnformatted(o);
-			puts(line);
-			free(line);
-			cJSON_Delete(o);
-		}
-		return;
-	}
-	size_t *w = xcalloc(ncols, sizeof(*w));
-	bool *right = xcalloc(ncols, sizeof(*right));
-	for (size_t k = 0; k < ncols; k++) {
-		w[k] = strlen(t->cols[cols[k]]);
-		for (size_t i = 0; i < nrows && !right[k]; i++)
-			right[k] = rows[i]->v[cols[k]].num;
-	}
-	for (size_t i = 0; form == F_TEXT && i < nrows; i++)
-		for (size_t k = 0; k < ncols; k++) {
-			fmt_val(&rows[i]->v[cols[k]], buf, sizeof(buf));
-			if (strlen(buf) > w[k])
-				w[k] = strlen(buf);
-		}
-	for (size_t i = 0; i <= nrows; i++) {
-		for (size_t k = 0; k < ncols; k++) {
-			const struct val *v = i ? &rows[i - 1]->v[cols[k]] : NULL;
-			if (v)
-				fmt_val(v, buf, sizeof(buf));
-			else
-				snprintf(buf, sizeof(buf), "%s", t->cols[cols[k]]);
-			if (form == F_CSV) {
-				if (k)
-					putchar(',');
-				put_csv(buf);
-			} else if (form == F_TSV) {
-				for (char *p = buf; *p; p++)
-					if (*p == '\t' || *p == '\n' || *p == '\r')
-						*p = ' ';
-				printf("%s%s", k ? "\t" : "", buf);
-			} else {
-				if (k)
-					fputs("  ", stdout);
-				if (k == ncols - 1 && !right[k])
-					fputs(buf, stdout);
-				else
-					printf(right[k] ? "%*s" : "%-*s", (int)w[k],
-					       buf);
-			}
-		}
-		fputs(form == F_CSV ? "\r\n" : "\n", stdout);
-	}
-	free(right);
-	free(w);
-}
-
 int cmd_results(void)
 {
+	size_t sort_col = C_SYMBOL;
 	struct cmdopt o[] = { { "--help" }, { "--sort", true }, { "--desc" },
 			      { "--where", true }, { "--columns", true },
 			      { "--csv" }, { "--tsv" } };
@@ -525,11 +102,7 @@ int cmd_results(void)
 		rc = usage_error("results: --sort: no column %s in batch %s",
 				 last_value(&o[1]), pos[0]);
 	if (!rc) {
-		sort_desc = o[2].seen;
-		if (!o[1].seen)
-			sort_col = C_SYMBOL;
-		struct row *sorted = t.rows;
-		qsort(sorted, t.nrows, sizeof(*sorted), cmp_rows);
+		table_sort(&t, o[1].seen ? sort_col : C_SYMBOL, o[2].seen);
 		rows = xcalloc(t.nrows + 1, sizeof(*rows));
 		size_t n = 0;
 		for (size_t i = 0; i < t.nrows; i++)
@@ -541,15 +114,284 @@ int cmd_results(void)
 		if (fflush(stdout) != 0)
 			rc = EX_IOERR_;
 	}
-	for (size_t i = 0; i < f.n; i++)
-		free(f.c[i].v.s);
-	free(f.c);
+	filter_free(&f);
 	free(rows);
 	free(cols);
 	table_free(&t);
 	batch_release(&b);
 	if (dirfd >= 0)
 		close(dirfd);
+	free_cmd(o, NOPTS(o), pos);
+	return rc;
+}
+
+/* ---- diff ---- */
+
+/* The batch a diff compares with by default: the newest created before
+ * this one with the same name; without a name, the same origin and agent;
+ * without either, the same agent. */
+struct prev_look {
+	const struct batch_conf *c;
+	char id[80];
+	int64_t created;
+};
+
+static bool prev_matches(const struct prev_look *p, const struct summary *s)
+{
+	const struct batch_conf *c = p->c;
+	if (!strcmp(s->id, c->id) || s->created_ms > c->created_ms ||
+	    s->created_ms < p->created ||
+	    (s->created_ms == c->created_ms && strcmp(s->id, c->id) > 0))
+		return false;
+	if (c->name && *c->name)
+		return !strcmp(s->name, c->name);
+	if (c->origin && *c->origin)
+		return !strcmp(s->origin, c->origin) && !strcmp(s->agent, c->agent);
+	return !*s->name && !*s->origin && !strcmp(s->agent, c->agent);
+}
+
+static void prev_take(struct prev_look *p, const struct summary *s)
+{
+	if (!prev_matches(p, s))
+		return;
+	if (s->created_ms == p->created && p->id[0] && strcmp(s->id, p->id) < 0)
+		return;
+	snprintf(p->id, sizeof(p->id), "%s", s->id);
+	p->created = s->created_ms;
+}
+
+static void prev_batch(void *arg, const char *id, int bfd)
+{
+	struct summary s;
+	(void)id;
+	if (meta_read_summary(bfd, &s) == 0)
+		prev_take(arg, &s);
+}
+
+static int prev_archived(void *arg, const struct archive_info *ai)
+{
+	prev_take(arg, &ai->s);
+	return 0;
+}
+
+/* Row of symbol in a table built in item order (before any sort). */
+static const struct row *row_of(const struct table *t, struct batch *b,
+				const char *symbol)
+{
+	struct item *it = batch_item(b, symbol);
+	return it ? &t->rows[it - b->items] : NULL;
+}
+
+struct change {
+	const char *symbol;
+	double before, after;
+};
+
+static int cmp_change(const void *pa, const void *pb)
+{
+	const struct change *a = pa, *b = pb;
+	double x = fabs(a->after - a->before), y = fabs(b->after - b->before);
+	return x < y ? 1 : x > y ? -1 : strcmp(a->symbol, b->symbol);
+}
+
+enum { D_NEW_FAIL, D_NEW_OK, D_STILL_FAIL, D_APPEARED, D_GONE, D_LISTS };
+static const char *const d_names[D_LISTS] = {
+	"newly_failed", "newly_succeeded", "still_failing", "appeared",
+	"disappeared"
+};
+static const char *const d_text[D_LISTS] = {
+	"newly failed", "newly succeeded", "still failing", "appeared",
+	"disappeared"
+};
+
+struct symlist {
+	const char **v;
+	size_t n;
+};
+
+static void sl_add(struct symlist *l, const char *s)
+{
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = s;
+}
+
+#define DIFF_SHOW 20	/* symbols a text list names before "and N more" */
+
+int cmd_diff(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--limit", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(
+		o, NOPTS(o), &pos, &npos, "diff",
+		"usage: runner diff BATCH [OTHER] [--limit N] [--json]\n\n"
+		"What changed from OTHER to BATCH: symbols newly failed, newly "
+		"succeeded, still\nfailing, appeared and disappeared, and for "
+		"each metric the N (default 5)\nlargest changes.  OTHER defaults "
+		"to the newest batch created before BATCH with\nthe same name "
+		"(without a name: the same origin and agent).");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	long limit = 5;
+	if (o[1].seen) {
+		char *end;
+		limit = strtol(last_value(&o[1]), &end, 10);
+		if (*end || limit < 0 || limit > 1000000)
+			rc = usage_error("diff: --limit: a number from 0 to "
+					 "1000000");
+	}
+	if (!rc && (npos < 1 || npos > 2))
+		rc = usage_error("diff: name a batch (and the one to compare "
+				 "it with)");
+	if (!rc)
+		rc = open_home();
+	if (rc) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	struct batch a, b;
+	int afd = -1, bfd = -1;
+	bool have_b = false;
+	const char *why_other = "as asked";
+	char other[80];
+	batch_init(&b);
+	if ((rc = load_batch(pos[0], &a, &afd)))
+		goto out_a;
+	if (npos == 2) {
+		snprintf(other, sizeof(other), "%s", pos[1]);
+	} else {
+		struct prev_look p = { .c = &a.c };
+		if (each_batch(prev_batch, &p) < 0 && errno != ENOENT)
+			warning("batches: %s", strerror(errno));
+		archive_list(&home_, prev_archived, &p);
+		if (!p.id[0]) {
+			error("diff: no batch before %s with %s", pos[0],
+			      a.c.name && *a.c.name ? "its name"
+			      : a.c.origin && *a.c.origin ? "its origin and agent"
+							  : "its agent");
+			rc = EX_NO_SUCH;
+			goto out_a;
+		}
+		snprintf(other, sizeof(other), "%s", p.id);
+		why_other = a.c.name && *a.c.name ? "the previous batch of the same name"
+			    : a.c.origin && *a.c.origin
+				    ? "the previous batch of the same origin and agent"
+				    : "the previous batch of the same agent";
+	}
+	batch_release(&b);
+	if ((rc = load_batch(other, &b, &bfd)))
+		goto out_a;
+	have_b = true;
+
+	struct table ta = { 0 }, tb = { 0 };
+	table_build(&ta, &a);
+	table_build(&tb, &b);
+	struct symlist lists[D_LISTS] = { { 0 } };
+	for (size_t i = 0; i < a.nitems; i++) {
+		const struct item *x = &a.items[i];
+		const struct item *y = batch_item(&b, x->symbol);
+		if (!y)
+			sl_add(&lists[D_APPEARED], x->symbol);
+		else if (x->state == ST_FAILED && y->state == ST_SUCCEEDED)
+			sl_add(&lists[D_NEW_FAIL], x->symbol);
+		else if (x->state == ST_SUCCEEDED && y->state == ST_FAILED)
+			sl_add(&lists[D_NEW_OK], x->symbol);
+		else if (x->state == ST_FAILED && y->state == ST_FAILED)
+			sl_add(&lists[D_STILL_FAIL], x->symbol);
+	}
+	for (size_t i = 0; i < b.nitems; i++)
+		if (!batch_item(&a, b.items[i].symbol))
+			sl_add(&lists[D_GONE], b.items[i].symbol);
+
+	cJSON *doc = g.json ? cJSON_CreateObject() : NULL;
+	if (doc) {
+		cJSON_AddStringToObject(doc, "batch", a.c.id);
+		cJSON_AddStringToObject(doc, "other", b.c.id);
+		for (int k = 0; k < D_LISTS; k++) {
+			cJSON *arr = cJSON_AddArrayToObject(doc, d_names[k]);
+			for (size_t i = 0; i < lists[k].n; i++)
+				cJSON_AddItemToArray(arr,
+					cJSON_CreateString(lists[k].v[i]));
+		}
+	} else {
+		printf("diff %s against %s (%s)\n", a.c.id, b.c.id, why_other);
+		for (int k = 0; k < D_LISTS; k++) {
+			printf("  %-16s %zu", d_text[k], lists[k].n);
+			for (size_t i = 0; i < lists[k].n && i < DIFF_SHOW; i++)
+				printf("%s%s", i ? ", " : "  ", lists[k].v[i]);
+			if (lists[k].n > DIFF_SHOW)
+				printf(", ... (%zu more)", lists[k].n - DIFF_SHOW);
+			putchar('\n');
+		}
+	}
+	/* Each metric both batches have: its largest changes. */
+	cJSON *mj = doc ? cJSON_AddObjectToObject(doc, "metric_changes") : NULL;
+	struct change *ch = xcalloc(a.nitems + 1, sizeof(*ch));
+	for (size_t c = C_BASE; c < ta.ncols; c++) {
+		size_t cb = col_find(&tb, ta.cols[c]);
+		if (cb == SIZE_MAX)
+			continue;
+		size_t n = 0;
+		for (size_t i = 0; i < a.nitems; i++) {
+			const struct row *ra = &ta.rows[i];
+			const struct row *rb = row_of(&tb, &b, a.items[i].symbol);
+			if (!rb || !ra->v[c].num || !rb->v[cb].num ||
+			    ra->v[c].d == rb->v[cb].d)
+				continue;
+			ch[n++] = (struct change){ a.items[i].symbol,
+						   rb->v[cb].d, ra->v[c].d };
+		}
+		if (!n)
+			continue;
+		qsort(ch, n, sizeof(*ch), cmp_change);
+		size_t shown = n < (size_t)limit ? n : (size_t)limit;
+		cJSON *arr = mj ? cJSON_AddArrayToObject(mj, ta.cols[c]) : NULL;
+		if (!mj && shown)
+			printf("  %s, largest changes (%zu changed):\n",
+			       ta.cols[c], n);
+		for (size_t i = 0; i < shown; i++) {
+			struct val bv = { .set = true, .num = true, .d = ch[i].before };
+			struct val av = { .set = true, .num = true, .d = ch[i].after };
+			struct val dv = { .set = true, .num = true,
+					  .d = ch[i].after - ch[i].before };
+			if (arr) {
+				cJSON *e = cJSON_CreateObject();
+				cJSON_AddStringToObject(e, "symbol", ch[i].symbol);
+				cJSON_AddNumberToObject(e, "before", bv.d);
+				cJSON_AddNumberToObject(e, "after", av.d);
+				cJSON_AddNumberToObject(e, "change", dv.d);
+				cJSON_AddItemToArray(arr, e);
+				continue;
+			}
+			char s1[64], s2[64], s3[64];
+			fmt_val(&bv, s1, sizeof(s1));
+			fmt_val(&av, s2, sizeof(s2));
+			fmt_val(&dv, s3, sizeof(s3));
+			printf("    %-12s %10s -> %-10s %s%s\n", ch[i].symbol, s1,
+			       s2, dv.d > 0 ? "+" : "", s3);
+		}
+	}
+	free(ch);
+	if (doc) {
+		char *text = cJSON_PrintUnformatted(doc);
+		puts(text);
+		free(text);
+		cJSON_Delete(doc);
+	}
+	if (fflush(stdout) != 0)
+		rc = EX_IOERR_;
+	for (int k = 0; k < D_LISTS; k++)
+		free(lists[k].v);
+	table_free(&ta);
+	table_free(&tb);
+out_a:
+	batch_release(&a);
+	if (have_b || npos == 2 || rc)
+		batch_release(&b);
+	if (afd >= 0)
+		close(afd);
+	if (bfd >= 0)
+		close(bfd);
 	free_cmd(o, NOPTS(o), pos);
 	return rc;
 }

@@ -59,6 +59,8 @@ static const char usage_text[] =
 	"                          the last stderr lines of every failed item\n"
 	"  results BATCH [--sort KEY] [--desc] [--where EXPR] [--columns A,B]\n"
 	"        [--csv|--tsv]     one row per symbol: state, duration, metrics\n"
+	"  diff BATCH [OTHER] [--limit N]\n"
+	"                          what changed since the previous such batch\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
 	"       [--archived]       batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
@@ -107,6 +109,7 @@ static const struct command commands[] = {
 	{ "show", cmd_show },
 	{ "output", cmd_output },
 	{ "results", cmd_results },
+	{ "diff", cmd_diff },
 	{ "list", cmd_list },
 	{ "retry-failed", cmd_retry_failed },
 	{ "cancel", cmd_cancel },

@@ -62,4 +62,59 @@ is "$?" 66 "a batch that does not exist: 66"
 r archive --older-than 0s
 is "$(res --sort sharpe --desc --columns symbol | sed -n 2p)" "METRIC-2.5-A" "results of an archived batch"
 
+# ---- diff: two nights of the same job, another job between them ----
+CAPDIR=$T/cap
+mkdir -p "$CAPDIR"
+mkhome "env = CAPDIR=$CAPDIR"
+echo fail >"$CAPDIR/mode.MODE-S"
+echo fail >"$CAPDIR/mode.MODE-K"
+job n1 <<JOB
+[job]
+agent = fake
+id = night-1
+name = nightly scan
+symbols = MODE-F MODE-S MODE-K METRIC-1-A METRIC-2-B OK-G
+max_attempts = 1
+JOB
+r run
+job other <<JOB
+[job]
+agent = fake
+id = other-1
+name = another scan
+symbols = OK-G
+JOB
+r run
+echo fail >"$CAPDIR/mode.MODE-F"
+rm "$CAPDIR/mode.MODE-S"
+echo 1.5 >"$CAPDIR/sharpe.METRIC-1-A"
+echo 0.5 >"$CAPDIR/sharpe.METRIC-2-B"
+job n2 <<JOB
+[job]
+agent = fake
+id = night-2
+name = nightly scan
+symbols = MODE-F MODE-S MODE-K METRIC-1-A METRIC-2-B OK-N
+max_attempts = 1
+JOB
+r run
+r diff night-2
+is "$rc" 0 "diff against the previous batch of the same name"
+like "$(head -1 "$T/out")" "^diff night-2 against night-1 \(the previous batch of the same name\)" "it found night-1, not other-1"
+like "$(cat "$T/out")" "newly failed +1  MODE-F" "newly failed"
+like "$(cat "$T/out")" "newly succeeded +1  MODE-S" "newly succeeded"
+like "$(cat "$T/out")" "still failing +1  MODE-K" "still failing"
+like "$(cat "$T/out")" "appeared +1  OK-N" "appeared"
+like "$(cat "$T/out")" "disappeared +1  OK-G" "disappeared"
+like "$(cat "$T/out")" "sharpe, largest changes \(2 changed\)" "the metric's changes"
+like "$(grep -A1 'sharpe, largest' "$T/out" | tail -1)" "METRIC-2-B +2 -> 0.5 +-1.5" "largest change first"
+"$RUNNER" -C "$H" --json diff night-2 night-1 >"$T/d.json"
+is "$(jq "$T/d.json" 'join(",", map { scalar @{$d->{$_}} } qw(newly_failed newly_succeeded still_failing appeared disappeared))')" "1,1,1,1,1" "--json: the five lists"
+is "$(jq "$T/d.json" '$d->{metric_changes}{sharpe}[1]{change}')" 0.5 "--json: each change with before, after and change"
+r diff night-1
+is "$rc" 66 "no previous batch: 66"
+like "$(cat "$T/err")" "no batch before night-1 with its name" "saying why"
+r diff night-2 nosuch
+is "$rc" 66 "an OTHER that does not exist: 66"
+
 done_testing

@@ -1,0 +1,403 @@
+#include "results.h"
+#include "category.h"
+#include "meta.h"
+#include "util.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const base_cols[C_BASE] = {
+	"symbol", "state", "category", "duration_ms", "attempts", "matches"
+};
+
+size_t col_find(const struct table *t, const char *name)
+{
+	for (size_t i = 0; i < t->ncols; i++)
+		if (!strcmp(t->cols[i], name))
+			return i;
+	return SIZE_MAX;
+}
+
+static size_t col_add(struct table *t, const char *name)
+{
+	size_t i = col_find(t, name);
+	if (i != SIZE_MAX)
+		return i;
+	GROW(t->cols, t->capcols, t->ncols + 1);
+	t->cols[t->ncols] = xstrdup(name);
+	return t->ncols++;
+}
+
+static struct val text(const char *s)
+{
+	return (struct val){ .set = s != NULL, .s = s ? xstrdup(s) : NULL };
+}
+
+static struct val number(double d)
+{
+	return (struct val){ .set = true, .num = true, .d = d };
+}
+
+/* The metrics of o (prefix: its dotted path) onto row r. */
+static void flatten(struct table *t, struct row *r, const cJSON *o,
+		    const char *prefix)
+{
+	for (const cJSON *m = o ? o->child : NULL; m; m = m->next) {
+		if (!m->string)
+			continue;
+		char *key = prefix ? xasprintf("%s.%s", prefix, m->string)
+				   : xstrdup(m->string);
+		struct val v = { 0 };
+		if (cJSON_IsObject(m))
+			flatten(t, r, m, key);
+		else if (cJSON_IsNumber(m) && isfinite(m->valuedouble))
+			v = number(m->valuedouble);
+		else if (cJSON_IsString(m) && m->valuestring)
+			v = text(m->valuestring);
+		else if (cJSON_IsBool(m))
+			v = text(cJSON_IsTrue(m) ? "true" : "false");
+		/* a metric named like a base column does not replace it */
+		if (!v.set || (col_find(t, key) != SIZE_MAX &&
+			       col_find(t, key) < C_BASE)) {
+			free(v.s);
+			free(key);
+			continue;
+		}
+		col_add(t, key);
+		r->m = xrealloc(r->m, (r->nm + 1) * sizeof(*r->m));
+		r->m[r->nm++] = (struct kv){ key, v };
+	}
+}
+
+/* The last attempt of an item that kept a result, NULL: none. */
+static const struct attempt *last_result(const struct item *it)
+{
+	for (int i = it->nattempts; i > 0; i--)
+		if (it->log[i - 1].result)
+			return &it->log[i - 1];
+	return NULL;
+}
+
+void table_build(struct table *t, const struct batch *b)
+{
+	for (size_t i = 0; i < C_BASE; i++)
+		col_add(t, base_cols[i]);
+	t->nrows = b->nitems;
+	t->rows = xcalloc(b->nitems ? b->nitems : 1, sizeof(*t->rows));
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct attempt *a = last_result(&b->items[i]);
+		cJSON *doc = a ? cJSON_Parse(a->result) : NULL;
+		flatten(t, &t->rows[i],
+			cJSON_GetObjectItemCaseSensitive(doc, "metrics"), NULL);
+		cJSON_Delete(doc);
+	}
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		const struct attempt *last = meta_last_done(it);
+		struct row *r = &t->rows[i];
+		r->v = xcalloc(t->ncols, sizeof(*r->v));
+		r->v[C_SYMBOL] = text(it->symbol);
+		r->v[C_STATE] = text(state_name(it->state));
+		if (it->state == ST_FAILED && last)
+			r->v[C_CATEGORY] = text(category_name(last->category));
+		int64_t d = meta_attempt_duration(last);
+		if (d >= 0)
+			r->v[C_DURATION] = number((double)d);
+		r->v[C_ATTEMPTS] = number(it->nattempts);
+		if (it->matches >= 0)
+			r->v[C_MATCHES] = number((double)it->matches);
+		for (size_t k = 0; k < r->nm; k++) {
+			r->v[col_find(t, r->m[k].key)] = r->m[k].v;
+			free(r->m[k].key);
+		}
+		free(r->m);
+		r->m = NULL;
+	}
+}
+
+void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nrows; i++) {
+		for (size_t c = 0; t->rows[i].v && c < t->ncols; c++)
+			free(t->rows[i].v[c].s);
+		free(t->rows[i].v);
+	}
+	free(t->rows);
+	for (size_t c = 0; c < t->ncols; c++)
+		free(t->cols[c]);
+	free(t->cols);
+}
+
+/* ---- the filter ---- */
+
+static bool parse_number(const char *s, double *d)
+{
+	char *end;
+	errno = 0;
+	*d = strtod(s, &end);
+	return *s && !*end && !errno && isfinite(*d);
+}
+
+/* 0, or -1 with why (a usage error). */
+int filter_parse(const struct table *t, const char *expr,
+			struct filter *f, char *why, size_t nwhy)
+{
+	const char *p = expr;
+	bool or_before = false;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		const char *k = p;
+		while (*p && (isalnum((unsigned char)*p) || strchr("_.-", *p)))
+			p++;
+		size_t klen = (size_t)(p - k);
+		while (isspace((unsigned char)*p))
+			p++;
+		enum op op;
+		size_t olen = 1;
+		if (!strncmp(p, "<=", 2)) op = OP_LE, olen = 2;
+		else if (!strncmp(p, ">=", 2)) op = OP_GE, olen = 2;
+		else if (!strncmp(p, "==", 2)) op = OP_EQ, olen = 2;
+		else if (!strncmp(p, "!=", 2)) op = OP_NE, olen = 2;
+		else if (*p == '<') op = OP_LT;
+		else if (*p == '>') op = OP_GT;
+		else if (*p == '=') op = OP_EQ;
+		else {
+			snprintf(why, nwhy, "expected KEY OP VALUE at '%s'", k);
+			return -1;
+		}
+		if (!klen) {
+			snprintf(why, nwhy, "no key before '%.*s'", (int)olen, p);
+			return -1;
+		}
+		char key[128];
+		snprintf(key, sizeof(key), "%.*s", (int)(klen < 127 ? klen : 127), k);
+		p += olen;
+		while (isspace((unsigned char)*p))
+			p++;
+		char value[256];
+		size_t vlen = 0;
+		if (*p == '\'' || *p == '"') {
+			char q = *p++;
+			while (*p && *p != q && vlen < sizeof(value) - 1)
+				value[vlen++] = *p++;
+			if (*p != q) {
+				snprintf(why, nwhy, "unterminated quote");
+				return -1;
+			}
+			p++;
+		} else {
+			while (*p && !isspace((unsigned char)*p) &&
+			       vlen < sizeof(value) - 1)
+				value[vlen++] = *p++;
+			if (!vlen) {
+				snprintf(why, nwhy, "no value after %s %.*s", key,
+					 (int)olen, p - olen);
+				return -1;
+			}
+		}
+		value[vlen] = '\0';
+		size_t col = col_find(t, key);
+		f->c = xrealloc(f->c, (f->n + 1) * sizeof(*f->c));
+		struct cond *c = &f->c[f->n++];
+		*c = (struct cond){ .col = col, .op = op, .or_before = or_before };
+		double d;
+		c->v = parse_number(value, &d) ? number(d) : text(value);
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			return 0;
+		if (!strncmp(p, "and", 3) && (isspace((unsigned char)p[3]) || !p[3])) {
+			or_before = false;
+			p += 3;
+		} else if (!strncmp(p, "or", 2) &&
+			   (isspace((unsigned char)p[2]) || !p[2])) {
+			or_before = true;
+			p += 2;
+		} else {
+			snprintf(why, nwhy, "expected 'and' or 'or' at '%s'", p);
+			return -1;
+		}
+	}
+}
+
+int cmp_vals(const struct val *a, const struct val *b)
+{
+	if (a->num && b->num)
+		return a->d < b->d ? -1 : a->d > b->d;
+	char na[32], nb[32];
+	const char *sa = a->s, *sb = b->s;
+	if (a->num)
+		snprintf(na, sizeof(na), "%.17g", a->d), sa = na;
+	if (b->num)
+		snprintf(nb, sizeof(nb), "%.17g", b->d), sb = nb;
+	return strcmp(sa, sb);
+}
+
+static bool cond_true(const struct cond *c, const struct row *r)
+{
+	if (c->col == SIZE_MAX || !r->v[c->col].set)
+		return false;
+	int k = cmp_vals(&r->v[c->col], &c->v);
+	switch (c->op) {
+	case OP_LT: return k < 0;
+	case OP_LE: return k <= 0;
+	case OP_GT: return k > 0;
+	case OP_GE: return k >= 0;
+	case OP_EQ: return k == 0;
+	case OP_NE: return k != 0;
+	}
+	return false;
+}
+
+/* An "or" of "and" runs. */
+bool filter_true(const struct filter *f, const struct row *r)
+{
+	if (!f->n)
+		return true;
+	bool any = false, run = true;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->c[i].or_before) {
+			any |= run;
+			run = true;
+		}
+		run = run && cond_true(&f->c[i], r);
+	}
+	return any || run;
+}
+
+/* ---- sorting and printing ---- */
+
+static size_t sort_col;
+static bool sort_desc;
+
+static int cmp_rows(const void *pa, const void *pb)
+{
+	const struct row *a = pa, *b = pb;
+	const struct val *x = &a->v[sort_col], *y = &b->v[sort_col];
+	if (x->set != y->set)
+		return x->set ? -1 : 1; /* rows without the key last */
+	int k = x->set ? cmp_vals(x, y) : 0;
+	if (sort_desc)
+		k = -k;
+	return k ? k : strcmp(a->v[C_SYMBOL].s, b->v[C_SYMBOL].s);
+}
+
+void fmt_val(const struct val *v, char *buf, size_t n)
+{
+	if (!v->set)
+		buf[0] = '\0';
+	else if (!v->num)
+		snprintf(buf, n, "%s", v->s);
+	else if (v->d == floor(v->d) && fabs(v->d) < 1e15)
+		snprintf(buf, n, "%.0f", v->d);
+	else
+		snprintf(buf, n, "%.6g", v->d);
+}
+
+static void put_csv(const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"')
+			putchar('"');
+		putchar(*s);
+	}
+	putchar('"');
+}
+
+void print_table(const struct table *t, const size_t *cols,
+			size_t ncols, const struct row **rows, size_t nrows,
+			enum form form)
+{
+	char buf[512];
+	if (form == F_JSON) {
+		for (size_t i = 0; i < nrows; i++) {
+			cJSON *o = cJSON_CreateObject();
+			for (size_t k = 0; k < ncols; k++) {
+				const struct val *v = &rows[i]->v[cols[k]];
+				const char *name = t->cols[cols[k]];
+				if (!v->set)
+					cJSON_AddNullToObject(o, name);
+				else if (v->num)
+					cJSON_AddNumberToObject(o, name, v->d);
+				else
+					cJSON_AddStringToObject(o, name, v->s);
+			}
+			char *line = cJSON_PrintUnformatted(o);
+			puts(line);
+			free(line);
+			cJSON_Delete(o);
+		}
+		return;
+	}
+	size_t *w = xcalloc(ncols, sizeof(*w));
+	bool *right = xcalloc(ncols, sizeof(*right));
+	for (size_t k = 0; k < ncols; k++) {
+		w[k] = strlen(t->cols[cols[k]]);
+		for (size_t i = 0; i < nrows && !right[k]; i++)
+			right[k] = rows[i]->v[cols[k]].num;
+	}
+	for (size_t i = 0; form == F_TEXT && i < nrows; i++)
+		for (size_t k = 0; k < ncols; k++) {
+			fmt_val(&rows[i]->v[cols[k]], buf, sizeof(buf));
+			if (strlen(buf) > w[k])
+				w[k] = strlen(buf);
+		}
+	for (size_t i = 0; i <= nrows; i++) {
+		for (size_t k = 0; k < ncols; k++) {
+			const struct val *v = i ? &rows[i - 1]->v[cols[k]] : NULL;
+			if (v)
+				fmt_val(v, buf, sizeof(buf));
+			else
+				snprintf(buf, sizeof(buf), "%s", t->cols[cols[k]]);
+			if (form == F_CSV) {
+				if (k)
+					putchar(',');
+				put_csv(buf);
+			} else if (form == F_TSV) {
+				for (char *p = buf; *p; p++)
+					if (*p == '\t' || *p == '\n' || *p == '\r')
+						*p = ' ';
+				printf("%s%s", k ? "\t" : "", buf);
+			} else {
+				if (k)
+					fputs("  ", stdout);
+				if (k == ncols - 1 && !right[k])
+					fputs(buf, stdout);
+				else
+					printf(right[k] ? "%*s" : "%-*s", (int)w[k],
+					       buf);
+			}
+		}
+		fputs(form == F_CSV ? "\r\n" : "\n", stdout);
+	}
+	free(right);
+	free(w);
+}
+
+
+void table_sort(struct table *t, size_t col, bool desc)
+{
+	sort_col = col;
+	sort_desc = desc;
+	qsort(t->rows, t->nrows, sizeof(*t->rows), cmp_rows);
+}
+
+void filter_free(struct filter *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->c[i].v.s);
+	free(f->c);
+	f->c = NULL;
+	f->n = 0;
+}
