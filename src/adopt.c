@@ -1,4 +1,5 @@
 #include "adopt.h"
+#include "history.h"
 #include "views.h"
 #include "job.h"
 #include "sched.h"
@@ -299,6 +300,9 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 			       e->sh_ok ? &e->sh : NULL) < 0)
 			warning("batches/%s/batch.json: %s", id,
 				strerror(errno));
+		/* (and the history, in case its runner died before) */
+		if (history_add_batch(e->h->state, &eb->b) < 0)
+			warning("state/history: %s", strerror(errno));
 		adopt_free_batch(eb);
 		return 1;
 	}

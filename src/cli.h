@@ -134,5 +134,6 @@ int cmd_status(void);
 int cmd_output(void);
 int cmd_results(void);
 int cmd_diff(void);
+int cmd_history(void);
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * cmd_results: `runner results`, a batch's results as a table (results.h
- * builds it), and `runner diff`, what changed between two batches.
+ * builds it), `runner diff`, what changed between two batches, and
+ * `runner history`, a symbol's runs across batches (history.h).
  */
 #include "cli.h"
 #include "archive.h"
 #include "batch.h"
+#include "history.h"
 #include "meta.h"
 #include "results.h"
 #include "util.h"
@@ -394,4 +396,123 @@ out_a:
 		close(bfd);
 	free_cmd(o, NOPTS(o), pos);
 	return rc;
+}
+
+/* ---- history ---- */
+
+/* Up to four metrics, k=v, for the text form. */
+static void key_metrics(const char *json, char *buf, size_t n)
+{
+	buf[0] = '\0';
+	cJSON *m = json ? cJSON_Parse(json) : NULL;
+	size_t len = 0;
+	int shown = 0;
+	for (const cJSON *c = m ? m->child : NULL; c && shown < 4; c = c->next) {
+		char v[64];
+		if (cJSON_IsNumber(c)) {
+			struct val x = { .set = true, .num = true, .d = c->valuedouble };
+			fmt_val(&x, v, sizeof(v));
+		} else if (cJSON_IsString(c) && c->valuestring) {
+			snprintf(v, sizeof(v), "%s", c->valuestring);
+		} else if (cJSON_IsBool(c)) {
+			snprintf(v, sizeof(v), "%s", cJSON_IsTrue(c) ? "true" : "false");
+		} else {
+			continue;
+		}
+		int k = snprintf(buf + len, n - len, "%s%s=%s", shown ? " " : "",
+				 c->string, v);
+		if (k < 0 || (size_t)k >= n - len)
+			break;
+		len += (size_t)k;
+		shown++;
+	}
+	cJSON_Delete(m);
+}
+
+int cmd_history(void)
+{
+	struct cmdopt o[] = { { "--help" }, { "--limit", true } };
+	char **pos;
+	size_t npos;
+	int rc = parse_cmd(
+		o, NOPTS(o), &pos, &npos, "history",
+		"usage: runner history SYMBOL [--limit N] [--json]\n\n"
+		"The symbol's last N (default 10) runs across batches, archived "
+		"ones included,\nnewest first: batch, date, state, category, "
+		"duration and its metrics.");
+	if (rc)
+		return rc == CMD_HELP ? 0 : rc;
+	long limit = 10;
+	if (o[1].seen) {
+		char *end;
+		limit = strtol(last_value(&o[1]), &end, 10);
+		if (*end || limit < 1 || limit > 1000000)
+			rc = usage_error("history: --limit: a number from 1 to "
+					 "1000000");
+	}
+	if (!rc && npos != 1)
+		rc = usage_error("history: name one symbol");
+	if (!rc)
+		rc = open_home();
+	if (rc) {
+		free_cmd(o, NOPTS(o), pos);
+		return rc;
+	}
+	struct hist_row *rows;
+	size_t n;
+	if (history_lookup(&home_, pos[0], &rows, &n) < 0) {
+		error("state/history: %s", strerror(errno));
+		free_cmd(o, NOPTS(o), pos);
+		return EX_IOERR_;
+	}
+	if (!n)
+		error("%s: no run in any final batch of this home", pos[0]);
+	if (!g.json && n)
+		printf("%-24s %-20s %-10s %-12s %10s  %s\n", "BATCH", "CREATED",
+		       "STATE", "CATEGORY", "DURATION", "METRICS");
+	for (size_t i = 0; i < n && i < (size_t)limit; i++) {
+		const struct hist_row *r = &rows[i];
+		char t[TIME_BUF];
+		if (g.json) {
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "batch", r->batch);
+			cJSON_AddStringToObject(j, "symbol", pos[0]);
+			json_add_time(j, "created_at", r->created_ms);
+			json_add_time(j, "completed_at", r->completed_ms);
+			cJSON_AddStringToObject(j, "state", r->state);
+			if (r->category[0])
+				cJSON_AddStringToObject(j, "category", r->category);
+			else
+				cJSON_AddNullToObject(j, "category");
+			if (r->duration_ms >= 0)
+				cJSON_AddNumberToObject(j, "duration_ms",
+							(double)r->duration_ms);
+			else
+				cJSON_AddNullToObject(j, "duration_ms");
+			cJSON_AddNumberToObject(j, "attempts", (double)r->attempts);
+			cJSON *m = r->metrics ? cJSON_Parse(r->metrics) : NULL;
+			cJSON_AddItemToObject(j, "metrics",
+					      m ? m : cJSON_CreateNull());
+			char *text = cJSON_PrintUnformatted(j);
+			puts(text);
+			free(text);
+			cJSON_Delete(j);
+			continue;
+		}
+		char d[32], km[256];
+		if (r->duration_ms >= 0)
+			fmt_duration(r->duration_ms, d, sizeof(d));
+		else
+			snprintf(d, sizeof(d), "-");
+		key_metrics(r->metrics, km, sizeof(km));
+		fmt_time(r->created_ms, t);
+		t[19] = '\0'; /* to the second */
+		printf("%-24s %-20s %-10s %-12s %10s  %s\n", r->batch, t,
+		       r->state, r->category[0] ? r->category : "-", d, km);
+	}
+	history_free(rows, n);
+	free_cmd(o, NOPTS(o), pos);
+	if (fflush(stdout) != 0)
+		return EX_IOERR_;
+	return n ? 0 : EX_NO_SUCH;
 }

@@ -8,6 +8,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "engine.h"
+#include "history.h"
 #include "home.h"
 #include "job.h"
 #include "meta.h"
@@ -43,10 +44,9 @@ struct listed {
 	uint64_t bytes;
 };
 
+struct list_filter;
 struct archived_list {
-	int status;
-	int64_t since, until;
-	const char *agent;
+	const struct list_filter *f;
 	struct listed *v;
 	size_t n, cap;
 };
@@ -230,13 +230,52 @@ int cmd_report(void)
 	return rc;
 }
 
+/* What `list` keeps: its filters, and for --symbol the batches the
+ * history index says held it. */
+struct list_filter {
+	int status;
+	int64_t since, until;
+	const char *agent, *name, *origin, *symbol;
+	struct strmap held;	/* batch id -> 1 (keys in rows) */
+	struct hist_row *rows;
+	size_t nrows;
+};
+
+/* Does the (not final) batch in bfd hold symbol?  Its journal says. */
+static bool batch_holds(int bfd, const char *symbol)
+{
+	struct batch b;
+	struct journal j;
+	batch_init(&b);
+	bool held = false;
+	if (journal_open(&j, bfd, "journal", false, batch_replay, &b) == 0) {
+		journal_close(&j);
+		held = batch_item(&b, symbol) != NULL;
+	}
+	batch_release(&b);
+	return held;
+}
+
+static bool list_keep(const struct list_filter *f, const struct summary *s,
+		      int bfd)
+{
+	if ((f->status >= 0 && s->status != f->status) ||
+	    s->created_ms < f->since || s->created_ms > f->until ||
+	    (f->agent && strcmp(f->agent, s->agent)) ||
+	    (f->name && strcmp(f->name, s->name)) ||
+	    (f->origin && strcmp(f->origin, s->origin)))
+		return false;
+	if (!f->symbol || strmap_get(&f->held, s->id))
+		return true;
+	/* A batch still running is not in the index yet. */
+	return bfd >= 0 && !status_final(s->status) && batch_holds(bfd, f->symbol);
+}
+
 static int collect_archived(void *arg, const struct archive_info *ai)
 {
 	struct archived_list *al = arg;
 	const struct summary *s = &ai->s;
-	if ((al->status >= 0 && s->status != al->status) ||
-	    s->created_ms < al->since || s->created_ms > al->until ||
-	    (al->agent && strcmp(al->agent, s->agent)))
+	if (!list_keep(al->f, s, -1))
 		return 0;
 	GROW(al->v, al->cap, al->n + 1);
 	al->v[al->n++] = (struct listed){ *s, xstrdup(ai->file),
@@ -283,9 +322,7 @@ static int summary_from_journal(int dirfd, struct summary *s)
 }
 
 struct list_ctx {
-	int status;
-	int64_t since, until;
-	const char *agent;
+	const struct list_filter *f;
 	struct summary *v;
 	size_t n, cap;
 };
@@ -298,9 +335,7 @@ static void list_batch(void *arg, const char *id, int bfd)
 	struct summary *s = &lc->v[lc->n];
 	if ((meta_read_summary(bfd, s) == 0 ||
 	     summary_from_journal(bfd, s) == 0) &&
-	    (lc->status < 0 || s->status == lc->status) &&
-	    s->created_ms >= lc->since && s->created_ms <= lc->until &&
-	    (!lc->agent || !strcmp(lc->agent, s->agent)))
+	    list_keep(lc->f, s, bfd))
 		lc->n++;
 }
 
@@ -356,17 +391,21 @@ int cmd_list(void)
 	struct cmdopt o[] = { { "--help" },	    { "--status", true },
 			      { "--since", true },  { "--until", true },
 			      { "--agent", true },  { "--limit", true },
-			      { "--archived" } };
+			      { "--archived" },	    { "--name", true },
+			      { "--origin", true }, { "--symbol", true } };
 	char **pos;
 	size_t npos;
 	char why[WHY_BUF];
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "list",
 			   "usage: runner list [--status S] [--since T] [--until T] "
-			   "[--agent A] [--limit N] [--archived] [--json]\n\n"
+			   "[--agent A] [--name N]\n"
+			   "                   [--origin O] [--symbol SYM] [--limit N] "
+			   "[--archived] [--json]\n\n"
 			   "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
 			   "S one of\npending, running, paused, completed, partial, "
-			   "failed, cancelled.\n--archived lists the batches in "
-			   "batches/archive/ instead (from its index).");
+			   "failed, cancelled.  --symbol: the\nbatches that held SYM.  "
+			   "--archived lists the batches in batches/archive/\ninstead "
+			   "(from its index).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	int status = -1;
@@ -390,23 +429,38 @@ int cmd_list(void)
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
 	}
-	const char *agent = last_value(&o[4]);
+	struct list_filter f = { status, since, until, last_value(&o[4]),
+				 last_value(&o[7]), last_value(&o[8]),
+				 last_value(&o[9]), STRMAP_INIT, NULL, 0 };
+	if (f.symbol) {
+		if (history_lookup(&home_, f.symbol, &f.rows, &f.nrows) < 0) {
+			free_cmd(o, NOPTS(o), pos);
+			return error("state/history: %s", strerror(errno)),
+			       EX_IOERR_;
+		}
+		for (size_t i = 0; i < f.nrows; i++)
+			strmap_put(&f.held, f.rows[i].batch, 1);
+	}
 
 	struct summary *v = NULL;
 	size_t n = 0;
 	if (o[6].seen) {
-		struct archived_list al = { status, since, until, agent, NULL,
-					    0, 0 };
+		struct archived_list al = { &f, NULL, 0, 0 };
 		archive_list(&home_, collect_archived, &al);
 		rc = print_list(al.v, al.n, limit, true);
 		for (size_t i = 0; i < al.n; i++)
 			free(al.v[i].file);
 		free(al.v);
+		strmap_release(&f.held);
+		history_free(f.rows, f.nrows);
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
 	}
-	struct list_ctx lc = { status, since, until, agent, NULL, 0, 0 };
-	if (each_batch(list_batch, &lc) < 0) {
+	struct list_ctx lc = { &f, NULL, 0, 0 };
+	int each = each_batch(list_batch, &lc);
+	strmap_release(&f.held);
+	history_free(f.rows, f.nrows);
+	if (each < 0) {
 		free(lc.v);
 		free_cmd(o, NOPTS(o), pos);
 		return error("batches: %s", strerror(errno)), EX_IOERR_;

@@ -61,6 +61,8 @@ static const char usage_text[] =
 	"        [--csv|--tsv]     one row per symbol: state, duration, metrics\n"
 	"  diff BATCH [OTHER] [--limit N]\n"
 	"                          what changed since the previous such batch\n"
+	"  history SYMBOL [--limit N]\n"
+	"                          the symbol's last runs across batches\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
 	"       [--archived]       batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
@@ -110,6 +112,7 @@ static const struct command commands[] = {
 	{ "output", cmd_output },
 	{ "results", cmd_results },
 	{ "diff", cmd_diff },
+	{ "history", cmd_history },
 	{ "list", cmd_list },
 	{ "retry-failed", cmd_retry_failed },
 	{ "cancel", cmd_cancel },

@@ -3,6 +3,7 @@
 #include "meta.h"
 #include "runlog.h"
 #include "sched.h"
+#include "history.h"
 #include "home.h"
 
 #include <errno.h>
@@ -163,6 +164,9 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 		fflush(stdout);
 	}
 	journal_close(&eb->j);
+	/* A final batch's items join the per-symbol history. */
+	if (eb->b.final && history_add_batch(e->h->state, &eb->b) < 0)
+		warning("state/history: %s", strerror(errno));
 	if (eb->items_fd >= 0)
 		close(eb->items_fd);
 	if (eb->tmp_fd >= 0) {

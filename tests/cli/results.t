@@ -117,4 +117,56 @@ like "$(cat "$T/err")" "no batch before night-1 with its name" "saying why"
 r diff night-2 nosuch
 is "$rc" 66 "an OTHER that does not exist: 66"
 
+# ---- history and list filters ----
+r history MODE-F
+is "$rc" 0 "history of a symbol"
+is "$(tail -n +2 "$T/out" | awk '{print $1, $3}' | tr '\n' ' ')" "night-2 failed night-1 succeeded " "its runs, newest first, with their states"
+like "$(sed -n 2p "$T/out")" "failed +engine_error" "and the category of a failure"
+r history METRIC-2-B --limit 1
+is "$(tail -n +2 "$T/out" | wc -l)" 1 "--limit"
+like "$(cat "$T/out")" "sharpe=0.5" "its metrics"
+"$RUNNER" -C "$H" --json history METRIC-2-B >"$T/h.json"
+is "$(perl -MJSON::PP -ne '$d = decode_json($_); print $d->{batch}, ":", $d->{metrics}{sharpe}, " "' "$T/h.json")" "night-2:0.5 night-1:2 " "--json: one object a line, metrics as an object"
+r history NOPE-1
+is "$rc" 66 "a symbol never run: 66"
+r archive --older-than 0s
+r history METRIC-2-B
+is "$(tail -n +2 "$T/out" | wc -l)" 2 "archived batches stay in the history"
+rm -rf "$H/state/history"
+r history METRIC-2-B
+is "$(tail -n +2 "$T/out" | wc -l)" 2 "a home without the index builds it from the archives"
+check "and marks it complete" test -e "$H/state/history/.complete"
+r list --archived --symbol OK-G
+is "$(tail -n +2 "$T/out" | awk '{print $1}' | sort | tr '\n' ' ')" "night-1 other-1 " "list --symbol: the batches that held it"
+r list --archived --name "nightly scan"
+is "$(tail -n +2 "$T/out" | awk '{print $1}' | tr '\n' ' ')" "night-2 night-1 " "list --name"
+job n3 <<JOB
+[job]
+agent = fake
+id = night-3
+origin = cron
+symbols = GATE-Q
+JOB
+"$RUNNER" -C "$H" run >"$T/n3.out" 2>&1 &
+rpid=$!
+wait_for started night-3 GATE-Q
+r list --symbol GATE-Q
+is "$(tail -n +2 "$T/out" | awk '{print $1}')" "night-3" "list --symbol finds a running batch (not yet in the index)"
+r list --origin cron
+is "$(tail -n +2 "$T/out" | awk '{print $1}')" "night-3" "list --origin"
+: >"$CAPDIR/open.GATE-Q"
+wait $rpid
+r history GATE-Q
+is "$(tail -n +2 "$T/out" | awk '{print $1, $3}')" "night-3 succeeded" "a batch enters the history when it ends"
+
+# history over 10,000 batches stays fast: the index is bucketed by symbol.
+b=$(ls "$H/state/history" | grep -v complete | head -1)
+perl -e 'for my $i (1..10000) { print "HOT-1\tbatch-$i\t", 1700000000000 + $i, "\t", 1700000001000 + $i, "\tsucceeded\t-\t1200\t1\t{\"sharpe\":1.2,\"trades\":14}\n"; print "COLD-$i\tbatch-$i\t1\t2\tsucceeded\t-\t5\t1\t-\n" }' >>"$H/state/history/$(perl -e 'use integer; my $h = -3750763034362895579; for (unpack "C*", "HOT-1") { $h ^= $_; $h *= 1099511628211 } printf "%02x", $h & 255')"
+t0=$(date +%s%N)
+r history HOT-1 --limit 5
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "$(tail -n +2 "$T/out" | head -1 | awk '{print $1}')" "batch-10000" "10,000 runs of a symbol: the newest first"
+check "history over 10,000 batches in under 200 ms (took $ms ms)" test "$ms" -lt 200
+diag "history HOT-1 over 10,000 batches: $ms ms"
+
 done_testing
