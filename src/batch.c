@@ -319,6 +319,8 @@ void rec_encode(const struct rec *r, struct sb *out)
 			put_s(&body, c->params[i].value);
 		}
 		put_list_end(out, &body, c->nparams);
+		if (c->primary_metric) /* written since the field exists */
+			put_s(out, c->primary_metric);
 		break;
 	}
 	case R_ITEMS:
@@ -446,6 +448,8 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 		r->pid = get_i32(&d);
 		r->delays = get_list(&d);
 		r->params = get_list(&d);
+		if (d.p < d.end && !(c->primary_metric = get_s(&d)))
+			d.bad = true;
 		r->conf = c;
 		if (!c->id || !c->agent)
 			return -1;
@@ -590,6 +594,7 @@ static int apply_claimed(struct batch *b, const struct rec *r)
 	c->timeframe = batch_strdup(b, src->timeframe);
 	c->start = batch_strdup(b, src->start);
 	c->end = batch_strdup(b, src->end);
+	c->primary_metric = batch_strdup(b, src->primary_metric);
 	c->ndelays = r->delays.n;
 	c->delays_ms = arena_alloc(b, (c->ndelays + 1) * sizeof(int64_t));
 	d = (struct dec){ r->delays.p, r->delays.p + r->delays.len, false };

@@ -156,6 +156,7 @@ struct batch_param {
 struct batch_conf {
 	const char *id, *name, *origin, *agent, *source, *job_file, *sha256;
 	const char *timeframe, *start, *end;
+	const char *primary_metric;	/* the agent's at claim time, or NULL */
 	int64_t created_ms;
 	int32_t priority, concurrency, max_attempts;
 	int64_t timeout_ms, batch_timeout_ms;

@@ -1,4 +1,5 @@
 #include "blog.h"
+#include "results.h"
 #include "exec.h"
 #include "home.h"
 
@@ -42,8 +43,9 @@ static void final_summary(struct sb *out, const struct batch *b)
 	}
 	if (!first)
 		sb_addc(out, ')');
-	sb_addf(out, ", %lld %s, total time %s\n", matches,
-		plural(matches, "match", "matches"),
+	sb_addf(out, ", %lld %s", matches, plural(matches, "match", "matches"));
+	results_primary_text(b, out);
+	sb_addf(out, ", total time %s\n",
 		fmt_duration(b->started_ms ? b->completed_ms - b->started_ms : 0,
 			     dur, sizeof(dur)));
 }

@@ -180,6 +180,15 @@ static void load_agents(struct loader *l)
 		get_size(l, s, "output_limit", 4096, &a->output_limit);
 		a->max_output = c->max_output;
 		get_size(l, s, "max_output", 4096, &a->max_output);
+		struct ini_entry *pm = get(l, s, "primary_metric");
+		if (pm) {
+			if (!valid_source_name(pm->value.buf))
+				diag_error(&l->d, pm->line,
+					   "primary_metric must match "
+					   "[A-Za-z0-9_.-]{1,64}");
+			else
+				a->primary_metric = xstrdup(pm->value.buf);
+		}
 		struct ini_entry *src = get(l, s, "source");
 		if (src) {
 			if (!valid_source_name(src->value.buf))
@@ -513,6 +522,7 @@ void conf_free(struct conf *c)
 		words_free(a->env);
 		free(a->exec_path);
 		free(a->source);
+		free(a->primary_metric);
 		classify_rules_release(&a->classify);
 	}
 	classify_rules_release(&c->classify);

@@ -44,6 +44,7 @@ struct agent_conf {
 	uint64_t output_limit;	/* bytes, 0 = none */
 	uint64_t max_output;	/* bytes of stdout+stderr kept per attempt */
 	char *source;		/* may be NULL */
+	char *primary_metric;	/* the result metric its summaries show, or NULL */
 	struct classify_rules classify;	/* stderr patterns, in order */
 };
 

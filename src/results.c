@@ -401,3 +401,75 @@ void filter_free(struct filter *f)
 	f->c = NULL;
 	f->n = 0;
 }
+
+/* The number at a dotted path of a metrics object, or false. */
+static bool metric_at(const cJSON *m, const char *path, double *d)
+{
+	char key[256];
+	snprintf(key, sizeof(key), "%s", path);
+	const cJSON *o = m;
+	for (char *part = key, *dot; o; part = dot + 1) {
+		dot = strchr(part, '.');
+		if (dot)
+			*dot = '\0';
+		o = cJSON_GetObjectItemCaseSensitive(o, part);
+		if (!dot)
+			break;
+	}
+	if (!cJSON_IsNumber(o) || !isfinite(o->valuedouble))
+		return false;
+	*d = o->valuedouble;
+	return true;
+}
+
+void results_primary(const struct batch *b, const char *metric,
+		     struct primary *p)
+{
+	memset(p, 0, sizeof(*p));
+	double sum = 0;
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		if (it->matches > 0)
+			p->matches += it->matches;
+		if (!metric)
+			continue;
+		const struct attempt *a = NULL;
+		for (int k = it->nattempts; k > 0 && !a; k--)
+			if (it->log[k - 1].result)
+				a = &it->log[k - 1];
+		cJSON *doc = a ? cJSON_Parse(a->result) : NULL;
+		double d;
+		if (doc && metric_at(cJSON_GetObjectItemCaseSensitive(doc,
+								      "metrics"),
+				     metric, &d)) {
+			if (!p->n || d < p->min)
+				p->min = d, p->min_sym = it->symbol;
+			if (!p->n || d > p->max)
+				p->max = d, p->max_sym = it->symbol;
+			sum += d;
+			p->n++;
+		}
+		cJSON_Delete(doc);
+	}
+	p->mean = p->n ? sum / (double)p->n : 0;
+}
+
+void results_primary_text(const struct batch *b, struct sb *out)
+{
+	struct primary p;
+	const char *metric = b->c.primary_metric;
+	if (!metric)
+		return;
+	results_primary(b, metric, &p);
+	if (!p.n)
+		return;
+	char v[3][64];
+	struct val x[3] = { { true, true, p.mean, NULL },
+			    { true, true, p.min, NULL },
+			    { true, true, p.max, NULL } };
+	for (int i = 0; i < 3; i++)
+		fmt_val(&x[i], v[i], sizeof(v[i]));
+	sb_addf(out, ", %s mean %s (min %s %s, max %s %s; %zu %s)", metric,
+		v[0], v[1], p.min_sym, v[2], p.max_sym, p.n,
+		p.n == 1 ? "item" : "items");
+}

@@ -21,6 +21,7 @@
 #define RUNNER_RESULTS_H
 
 #include "batch.h"
+#include "util.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -83,6 +84,20 @@ int cmp_vals(const struct val *a, const struct val *b);
 void fmt_val(const struct val *v, char *buf, size_t n);
 /* Sort rows by column col (ties by symbol, rows without it last). */
 void table_sort(struct table *t, size_t col, bool desc);
+/* The batch's sum of matches, and the primary metric (dotted path in the
+ * result's metrics) over the items whose last result reports it: how
+ * many, mean, min and max, with the symbols of min and max. */
+struct primary {
+	long long matches;
+	size_t n;
+	double mean, min, max;
+	const char *min_sym, *max_sym;
+};
+void results_primary(const struct batch *b, const char *metric,
+		     struct primary *p);
+/* ", sharpe mean 0.42 (min -0.31 MSFT, max 1.21 AAPL; 98 items)", or ""
+ * when the batch has no primary metric or no item reports it. */
+void results_primary_text(const struct batch *b, struct sb *out);
 void print_table(const struct table *t, const size_t *cols, size_t ncols,
 		 const struct row **rows, size_t nrows, enum form form);
 

@@ -301,6 +301,7 @@ static void fill_conf(struct batch_conf *bc, const struct job *j,
 	bc->origin = j->origin;
 	bc->agent = j->agent;
 	bc->source = j->source ? j->source : a ? a->source : NULL;
+	bc->primary_metric = a ? a->primary_metric : NULL;
 	bc->job_file = job_file;
 	bc->sha256 = sha;
 	bc->timeframe = j->timeframe;

@@ -4,6 +4,7 @@
 #include "runlog.h"
 #include "sched.h"
 #include "history.h"
+#include "results.h"
 #include "home.h"
 
 #include <errno.h>
@@ -127,6 +128,15 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 		progress_clear(&e->prog);
 		meta_print_summary(stdout, &eb->b, now_ms(), SHOW_PATHS,
 				   e->h->path, e->sh_ok ? &e->sh : NULL);
+		struct primary p;
+		results_primary(&eb->b, NULL, &p);
+		struct sb line = SB_INIT;
+		results_primary_text(&eb->b, &line);
+		if (p.matches || line.len)
+			printf("  results     %lld %s%s; runner results %s\n",
+			       p.matches, plural(p.matches, "match", "matches"),
+			       line.len ? line.buf : "", eb->id);
+		sb_release(&line);
 		fflush(stdout);
 	}
 	if (st == BS_PAUSED && !e->o.json && !e->o.daemon && verbosity >= 0) {

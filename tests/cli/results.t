@@ -62,6 +62,21 @@ is "$?" 66 "a batch that does not exist: 66"
 r archive --older-than 0s
 is "$(res --sort sharpe --desc --columns symbol | sed -n 2p)" "METRIC-2.5-A" "results of an archived batch"
 
+# ---- the summary line: matches and the primary metric ----
+mkhome "primary_metric = sharpe"
+job pm <<JOB
+[job]
+agent = fake
+id = pm
+symbols = METRIC-2.5-A METRIC-0.5-B METRIC-1-C EXIT-3-D
+max_attempts = 1
+JOB
+r run
+like "$(cat "$T/out")" "results +9 matches, sharpe mean 1.33333 \(min 0.5 METRIC-0.5-B, max 2.5 METRIC-2.5-A; 3 items\); runner results pm" \
+	"run's summary: the sum of matches and the primary metric"
+like "$(tail -1 "$H/logs/pm.log")" "9 matches, sharpe mean 1.33333 \(min 0.5 METRIC-0.5-B, max 2.5 METRIC-2.5-A; 3 items\), total time" \
+	"the log's last line too"
+
 # ---- diff: two nights of the same job, another job between them ----
 CAPDIR=$T/cap
 mkdir -p "$CAPDIR"
