@@ -111,6 +111,10 @@ struct request_out {
 	long n;
 	int run_status;
 };
+/* The batch before c's: the newest created earlier with the same name
+ * (no name: same origin and agent; neither: same agent), archived ones
+ * included.  0 with its id, or -1: none. */
+int previous_batch(const struct batch_conf *c, char *id, size_t n);
 int request_carry(const struct request *rq, struct sb *reply,
 		  struct request_out *out);
 

@@ -176,45 +176,16 @@ static int prev_archived(void *arg, const struct archive_info *ai)
 	return 0;
 }
 
-/* Row of symbol in a table built in item order (before any sort). */
-static const struct row *row_of(const struct table *t, struct batch *b,
-				const char *symbol)
+int previous_batch(const struct batch_conf *c, char *id, size_t n)
 {
-	struct item *it = batch_item(b, symbol);
-	return it ? &t->rows[it - b->items] : NULL;
-}
-
-struct change {
-	const char *symbol;
-	double before, after;
-};
-
-static int cmp_change(const void *pa, const void *pb)
-{
-	const struct change *a = pa, *b = pb;
-	double x = fabs(a->after - a->before), y = fabs(b->after - b->before);
-	return x < y ? 1 : x > y ? -1 : strcmp(a->symbol, b->symbol);
-}
-
-enum { D_NEW_FAIL, D_NEW_OK, D_STILL_FAIL, D_APPEARED, D_GONE, D_LISTS };
-static const char *const d_names[D_LISTS] = {
-	"newly_failed", "newly_succeeded", "still_failing", "appeared",
-	"disappeared"
-};
-static const char *const d_text[D_LISTS] = {
-	"newly failed", "newly succeeded", "still failing", "appeared",
-	"disappeared"
-};
-
-struct symlist {
-	const char **v;
-	size_t n;
-};
-
-static void sl_add(struct symlist *l, const char *s)
-{
-	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
-	l->v[l->n++] = s;
+	struct prev_look p = { .c = c };
+	if (each_batch(prev_batch, &p) < 0 && errno != ENOENT)
+		warning("batches: %s", strerror(errno));
+	archive_list(&home_, prev_archived, &p);
+	if (!p.id[0])
+		return -1;
+	snprintf(id, n, "%s", p.id);
+	return 0;
 }
 
 #define DIFF_SHOW 20	/* symbols a text list names before "and N more" */
@@ -262,11 +233,7 @@ int cmd_diff(void)
 	if (npos == 2) {
 		snprintf(other, sizeof(other), "%s", pos[1]);
 	} else {
-		struct prev_look p = { .c = &a.c };
-		if (each_batch(prev_batch, &p) < 0 && errno != ENOENT)
-			warning("batches: %s", strerror(errno));
-		archive_list(&home_, prev_archived, &p);
-		if (!p.id[0]) {
+		if (previous_batch(&a.c, other, sizeof(other)) < 0) {
 			error("diff: no batch before %s with %s", pos[0],
 			      a.c.name && *a.c.name ? "its name"
 			      : a.c.origin && *a.c.origin ? "its origin and agent"
@@ -274,7 +241,6 @@ int cmd_diff(void)
 			rc = EX_NO_SUCH;
 			goto out_a;
 		}
-		snprintf(other, sizeof(other), "%s", p.id);
 		why_other = a.c.name && *a.c.name ? "the previous batch of the same name"
 			    : a.c.origin && *a.c.origin
 				    ? "the previous batch of the same origin and agent"
@@ -288,29 +254,15 @@ int cmd_diff(void)
 	struct table ta = { 0 }, tb = { 0 };
 	table_build(&ta, &a);
 	table_build(&tb, &b);
-	struct symlist lists[D_LISTS] = { { 0 } };
-	for (size_t i = 0; i < a.nitems; i++) {
-		const struct item *x = &a.items[i];
-		const struct item *y = batch_item(&b, x->symbol);
-		if (!y)
-			sl_add(&lists[D_APPEARED], x->symbol);
-		else if (x->state == ST_FAILED && y->state == ST_SUCCEEDED)
-			sl_add(&lists[D_NEW_FAIL], x->symbol);
-		else if (x->state == ST_SUCCEEDED && y->state == ST_FAILED)
-			sl_add(&lists[D_NEW_OK], x->symbol);
-		else if (x->state == ST_FAILED && y->state == ST_FAILED)
-			sl_add(&lists[D_STILL_FAIL], x->symbol);
-	}
-	for (size_t i = 0; i < b.nitems; i++)
-		if (!batch_item(&a, b.items[i].symbol))
-			sl_add(&lists[D_GONE], b.items[i].symbol);
+	struct symlist lists[D_LISTS];
+	results_diff(&a, &b, lists);
 
 	cJSON *doc = g.json ? cJSON_CreateObject() : NULL;
 	if (doc) {
 		cJSON_AddStringToObject(doc, "batch", a.c.id);
 		cJSON_AddStringToObject(doc, "other", b.c.id);
 		for (int k = 0; k < D_LISTS; k++) {
-			cJSON *arr = cJSON_AddArrayToObject(doc, d_names[k]);
+			cJSON *arr = cJSON_AddArrayToObject(doc, diff_names[k]);
 			for (size_t i = 0; i < lists[k].n; i++)
 				cJSON_AddItemToArray(arr,
 					cJSON_CreateString(lists[k].v[i]));
@@ -318,7 +270,7 @@ int cmd_diff(void)
 	} else {
 		printf("diff %s against %s (%s)\n", a.c.id, b.c.id, why_other);
 		for (int k = 0; k < D_LISTS; k++) {
-			printf("  %-16s %zu", d_text[k], lists[k].n);
+			printf("  %-16s %zu", diff_text[k], lists[k].n);
 			for (size_t i = 0; i < lists[k].n && i < DIFF_SHOW; i++)
 				printf("%s%s", i ? ", " : "  ", lists[k].v[i]);
 			if (lists[k].n > DIFF_SHOW)
@@ -330,22 +282,9 @@ int cmd_diff(void)
 	cJSON *mj = doc ? cJSON_AddObjectToObject(doc, "metric_changes") : NULL;
 	struct change *ch = xcalloc(a.nitems + 1, sizeof(*ch));
 	for (size_t c = C_BASE; c < ta.ncols; c++) {
-		size_t cb = col_find(&tb, ta.cols[c]);
-		if (cb == SIZE_MAX)
-			continue;
-		size_t n = 0;
-		for (size_t i = 0; i < a.nitems; i++) {
-			const struct row *ra = &ta.rows[i];
-			const struct row *rb = row_of(&tb, &b, a.items[i].symbol);
-			if (!rb || !ra->v[c].num || !rb->v[cb].num ||
-			    ra->v[c].d == rb->v[cb].d)
-				continue;
-			ch[n++] = (struct change){ a.items[i].symbol,
-						   rb->v[cb].d, ra->v[c].d };
-		}
+		size_t n = results_changes(&ta, &a, &tb, &b, c, ch);
 		if (!n)
 			continue;
-		qsort(ch, n, sizeof(*ch), cmp_change);
 		size_t shown = n < (size_t)limit ? n : (size_t)limit;
 		cJSON *arr = mj ? cJSON_AddArrayToObject(mj, ta.cols[c]) : NULL;
 		if (!mj && shown)

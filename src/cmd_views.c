@@ -206,7 +206,20 @@ int cmd_report(void)
 				close(fd), unlink(tmp);
 		}
 	}
-	if (!rc && report_write(fp, &b, view_shared(), now_ms()) < 0) {
+	/* The batch before it, for the results' day-over-day part. */
+	struct batch prev;
+	bool have_prev = false;
+	char prev_id[80];
+	int pfd = -1;
+	batch_init(&prev);
+	if (!rc && previous_batch(&b.c, prev_id, sizeof(prev_id)) == 0) {
+		batch_release(&prev);
+		have_prev = load_batch(prev_id, &prev, &pfd) == 0;
+		if (pfd >= 0)
+			close(pfd);
+	}
+	if (!rc && report_write_since(fp, &b, have_prev ? &prev : NULL,
+				      view_shared(), now_ms()) < 0) {
 		rc = EX_IOERR_;
 		error("%s: %s", out ? out : "stdout", strerror(errno));
 	}
@@ -225,6 +238,7 @@ int cmd_report(void)
 		rc = EX_IOERR_;
 	}
 	free(tmp);
+	batch_release(&prev);
 	batch_release(&b);
 	free_cmd(o, NOPTS(o), pos);
 	return rc;

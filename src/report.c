@@ -1,4 +1,5 @@
 #include "report.h"
+#include "results.h"
 #include "exec.h"
 #include "meta.h"
 #include "shared.h"
@@ -192,6 +193,7 @@ static void head(struct rctx *x, int status)
 	out(x, " &middot; %zu item%s</p>\n", x->b->nitems,
 	    x->b->nitems == 1 ? "" : "s");
 	out(x, "<nav><a href=\"#summary\">Summary</a>"
+	       "<a href=\"#results\">Results</a>"
 	       "<a href=\"#timeline\">Timeline</a>"
 	       "<a href=\"#errors\">Error categories</a>"
 	       "<a href=\"#groups\">Failure groups</a>"
@@ -995,6 +997,187 @@ static void groups(struct rctx *x)
 	free(g);
 }
 
+/* ---- results ---- */
+
+#define NRESULTS 10	/* top and bottom rows */
+#define HIST_BINS 20
+
+struct ranked {
+	size_t row;
+	double v;
+};
+
+static int cmp_ranked(const void *pa, const void *pb)
+{
+	const struct ranked *a = pa, *b = pb;
+	return a->v < b->v ? 1 : a->v > b->v ? -1 : 0;
+}
+
+static void ranked_rows(struct rctx *x, const struct table *t,
+			const struct ranked *r, size_t from, size_t to,
+			size_t col)
+{
+	char v[64];
+	out(x, "<table class=\"list\">\n<tr><th class=\"n\">#</th>"
+	       "<th>symbol</th><th class=\"n\">");
+	text(x, t->cols[col], MAX_FIELD);
+	out(x, "</th><th class=\"n\">matches</th></tr>\n");
+	for (size_t i = from; i < to; i++) {
+		const struct row *row = &t->rows[r[i].row];
+		out(x, "<tr><td class=\"n\">%zu</td><td class=\"sym\">", i + 1);
+		text(x, row->v[C_SYMBOL].s, MAX_FIELD);
+		fmt_val(&row->v[col], v, sizeof(v));
+		out(x, "</td><td class=\"n\">%s</td><td class=\"n\">", v);
+		fmt_val(&row->v[C_MATCHES], v, sizeof(v));
+		out(x, "%s</td></tr>\n", v[0] ? v : "&ndash;");
+	}
+	out(x, "</table>\n");
+}
+
+static void histogram(struct rctx *x, const struct ranked *r, size_t n,
+		      const char *metric)
+{
+	double lo = r[n - 1].v, hi = r[0].v;
+	size_t bins[HIST_BINS] = { 0 }, top = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = hi > lo ? (size_t)((r[i].v - lo) / (hi - lo) *
+					      HIST_BINS) : 0;
+		if (k >= HIST_BINS)
+			k = HIST_BINS - 1;
+		if (++bins[k] > top)
+			top = bins[k];
+	}
+	char a[64], b[64];
+	struct val vl = { true, true, lo, NULL }, vh = { true, true, hi, NULL };
+	fmt_val(&vl, a, sizeof(a));
+	fmt_val(&vh, b, sizeof(b));
+	out(x, "<svg viewBox=\"0 0 %d 150\" role=\"img\" aria-label=\""
+	       "histogram of ", SVG_W);
+	text(x, metric, MAX_FIELD);
+	out(x, "\">\n");
+	double bw = 700.0 / HIST_BINS;
+	for (int k = 0; k < HIST_BINS; k++) {
+		double h = top ? 120.0 * (double)bins[k] / (double)top : 0;
+		if (bins[k] && h < 1)
+			h = 1;
+		out(x, "<rect class=\"k-u\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+		       "height=\"%.1f\"><title>%zu</title></rect>\n",
+		    150 + k * bw, 125 - h, bw - 2, h, bins[k]);
+	}
+	out(x, "<text x=\"150\" y=\"142\">%s</text><text x=\"850\" y=\"142\" "
+	       "text-anchor=\"end\">%s</text>\n<text x=\"140\" y=\"14\" "
+	       "text-anchor=\"end\">%zu</text>\n</svg>\n",
+	    a, b, top);
+}
+
+/* The day-over-day part: what changed since prev. */
+static void since_prev(struct rctx *x, struct table *t, struct batch *prev,
+		       size_t col)
+{
+	struct batch *b = (struct batch *)x->b;
+	struct symlist lists[D_LISTS];
+	char t1[TIME_BUF];
+	results_diff(b, prev, lists);
+	out(x, "<h3>Since ");
+	text(x, prev->c.id, MAX_FIELD);
+	out(x, " (created %s)</h3>\n<table class=\"kv\">\n",
+	    fmt_time(prev->c.created_ms, t1));
+	for (int k = 0; k < D_LISTS; k++) {
+		out(x, "<tr><th>%s</th><td>%zu", diff_text[k], lists[k].n);
+		for (size_t i = 0; i < lists[k].n && i < 20; i++) {
+			out(x, "%s", i ? ", " : ": ");
+			text(x, lists[k].v[i], MAX_FIELD);
+		}
+		if (lists[k].n > 20)
+			out(x, ", &hellip; (%zu more)", lists[k].n - 20);
+		out(x, "</td></tr>\n");
+		free(lists[k].v);
+	}
+	out(x, "</table>\n");
+	if (col == SIZE_MAX)
+		return;
+	struct table tp = { 0 };
+	table_build(&tp, prev);
+	struct change *ch = xcalloc(b->nitems + 1, sizeof(*ch));
+	size_t n = results_changes(t, b, &tp, prev, col, ch);
+	if (n) {
+		out(x, "<p class=\"note\">The largest changes of ");
+		text(x, t->cols[col], MAX_FIELD);
+		out(x, " (%zu changed):</p>\n<table class=\"list\">\n"
+		       "<tr><th>symbol</th><th class=\"n\">before</th>"
+		       "<th class=\"n\">after</th><th class=\"n\">change</th>"
+		       "</tr>\n", n);
+		for (size_t i = 0; i < n && i < NRESULTS; i++) {
+			char v[3][64];
+			struct val w[3] = {
+				{ true, true, ch[i].before, NULL },
+				{ true, true, ch[i].after, NULL },
+				{ true, true, ch[i].after - ch[i].before, NULL } };
+			for (int k = 0; k < 3; k++)
+				fmt_val(&w[k], v[k], sizeof(v[k]));
+			out(x, "<tr><td class=\"sym\">");
+			text(x, ch[i].symbol, MAX_FIELD);
+			out(x, "</td><td class=\"n\">%s</td><td class=\"n\">%s"
+			       "</td><td class=\"n\">%s%s</td></tr>\n",
+			    v[0], v[1], w[2].d > 0 ? "+" : "", v[2]);
+		}
+		out(x, "</table>\n");
+	}
+	free(ch);
+	table_free(&tp);
+}
+
+static void results(struct rctx *x, struct batch *prev)
+{
+	struct table t = { 0 };
+	table_build(&t, x->b);
+	size_t col = x->b->c.primary_metric
+			     ? col_find(&t, x->b->c.primary_metric) : SIZE_MAX;
+	bool primary = col != SIZE_MAX;
+	for (size_t c = C_BASE; col == SIZE_MAX && c < t.ncols; c++)
+		for (size_t i = 0; i < t.nrows && col == SIZE_MAX; i++)
+			if (t.rows[i].v[c].num)
+				col = c;
+	out(x, "<section id=\"results\">\n<h2>Results</h2>\n");
+	struct ranked *r = xcalloc(t.nrows + 1, sizeof(*r));
+	size_t n = 0;
+	for (size_t i = 0; col != SIZE_MAX && i < t.nrows; i++)
+		if (t.rows[i].v[col].num)
+			r[n++] = (struct ranked){ i, t.rows[i].v[col].d };
+	if (!n) {
+		out(x, "<p class=\"note\">No item reports a numeric metric in "
+		       "its result JSON.</p>\n");
+	} else {
+		qsort(r, n, sizeof(*r), cmp_ranked);
+		out(x, "<p class=\"note\">By ");
+		text(x, t.cols[col], MAX_FIELD);
+		out(x, " (%s), which %zu item%s report%s; every metric: "
+		       "<code>runner results ",
+		    primary ? "the agent&#39;s primary metric"
+			    : "the first metric the results report",
+		    n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+		text(x, x->b->c.id, MAX_FIELD);
+		out(x, " --sort ");
+		text(x, t.cols[col], MAX_FIELD);
+		out(x, " --desc</code>.</p>\n<h3>Top</h3>\n");
+		ranked_rows(x, &t, r, 0, n < NRESULTS ? n : NRESULTS, col);
+		if (n > NRESULTS) {
+			out(x, "<h3>Bottom</h3>\n");
+			ranked_rows(x, &t, r,
+				    n - NRESULTS > NRESULTS ? n - NRESULTS
+							    : NRESULTS,
+				    n, col);
+		}
+		out(x, "<h3>Distribution</h3>\n");
+		histogram(x, r, n, t.cols[col]);
+	}
+	if (prev)
+		since_prev(x, &t, prev, n ? col : SIZE_MAX);
+	out(x, "</section>\n");
+	free(r);
+	table_free(&t);
+}
+
 /* ---- slowest and failed items ---- */
 
 struct slow {
@@ -1151,6 +1334,12 @@ static void warnings(struct rctx *x)
 int report_write(FILE *fp, const struct batch *b, struct shared *sh,
 		 int64_t now)
 {
+	return report_write_since(fp, b, NULL, sh, now);
+}
+
+int report_write_since(FILE *fp, const struct batch *b, struct batch *prev,
+		       struct shared *sh, int64_t now)
+{
 	struct rctx x = { fp, b, sh, now, SB_INIT };
 	char t[TIME_BUF];
 	size_t nspans, lanes;
@@ -1160,6 +1349,7 @@ int report_write(FILE *fp, const struct batch *b, struct shared *sh,
 	struct span *v = collect_spans(b, now, &nspans, &lanes);
 	head(&x, status);
 	summary(&x, status, lanes);
+	results(&x, prev);
 	timeline(&x, v, nspans, lanes);
 	free(v);
 	categories(&x);

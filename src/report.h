@@ -1,7 +1,10 @@
 /*
  * report: `runner report BATCH` (SPEC 3), one self-contained HTML page
  * about one batch: a summary (times, counts by state, throughput,
- * latency, CPU and memory), a timeline of every attempt on the slot it
+ * latency, CPU and memory), the results (the top and bottom symbols by
+ * the primary metric, or the first metric reported, its histogram, and
+ * with report_write_since what changed since the batch before), a
+ * timeline of every attempt on the slot it
  * ran in, completions over time, error categories as bars, the failure
  * groups the batch's items belong to, the 20 slowest items, the failed
  * items with their messages and, when there are any, the attempts that
@@ -46,6 +49,10 @@ struct shared;
 
 /* Write the report of b (sh may be NULL: no group details) to fp.
  * now: for a batch still running.  Returns 0, or -1 with errno. */
+/* The same, with a results section's day-over-day part against prev (the
+ * batch before, may be NULL). */
+int report_write_since(FILE *fp, const struct batch *b, struct batch *prev,
+		       struct shared *sh, int64_t now);
 int report_write(FILE *fp, const struct batch *b, struct shared *sh,
 		 int64_t now);
 

@@ -473,3 +473,78 @@ void results_primary_text(const struct batch *b, struct sb *out)
 		v[0], v[1], p.min_sym, v[2], p.max_sym, p.n,
 		p.n == 1 ? "item" : "items");
 }
+
+/* ---- two batches ---- */
+
+/* Row of symbol in a table built in item order (before any sort). */
+static const struct row *row_of(const struct table *t, struct batch *b,
+				const char *symbol)
+{
+	struct item *it = batch_item(b, symbol);
+	return it ? &t->rows[it - b->items] : NULL;
+}
+
+static int cmp_change(const void *pa, const void *pb)
+{
+	const struct change *a = pa, *b = pb;
+	double x = fabs(a->after - a->before), y = fabs(b->after - b->before);
+	return x < y ? 1 : x > y ? -1 : strcmp(a->symbol, b->symbol);
+}
+
+const char *const diff_names[D_LISTS] = {
+	"newly_failed", "newly_succeeded", "still_failing", "appeared",
+	"disappeared"
+};
+const char *const diff_text[D_LISTS] = {
+	"newly failed", "newly succeeded", "still failing", "appeared",
+	"disappeared"
+};
+
+static void sl_add(struct symlist *l, const char *s)
+{
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = s;
+}
+
+void results_diff(struct batch *a, struct batch *b,
+		  struct symlist lists[D_LISTS])
+{
+	memset(lists, 0, D_LISTS * sizeof(*lists));
+	for (size_t i = 0; i < a->nitems; i++) {
+		const struct item *x = &a->items[i];
+		const struct item *y = batch_item(b, x->symbol);
+		if (!y)
+			sl_add(&lists[D_APPEARED], x->symbol);
+		else if (x->state == ST_FAILED && y->state == ST_SUCCEEDED)
+			sl_add(&lists[D_NEW_FAIL], x->symbol);
+		else if (x->state == ST_SUCCEEDED && y->state == ST_FAILED)
+			sl_add(&lists[D_NEW_OK], x->symbol);
+		else if (x->state == ST_FAILED && y->state == ST_FAILED)
+			sl_add(&lists[D_STILL_FAIL], x->symbol);
+	}
+	for (size_t i = 0; i < b->nitems; i++)
+		if (!batch_item(a, b->items[i].symbol))
+			sl_add(&lists[D_GONE], b->items[i].symbol);
+}
+
+size_t results_changes(const struct table *ta, struct batch *a,
+		       const struct table *tb, struct batch *b, size_t c,
+		       struct change *ch)
+{
+	size_t cb = col_find(tb, ta->cols[c]);
+	if (cb == SIZE_MAX)
+		return 0;
+	size_t n = 0;
+	for (size_t i = 0; i < a->nitems; i++) {
+		const struct row *ra = &ta->rows[i];
+		const struct row *rb = row_of(tb, b, a->items[i].symbol);
+		if (!rb || !ra->v[c].num || !rb->v[cb].num ||
+		    ra->v[c].d == rb->v[cb].d)
+			continue;
+		ch[n++] = (struct change){ a->items[i].symbol, rb->v[cb].d,
+					   ra->v[c].d };
+	}
+	if (n)
+		qsort(ch, n, sizeof(*ch), cmp_change);
+	return n;
+}

@@ -98,6 +98,26 @@ void results_primary(const struct batch *b, const char *metric,
 /* ", sharpe mean 0.42 (min -0.31 MSFT, max 1.21 AAPL; 98 items)", or ""
  * when the batch has no primary metric or no item reports it. */
 void results_primary_text(const struct batch *b, struct sb *out);
+/* Two batches, a against b (b the earlier): the symbols of each list. */
+enum { D_NEW_FAIL, D_NEW_OK, D_STILL_FAIL, D_APPEARED, D_GONE, D_LISTS };
+extern const char *const diff_names[D_LISTS];	/* newly_failed, ... */
+extern const char *const diff_text[D_LISTS];	/* "newly failed", ... */
+struct symlist {
+	const char **v;
+	size_t n;
+};
+void results_diff(struct batch *a, struct batch *b,
+		  struct symlist lists[D_LISTS]);
+/* Metric column c of ta (a's table, in item order) against the same
+ * metric of tb: ch (room for a's items) gets the symbols whose value
+ * changed, the largest change first; their count. */
+struct change {
+	const char *symbol;
+	double before, after;
+};
+size_t results_changes(const struct table *ta, struct batch *a,
+		       const struct table *tb, struct batch *b, size_t c,
+		       struct change *ch);
 void print_table(const struct table *t, const size_t *cols, size_t ncols,
 		 const struct row **rows, size_t nrows, enum form form);
 

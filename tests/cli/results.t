@@ -126,6 +126,13 @@ like "$(grep -A1 'sharpe, largest' "$T/out" | tail -1)" "METRIC-2-B +2 -> 0.5 +-
 "$RUNNER" -C "$H" --json diff night-2 night-1 >"$T/d.json"
 is "$(jq "$T/d.json" 'join(",", map { scalar @{$d->{$_}} } qw(newly_failed newly_succeeded still_failing appeared disappeared))')" "1,1,1,1,1" "--json: the five lists"
 is "$(jq "$T/d.json" '$d->{metric_changes}{sharpe}[1]{change}')" 0.5 "--json: each change with before, after and change"
+r report night-2 -o "$T/n2.html"
+is "$rc" 0 "report of a batch with results"
+check "the report has a results section" grep -q '<section id="results">' "$T/n2.html"
+check "ranked by the first metric the results report" grep -q 'By sharpe (the first metric the results report)' "$T/n2.html"
+check "with a histogram" grep -q 'aria-label="histogram of sharpe"' "$T/n2.html"
+check "and what changed since the previous batch" grep -q '<h3>Since night-1 ' "$T/n2.html"
+check "its largest changes" grep -q 'The largest changes of sharpe (2 changed)' "$T/n2.html"
 r diff night-1
 is "$rc" 66 "no previous batch: 66"
 like "$(cat "$T/err")" "no batch before night-1 with its name" "saying why"
