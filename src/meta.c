@@ -340,6 +340,43 @@ static cJSON *header_json(const struct batch *b, int64_t now,
 	return o;
 }
 
+static void flatten_into(cJSON *flat, const cJSON *o, const char *prefix)
+{
+	for (const cJSON *m = o ? o->child : NULL; m; m = m->next) {
+		if (!m->string)
+			continue;
+		char *key = prefix ? xasprintf("%s.%s", prefix, m->string)
+				   : xstrdup(m->string);
+		if (cJSON_IsObject(m))
+			flatten_into(flat, m, key);
+		else if ((cJSON_IsNumber(m) && isfinite(m->valuedouble)) ||
+			 cJSON_IsString(m) || cJSON_IsBool(m))
+			cJSON_AddItemToObject(flat, key, cJSON_Duplicate(m, 0));
+		free(key);
+	}
+}
+
+cJSON *meta_metrics_flat(const char *result)
+{
+	cJSON *doc = result ? cJSON_Parse(result) : NULL;
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
+	cJSON *flat = NULL;
+	if (cJSON_IsObject(m)) {
+		flat = cJSON_CreateObject();
+		flatten_into(flat, m, NULL);
+	}
+	cJSON_Delete(doc);
+	return flat;
+}
+
+const struct attempt *meta_last_result(const struct item *it)
+{
+	for (int i = it->nattempts; i > 0; i--)
+		if (it->log[i - 1].result)
+			return &it->log[i - 1];
+	return NULL;
+}
+
 static cJSON *item_json(const struct batch *b, size_t idx)
 {
 	const struct item *it = &b->items[idx];
@@ -365,6 +402,10 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 	add_str(o, "error_message", failed_last ? last->error_message : NULL);
 	add_str(o, "source", it->source ? it->source : b->c.source);
 	add_int(o, "matches", it->matches, it->matches >= 0);
+	/* the last result's metrics, nested ones with dotted names */
+	const struct attempt *ra = meta_last_result(it);
+	cJSON *flat = ra ? meta_metrics_flat(ra->result) : NULL;
+	cJSON_AddItemToObject(o, "metrics", flat ? flat : cJSON_CreateNull());
 	add_str(o, "failure_group", it->failure_group);
 	json_add_time(o, "next_retry_at",
 		 it->state == ST_RETRY_WAIT ? it->next_retry_at : 0);

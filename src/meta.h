@@ -56,6 +56,11 @@ void json_add_time(struct cJSON *o, const char *k, int64_t ms);
 
 /* The attempt that decided an item's visible outcome: the last completed. */
 const struct attempt *meta_last_done(const struct item *it);
+/* The last attempt of an item that kept a result JSON, NULL: none. */
+const struct attempt *meta_last_result(const struct item *it);
+/* A result JSON's "metrics" as one flat object (nested members named
+ * with dots; numbers, strings and booleans), or NULL when it has none. */
+struct cJSON *meta_metrics_flat(const char *result);
 /* An attempt's duration in ms; -1 unless it started and completed. */
 int64_t meta_attempt_duration(const struct attempt *a);
 

@@ -43,44 +43,26 @@ static struct val number(double d)
 	return (struct val){ .set = true, .num = true, .d = d };
 }
 
-/* The metrics of o (prefix: its dotted path) onto row r. */
-static void flatten(struct table *t, struct row *r, const cJSON *o,
-		    const char *prefix)
+/* The metrics of an item's last result onto row r. */
+static void take_metrics(struct table *t, struct row *r, const struct item *it)
 {
-	for (const cJSON *m = o ? o->child : NULL; m; m = m->next) {
-		if (!m->string)
-			continue;
-		char *key = prefix ? xasprintf("%s.%s", prefix, m->string)
-				   : xstrdup(m->string);
-		struct val v = { 0 };
-		if (cJSON_IsObject(m))
-			flatten(t, r, m, key);
-		else if (cJSON_IsNumber(m) && isfinite(m->valuedouble))
-			v = number(m->valuedouble);
-		else if (cJSON_IsString(m) && m->valuestring)
-			v = text(m->valuestring);
-		else if (cJSON_IsBool(m))
-			v = text(cJSON_IsTrue(m) ? "true" : "false");
+	const struct attempt *a = meta_last_result(it);
+	cJSON *flat = a ? meta_metrics_flat(a->result) : NULL;
+	for (const cJSON *m = flat ? flat->child : NULL; m; m = m->next) {
+		struct val v = cJSON_IsNumber(m) ? number(m->valuedouble)
+			       : cJSON_IsString(m) ? text(m->valuestring)
+			       : text(cJSON_IsTrue(m) ? "true" : "false");
 		/* a metric named like a base column does not replace it */
-		if (!v.set || (col_find(t, key) != SIZE_MAX &&
-			       col_find(t, key) < C_BASE)) {
+		size_t c = col_find(t, m->string);
+		if (c != SIZE_MAX && c < C_BASE) {
 			free(v.s);
-			free(key);
 			continue;
 		}
-		col_add(t, key);
+		col_add(t, m->string);
 		r->m = xrealloc(r->m, (r->nm + 1) * sizeof(*r->m));
-		r->m[r->nm++] = (struct kv){ key, v };
+		r->m[r->nm++] = (struct kv){ xstrdup(m->string), v };
 	}
-}
-
-/* The last attempt of an item that kept a result, NULL: none. */
-static const struct attempt *last_result(const struct item *it)
-{
-	for (int i = it->nattempts; i > 0; i--)
-		if (it->log[i - 1].result)
-			return &it->log[i - 1];
-	return NULL;
+	cJSON_Delete(flat);
 }
 
 void table_build(struct table *t, const struct batch *b)
@@ -89,13 +71,8 @@ void table_build(struct table *t, const struct batch *b)
 		col_add(t, base_cols[i]);
 	t->nrows = b->nitems;
 	t->rows = xcalloc(b->nitems ? b->nitems : 1, sizeof(*t->rows));
-	for (size_t i = 0; i < b->nitems; i++) {
-		const struct attempt *a = last_result(&b->items[i]);
-		cJSON *doc = a ? cJSON_Parse(a->result) : NULL;
-		flatten(t, &t->rows[i],
-			cJSON_GetObjectItemCaseSensitive(doc, "metrics"), NULL);
-		cJSON_Delete(doc);
-	}
+	for (size_t i = 0; i < b->nitems; i++)
+		take_metrics(t, &t->rows[i], &b->items[i]);
 	for (size_t i = 0; i < b->nitems; i++) {
 		const struct item *it = &b->items[i];
 		const struct attempt *last = meta_last_done(it);
