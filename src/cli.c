@@ -356,20 +356,30 @@ int request_carry(const struct request *rq, struct sb *reply,
 
 int each_batch(void (*fn)(void *arg, const char *id, int bfd), void *arg)
 {
-	size_t n;
-	char **names = home_names(home_.batches, &n);
-	if (!names)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (names[i][0] == '.' || !valid_batch_id(names[i]) ||
-		    !strcmp(names[i], "archive"))
-			continue;
-		int bfd = open_dir_at(home_.batches, names[i]);
-		if (bfd < 0)
-			continue;
-		fn(arg, names[i], bfd);
-		close(bfd);
-	}
-	words_free(names);
+	return home_each_batch(&home_, fn, arg);
+}
+
+int cmd_number(const struct cmdopt *o, const char *cmd, long long lo,
+	       long long hi, long long *v)
+{
+	char why[WHY_BUF];
+	if (!o->seen)
+		return 0;
+	if (parse_int(last_value(o), lo, hi, v, why) < 0)
+		return usage_error("%s: %s: %s", cmd, o->name, why);
 	return 0;
+}
+
+int load_one_batch(char **pos, size_t npos, const char *cmd, struct batch *b,
+		   int *dirfd)
+{
+	int rc;
+	batch_init(b);
+	*dirfd = -1;
+	if (npos != 1)
+		return usage_error("%s: name one batch", cmd);
+	if ((rc = open_home()))
+		return rc;
+	batch_release(b);
+	return load_batch(pos[0], b, dirfd);
 }

@@ -74,6 +74,15 @@ struct engine_opts engine_opts(void);
 int replay_readonly(int dirfd, struct batch *b);
 bool batch_dir_exists(const char *id);
 int load_batch(const char *id, struct batch *b, int *dirfd);
+/* A command's one batch argument: the home opened and the batch loaded
+ * (load_batch); 0, or the exit status (printed).  The caller releases b
+ * either way. */
+int load_one_batch(char **pos, size_t npos, const char *cmd, struct batch *b,
+		   int *dirfd);
+/* An option's number in [lo, hi] into *v (left as it is when the option
+ * is absent): 0, or the usage error's status (printed). */
+int cmd_number(const struct cmdopt *o, const char *cmd, long long lo,
+	       long long hi, long long *v);
 /* Every batch of batches/ (a directory named a batch id, not archive/):
  * fn(arg, id, fd of the directory, closed after).  0, or -1 with errno
  * when batches/ cannot be read. */

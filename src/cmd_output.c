@@ -208,7 +208,7 @@ static int follow(const char *id, int dirfd, const char *symbol,
 }
 
 /* The last `lines` lines of [off, off+len) of fd, each tagged. */
-static int tail_tagged(int fd, uint64_t off, uint64_t len, long lines,
+static int tail_tagged(int fd, uint64_t off, uint64_t len, long long lines,
 		       const char *tag)
 {
 	uint64_t want = len > 65536 ? 65536 : len;
@@ -223,7 +223,7 @@ static int tail_tagged(int fd, uint64_t off, uint64_t len, long lines,
 		n--;
 	buf[n] = '\0';
 	size_t start = n;
-	for (long k = 0; k < lines && start > 0;) {
+	for (long long k = 0; k < lines && start > 0;) {
 		start--;
 		if (buf[start] == '\n' && ++k == lines) {
 			start++;
@@ -243,7 +243,7 @@ static int tail_tagged(int fd, uint64_t off, uint64_t len, long lines,
 }
 
 static int print_failed(const char *id, int dirfd, struct batch *b,
-			long lines)
+			long long lines)
 {
 	int rc = 0;
 	for (size_t i = 0; i < b->nitems; i++) {
@@ -296,21 +296,11 @@ int cmd_output(void)
 		"item's last attempt, each line tagged \"SYMBOL attempt N: \".");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	long attempt = 0, lines = 10;
-	char *end;
+	long long attempt = 0, lines = 10;
 	bool failed = o[4].seen;
-	if (o[1].seen) {
-		attempt = strtol(last_value(&o[1]), &end, 10);
-		if (*end || attempt < 1 || attempt > 65535)
-			rc = usage_error("output: --attempt: a number from 1 "
-					 "to 65535");
-	}
-	if (!rc && o[5].seen) {
-		lines = strtol(last_value(&o[5]), &end, 10);
-		if (*end || lines < 1 || lines > 1000000)
-			rc = usage_error("output: --lines: a number from 1 to "
-					 "1000000");
-	}
+	rc = cmd_number(&o[1], "output", 1, 65535, &attempt);
+	if (!rc)
+		rc = cmd_number(&o[5], "output", 1, 1000000, &lines);
 	if (!rc && failed && (npos != 1 || o[1].seen || o[2].seen ||
 			      o[3].seen))
 		rc = usage_error("output: --failed takes one batch and no "

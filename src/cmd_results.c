@@ -40,21 +40,13 @@ int cmd_results(void)
 		"one\nobject a line.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	if (npos != 1) {
-		free_cmd(o, NOPTS(o), pos);
-		return usage_error("results: name one batch");
-	}
 	if (o[5].seen + o[6].seen + g.json > 1) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("results: one of --csv, --tsv, --json");
 	}
-	if ((rc = open_home())) {
-		free_cmd(o, NOPTS(o), pos);
-		return rc;
-	}
 	int dirfd;
 	struct batch b;
-	if ((rc = load_batch(pos[0], &b, &dirfd))) {
+	if ((rc = load_one_batch(pos, npos, "results", &b, &dirfd))) {
 		batch_release(&b);
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
@@ -205,14 +197,8 @@ int cmd_diff(void)
 		"(without a name: the same origin and agent).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	long limit = 5;
-	if (o[1].seen) {
-		char *end;
-		limit = strtol(last_value(&o[1]), &end, 10);
-		if (*end || limit < 0 || limit > 1000000)
-			rc = usage_error("diff: --limit: a number from 0 to "
-					 "1000000");
-	}
+	long long limit = 5;
+	rc = cmd_number(&o[1], "diff", 0, 1000000, &limit);
 	if (!rc && (npos < 1 || npos > 2))
 		rc = usage_error("diff: name a batch (and the one to compare "
 				 "it with)");
@@ -381,14 +367,8 @@ int cmd_history(void)
 		"duration and its metrics.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	long limit = 10;
-	if (o[1].seen) {
-		char *end;
-		limit = strtol(last_value(&o[1]), &end, 10);
-		if (*end || limit < 1 || limit > 1000000)
-			rc = usage_error("history: --limit: a number from 1 to "
-					 "1000000");
-	}
+	long long limit = 10;
+	rc = cmd_number(&o[1], "history", 1, 1000000, &limit);
 	if (!rc && npos != 1)
 		rc = usage_error("history: name one symbol");
 	if (!rc)

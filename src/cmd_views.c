@@ -175,17 +175,9 @@ int cmd_report(void)
 		return rc == CMD_HELP ? 0 : rc;
 	const char *out = last_value(&o[2]) ? last_value(&o[2])
 					    : last_value(&o[1]);
-	if (npos != 1) {
-		free_cmd(o, NOPTS(o), pos);
-		return usage_error("report: name one batch");
-	}
-	if ((rc = open_home())) {
-		free_cmd(o, NOPTS(o), pos);
-		return rc;
-	}
 	int dirfd;
 	struct batch b;
-	if ((rc = load_batch(pos[0], &b, &dirfd))) {
+	if ((rc = load_one_batch(pos, npos, "report", &b, &dirfd))) {
 		batch_release(&b);
 		free_cmd(o, NOPTS(o), pos);
 		return rc;

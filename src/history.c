@@ -101,9 +101,11 @@ struct build {
 	size_t batches;
 };
 
-static void build_batch(struct build *bd, int bfd)
+static void build_batch(void *arg, const char *id, int bfd)
 {
+	struct build *bd = arg;
 	struct batch b;
+	(void)id;
 	struct journal j;
 	batch_init(&b);
 	if (journal_open(&j, bfd, "journal", false, batch_replay, &b) == 0) {
@@ -113,26 +115,6 @@ static void build_batch(struct build *bd, int bfd)
 			bd->batches++;
 	}
 	batch_release(&b);
-}
-
-static int each_batch_dir(struct build *bd)
-{
-	size_t n;
-	char **names = home_names(bd->h->batches, &n);
-	if (!names)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (names[i][0] == '.' || !valid_batch_id(names[i]) ||
-		    !strcmp(names[i], "archive"))
-			continue;
-		int bfd = open_dir_at(bd->h->batches, names[i]);
-		if (bfd < 0)
-			continue;
-		build_batch(bd, bfd);
-		close(bfd);
-	}
-	words_free(names);
-	return 0;
 }
 
 static int build_archived(void *arg, const struct archive_info *ai)
@@ -153,7 +135,7 @@ static int ensure_index(struct home *h)
 		return 0;
 	info("building the history index of this home (once)");
 	struct build bd = { h, 0 };
-	if (each_batch_dir(&bd) < 0)
+	if (home_each_batch(h, build_batch, &bd) < 0)
 		return -1;
 	archive_list(h, build_archived, &bd);
 	if (ensure_dir(h->state, "history", 0755) < 0)

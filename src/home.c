@@ -1,4 +1,5 @@
 #include "home.h"
+#include "job.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -309,4 +310,25 @@ int lock_at(int dirfd, const char *name)
 		return -1;
 	}
 	return fd;
+}
+
+int home_each_batch(const struct home *h,
+		    void (*fn)(void *arg, const char *id, int bfd), void *arg)
+{
+	size_t n;
+	char **names = home_names(h->batches, &n);
+	if (!names)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (names[i][0] == '.' || !valid_batch_id(names[i]) ||
+		    !strcmp(names[i], "archive"))
+			continue;
+		int bfd = open_dir_at(h->batches, names[i]);
+		if (bfd < 0)
+			continue;
+		fn(arg, names[i], bfd);
+		close(bfd);
+	}
+	words_free(names);
+	return 0;
 }

@@ -40,6 +40,11 @@ void home_release(struct home *h);
  * with errno.  Read through a descriptor of its own, close-on-exec: the
  * one way the runner lists a directory. */
 char **home_names(int dirfd, size_t *count);
+/* Every batch of batches/ (a directory named a batch id, not archive/):
+ * fn(arg, id, fd of the directory, closed after).  0, or -1 with errno
+ * when batches/ cannot be read. */
+int home_each_batch(const struct home *h,
+		    void (*fn)(void *arg, const char *id, int bfd), void *arg);
 /* fsync a directory fd. */
 int fsync_dir(int dirfd);
 /* mkdirat that treats EEXIST of a directory (not a symlink) as success. */
