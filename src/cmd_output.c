@@ -75,7 +75,8 @@ static int open_stream(const char *id, int dirfd, const struct item *it,
 	return s->fd < 0 ? -1 : 0;
 }
 
-/* Copy [from, to) of fd to stdout: 0, or -1 (errno). */
+/* Copy [from, to) of fd to stdout: 0, or -1 (errno; ENODATA: the file
+ * ends before to, shorter than the journal says). */
 static int copy_range(int fd, uint64_t from, uint64_t to)
 {
 	static char buf[65536];
@@ -85,13 +86,26 @@ static int copy_range(int fd, uint64_t from, uint64_t to)
 		ssize_t n = pread(fd, buf, want, (off_t)from);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			errno = ENODATA;
 		if (n <= 0)
-			return n < 0 ? -1 : 0;
+			return -1;
 		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
 			return -1;
 		from += (uint64_t)n;
 	}
 	return 0;
+}
+
+static void short_output(const char *id, const char *symbol, uint32_t n)
+{
+	if (errno == ENODATA)
+		error("batch %s: %s attempt %u: its output file ends before the "
+		      "range the journal records (truncated or damaged)",
+		      id, symbol, n);
+	else if (errno != EPIPE)
+		error("batch %s: %s attempt %u: %s", id, symbol, n,
+		      strerror(errno));
 }
 
 static uint64_t file_size(int fd)
@@ -174,14 +188,17 @@ static int follow(const char *id, int dirfd, const char *symbol,
 			uint64_t len = which == STREAM_ERR ? a->err_len
 							   : a->out_len;
 			uint64_t end = a->session ? s.off + len : file_size(s.fd);
-			if (copy_range(s.fd, printed, end) < 0)
+			if (copy_range(s.fd, printed, end) < 0) {
+				short_output(id, symbol, n);
 				rc = EX_IOERR_;
+			}
 			break;
 		}
 		if (ended || (b.final && !n))
 			break; /* ended without output, or never ran */
 		if (s.fd >= 0 && size > printed) {
 			if (copy_range(s.fd, printed, size) < 0) {
+				short_output(id, symbol, n);
 				rc = EX_IOERR_;
 				break;
 			}
@@ -368,7 +385,7 @@ int cmd_output(void)
 	}
 	uint64_t to = s.len == UINT64_MAX ? file_size(s.fd) : s.off + s.len;
 	if (copy_range(s.fd, s.off, to) < 0) {
-		error("output: %s", strerror(errno));
+		short_output(id, symbol, n);
 		rc = EX_IOERR_;
 	}
 	close(s.fd);

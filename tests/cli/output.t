@@ -55,6 +55,18 @@ like "$("$RUNNER" -C "$H" show many --items)" "output +runner output many SYMBOL
 "$RUNNER" -C "$H" report many -o "$T/r.html"
 check "the report points to runner output" grep -q "runner output many" "$T/r.html"
 
+# A lane file cut short (a damaged disk, a careless hand): said, not hidden.
+cp "$H/batches/many/output/1-0.out" "$T/lane.bak"
+: >"$H/batches/many/output/1-0.out"
+bad=0
+for k in $(seq 1 150); do
+	out many OK-$k >/dev/null 2>"$T/short"
+	[ $? = 74 ] && bad=$((bad + 1))
+done
+check "an attempt whose lane file is shorter than its range: exit 74" test "$bad" -gt 0
+like "$(cat "$T/short" | head -1)$(for k in $(seq 1 150); do out many OK-$k 2>&1 >/dev/null; done | head -1)" "ends before the range the journal records" "and says so"
+cp "$T/lane.bak" "$H/batches/many/output/1-0.out"
+
 # ---- max_output: a bounded attempt, and a note ----
 mkhome "max_output = 8192"
 job big <<JOB
