@@ -100,7 +100,7 @@ int fsync_dir(int dirfd)
 	return 0;
 }
 
-static int open_temp(int dirfd, const char *name, char *tmp, size_t n)
+int home_open_temp(int dirfd, const char *name, char *tmp, size_t n)
 {
 	for (int tries = 0; tries < 100; tries++) {
 		snprintf(tmp, n, ".%.200s.%016llx.tmp", name,
@@ -119,7 +119,7 @@ static int open_temp(int dirfd, const char *name, char *tmp, size_t n)
 int home_replace(int dirfd, const char *name, const void *data, size_t len)
 {
 	char tmp[300];
-	int fd = open_temp(dirfd, name, tmp, sizeof(tmp)), saved;
+	int fd = home_open_temp(dirfd, name, tmp, sizeof(tmp)), saved;
 	if (fd < 0)
 		return -1;
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
@@ -147,7 +147,7 @@ int atomic_begin(struct atomic_file *af, int dirfd, const char *name)
 	af->dirfd = dirfd;
 	af->fp = NULL;
 	snprintf(af->name, sizeof(af->name), "%s", name);
-	fd = open_temp(dirfd, name, af->tmp, sizeof(af->tmp));
+	fd = home_open_temp(dirfd, name, af->tmp, sizeof(af->tmp));
 	if (fd < 0)
 		return -1;
 	af->fp = fdopen(fd, "w");

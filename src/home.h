@@ -64,6 +64,10 @@ int lock_within(int fd, int64_t timeout_ms);
 /* Open a directory below dirfd without following a symlink. */
 int open_dir_at(int dirfd, const char *name);
 
+/* A new file for writing, dirfd/.NAME.HEX16.tmp under a name nobody can
+ * predict, made with O_EXCL|O_NOFOLLOW (never a file someone planted):
+ * the fd with its name in tmp, or -1 with errno. */
+int home_open_temp(int dirfd, const char *name, char *tmp, size_t n);
 int home_replace(int dirfd, const char *name, const void *data, size_t len);
 
 struct atomic_file {

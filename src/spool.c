@@ -736,6 +736,12 @@ static void add_id_line(const char *buf, size_t len, const char *id,
 	sb_add(out, buf, len);
 }
 
+/* A file in spool/ that another user placed (not this user, not root). */
+static bool spool_squatted(const struct stat *st)
+{
+	return st->st_uid != geteuid() && st->st_uid != 0;
+}
+
 int spool_submit(struct home *h, const struct conf *c, const char *display,
 		 const char *buf, size_t len, struct claim_result *res)
 {
@@ -744,7 +750,7 @@ int spool_submit(struct home *h, const struct conf *c, const char *display,
 	struct recent rc = { -1 };
 	struct sb text = SB_INIT;
 	struct stat st;
-	char sha[65], tmp[128], name[128];
+	char sha[65], tmp[300] = "", name[128];
 	int fd = -1, rcode = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -777,28 +783,48 @@ int spool_submit(struct home *h, const struct conf *c, const char *display,
 		add_id_line(buf, len, res->id, &text);
 	}
 	snprintf(name, sizeof(name), "%s.job", res->id);
+	bool squatted = false;
 	if (fstatat(h->batches, res->id, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
-	    fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    (fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	     !(squatted = spool_squatted(&st))) ||
 	    archive_exists(h, res->id)) {
 		snprintf(res->dup_of, sizeof(res->dup_of), "%s", res->id);
 		res->status = CLAIM_DUPLICATE;
 		rcode = 0;
 		goto out;
 	}
-	/* spool/.NAME.tmp, fsync, rename: a reader never sees half a job. */
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", res->id);
-	fd = openat(h->spool, tmp,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* spool/.NAME.HEX.tmp (a new file nobody could have planted),
+	 * fsync, rename: a reader never sees half a job. */
+	fd = home_open_temp(h->spool, name, tmp, sizeof(tmp));
 	if (fd < 0 || write_all(fd, text.buf, text.len) < 0 || fsync(fd) < 0 ||
 	    close(fd) < 0) {
 		fd = -1;
-		error("spool/%s: %s", tmp, strerror(errno));
-		unlinkat(h->spool, tmp, 0);
+		error("spool/%s: %s", tmp[0] ? tmp : name, strerror(errno));
+		if (tmp[0])
+			unlinkat(h->spool, tmp, 0);
 		res->status = CLAIM_ERROR;
 		goto out;
 	}
 	fd = -1;
-	if (rename_noreplace(h->spool, tmp, h->spool, name) < 0) {
+	int placed = squatted ? -1
+			      : rename_noreplace(h->spool, tmp, h->spool, name);
+	if (placed < 0 &&
+	    (squatted ||
+	     (errno == EEXIST &&
+	      fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	      spool_squatted(&st)))) {
+		/* Another user's file holds the name: it is not this job
+		 * (nor a duplicate of it).  Say so; place the job beside. */
+		char alt[128];
+		snprintf(alt, sizeof(alt), "%s.%08x.job", res->id,
+			 (unsigned)(random_u64() & 0xffffffffu));
+		error("spool/%s: a file of another user (uid %u) holds the name; "
+		      "this job goes in as spool/%s",
+		      name, (unsigned)st.st_uid, alt);
+		snprintf(name, sizeof(name), "%s", alt);
+		placed = rename_noreplace(h->spool, tmp, h->spool, name);
+	}
+	if (placed < 0) {
 		int saved = errno;
 		unlinkat(h->spool, tmp, 0);
 		if (saved == EEXIST) {

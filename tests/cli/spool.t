@@ -103,4 +103,37 @@ else
 	ok 0 "# SKIP script(1) not installed"
 	ok 0 "# SKIP script(1) not installed"
 fi
+# A drop directory others can write: submit's temporary file is a new one
+# under a name nobody can predict, never one planted in spool/.
+mkhome
+chmod 1777 "$H/spool"
+mkfifo "$H/spool/.sq1.tmp" "$H/spool/.sq1.job.tmp"
+: >"$H/spool/.sq2.tmp"
+chmod 666 "$H/spool/.sq2.tmp"
+printf '[job]\nagent = fake\nid = sq1\nsymbols = OK-A\n' >"$T/sq1.job"
+printf '[job]\nagent = fake\nid = sq2\nsymbols = OK-A\nparams_key = 1\n' >"$T/sq2.job"
+printf '[job]\nagent = fake\nid = sq2\nsymbols = OK-A\n' >"$T/sq2.job"
+timeout 20 "$RUNNER" -C "$H" submit "$T/sq1.job" >"$T/out" 2>"$T/err"
+is "$?" 0 "submit beside a FIFO planted at the old temporary names: no hang"
+check "the job is placed" test -f "$H/spool/sq1.job"
+"$RUNNER" -C "$H" submit "$T/sq2.job" >/dev/null 2>&1
+is "$(wc -c <"$H/spool/.sq2.tmp")" 0 "a planted world-writable file receives nothing"
+check "no temporary of ours is left" sh -c "! ls -A '$H/spool' | grep -q '\.job\..*\.tmp\$'"
+if [ "$(id -u)" = 0 ]; then
+	# Another user squats the name the job would take.
+	printf 'not a job\n' >"$H/spool/sq3.job"
+	chown 65534 "$H/spool/sq3.job"
+	printf '[job]\nagent = fake\nid = sq3\nsymbols = OK-A\n' >"$T/sq3.job"
+	r submit "$T/sq3.job"
+	is "$rc" 0 "submit of a job whose name another user squats: placed anyway"
+	like "$(cat "$T/err")" "spool/sq3.job: a file of another user \(uid 65534\) holds the name; this job goes in as spool/sq3\.[0-9a-f]{8}\.job" \
+		"and says what happened (not \"duplicate\")"
+	is "$(cat "$T/out")" sq3 "it prints the batch id"
+	rm -f "$H/spool/.sq1.tmp" "$H/spool/.sq1.job.tmp"
+	r run
+	is "$(jq "$H/batches/sq3/batch.json" '$d->{status}')" completed "the job runs as batch sq3"
+	check "the squatter's file is rejected, not run" test -f "$H/spool/rejected/sq3.job"
+else
+	for k in 1 2 3 4 5; do ok 0 "# SKIP squatting needs root (chown)"; done
+fi
 done_testing
