@@ -120,13 +120,13 @@ is "$(item rf EXIT-65-2 attempts)" 2 "the daemon ran it again"
 cp "$H/conf/runner.ini" "$T/good.ini"
 echo "bogus line" >>"$H/conf/runner.ini"
 kill -HUP $dpid
-sleep 0.3
+# Wait for what the daemon writes, not for a timer.
+said() { grep -Eq "$1" "$H/logs/runner.log"; }
+check "runner.log says so" wait_for said "reload of .* failed; the old configuration stays"
 check "the daemon survives a bad reload" kill -0 $dpid
-like "$(cat "$H/logs/runner.log")" "reload of .* failed; the old configuration stays" "runner.log says so"
 sed 's/^max_concurrent = 2/max_concurrent = 4/' "$T/good.ini" >"$H/conf/runner.ini"
 kill -HUP $dpid
-sleep 0.3
-like "$(cat "$H/logs/runner.log")" "configuration reloaded" "a good reload"
+check "a good reload" wait_for said "configuration reloaded"
 rm -f "$CAPDIR/seen"
 syms=""
 for k in 1 2 3 4 5 6 7 8; do syms="$syms CONC-0.4-$k"; done
