@@ -99,9 +99,9 @@ static void interrupted_output(struct ebatch *eb, const struct attempt *a,
 	for (int s = 0; s < 2; s++) {
 		char path[64];
 		struct stat st;
-		uint64_t off = s ? a->err_off : a->out_off;
-		snprintf(path, sizeof(path), "output/%u-%u.%s", a->session,
-			 a->lane, s ? "err" : "out");
+		uint64_t off, unused;
+		lanes_stream_where(NULL, 0, a, s, path, sizeof(path), &off,
+				   &unused);
 		if (fstatat(eb->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISREG(st.st_mode) && (uint64_t)st.st_size > off)
 			len[s] = (uint64_t)st.st_size - off;

@@ -1,5 +1,6 @@
 #include "batch.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -975,6 +976,20 @@ void batch_record(struct batch *b, struct journal *j, const struct rec *r)
 	if (rec_decode(buf.buf, buf.len, &back) < 0 || batch_apply(b, &back) < 0)
 		BUG("record type %d does not apply to batch %s", r->type,
 		    b->c.id ? b->c.id : "?");
+}
+
+int batch_replay_dir(int dirfd, struct batch *b)
+{
+	struct journal j;
+	batch_init(b);
+	if (journal_open(&j, dirfd, "journal", false, batch_replay, b) < 0)
+		return -1;
+	journal_close(&j);
+	if (!b->claimed) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
 }
 
 int batch_replay(void *arg, const void *payload, size_t len)

@@ -281,6 +281,10 @@ int batch_apply(struct batch *b, const struct rec *r);
 void batch_record(struct batch *b, struct journal *j, const struct rec *r);
 /* A journal_fn: decode and apply (arg is the struct batch). */
 int batch_replay(void *arg, const void *payload, size_t len);
+/* The batch in directory dirfd as its journal says, for reading (b
+ * batch_init'ed here; the caller releases it, also on failure): 0, or -1
+ * with errno (EINVAL: no CLAIMED record). */
+int batch_replay_dir(int dirfd, struct batch *b);
 
 /* Copy a string into the batch's arena (lives as long as the batch). */
 char *batch_strdup(struct batch *b, const char *s);

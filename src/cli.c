@@ -218,20 +218,6 @@ struct engine_opts engine_opts(void)
 	return eo;
 }
 
-int replay_readonly(int dirfd, struct batch *b)
-{
-	struct journal j;
-	batch_init(b);
-	if (journal_open(&j, dirfd, "journal", false, batch_replay, b) < 0)
-		return -1;
-	journal_close(&j);
-	if (!b->claimed) {
-		errno = EINVAL;
-		return -1;
-	}
-	return 0;
-}
-
 bool batch_dir_exists(const char *id)
 {
 	struct stat st;
@@ -256,7 +242,7 @@ int load_batch(const char *id, struct batch *b, int *dirfd)
 	if (fd < 0)
 		return -fd;
 	batch_release(b);
-	if (replay_readonly(fd, b) < 0) {
+	if (batch_replay_dir(fd, b) < 0) {
 		error("batches/%s/journal: %s", id, strerror(errno));
 		close(fd);
 		return EX_NO_SUCH;

@@ -71,7 +71,6 @@ int open_batch_dir(const char *id);
 bool is_group_id(const char *s);
 struct sh_group *find_group(const char *id);
 struct engine_opts engine_opts(void);
-int replay_readonly(int dirfd, struct batch *b);
 bool batch_dir_exists(const char *id);
 int load_batch(const char *id, struct batch *b, int *dirfd);
 /* A command's one batch argument: the home opened and the batch loaded

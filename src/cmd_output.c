@@ -58,19 +58,9 @@ static int open_stream(const char *id, int dirfd, const struct item *it,
 			       ? -1 : 0;
 	/* Archived: the same member names, inside the archive. */
 	char member[256];
-	const char *ext = which == STREAM_ERR ? "err" : "out";
-	if (a->session) {
-		snprintf(member, sizeof(member), "output/%u-%u.%s", a->session,
-			 a->lane, ext);
-		s->off = which == STREAM_ERR ? a->err_off : a->out_off;
-		s->len = !(a->out_flags & OUTF_ENDED) ? UINT64_MAX
-			 : which == STREAM_ERR ? a->err_len : a->out_len;
-	} else {
-		snprintf(member, sizeof(member), "items/%s/attempt-%u.%s",
-			 it->symbol, n, ext);
-		s->off = 0;
-		s->len = UINT64_MAX;
-	}
+	if (lanes_stream_where(it->symbol, n, a, which, member, sizeof(member),
+			       &s->off, &s->len) < 0)
+		return -1;
 	s->fd = archived_member(id, member);
 	return s->fd < 0 ? -1 : 0;
 }

@@ -296,7 +296,7 @@ static int follow_batch(const char *id)
 	int dirfd = printed ? open_batch_dir(id) : -1;
 	if (dirfd >= 0 && !g.json && verbosity >= 0) {
 		struct batch b;
-		if (replay_readonly(dirfd, &b) == 0)
+		if (batch_replay_dir(dirfd, &b) == 0)
 			meta_print_summary(stdout, &b, now_ms(), SHOW_PATHS,
 					   home_.path, view_shared());
 		batch_release(&b);

@@ -250,7 +250,7 @@ static char *status_symbols_json(const struct status_ctx *c)
 static void paused_symbols(int bfd, struct sb *out)
 {
 	struct batch b;
-	if (replay_readonly(bfd, &b) == 0)
+	if (batch_replay_dir(bfd, &b) == 0)
 		for (size_t i = 0; i < b.nitems; i++)
 			if (b.items[i].state == ST_PAUSED) {
 				sb_adds(out, b.items[i].symbol);

@@ -251,13 +251,8 @@ struct list_filter {
 static bool batch_holds(int bfd, const char *symbol)
 {
 	struct batch b;
-	struct journal j;
-	batch_init(&b);
-	bool held = false;
-	if (journal_open(&j, bfd, "journal", false, batch_replay, &b) == 0) {
-		journal_close(&j);
-		held = batch_item(&b, symbol) != NULL;
-	}
+	bool held = batch_replay_dir(bfd, &b) == 0 &&
+		    batch_item(&b, symbol) != NULL;
 	batch_release(&b);
 	return held;
 }
@@ -301,7 +296,7 @@ static int cmp_summary(const void *a, const void *b)
 static int summary_from_journal(int dirfd, struct summary *s)
 {
 	struct batch b;
-	if (replay_readonly(dirfd, &b) < 0) {
+	if (batch_replay_dir(dirfd, &b) < 0) {
 		batch_release(&b);
 		return -1;
 	}
@@ -490,7 +485,7 @@ static cJSON *load_summary_doc(int bfd)
 	if (o)
 		return o;
 	struct batch b;
-	if (replay_readonly(bfd, &b) == 0)
+	if (batch_replay_dir(bfd, &b) == 0)
 		o = meta_summary_doc(&b, now_ms());
 	batch_release(&b);
 	return o;

@@ -1,8 +1,6 @@
 #include "history.h"
 #include "archive.h"
 #include "category.h"
-#include "job.h"
-#include "journal.h"
 #include "meta.h"
 #include "util.h"
 
@@ -25,21 +23,16 @@ static unsigned bucket_of(const char *symbol)
 /* The metrics of an item's last result, compact, or NULL. */
 static char *item_metrics(const struct item *it)
 {
-	for (int i = it->nattempts; i > 0; i--) {
-		const struct attempt *a = &it->log[i - 1];
-		if (!a->result)
-			continue;
-		cJSON *doc = cJSON_Parse(a->result);
-		cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
-		char *text = cJSON_IsObject(m) ? cJSON_PrintUnformatted(m) : NULL;
-		cJSON_Delete(doc);
-		if (text && strlen(text) > HISTORY_METRICS_MAX) {
-			free(text);
-			text = NULL;
-		}
-		return text;
+	const struct attempt *a = meta_last_result(it);
+	cJSON *doc = a ? cJSON_Parse(a->result) : NULL;
+	cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
+	char *text = cJSON_IsObject(m) ? cJSON_PrintUnformatted(m) : NULL;
+	cJSON_Delete(doc);
+	if (text && strlen(text) > HISTORY_METRICS_MAX) {
+		free(text);
+		text = NULL;
 	}
-	return NULL;
+	return text;
 }
 
 int history_add_batch(int state_fd, const struct batch *b)
@@ -106,14 +99,9 @@ static void build_batch(void *arg, const char *id, int bfd)
 	struct build *bd = arg;
 	struct batch b;
 	(void)id;
-	struct journal j;
-	batch_init(&b);
-	if (journal_open(&j, bfd, "journal", false, batch_replay, &b) == 0) {
-		journal_close(&j);
-		if (b.claimed && b.final &&
-		    history_add_batch(bd->h->state, &b) == 0)
-			bd->batches++;
-	}
+	if (batch_replay_dir(bfd, &b) == 0 && b.final &&
+	    history_add_batch(bd->h->state, &b) == 0)
+		bd->batches++;
 	batch_release(&b);
 }
 

@@ -14,13 +14,6 @@
 #define PIPE_CHUNK (1u << 20)
 static const char *const ext[2] = { "out", "err" };
 
-static void free_names(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* The session number a name of output/ belongs to, 0: none. */
 static unsigned long name_session(const char *name)
 {
@@ -51,7 +44,7 @@ static int lanes_begin(struct lanes *l, int batch_dirfd)
 		if (s > top)
 			top = s;
 	}
-	free_names(names);
+	words_free(names);
 	if (top >= UINT16_MAX) {
 		errno = EMLINK;
 		return -1;
@@ -291,8 +284,32 @@ int lanes_each_spawned(int batch_dirfd,
 		}
 		close(fd);
 	}
-	free_names(names);
+	words_free(names);
 	close(dfd);
+	return 0;
+}
+
+int lanes_stream_where(const char *symbol, uint32_t attempt,
+		       const struct attempt *a, int stream, char *path,
+		       size_t n, uint64_t *off, uint64_t *len)
+{
+	if (a->session) {
+		snprintf(path, n, "output/%u-%u.%s", a->session, a->lane,
+			 ext[stream]);
+		*off = stream == STREAM_OUT ? a->out_off : a->err_off;
+		*len = !(a->out_flags & OUTF_ENDED) ? UINT64_MAX
+		       : stream == STREAM_OUT	    ? a->out_len
+						    : a->err_len;
+		return 0;
+	}
+	snprintf(path, n, "items/%s/attempt-%u.%s", symbol, attempt,
+		 ext[stream]);
+	*off = 0;
+	*len = UINT64_MAX;
+	if (!a->started_ms) {
+		errno = ENOENT;
+		return -1;
+	}
 	return 0;
 }
 
@@ -301,23 +318,9 @@ int lanes_open_stream(int batch_dirfd, const char *symbol, uint32_t attempt,
 		      uint64_t *len)
 {
 	char path[256];
-	if (a->session) {
-		snprintf(path, sizeof(path), "output/%u-%u.%s", a->session,
-			 a->lane, ext[stream]);
-		*off = stream == STREAM_OUT ? a->out_off : a->err_off;
-		*len = !(a->out_flags & OUTF_ENDED) ? UINT64_MAX
-		       : stream == STREAM_OUT	    ? a->out_len
-						    : a->err_len;
-	} else {
-		snprintf(path, sizeof(path), "items/%s/attempt-%u.%s", symbol,
-			 attempt, ext[stream]);
-		*off = 0;
-		*len = UINT64_MAX;
-		if (!a->started_ms) {
-			errno = ENOENT;
-			return -1;
-		}
-	}
+	if (lanes_stream_where(symbol, attempt, a, stream, path, sizeof(path),
+			       off, len) < 0)
+		return -1;
 	int fd = openat(batch_dirfd, path,
 			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;

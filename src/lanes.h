@@ -92,6 +92,13 @@ int lanes_each_spawned(int batch_dirfd,
 		       void (*fn)(void *arg, uint32_t item, uint32_t attempt),
 		       void *arg);
 
+/* Where an attempt's stream is, below the batch directory: path (its lane
+ * file, or items/SYMBOL/attempt-N.out|err of a batch from before lanes)
+ * and its range (*len UINT64_MAX: no known end, to the end of the file).
+ * 0, or -1 ENOENT for a legacy attempt that never started. */
+int lanes_stream_where(const char *symbol, uint32_t attempt,
+		       const struct attempt *a, int stream, char *path,
+		       size_t n, uint64_t *off, uint64_t *len);
 /* The file holding an attempt's stream, opened for reading: its lane file
  * (with *off, *len: its range; *len UINT64_MAX while the attempt has no
  * known end), or, for an attempt of a batch from before lanes,

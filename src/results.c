@@ -410,10 +410,7 @@ void results_primary(const struct batch *b, const char *metric,
 			p->matches += it->matches;
 		if (!metric)
 			continue;
-		const struct attempt *a = NULL;
-		for (int k = it->nattempts; k > 0 && !a; k--)
-			if (it->log[k - 1].result)
-				a = &it->log[k - 1];
+		const struct attempt *a = meta_last_result(it);
 		cJSON *doc = a ? cJSON_Parse(a->result) : NULL;
 		double d;
 		if (doc && metric_at(cJSON_GetObjectItemCaseSensitive(doc,

@@ -183,11 +183,9 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 		/* Result files nobody will read: a grandchild's, written
 		 * after its item ended, or a crashed runner's. */
 		char **names = home_names(eb->tmp_fd, NULL);
-		for (size_t i = 0; names && names[i]; i++) {
+		for (size_t i = 0; names && names[i]; i++)
 			unlinkat(eb->tmp_fd, names[i], 0);
-			free(names[i]);
-		}
-		free(names);
+		words_free(names);
 		close(eb->tmp_fd);
 	}
 	lanes_close(&eb->lanes);
