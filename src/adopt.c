@@ -277,16 +277,12 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 	remove_stale_temps(eb->dirfd, NULL, 0);
 	if (journal_open(&eb->j, eb->dirfd, "journal", true, batch_replay,
 			 &eb->b) < 0 ||
-	    !eb->b.claimed) {
-		error("batches/%s/journal: %s", id,
-		      eb->j.fd < 0 ? strerror(errno) : "no claim record");
-		adopt_free_batch(eb);
-		return -1;
-	}
-	if (eb->j.corrupt) {
-		error("batches/%s/journal: damaged at offset %lld (records after "
-		      "it are intact); the batch is left as it is",
-		      id, (long long)eb->j.corrupt_at);
+	    batch_damaged(&eb->j, &eb->b)) {
+		/* Left as it is, torn tail included, for runner fsck. */
+		error("batches/%s/journal: %s; the batch is left as it is "
+		      "(runner fsck %s)", id,
+		      eb->j.fd >= 0 ? eb->b.damage
+		      : eb->j.why[0] ? eb->j.why : strerror(errno), id);
 		adopt_free_batch(eb);
 		return -1;
 	}

@@ -1860,9 +1860,10 @@ int archive_load_batch(struct home *h, const char *id, struct batch *b)
 		if (journal_open(&j, dfd, "journal", false, batch_replay, b) <
 		    0) {
 			rc = error("batches/archive: %s/journal: %s", id,
-				   strerror(errno));
+				   j.why[0] ? j.why : strerror(errno));
 		} else {
 			journal_close(&j);
+			batch_damaged(&j, b);
 			if (!b->claimed) {
 				errno = EINVAL;
 				rc = error("batches/archive: %s/journal: no "

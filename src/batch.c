@@ -978,13 +978,38 @@ void batch_record(struct batch *b, struct journal *j, const struct rec *r)
 		    b->c.id ? b->c.id : "?");
 }
 
+int batch_damaged(const struct journal *j, struct batch *b)
+{
+	char tail[96] = "";
+	b->damage[0] = '\0';
+	if (j->torn_bytes)
+		snprintf(tail, sizeof(tail), " (then %lld bytes that do not "
+			 "verify)", (long long)j->torn_bytes);
+	if (j->corrupt)
+		snprintf(b->damage, sizeof(b->damage), "%s", j->why);
+	else if (!b->claimed)
+		snprintf(b->damage, sizeof(b->damage),
+			 "no claim record at offset %lld%s", (long long)j->size,
+			 tail);
+	else if (b->nitems < b->c.total_items)
+		snprintf(b->damage, sizeof(b->damage),
+			 "its item list stops after %zu of %lu items at offset "
+			 "%lld%s", b->nitems, (unsigned long)b->c.total_items,
+			 (long long)j->size, tail);
+	return b->damage[0] != '\0';
+}
+
 int batch_replay_dir(int dirfd, struct batch *b)
 {
 	struct journal j;
 	batch_init(b);
-	if (journal_open(&j, dirfd, "journal", false, batch_replay, b) < 0)
+	if (journal_open(&j, dirfd, "journal", false, batch_replay, b) < 0) {
+		if (errno == EINVAL && j.why[0])
+			snprintf(b->damage, sizeof(b->damage), "%s", j.why);
 		return -1;
+	}
 	journal_close(&j);
+	batch_damaged(&j, b);
 	if (!b->claimed) {
 		errno = EINVAL;
 		return -1;

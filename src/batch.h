@@ -186,6 +186,9 @@ struct batch {
 	uint64_t attempts_total;
 	uint64_t cpu_user_ms, cpu_system_ms;
 	uint32_t max_rss_kb;
+	char damage[240];	/* what is wrong with the journal it was
+				   replayed from ("": nothing; see
+				   batch_damaged) */
 	struct strmap symbols;	/* symbol -> item index */
 	struct strmap interned;
 	struct arena_block *arena;
@@ -283,8 +286,21 @@ void batch_record(struct batch *b, struct journal *j, const struct rec *r);
 int batch_replay(void *arg, const void *payload, size_t len);
 /* The batch in directory dirfd as its journal says, for reading (b
  * batch_init'ed here; the caller releases it, also on failure): 0, or -1
- * with errno (EINVAL: no CLAIMED record). */
+ * with errno (EINVAL: no CLAIMED record, or a header no record verifies
+ * against: b->damage says which).  0 with b->damage set: the journal is
+ * damaged (batch_damaged) and b is the state before the damage; a view
+ * must say so, not show it as the batch. */
 int batch_replay_dir(int dirfd, struct batch *b);
+/*
+ * Whether the journal j that b was just replayed from lies about the
+ * batch: 1 with a sentence in b->damage (offsets included), else 0.
+ * Damaged: records stop in the middle and others verify after them
+ * (j->corrupt), or the item list is incomplete (a batch in batches/ was
+ * claimed with all its ITEMS written and synced before it got there, so
+ * fewer items than the CLAIMED record counts means the journal was cut
+ * inside the list: such a batch is damaged, not empty).
+ */
+int batch_damaged(const struct journal *j, struct batch *b);
 
 /* Copy a string into the batch's arena (lives as long as the batch). */
 char *batch_strdup(struct batch *b, const char *s);

@@ -232,8 +232,13 @@ int load_batch(const char *id, struct batch *b, int *dirfd)
 	*dirfd = -1;
 	if (valid_batch_id(id) && !batch_dir_exists(id) &&
 	    archive_exists(&home_, id)) {
-		if (archive_load_batch(&home_, id, b) == 0)
+		if (archive_load_batch(&home_, id, b) == 0) {
+			if (b->damage[0])
+				error("batches/archive: %s/journal: %s; what is "
+				      "shown is the batch before it", id,
+				      b->damage);
 			return 0;
+		}
 		error("batches/archive: %s: %s", id, strerror(errno));
 		return errno == ENOENT ? EX_NO_SUCH : EX_IOERR_;
 	}
@@ -243,10 +248,16 @@ int load_batch(const char *id, struct batch *b, int *dirfd)
 		return -fd;
 	batch_release(b);
 	if (batch_replay_dir(fd, b) < 0) {
-		error("batches/%s/journal: %s", id, strerror(errno));
+		int saved = errno;
+		error("batches/%s/journal: %s%s", id,
+		      b->damage[0] ? b->damage : strerror(saved),
+		      b->damage[0] ? "; runner fsck says more" : "");
 		close(fd);
-		return EX_NO_SUCH;
+		return saved == ENOENT ? EX_NO_SUCH : EX_IOERR_;
 	}
+	if (b->damage[0])
+		error("batches/%s/journal: %s; what is shown is the batch before "
+		      "it (runner fsck %s)", id, b->damage, id);
 	*dirfd = fd;
 	return 0;
 }

@@ -147,5 +147,6 @@ int cmd_output(void);
 int cmd_results(void);
 int cmd_diff(void);
 int cmd_history(void);
+int cmd_fsck(void);
 
 #endif

@@ -63,37 +63,93 @@ static bool batch_json_current(int dirfd, const struct batch *b)
 		bs.st_mtim.tv_nsec >= js.st_mtim.tv_nsec);
 }
 
-static int cat_file(int dirfd, const char *name)
+/* A view read back is at most this big; a bigger one is rebuilt. */
+#define VIEW_MAX_BYTES (64u << 20)
+
+/* Read a view file (batch.json) of dirfd into text: 0, or -1 (errno). */
+static int read_view(int dirfd, const char *name, struct sb *text)
 {
-	char buf[65536];
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ssize_t n;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
-			break;
+	int rc = read_fd_bounded(fd, VIEW_MAX_BYTES, text);
+	int saved = errno;
 	close(fd);
-	return n < 0 ? -1 : 0;
+	errno = saved;
+	return rc;
+}
+
+/*
+ * Does batch.json's text say what the journal says?  It must parse, and
+ * its id, status and counts must be the replayed batch's (the journal is
+ * the truth; batch.json is derived from it).  NULL, or what is wrong.
+ */
+static const char *view_disagrees(const struct sb *text, const struct batch *b)
+{
+	if (!text->len)
+		return "empty";
+	cJSON *o = cJSON_ParseWithLength(text->buf, text->len);
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return "it does not parse as JSON";
+	}
+	struct summary v, want;
+	cJSON *doc = meta_summary_doc(b, now_ms());
+	meta_summary_from_json(o, &v);
+	meta_summary_from_json(doc, &want);
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(o, "items");
+	bool same = !strcmp(v.id, want.id) && v.status == want.status &&
+		    v.total == want.total && v.succeeded == want.succeeded &&
+		    v.failed == want.failed && v.cancelled == want.cancelled &&
+		    v.created_ms == want.created_ms && cJSON_IsArray(items) &&
+		    (size_t)cJSON_GetArraySize(items) == b->nitems;
+	cJSON_Delete(doc);
+	cJSON_Delete(o);
+	return same ? NULL : "its id, status or counts are not the journal's";
+}
+
+/*
+ * show --json: the batch.json document.  A final batch's batch.json newer
+ * than its journal is printed as it is (current, the common case) once
+ * checked against the journal; any other case, or one that does not
+ * check, is rebuilt from the journal (and a damaged one said).
+ */
+static int print_batch_json(const char *where, const struct sb *text,
+			    bool current, const struct batch *b)
+{
+	const char *bad = current && text ? view_disagrees(text, b) : NULL;
+	if (current && text && !bad && !b->damage[0]) {
+		fwrite(text->buf, 1, text->len, stdout);
+		return 0;
+	}
+	if (bad)
+		error("%s/batch.json: damaged view (%s); rebuilt from the "
+		      "journal", where, bad);
+	return meta_write_json(stdout, b, now_ms(), view_shared());
 }
 
 /* show of a batch that lives in batches/archive/: read, never extracted. */
 static int show_archived(const char *id, int flags)
 {
-	if (g.json) {
-		if (archive_copy_member(&home_, id, "batch.json",
-					STDOUT_FILENO) < 0) {
-			error("batches/archive: %s: %s", id, strerror(errno));
-			return errno == ENOENT ? EX_NO_SUCH : EX_IOERR_;
-		}
-		return 0;
-	}
 	struct batch b;
 	struct archive_info ai;
 	int rc, dirfd;
 	if ((rc = load_batch(id, &b, &dirfd))) {
 		batch_release(&b);
 		return rc;
+	}
+	if (g.json) {
+		struct sb text = SB_INIT;
+		char *where = xasprintf("batches/archive: %s", id);
+		bool have = archive_read_member(&home_, id, "batch.json",
+						VIEW_MAX_BYTES, &text) == 0;
+		print_batch_json(where, have ? &text : NULL, have && b.final,
+				 &b);
+		free(where);
+		sb_release(&text);
+		rc = b.damage[0] ? EX_IOERR_ : 0;
+		batch_release(&b);
+		return fflush(stdout) == 0 ? rc : EX_IOERR_;
 	}
 	meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
 			   view_shared());
@@ -105,8 +161,9 @@ static int show_archived(const char *id, int flags)
 		       (unsigned long long)ai.bytes,
 		       plural(ai.bytes, "byte", "bytes"), id);
 	}
+	rc = b.damage[0] ? EX_IOERR_ : 0;
 	batch_release(&b);
-	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+	return fflush(stdout) == 0 ? rc : EX_IOERR_;
 }
 
 int cmd_show(void)
@@ -145,18 +202,26 @@ int cmd_show(void)
 		return rc;
 	}
 	if (g.json) {
-		if (!batch_json_current(dirfd, &b) || cat_file(dirfd, "batch.json") < 0)
-			meta_write_json(stdout, &b, now_ms(), view_shared());
+		struct sb text = SB_INIT;
+		char *where = xasprintf("batches/%s", pos[0]);
+		bool current = batch_json_current(dirfd, &b) &&
+			       read_view(dirfd, "batch.json", &text) == 0;
+		print_batch_json(where, &text, current, &b);
+		free(where);
+		sb_release(&text);
 	} else {
 		int flags = SHOW_PATHS | (o[1].seen ? SHOW_ITEMS : 0) |
 			    (o[2].seen ? SHOW_FAILED : 0);
 		meta_print_summary(stdout, &b, now_ms(), flags, home_.path,
 				   view_shared());
 	}
+	/* A damaged journal was said (load_batch); what was shown is only
+	 * the batch before the damage, so not a success. */
+	rc = b.damage[0] ? EX_IOERR_ : 0;
 	batch_release(&b);
 	close(dirfd);
 	free_cmd(o, NOPTS(o), pos);
-	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
+	return fflush(stdout) == 0 ? rc : EX_IOERR_;
 }
 
 int cmd_report(void)
@@ -247,13 +312,28 @@ struct list_filter {
 	size_t nrows;
 };
 
-/* Does the (not final) batch in bfd hold symbol?  Its journal says. */
+/* Does the (not final) batch in bfd hold symbol?  Its batch.json says
+ * (list never replays a journal: that is show's and fsck's work). */
 static bool batch_holds(int bfd, const char *symbol)
 {
-	struct batch b;
-	bool held = batch_replay_dir(bfd, &b) == 0 &&
-		    batch_item(&b, symbol) != NULL;
-	batch_release(&b);
+	struct sb text = SB_INIT;
+	bool held = false;
+	if (read_view(bfd, "batch.json", &text) == 0) {
+		cJSON *o = cJSON_ParseWithLength(text.buf, text.len);
+		const cJSON *it, *items =
+			cJSON_GetObjectItemCaseSensitive(o, "items");
+		cJSON_ArrayForEach(it, items) {
+			const cJSON *sym =
+				cJSON_GetObjectItemCaseSensitive(it, "symbol");
+			if (cJSON_IsString(sym) &&
+			    !strcmp(sym->valuestring, symbol)) {
+				held = true;
+				break;
+			}
+		}
+		cJSON_Delete(o);
+	}
+	sb_release(&text);
 	return held;
 }
 
@@ -293,33 +373,22 @@ static int cmp_summary(const void *a, const void *b)
 	return strcmp(y->id, x->id);
 }
 
-static int summary_from_journal(int dirfd, struct summary *s)
+/* A batch's row from its batch.json, when summary.json cannot be read:
+ * 0, or -1 (missing, too big, or it does not parse). */
+static int summary_from_view(int dirfd, struct summary *s)
 {
-	struct batch b;
-	if (batch_replay_dir(dirfd, &b) < 0) {
-		batch_release(&b);
-		return -1;
+	struct sb text = SB_INIT;
+	int rc = -1;
+	if (read_view(dirfd, "batch.json", &text) == 0) {
+		cJSON *o = cJSON_ParseWithLength(text.buf, text.len);
+		if (cJSON_IsObject(o)) {
+			meta_summary_from_json(o, s);
+			rc = s->status < 0 ? -1 : 0;
+		}
+		cJSON_Delete(o);
 	}
-	memset(s, 0, sizeof(*s));
-	snprintf(s->id, sizeof(s->id), "%s", b.c.id);
-	snprintf(s->name, sizeof(s->name), "%s", b.c.name ? b.c.name : "");
-	snprintf(s->origin, sizeof(s->origin), "%s",
-		 b.c.origin ? b.c.origin : "");
-	snprintf(s->agent, sizeof(s->agent), "%s", b.c.agent);
-	s->status = batch_status(&b);
-	s->created_ms = b.c.created_ms;
-	s->started_ms = b.started_ms;
-	s->completed_ms = b.final ? b.completed_ms : 0;
-	s->total = (long long)b.nitems;
-	s->succeeded = (long long)b.count[ST_SUCCEEDED];
-	s->failed = (long long)b.count[ST_FAILED];
-	s->cancelled = (long long)b.count[ST_CANCELLED];
-	s->running = (long long)b.count[ST_RUNNING];
-	s->paused = (long long)b.count[ST_PAUSED];
-	s->pending = (long long)(b.nitems) - s->succeeded - s->failed -
-		     s->cancelled - s->running - s->paused;
-	batch_release(&b);
-	return 0;
+	sb_release(&text);
+	return rc;
 }
 
 struct list_ctx {
@@ -328,15 +397,26 @@ struct list_ctx {
 	size_t n, cap;
 };
 
+/* `list` reads each batch's summary.json (else its batch.json), never its
+ * journal: a long or damaged journal must not make it slow.  A batch
+ * whose views are both unreadable is listed as damaged, and said. */
 static void list_batch(void *arg, const char *id, int bfd)
 {
 	struct list_ctx *lc = arg;
-	(void)id;
 	GROW(lc->v, lc->cap, lc->n + 1);
 	struct summary *s = &lc->v[lc->n];
-	if ((meta_read_summary(bfd, s) == 0 ||
-	     summary_from_journal(bfd, s) == 0) &&
-	    list_keep(lc->f, s, bfd))
+	if (meta_read_summary(bfd, s) < 0 && summary_from_view(bfd, s) < 0) {
+		error("batches/%s: damaged views (summary.json and batch.json "
+		      "missing or unreadable); runner fsck %s", id, id);
+		memset(s, 0, sizeof(*s));
+		snprintf(s->id, sizeof(s->id), "%s", id);
+		s->status = -1;
+		if (lc->f->status < 0 && !lc->f->agent && !lc->f->name &&
+		    !lc->f->origin && !lc->f->symbol)
+			lc->n++;
+		return;
+	}
+	if (list_keep(lc->f, s, bfd))
 		lc->n++;
 }
 
@@ -360,6 +440,10 @@ static int print_list(struct listed *v, size_t n, long long limit,
 				o = archive_info_json(&ai);
 			} else {
 				o = meta_summary_json(&v[i].s);
+				if (v[i].s.status < 0)
+					cJSON_ReplaceItemInObjectCaseSensitive(
+						o, "status",
+						cJSON_CreateString("damaged"));
 			}
 			cJSON_AddItemToArray(arr, o);
 		}
@@ -376,7 +460,9 @@ static int print_list(struct listed *v, size_t n, long long limit,
 			char t[TIME_BUF];
 			const struct summary *s = &v[i].s;
 			printf("%-28s %-10s %-18s %8lld %8lld %8lld  %s",
-			       s->id, batch_status_name(s->status), s->agent,
+			       s->id, s->status < 0 ? "damaged"
+						    : batch_status_name(s->status),
+			       s->agent,
 			       s->total, s->succeeded, s->failed,
 			       fmt_time(s->created_ms, t));
 			if (archived)

@@ -82,6 +82,8 @@ static const char usage_text[] =
 	"  archive [--older-than DUR] [--dry-run]\n"
 	"                          archive final batches older than DUR\n"
 	"  restore BATCH           bring an archived batch back into batches/\n"
+	"  fsck BATCH [--cut]      check a batch's journal and views; --cut keeps\n"
+	"                          a copy and cuts the journal where it is damaged\n"
 	"\n"
 	"global options:\n"
 	"  -C, --home DIR          the home (default $RUNNER_HOME, else .)\n"
@@ -124,6 +126,7 @@ static const struct command commands[] = {
 	{ "report", cmd_report },
 	{ "archive", cmd_archive },
 	{ "restore", cmd_restore },
+	{ "fsck", cmd_fsck },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */

@@ -418,6 +418,12 @@ static const char *check_open(const unsigned char *buf, size_t len,
 	bool recs_ok = collect_is(&c, want, e->records);
 	size_t got = c.n;
 	collect_free(&c);
+	/* The torn tail is cut at the first write, or by journal_cut(). */
+	if (!j.corrupt && journal_cut(&j) < 0) {
+		snprintf(why, sizeof(why), "journal_cut: %s", strerror(errno));
+		journal_close(&j);
+		return why;
+	}
 	journal_close(&j);
 	if (!recs_ok) {
 		snprintf(why, sizeof(why), "writable: %zu records, want %zu",
@@ -566,6 +572,8 @@ static void test_torn_tails(void)
 		struct collect c;
 		collect_init(&c);
 		int rc = journal_open(&j, dfd, "t", true, collect_fn, &c);
+		if (rc == 0 && !j.corrupt)
+			journal_cut(&j);
 		journal_close(&j);
 		ok(fsize("t") == (off_t)slen && (rc < 0 || j.corrupt),
 		   "a flipped salt bit does not cut every acknowledged record (torn_bytes=%lld, file now %lld bytes)",
