@@ -6,6 +6,7 @@
 #   make asan       build with AddressSanitizer+UBSan and run the tests
 #   make valgrind   run the tests with the runner under valgrind
 #   make bench      dispatch benchmark against xargs -P and GNU parallel
+#   make powerloss  every crash state and I/O error of a recorded workload
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Missing build dependencies are installed with apt-get when run as root;
@@ -39,7 +40,8 @@ SEEDS ?= 1000
 SIM_ITEMS ?= 100
 
 .DEFAULT_GOAL := all
-.PHONY: all everything check demo asan valgrind bench install clean deps lint sim
+.PHONY: all everything check demo asan valgrind bench install clean deps lint sim \
+	powerloss
 include examples/Makefile.inc
 
 all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
@@ -53,7 +55,7 @@ deps:
 
 # Every program of the tree: what CI builds with each compiler.
 everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS) \
-	    $(SIM_BIN)
+	    $(SIM_BIN) $(BUILD)/powerloss/record.so
 
 $(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -83,6 +85,10 @@ $(BUILD)/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
+$(BUILD)/powerloss/record.so: tests/powerloss/record.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
@@ -92,7 +98,7 @@ $(BUILD)/bench/%: bench/%.c
 CHECK_RUNNER = $(if $(RUNNER_BIN),$(RUNNER_BIN),runner)
 
 check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
-       $(TEST_AGENTS) $(BUILD)/faults/shim.so $(SIM_BIN)
+       $(TEST_AGENTS) $(BUILD)/faults/shim.so $(SIM_BIN) $(BUILD)/powerloss/record.so
 	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)
@@ -111,6 +117,13 @@ build-asan/runner: $(OBJS)
 
 valgrind: all $(UNIT_BINS) $(TEST_AGENTS)
 	RUNNER_VALGRIND=1 $(MAKE) check
+
+# Power loss and I/O errors, in full: every crash point of the recorded
+# workload in every kind of state, and EIO and ENOSPC at every operation
+# (tests/powerloss/sweep; about an hour on two cores).
+powerloss: all $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BUILD)/powerloss/record.so
+	RUNNER=$(CURDIR)/runner RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
+	  tests/powerloss/sweep $(BUILD)/powerloss/work
 
 bench: all $(BENCH_BINS)
 	bench/dispatch 1000

@@ -1590,6 +1590,29 @@ void archive_opts_from_conf(struct archive_opts *o, const struct conf *c)
 	o->compression = c->compression;
 }
 
+int archive_recover(struct home *h)
+{
+	struct run r = { .h = h, .adir = -1, .now = now_ms() };
+	int lockfd;
+	if ((r.adir = open_archive_dir(h, false)) < 0)
+		return errno == ENOENT ? 0
+				       : error("batches/archive: %s",
+					       strerror(errno));
+	if ((lockfd = take_archive_lock(r.adir)) < 0) {
+		int saved = errno;
+		close(r.adir);
+		if (saved == EWOULDBLOCK)
+			return 0; /* its holder sweeps */
+		errno = saved;
+		return error("batches/archive/%s: %s", LOCK_NAME,
+			     strerror(saved));
+	}
+	recover(&r);
+	close(lockfd);
+	close(r.adir);
+	return 0;
+}
+
 int archive_run(struct home *h, const struct archive_opts *o,
 		archive_event_fn fn, void *arg)
 {

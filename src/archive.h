@@ -92,6 +92,13 @@ typedef void (*archive_event_fn)(void *arg, const struct archive_event *ev);
  * "bytes","reason"} for `archive --json` (one object per line). */
 struct cJSON *archive_event_json(const struct archive_event *ev);
 
+/* What a crash left of an archive or a restore, swept as archive_run()
+ * and archive_restore() do first (a restore cut short is finished or
+ * undone, so that the batch is in batches/ or archived, never under a
+ * scratch name); nothing if another process holds the archive lock.
+ * `run` and the daemon call it at start. */
+int archive_recover(struct home *h);
+
 /*
  * Apply retention once: sweep crash leftovers, archive every final batch
  * old enough whose lock is free, delete archives old enough.  fn (may be

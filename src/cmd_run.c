@@ -109,6 +109,7 @@ int cmd_run(void)
 	struct engine *e = engine_new(&home_, conf_, &eo);
 	int status = 0;
 	spool_sweep(&home_, conf_);
+	archive_recover(&home_);
 	if (npos) {
 		for (size_t i = 0; i < npos; i++) {
 			int st = engine_claim(e, pos[i], true);
@@ -180,6 +181,7 @@ int cmd_daemon(void)
 	};
 	struct engine *e = engine_new(&home_, conf_, &eo);
 	spool_sweep(&home_, conf_);
+	archive_recover(&home_);
 	engine_take_orphans(e);
 	int status = engine_run(e);
 	runlog_printf(log, "daemon stopped (exit %d)", status);

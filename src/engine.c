@@ -71,11 +71,14 @@ int64_t engine_next_wakeup(struct engine *e)
 		struct ebatch *eb = e->batches[i];
 		if (eb->closed)
 			continue;
-		/* A retry that is due and still waits is held back by the
-		 * caps (its batch has reserved all it may): a child's end
-		 * wakes the loop for it, not the clock (waking for it now
-		 * would spin). */
-		if (eb->retry.n && !e->shutdown && eb->retry.v[0].at > now) {
+		/* A retry that was due when the last dispatch looked and still
+		 * waits is held back by the caps (its batch has reserved all
+		 * it may): a child's end wakes the loop for it, not the clock
+		 * (waking for it now would spin).  One that fell due since (a
+		 * slow turn, a loaded machine) is taken at once: comparing
+		 * with now instead lost it, and the loop slept for ever. */
+		if (eb->retry.n && !e->shutdown &&
+		    eb->retry.v[0].at > e->dispatch_ms) {
 			int64_t d = eb->retry.v[0].at - now;
 			if (d < best)
 				best = d;

@@ -157,6 +157,7 @@ struct engine {
 	uint64_t seen_gen;	/* the shared state last reacted to */
 	uint64_t seen_sym_gen;	/* the symbol circuits last looked at */
 	int64_t defer_wake_ms;	/* a deferred item's circuit may allow it */
+	int64_t dispatch_ms;	/* the wall time the last dispatch looked at */
 	struct trial *trials;
 	size_t ntrials, captrials;
 	char **sym_trials;	/* symbols whose circuit trial we hold */

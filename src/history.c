@@ -73,7 +73,19 @@ int history_add_batch(int state_fd, const struct batch *b)
 				O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
 					O_CLOEXEC,
 				0644);
-		if (fd < 0 || write_all(fd, lines[k].buf, lines[k].len) < 0) {
+		/* A line a power cut tore stays alone on its line: the next
+		 * append starts on a new one.  Synced, so that a batch final
+		 * in its journal is in the index too (up to the instant
+		 * between the two). */
+		struct stat st;
+		char last = '\n';
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0 &&
+		    pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' &&
+		    write_all(fd, "\n", 1) < 0)
+			last = 0;
+		if (fd < 0 || !last ||
+		    write_all(fd, lines[k].buf, lines[k].len) < 0 ||
+		    fdatasync(fd) < 0) {
 			saved = errno;
 			rc = -1;
 		}
@@ -82,6 +94,11 @@ int history_add_batch(int state_fd, const struct batch *b)
 		sb_release(&lines[k]);
 	}
 	free(lines);
+	/* and the names of buckets made now */
+	if (fsync_dir(dfd) < 0 && !rc) {
+		saved = errno;
+		rc = -1;
+	}
 	close(dfd);
 	errno = saved;
 	return rc;
@@ -159,7 +176,9 @@ static bool parse_line(char *line, const char *symbol, struct hist_row *r,
 		*tab = '\0';
 		p = tab + 1;
 	}
-	if (n != 9 || strcmp(f[0], symbol))
+	/* Nine fields, no more: two lines a power cut ran together are not
+	 * a run. */
+	if (n != 9 || strcmp(f[0], symbol) || strchr(f[8], '\t'))
 		return false;
 	memset(r, 0, sizeof(*r));
 	*batch = f[1];

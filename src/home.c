@@ -21,8 +21,10 @@ int open_dir_at(int dirfd, const char *name)
 int ensure_dir(int dirfd, const char *name, mode_t mode)
 {
 	struct stat st;
+	/* Made here: its name must outlive a power cut as surely as what
+	 * will be put in it, so the parent is synced before it is used. */
 	if (mkdirat(dirfd, name, mode) == 0)
-		return 0;
+		return fsync_dir(dirfd);
 	if (errno != EEXIST)
 		return -1;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)

@@ -8,7 +8,10 @@
 #include "control.h"
 #include "runlog.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static bool symbol_listed(char **symbols, size_t n, const char *s)
@@ -87,6 +90,19 @@ int engine_retry_failed(struct engine *e, const char *id, unsigned categories,
 		if (nsymbols && !symbol_listed(symbols, nsymbols, it->symbol))
 			continue;
 		idx[n++] = (uint32_t)i;
+	}
+	/* summary.json says a batch is final, and every later run's search
+	 * for orphans believes it without replaying the journal: it goes,
+	 * durably, before the record that reopens the batch, or a runner that
+	 * dies during these attempts would leave them running for ever. */
+	if (n && ((unlinkat(eb->dirfd, "summary.json", 0) < 0 &&
+		   errno != ENOENT) ||
+		  fsync_dir(eb->dirfd) < 0)) {
+		error("batch %s: summary.json: %s", id, strerror(errno));
+		sb_addf(reply, "{\"ok\":false,\"error\":\"cannot reopen the "
+			       "batch: summary.json: %s\"}", strerror(errno));
+		free(idx);
+		return -1;
 	}
 	if (n) {
 		struct rec r = { .type = R_REQUEUE, .time = now_ms(), .n = n,

@@ -597,6 +597,7 @@ void sched_dispatch(struct engine *e)
 	int64_t now = now_ms();
 	int64_t res_budget = reserve_budget(e);
 	int64_t prep_budget = e->c->max_children;
+	e->dispatch_ms = now;
 	if (sched_off(e))
 		return;
 	for (size_t i = 0; i < e->nbatches; i++) {

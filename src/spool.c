@@ -271,6 +271,19 @@ static int claim_dir_create(struct home *h, struct claim *cl)
 		errno = saved;
 		return -1;
 	}
+	/* The claim directory's name is durable before a job moves into it:
+	 * else a power cut could keep the job's rename out of spool/ and
+	 * lose the directory it went into. */
+	if (fsync_dir(h->batches) < 0) {
+		int saved = errno;
+		close(cl->dirfd);
+		remove_tree(h->batches, cl->dir);
+		close(cl->lock_fd);
+		cl->dirfd = cl->lock_fd = -1;
+		cl->dir[0] = '\0';
+		errno = saved;
+		return -1;
+	}
 	return 0;
 }
 

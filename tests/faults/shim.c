@@ -25,9 +25,11 @@
  *   FAULT_COUNT  (optional) a file written at exit():
  *                  write=N fdatasync=N fsync=N rename=N openat-creat=N
  *                  mkdirat=N fired=K fault_fd=F same_fd_after=M
+ *                  fault_dir=D
  *                where fired counts the failed calls and same_fd_after the
  *                calls of the faulted op on the faulted call's fd after the
- *                first failure (a retried fsync shows up there)
+ *                first failure (a retried fsync shows up there); fault_dir
+ *                is 1 when that fd is a directory's
  *   FAULT_TRACE  (optional) a file that gets one line per wrapped call:
  *                OP N fd=FD NAME [FAIL|CRASH]
  *
@@ -74,7 +76,7 @@ static int trace_fd = -1;
 static pid_t self;
 static unsigned long counts[NOPS];
 static unsigned long fired, same_fd_after;
-static int fault_fd = -1;
+static int fault_fd = -1, fault_dir;
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_read)(int, void *, size_t);
@@ -195,8 +197,12 @@ static int fault(int op, int fd, const char *name)
 		 * retried fsync, say. */
 		if (fired && fd >= 0 && fd == fault_fd)
 			same_fd_after++;
-		if (fail && !fired++)
+		if (fail && !fired++) {
+			struct stat st;
 			fault_fd = fd;
+			fault_dir = fd >= 0 && fstat(fd, &st) == 0 &&
+				    S_ISDIR(st.st_mode);
+		}
 	}
 	trace(op, fd, name, fail ? "FAIL" : NULL);
 	if (fail) {
@@ -291,6 +297,8 @@ __attribute__((destructor)) static void shim_fini(void)
 	b_num(&b, fault_fd);
 	b_str(&b, " same_fd_after=");
 	b_num(&b, (long)same_fd_after);
+	b_str(&b, " fault_dir=");
+	b_num(&b, fault_dir);
 	b_str(&b, "\n");
 	int fd = real_open(count_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			   0644);

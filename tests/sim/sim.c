@@ -17,7 +17,9 @@
  * symbols broken for a while, data errors, timeouts, memory kills, slow
  * items; users who pause, resume, cancel and retry-failed batches and
  * resume or cancel groups; runners killed -9 at any step and started again
- * (a daemon, or a `runner run`); then the faults end and no user acts.
+ * (a daemon, or a `runner run`); slow turns, in which the clock moves
+ * between a turn's decisions and the sleep it computes (a loaded machine);
+ * then the faults end and no user acts.
  *
  * After every step it checks (a violation prints the seed, the virtual
  * time, the last events and a command that replays it):
@@ -1145,6 +1147,10 @@ static int64_t step(int64_t *next_user, int64_t *next_crash)
 			stop_runner(r, false);
 			continue;
 		}
+		/* A slow turn (a loaded machine): the clock moves between the
+		 * turn's decisions and the sleep it computes. */
+		if (rnd() % 8 == 0)
+			S->now += rnd_in(1, 400);
 		int64_t w = engine_wake_ms(r->e);
 		r->wake_at = w < 0 ? INT64_MAX : S->now + w;
 	}
