@@ -12,7 +12,9 @@
  *                                       the file itself is left alone
  *
  * A claim renames the file into a private batches/.claim-XXXX/ directory
- * (the rename is the lock: a competing runner gets ENOENT), validates it,
+ * (the rename is the lock: a competing runner gets ENOENT), reads it once,
+ * replaces it there with a copy of the bytes read (a writer still holding
+ * the file open can change nothing the batch keeps), validates them,
  * writes the batch's first journal records, and renames the directory to
  * batches/<id> (the commit; a clash means a duplicate id).  An invalid file
  * goes to spool/rejected/NAME with NAME.reason; so does a duplicate (same
