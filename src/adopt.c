@@ -228,7 +228,8 @@ static void take_attach(struct engine *e, struct ebatch *eb, bool fresh)
 			queue_heap_push(&eb->retry, eb->b.items[i].next_retry_at,
 				  (uint32_t)i);
 	if (eb->b.c.batch_timeout_ms > 0)
-		eb->deadline_ms = eb->b.c.created_ms + eb->b.c.batch_timeout_ms;
+		eb->deadline_ms = add_sat(eb->b.c.created_ms,
+					  eb->b.c.batch_timeout_ms);
 	sched_env_base(e, eb);
 	eb->meta_dirty = true;
 	GROW(e->batches, e->capbatches, e->nbatches + 1);

@@ -274,7 +274,7 @@ static void start_shutdown(struct engine *e, int sig)
 		e->draining = true;
 		e->shutdown = true;
 		e->drain_deadline_ns =
-			mono_ns() + e->c->shutdown_grace_ms * 1000000LL;
+			deadline_ns(mono_ns(), e->c->shutdown_grace_ms);
 		runlog_printf(e->o.runlog,
 			      "%s: draining; %zu %s running, given %lld ms to "
 			      "finish",
