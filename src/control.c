@@ -76,6 +76,12 @@ static bool request_batch(const char *name, char *batch, size_t n)
 	return true;
 }
 
+bool control_request_name(const char *name)
+{
+	char batch[128];
+	return request_batch(name, batch, sizeof(batch));
+}
+
 int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 		 void *arg)
 {

@@ -32,5 +32,8 @@ typedef void (*control_fn)(void *arg, const char *batch, const char *json,
 			   struct sb *reply);
 int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 		 void *arg);
+/* Whether control_poll() acts on an entry of this name (BATCH.TAG.req, not
+ * a dot-file): a watcher of state/control needs no poll for another. */
+bool control_request_name(const char *name);
 
 #endif

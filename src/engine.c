@@ -400,9 +400,13 @@ static void drain_inotify(struct engine *e)
 				control = true;
 				e->spool_dirty = true;
 			} else if (ev->wd == e->spool_wd) {
-				e->spool_dirty = true;
+				/* Only a name the scan takes: a dot-file
+				 * rewritten all the time costs no scan. */
+				if (!ev->len || spool_job_name(ev->name))
+					e->spool_dirty = true;
 			} else if (ev->wd == e->control_wd) {
-				control = true;
+				if (!ev->len || control_request_name(ev->name))
+					control = true;
 			} else if (ev->wd == e->events_wd && e->sh_ok) {
 				shared_sync(&e->sh);
 			}

@@ -76,6 +76,11 @@ static int cmp_cand(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+bool spool_job_name(const char *name)
+{
+	return name[0] != '.' && str_has_suffix(name, ".job");
+}
+
 int spool_scan(struct home *h, char ***names, size_t *n)
 {
 	struct cand *c = NULL;
@@ -86,7 +91,7 @@ int spool_scan(struct home *h, char ***names, size_t *n)
 	for (size_t k = 0; k < all; k++) {
 		const char *name = entries[k];
 		struct stat st;
-		if (name[0] == '.' || !str_has_suffix(name, ".job"))
+		if (!spool_job_name(name))
 			continue;
 		if (fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;

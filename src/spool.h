@@ -55,6 +55,9 @@ struct claim_result {
 };
 
 int spool_sweep(struct home *h, const struct conf *c);
+/* Whether spool_scan() looks at an entry of this name (NAME.job, not a
+ * dot-file): a watcher of spool/ needs no scan for an event of another. */
+bool spool_job_name(const char *name);
 int spool_scan(struct home *h, char ***names, size_t *n);
 void spool_names_free(char **names, size_t n);
 int spool_claim(struct home *h, const struct conf *c, const char *name,

@@ -191,4 +191,47 @@ grep -h "already runs" "$T/d1" "$T/d2" >/dev/null
 ok $? "the other was refused"
 kill -TERM $p1 $p2 2>/dev/null
 wait $p1 $p2 2>/dev/null
+# Events for names the scan ignores take no rescan: a dot-file in spool/
+# (or state/control/) rewritten hundreds of times costs no look at the
+# directory.  The daemon's reads of spool/ are counted under strace.
+if command -v strace >/dev/null 2>&1; then
+	mkhome
+	strace -f -y -qq -e trace=openat -o "$T/trace" \
+		$RUNNER -C "$H" daemon >"$T/daemon.out" 2>&1 &
+	spid=$!
+	wait_for test -s "$H/state/daemon.pid"
+	job quiet-1 <<JOB
+[job]
+agent = fake
+id = quiet-1
+symbols = OK-1
+JOB
+	wait_for final quiet-1
+	scans() { grep -c '/spool>, "\."' "$T/trace"; }
+	before=$(scans)
+	t0=$(date +%s)
+	i=0
+	while [ $i -lt 300 ]; do
+		: >"$H/spool/.busy"
+		: >"$H/state/control/.busy"
+		i=$((i + 1))
+	done
+	job quiet-2 <<JOB
+[job]
+agent = fake
+id = quiet-2
+symbols = OK-2
+JOB
+	wait_for final quiet-2
+	after=$(scans)
+	took=$(( $(date +%s) - t0 ))
+	# The job's own event, and the 10 s rescans that fell meanwhile.
+	allowed=$(( 2 + took / 10 ))
+	check "300 writes of spool/.busy: $((after - before)) reads of spool/ in ${took} s (at most $allowed)" \
+		test $((after - before)) -le $allowed
+	kill -TERM "$(jq "$H/state/daemon.pid" '$d->{pid}')"
+	wait $spid
+else
+	ok 0 "# SKIP strace not installed"
+fi
 done_testing
