@@ -492,6 +492,7 @@ static int64_t chore_orphans(struct engine *e)
 	engine_take_orphans(e);
 	circ_settle(e);
 	e->spool_dirty = true;
+	control_sweep(e->h, CONTROL_STALE_S);
 	return every(ORPHAN_CHECK_MS);
 }
 
@@ -610,6 +611,7 @@ static bool loop_over(struct engine *e)
 
 void engine_begin(struct engine *e)
 {
+	control_sweep(e->h, CONTROL_STALE_S);
 	control_poll(e->h, requests_owns, requests_control_cb, e);
 	if (!e->no_dispatch)
 		circ_settle(e);

@@ -191,6 +191,30 @@ grep -h "already runs" "$T/d1" "$T/d2" >/dev/null
 ok $? "the other was refused"
 kill -TERM $p1 $p2 2>/dev/null
 wait $p1 $p2 2>/dev/null
+# state/control/: what no requester will read again is swept after an
+# hour (by run at its start, by the daemon with its 10 s chores); what is
+# younger, and names that are not ours, stay.
+mkhome
+r list
+C=$H/state/control
+old() { printf '%s\n' "$2" >"$C/$1" && touch -d '2 hours ago' "$C/$1"; }
+old gone.1-00000000000000aa.req '{"op":"cancel"}'
+old gone.1-00000000000000aa.ack '{"ok":true}'
+old .gone.1-00000000000000bb.req.0123456789abcdef.tmp '{'
+old notes.txt 'not ours'
+printf '{"op":"cancel"}\n' >"$C/young.1-00000000000000cc.req"
+r run
+is "$rc" 0 "run with stale control files"
+is "$(ls -A "$C" | sort | tr '\n' ' ')" "notes.txt young.1-00000000000000cc.req " \
+	"  the hour-old request, ack and temp file are swept; the young request and a foreign name stay"
+rm -f "$C/young.1-00000000000000cc.req"
+start_daemon
+old late.1-00000000000000dd.ack '{"ok":true}'
+wait_60() { i=0; while [ $i -lt 1200 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done; return 1; }
+check "the daemon sweeps an hour-old ack it finds later" \
+	wait_60 test ! -e "$C/late.1-00000000000000dd.ack"
+stop_daemon
+
 # Events for names the scan ignores take no rescan: a dot-file in spool/
 # (or state/control/) rewritten hundreds of times costs no look at the
 # directory.  The daemon's reads of spool/ are counted under strace.
