@@ -30,6 +30,17 @@ first=$(ls -t "$H/batches" | grep '^batch-' | head -1)
 cp "$T/c.job" "$H/spool/c2.job"
 r run
 is "$(cat "$H/spool/rejected/c2.job.reason")" "duplicate of $first" "identical bytes within dedup_window: duplicate"
+like "$(cat "$T/err")" "^runner: warning: spool/c2.job: duplicate of $first; not run\$" \
+	"  the warning names the file as spool/c2.job"
+printf '[job]\nagent = nosuch\nsymbols = OK-1\n' >"$H/spool/bad.job"
+r daemon --once
+like "$(cat "$H/logs/runner.log")" "rejected: spool/bad.job:2: agent 'nosuch'" \
+	"runner.log: a rejection names the file once, as spool/NAME"
+check "  not twice" sh -c "! grep -q 'bad.job: rejected' '$H/logs/runner.log'"
+printf '[job]\nagent = fake\nid = good\nsymbols = OK-1\n' >"$H/spool/good.job"
+r daemon --once
+like "$(cat "$H/logs/runner.log")" "claimed spool/good.job as batch good" \
+	"runner.log: a claim names the file as spool/NAME"
 mkhome "[runner]
 dedup_window = 0"
 cp "$T/c.job" "$H/spool/d1.job"
