@@ -91,9 +91,12 @@ r run
 is "$(ls -A "$H/state/history")" "" "state/history/ of another user: no history is written in it"
 mkdir -p "$H/batches/archive"
 chown 65534 "$H/batches/archive"
-r archive --older-than 0; cat "$T/err" >&2
+r archive --older-than 0
 check "batches/archive/ of another user: archive fails (exit $rc)" [ "$rc" != 0 ]
 is "$(ls -A "$H/batches/archive")" "" "  and writes nothing in it"
 check "  the batch stays" test -d "$H/batches/hist-1"
+r list --archived
+like "$(cat "$T/err")" "batches/archive: Operation not permitted" \
+	"  list --archived does not read it either"
 
 done_testing
