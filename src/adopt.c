@@ -228,7 +228,8 @@ static void take_attach(struct engine *e, struct ebatch *eb, bool fresh)
 			queue_heap_push(&eb->retry, eb->b.items[i].next_retry_at,
 				  (uint32_t)i);
 	if (eb->b.c.batch_timeout_ms > 0)
-		eb->deadline_ms = eb->b.c.created_ms + eb->b.c.batch_timeout_ms;
+		eb->deadline_ms = add_sat(eb->b.c.created_ms,
+					  eb->b.c.batch_timeout_ms);
 	sched_env_base(e, eb);
 	eb->meta_dirty = true;
 	GROW(e->batches, e->capbatches, e->nbatches + 1);
@@ -408,12 +409,15 @@ int engine_claim(struct engine *e, const char *path, bool named)
 		if (rc < 0)
 			return EX_IOERR_;
 	}
+	/* The file as the user knows it: the path given, or spool/NAME. */
+	char shown[600];
+	snprintf(shown, sizeof(shown), "%s%s", named ? "" : "spool/", path);
 	switch (res.status) {
 	case CLAIM_OK:
-		info("%s: claimed as batch %s (%zu %s)", path, res.id,
+		info("%s: claimed as batch %s (%zu %s)", shown, res.id,
 		     res.nsymbols, plural(res.nsymbols, "symbol", "symbols"));
 		runlog_printf(e->o.runlog, "claimed %s as batch %s (%zu %s)",
-			      path, res.id, res.nsymbols,
+			      shown, res.id, res.nsymbols,
 			      plural(res.nsymbols, "symbol", "symbols"));
 		if (engine_take(e, res.id, res.lock_fd, 0) < 0)
 			return EX_IOERR_;
@@ -421,7 +425,8 @@ int engine_claim(struct engine *e, const char *path, bool named)
 	case CLAIM_GONE:
 		return 0;
 	case CLAIM_INVALID:
-		runlog_printf(e->o.runlog, "%s: rejected: %s", path, res.reason);
+		/* The reason starts with the file's name already. */
+		runlog_printf(e->o.runlog, "rejected: %s", res.reason);
 		if (named)
 			return EX_INVALID_JOB;
 		/* The reason was printed as it was found; say where it went. */
@@ -429,9 +434,9 @@ int engine_claim(struct engine *e, const char *path, bool named)
 			"spool/rejected/%s.reason", path, path);
 		return 0;
 	case CLAIM_DUPLICATE:
-		runlog_printf(e->o.runlog, "%s: duplicate of %s; not run", path,
-			      res.dup_of);
-		warning("%s: duplicate of %s; not run", path, res.dup_of);
+		runlog_printf(e->o.runlog, "%s: duplicate of %s; not run",
+			      shown, res.dup_of);
+		warning("%s: duplicate of %s; not run", shown, res.dup_of);
 		return 0;
 	case CLAIM_ERROR:
 		if (res.fsync_failed) {

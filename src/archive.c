@@ -86,7 +86,18 @@ static int open_archive_dir(struct home *h, bool create)
 		    (!existed && fsync_dir(h->batches) < 0))
 			return -1;
 	}
-	return open_dir_at(h->batches, ARCHIVE_DIR);
+	/* Read or written, it must be the runner's own (home.h). */
+	int fd = open_dir_at(h->batches, ARCHIVE_DIR);
+	struct stat st;
+	char why[160];
+	if (fd >= 0 && (fstat(fd, &st) < 0 ||
+			home_dir_check(&st, why, sizeof(why)) < 0)) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }
 
 /* batches/archive/.lock: one archive or restore at a time per home. */

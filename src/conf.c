@@ -59,15 +59,27 @@ static void get_int(struct loader *l, const char *sec, const char *key,
 		*out = (int)v;
 }
 
+/* Every duration and size has a largest value (runner.conf(5) lists
+ * them): what the engine adds to a clock or hands to the kernel stays
+ * far from overflowing. */
+#define DAY_MS 86400000LL
+#define GRACE_MAX_MS (3600 * 1000LL)		/* kill_grace */
+#define SHUTDOWN_MAX_MS DAY_MS			/* shutdown_grace */
+#define WINDOW_MAX_MS (30 * DAY_MS)	/* dedup, correlation, open_for, delays */
+#define TIMEOUT_MAX_MS (365 * DAY_MS)		/* timeout, cpu_limit */
+#define RETENTION_MAX_MS DURATION_MAX_MS	/* 36500d */
+#define OUTPUT_MAX_BYTES (1ull << 40)		/* max_output, output_limit */
+#define MEMORY_MAX_BYTES (1ull << 46)		/* memory_limit: 64T */
+
 static void get_dur(struct loader *l, const char *sec, const char *key,
-		    bool allow_zero, int64_t *out)
+		    bool allow_zero, int64_t max_ms, int64_t *out)
 {
 	char why[WHY_BUF];
 	int64_t v;
 	struct ini_entry *e = get(l, sec, key);
 	if (!e)
 		return;
-	if (parse_duration_ms(e->value.buf, &v, why) < 0)
+	if (parse_duration_max(e->value.buf, max_ms, &v, why) < 0)
 		diag_error(&l->d, e->line, "%s: %s", key, why);
 	else if (!allow_zero && v == 0)
 		diag_error(&l->d, e->line, "%s: must be greater than 0", key);
@@ -76,14 +88,14 @@ static void get_dur(struct loader *l, const char *sec, const char *key,
 }
 
 static void get_size(struct loader *l, const char *sec, const char *key,
-		     uint64_t min, uint64_t *out)
+		     uint64_t min, uint64_t max, uint64_t *out)
 {
 	char why[WHY_BUF];
 	uint64_t v;
 	struct ini_entry *e = get(l, sec, key);
 	if (!e)
 		return;
-	if (parse_size(e->value.buf, &v, why) < 0)
+	if (parse_size_max(e->value.buf, max, &v, why) < 0)
 		diag_error(&l->d, e->line, "%s: %s", key, why);
 	else if (v < min)
 		diag_error(&l->d, e->line, "%s: at least %llu bytes", key,
@@ -174,12 +186,17 @@ static void load_agents(struct loader *l)
 		get_words(l, s, "launcher", 0, &a->launcher, &a->nlauncher);
 		get_words(l, s, "env", 0, &a->env, &a->nenv);
 		get_int(l, s, "max_concurrent", 1, 65535, &a->max_concurrent);
-		get_dur(l, s, "timeout", true, &a->timeout_ms); /* 0: none */
-		get_size(l, s, "memory_limit", 1 << 20, &a->memory_limit);
-		get_dur(l, s, "cpu_limit", false, &a->cpu_limit_ms);
-		get_size(l, s, "output_limit", 4096, &a->output_limit);
+		get_dur(l, s, "timeout", true, TIMEOUT_MAX_MS,
+			&a->timeout_ms); /* 0: none */
+		get_size(l, s, "memory_limit", 1 << 20, MEMORY_MAX_BYTES,
+			 &a->memory_limit);
+		get_dur(l, s, "cpu_limit", false, TIMEOUT_MAX_MS,
+			&a->cpu_limit_ms);
+		get_size(l, s, "output_limit", 4096, OUTPUT_MAX_BYTES,
+			 &a->output_limit);
 		a->max_output = c->max_output;
-		get_size(l, s, "max_output", 4096, &a->max_output);
+		get_size(l, s, "max_output", 4096, OUTPUT_MAX_BYTES,
+			 &a->max_output);
 		struct ini_entry *pm = get(l, s, "primary_metric");
 		if (pm) {
 			if (!valid_source_name(pm->value.buf))
@@ -375,10 +392,14 @@ struct conf *conf_load(const char *path)
 	get_words(&l, "runner", "notify", 0, &c->notify, &c->nnotify);
 	if (c->nnotify)
 		c->notify_path = find_on_path(c->notify[0]);
-	get_dur(&l, "runner", "dedup_window", true, &c->dedup_window_ms);
-	get_dur(&l, "runner", "kill_grace", true, &c->kill_grace_ms);
-	get_dur(&l, "runner", "shutdown_grace", true, &c->shutdown_grace_ms);
-	get_size(&l, "runner", "max_output", 4096, &c->max_output);
+	get_dur(&l, "runner", "dedup_window", true, WINDOW_MAX_MS,
+		&c->dedup_window_ms);
+	get_dur(&l, "runner", "kill_grace", true, GRACE_MAX_MS,
+		&c->kill_grace_ms);
+	get_dur(&l, "runner", "shutdown_grace", true, SHUTDOWN_MAX_MS,
+		&c->shutdown_grace_ms);
+	get_size(&l, "runner", "max_output", 4096, OUTPUT_MAX_BYTES,
+		 &c->max_output);
 
 	get_int(&l, "retry", "max_attempts", 1, 1000, &c->max_attempts);
 	struct ini_entry *e = get(&l, "retry", "delays");
@@ -394,8 +415,9 @@ struct conf *conf_load(const char *path)
 			c->delays_ms = xcalloc(n, sizeof(int64_t));
 			c->ndelays = n;
 			for (size_t i = 0; i < n; i++)
-				if (parse_duration_ms(w[i], &c->delays_ms[i],
-						      why) < 0)
+				if (parse_duration_max(w[i], WINDOW_MAX_MS,
+						       &c->delays_ms[i],
+						       why) < 0)
 					diag_error(&l.d, e->line,
 						   "delays: %s", why);
 		}
@@ -427,12 +449,15 @@ struct conf *conf_load(const char *path)
 	}
 
 	get_int(&l, "breaker", "threshold", 1, 1000000, &c->breaker_threshold);
-	get_dur(&l, "breaker", "open_for", false, &c->breaker_open_ms);
-	get_dur(&l, "correlation", "window", false, &c->corr_window_ms);
+	get_dur(&l, "breaker", "open_for", false, WINDOW_MAX_MS,
+		&c->breaker_open_ms);
+	get_dur(&l, "correlation", "window", false, WINDOW_MAX_MS,
+		&c->corr_window_ms);
 	get_int(&l, "correlation", "min_group", 1, 1000000, &c->min_group);
-	get_dur(&l, "retention", "archive_after", true, &c->archive_after_ms);
+	get_dur(&l, "retention", "archive_after", true, RETENTION_MAX_MS,
+		&c->archive_after_ms);
 	get_dur(&l, "retention", "delete_archives_after", true,
-		&c->delete_archives_after_ms);
+		RETENTION_MAX_MS, &c->delete_archives_after_ms);
 	e = get(&l, "retention", "compression");
 	if (e) {
 		if (!strcmp(e->value.buf, "gzip"))

@@ -76,6 +76,12 @@ static bool request_batch(const char *name, char *batch, size_t n)
 	return true;
 }
 
+bool control_request_name(const char *name)
+{
+	char batch[128];
+	return request_batch(name, batch, sizeof(batch));
+}
+
 int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 		 void *arg)
 {
@@ -114,4 +120,29 @@ int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 	}
 	words_free(names);
 	return 0;
+}
+
+int control_sweep(struct home *h, int64_t older_than_s)
+{
+	size_t all;
+	int removed = 0;
+	char **names = home_names(h->control, &all);
+	if (!names)
+		return -1;
+	time_t now = time(NULL);
+	for (size_t k = 0; k < all; k++) {
+		const char *name = names[k];
+		struct stat st;
+		if (!control_request_name(name) &&
+		    (name[0] == '.' || !str_has_suffix(name, ".ack")))
+			continue;
+		if (fstatat(h->control, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    now - st.st_mtime < older_than_s)
+			continue;
+		if (unlinkat(h->control, name, 0) == 0)
+			removed++;
+	}
+	words_free(names);
+	int temps = remove_stale_temps(h->control, NULL, older_than_s);
+	return removed + (temps > 0 ? temps : 0);
 }

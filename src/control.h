@@ -32,5 +32,18 @@ typedef void (*control_fn)(void *arg, const char *batch, const char *json,
 			   struct sb *reply);
 int control_poll(struct home *h, control_owns_fn owns, control_fn fn,
 		 void *arg);
+/*
+ * Remove what nobody will read: requests and acks older than
+ * CONTROL_STALE_S, and temp files of ours as old.  A requester waits
+ * seconds for its ack and withdraws its request when none comes, so an
+ * entry that old is a dead requester's: an ack nobody reads, or a request
+ * that must not be carried out hours late by whichever runner next holds
+ * the batch.  Other names are left alone.  Returns how many were removed.
+ */
+#define CONTROL_STALE_S 3600
+int control_sweep(struct home *h, int64_t older_than_s);
+/* Whether control_poll() acts on an entry of this name (BATCH.TAG.req, not
+ * a dot-file): a watcher of state/control needs no poll for another. */
+bool control_request_name(const char *name);
 
 #endif

@@ -277,7 +277,7 @@ static void start_shutdown(struct engine *e, int sig)
 		e->draining = true;
 		e->shutdown = true;
 		e->drain_deadline_ns =
-			mono_ns() + e->c->shutdown_grace_ms * 1000000LL;
+			deadline_ns(mono_ns(), e->c->shutdown_grace_ms);
 		runlog_printf(e->o.runlog,
 			      "%s: draining; %zu %s running, given %lld ms to "
 			      "finish",
@@ -403,9 +403,13 @@ static void drain_inotify(struct engine *e)
 				control = true;
 				e->spool_dirty = true;
 			} else if (ev->wd == e->spool_wd) {
-				e->spool_dirty = true;
+				/* Only a name the scan takes: a dot-file
+				 * rewritten all the time costs no scan. */
+				if (!ev->len || spool_job_name(ev->name))
+					e->spool_dirty = true;
 			} else if (ev->wd == e->control_wd) {
-				control = true;
+				if (!ev->len || control_request_name(ev->name))
+					control = true;
 			} else if (ev->wd == e->events_wd && e->sh_ok) {
 				shared_sync(&e->sh);
 			}
@@ -491,6 +495,7 @@ static int64_t chore_orphans(struct engine *e)
 	engine_take_orphans(e);
 	circ_settle(e);
 	e->spool_dirty = true;
+	control_sweep(e->h, CONTROL_STALE_S);
 	return every(ORPHAN_CHECK_MS);
 }
 
@@ -609,6 +614,7 @@ static bool loop_over(struct engine *e)
 
 void engine_begin(struct engine *e)
 {
+	control_sweep(e->h, CONTROL_STALE_S);
 	control_poll(e->h, requests_owns, requests_control_cb, e);
 	if (!e->no_dispatch)
 		circ_settle(e);

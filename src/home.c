@@ -18,29 +18,97 @@ int open_dir_at(int dirfd, const char *name)
 		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-int ensure_dir(int dirfd, const char *name, mode_t mode)
+int home_dir_check(const struct stat *st, char *why, size_t n)
 {
-	struct stat st;
-	/* Made here: its name must outlive a power cut as surely as what
-	 * will be put in it, so the parent is synced before it is used. */
-	if (mkdirat(dirfd, name, mode) == 0)
-		return fsync_dir(dirfd);
-	if (errno != EEXIST)
+	uid_t me = geteuid();
+	if (S_ISLNK(st->st_mode)) {
+		snprintf(why, n, "a symlink, not a directory");
+		errno = ELOOP;
 		return -1;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -1;
-	if (!S_ISDIR(st.st_mode)) {
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		snprintf(why, n, "not a directory");
 		errno = ENOTDIR;
+		return -1;
+	}
+	if (st->st_uid != me && st->st_uid != 0) {
+		snprintf(why, n,
+			 "owned by uid %u, not by the runner's user (uid %u) "
+			 "or root",
+			 (unsigned)st->st_uid, (unsigned)me);
+		errno = EPERM;
+		return -1;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, n, "writable by %s (mode %04o)",
+			 st->st_mode & S_IWOTH ? "others" : "its group",
+			 (unsigned)(st->st_mode & 07777));
+		errno = EPERM;
 		return -1;
 	}
 	return 0;
 }
 
-static int sub(struct home *h, int parent, const char *name, int *out)
+int ensure_dir(int dirfd, const char *name, mode_t mode)
 {
-	if (ensure_dir(parent, name, 0755) < 0 ||
-	    (*out = open_dir_at(parent, name)) < 0)
-		return error("%s/%s: %s", h->path, name, strerror(errno));
+	struct stat st;
+	char why[160];
+	/* Made here: its name must outlive a power cut as surely as what
+	 * will be put in it, so the parent is synced before it is used. */
+	if (mkdirat(dirfd, name, mode) == 0) {
+		if (fsync_dir(dirfd) < 0)
+			return -1;
+	} else if (errno != EEXIST) {
+		return -1;
+	}
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	/* Made just now or found: either way it must be ours, so that a
+	 * directory someone else planted is never written in. */
+	return home_dir_check(&st, why, sizeof(why));
+}
+
+/* A directory of the home the runner writes in, opened (made if missing)
+ * and checked on its fd; what is refused is said with its path. */
+static int sub(struct home *h, int parent, const char *rel, int *out)
+{
+	const char *slash = strrchr(rel, '/');
+	const char *name = slash ? slash + 1 : rel;
+	char why[160];
+	struct stat st;
+	if (mkdirat(parent, name, 0755) == 0 ? fsync_dir(parent) < 0
+					      : errno != EEXIST)
+		return error("%s/%s: %s", h->path, rel, strerror(errno));
+	*out = open_dir_at(parent, name);
+	if (*out < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	    fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		goto check; /* a symlink or a file: say which */
+	if (*out < 0 || fstat(*out, &st) < 0)
+		return error("%s/%s: %s", h->path, rel, strerror(errno));
+check:
+	if (home_dir_check(&st, why, sizeof(why)) < 0)
+		return error("%s/%s: %s: refused (the runner writes only in "
+			     "directories of its own)",
+			     h->path, rel, why);
+	return 0;
+}
+
+/* spool/ is written by the submitters (a group-writable directory), so
+ * its mode is theirs to set; but whoever owns it can replace
+ * spool/rejected/, so it must belong to the runner's user or root. */
+static int spool_dir(struct home *h)
+{
+	struct stat st;
+	if ((mkdirat(h->fd, "spool", 0755) == 0 ? fsync_dir(h->fd) < 0
+						 : errno != EEXIST) ||
+	    (h->spool = open_dir_at(h->fd, "spool")) < 0 ||
+	    fstat(h->spool, &st) < 0)
+		return error("%s/spool: %s", h->path, strerror(errno));
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return error("%s/spool: owned by uid %u, not by the runner's "
+			     "user (uid %u) or root: refused",
+			     h->path, (unsigned)st.st_uid,
+			     (unsigned)geteuid());
 	return 0;
 }
 
@@ -51,11 +119,11 @@ int home_open(struct home *h, const char *path)
 	if (h->fd < 0)
 		return error("home %s: %s", path, strerror(errno));
 	if (sub(h, h->fd, "batches", &h->batches) < 0 ||
-	    sub(h, h->fd, "spool", &h->spool) < 0 ||
-	    sub(h, h->spool, "rejected", &h->rejected) < 0 ||
+	    spool_dir(h) < 0 ||
+	    sub(h, h->spool, "spool/rejected", &h->rejected) < 0 ||
 	    sub(h, h->fd, "logs", &h->logs) < 0 ||
 	    sub(h, h->fd, "state", &h->state) < 0 ||
-	    sub(h, h->state, "control", &h->control) < 0)
+	    sub(h, h->state, "state/control", &h->control) < 0)
 		return -1;
 	return 0;
 }

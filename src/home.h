@@ -47,7 +47,23 @@ int home_each_batch(const struct home *h,
 		    void (*fn)(void *arg, const char *id, int bfd), void *arg);
 /* fsync a directory fd. */
 int fsync_dir(int dirfd);
-/* mkdirat that treats EEXIST of a directory (not a symlink) as success. */
+/*
+ * Directories the runner owns (batches/, logs/, state/ and everything it
+ * makes below them, spool/rejected/) are written in only when they are
+ * directories (not symlinks) owned by the runner's user or root and not
+ * writable by group or others: one planted or handed over by another user
+ * is refused, never adopted.  home_open() checks its own on their fds and
+ * prints what it refuses; spool/ itself, written by the submitters, must
+ * only be owned by the runner's user or root.
+ *
+ * home_dir_check: 0 when st is such a directory, else -1 with errno
+ * (ELOOP a symlink, ENOTDIR, EPERM another owner or a loose mode) and a
+ * short reason in why ("owned by uid 65534, not by ...").
+ */
+struct stat;
+int home_dir_check(const struct stat *st, char *why, size_t n);
+/* mkdirat that treats EEXIST as success when what is there passes
+ * home_dir_check (else -1 with its errno). */
 int ensure_dir(int dirfd, const char *name, mode_t mode);
 /* Open (creating) dirfd/name and take an exclusive flock without waiting:
  * the fd, or -1 (EWOULDBLOCK: someone holds it). */

@@ -230,7 +230,8 @@ static void job_dur(struct diag *d, struct ini_entry *e, int64_t *out)
 	char why[WHY_BUF];
 	if (!e)
 		return;
-	if (parse_duration_ms(e->value.buf, out, why) < 0)
+	/* As an agent's timeout (runner.conf(5)): at most 365 days. */
+	if (parse_duration_max(e->value.buf, 365 * 86400000LL, out, why) < 0)
 		diag_error(d, e->line, "%s: %s", e->key, why);
 	else if (*out == 0)
 		diag_error(d, e->line, "%s: must be greater than 0", e->key);

@@ -379,7 +379,7 @@ void runs_signal(struct engine *e, struct run *run, uint8_t why)
 		return;
 	run->why = why;
 	engine_kill_group(e, run->pid, SIGTERM);
-	run->kill_ns = mono + e->c->kill_grace_ms * 1000000LL;
+	run->kill_ns = deadline_ns(mono, e->c->kill_grace_ms);
 	if (run->kill_ns == mono)
 		run->kill_ns = mono + 1;
 }

@@ -363,7 +363,7 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 		}
 	}
 	if (eb->b.c.timeout_ms > 0)
-		run->deadline_ns = start_ns + eb->b.c.timeout_ms * 1000000LL;
+		run->deadline_ns = deadline_ns(start_ns, eb->b.c.timeout_ms);
 	eb->running++;
 	symstats_start(&e->stats, it->symbol);
 	if (it->failure_group && e->sh_ok)

@@ -41,7 +41,7 @@ static int reject(struct home *h, int dirfd, const char *name,
 		if (rename_noreplace(dirfd, name, h->rejected, target) == 0)
 			break;
 		if (errno != EEXIST)
-			return error("cannot move %s to spool/rejected: %s",
+			return error("spool/%s: cannot move it to spool/rejected/: %s",
 				     base, strerror(errno));
 	}
 	if (i == 1000)
@@ -76,6 +76,11 @@ static int cmp_cand(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+bool spool_job_name(const char *name)
+{
+	return name[0] != '.' && str_has_suffix(name, ".job");
+}
+
 int spool_scan(struct home *h, char ***names, size_t *n)
 {
 	struct cand *c = NULL;
@@ -86,7 +91,7 @@ int spool_scan(struct home *h, char ***names, size_t *n)
 	for (size_t k = 0; k < all; k++) {
 		const char *name = entries[k];
 		struct stat st;
-		if (name[0] == '.' || !str_has_suffix(name, ".job"))
+		if (!spool_job_name(name))
 			continue;
 		if (fstatat(h->spool, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
@@ -94,12 +99,17 @@ int spool_scan(struct home *h, char ***names, size_t *n)
 			const char *what = S_ISLNK(st.st_mode)	  ? "a symlink"
 					   : S_ISFIFO(st.st_mode) ? "a FIFO"
 					   : S_ISDIR(st.st_mode)  ? "a directory"
-								  : "not a regular file";
-			char *why = xasprintf("not a regular file (%s); "
-					      "not opened",
-					      what);
+					   : S_ISSOCK(st.st_mode) ? "a socket"
+					   : S_ISCHR(st.st_mode)  ? "a character device"
+					   : S_ISBLK(st.st_mode)  ? "a block device"
+								  : "of an unknown type";
+			/* The reason file says which entry, as every other
+			 * reason does ("spool/NAME: ..."). */
+			char *why = xasprintf("spool/%s: not a regular file "
+					      "(%s); not opened",
+					      name, what);
 			if (reject(h, h->spool, name, name, why) == 0)
-				warning("spool/%s: rejected: %s", name, why);
+				warning("%s; moved to spool/rejected/", why);
 			free(why);
 			continue;
 		}
@@ -553,6 +563,16 @@ int spool_claim(struct home *h, const struct conf *c, const char *name,
 		free(why);
 		res->status = CLAIM_INVALID;
 		goto out;
+	}
+	/* The batch is the bytes just read: a copy of them replaces the
+	 * claimed inode, which a writer holding it open could still extend
+	 * with lines never validated. */
+	if (home_replace(cl.dirfd, "job.ini", text.buf ? text.buf : "",
+			 text.len) < 0) {
+		res->status = CLAIM_ERROR;
+		error("%s: cannot copy it into batches/%s: %s", display, cl.dir,
+		      strerror(errno));
+		goto out_back;
 	}
 	claim_commit(h, c, &cl, display, name, text.buf ? text.buf : "",
 		     text.len, cl.dirfd, "job.ini", res);

@@ -12,7 +12,9 @@
  *                                       the file itself is left alone
  *
  * A claim renames the file into a private batches/.claim-XXXX/ directory
- * (the rename is the lock: a competing runner gets ENOENT), validates it,
+ * (the rename is the lock: a competing runner gets ENOENT), reads it once,
+ * replaces it there with a copy of the bytes read (a writer still holding
+ * the file open can change nothing the batch keeps), validates them,
  * writes the batch's first journal records, and renames the directory to
  * batches/<id> (the commit; a clash means a duplicate id).  An invalid file
  * goes to spool/rejected/NAME with NAME.reason; so does a duplicate (same
@@ -53,6 +55,9 @@ struct claim_result {
 };
 
 int spool_sweep(struct home *h, const struct conf *c);
+/* Whether spool_scan() looks at an entry of this name (NAME.job, not a
+ * dot-file): a watcher of spool/ needs no scan for an event of another. */
+bool spool_job_name(const char *name);
 int spool_scan(struct home *h, char ***names, size_t *n);
 void spool_names_free(char **names, size_t n);
 int spool_claim(struct home *h, const struct conf *c, const char *name,

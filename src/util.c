@@ -263,7 +263,25 @@ static int parse_digits(const char **sp, int64_t *out)
 	return 0;
 }
 
-int parse_duration_ms(const char *s, int64_t *ms, char *why)
+/* A bound as it would be written: the largest unit that divides it. */
+static void fmt_bound_ms(int64_t ms, char *buf, size_t n)
+{
+	static const struct { int64_t ms; char unit; } u[] = {
+		{ 86400000, 'd' }, { 3600000, 'h' }, { 60000, 'm' }, { 1000, 's' },
+	};
+	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++)
+		if (ms >= u[i].ms && ms % u[i].ms == 0) {
+			snprintf(buf, n, "%lld%c", (long long)(ms / u[i].ms),
+				 u[i].unit);
+			return;
+		}
+	snprintf(buf, n, "%lld.%03llds", (long long)(ms / 1000),
+		 (long long)(ms % 1000));
+}
+
+/* A duration of at most max_ms (itself at most DURATION_MAX_MS). */
+static int parse_dur_upto(const char *s, int64_t max_ms, int64_t *ms,
+			  char *why)
 {
 	const char *p = s;
 	int64_t v, frac = 0, scale = 1, mult = 1000;
@@ -288,8 +306,11 @@ int parse_duration_ms(const char *s, int64_t *ms, char *why)
 	}
 	if (*p)
 		goto bad;
-	if (v > INT64_MAX / mult / 4) {
-		WHY("duration too large: %.64s", s);
+	if (v > DURATION_MAX_MS / mult ||
+	    v * mult + frac * mult / scale > max_ms) {
+		char bound[32];
+		fmt_bound_ms(max_ms, bound, sizeof(bound));
+		WHY("at most %s (got %.64s)", bound, s);
 		return -1;
 	}
 	*ms = v * mult + frac * mult / scale;
@@ -297,6 +318,44 @@ int parse_duration_ms(const char *s, int64_t *ms, char *why)
 bad:
 	WHY("not a duration (N, Ns, Nm, Nh or Nd): %.64s", s);
 	return -1;
+}
+
+int parse_duration_ms(const char *s, int64_t *ms, char *why)
+{
+	return parse_dur_upto(s, DURATION_MAX_MS, ms, why);
+}
+
+int parse_duration_max(const char *s, int64_t max_ms, int64_t *ms, char *why)
+{
+	return parse_dur_upto(s, max_ms < DURATION_MAX_MS ? max_ms
+							: DURATION_MAX_MS,
+			      ms, why);
+}
+
+int parse_size_max(const char *s, uint64_t max, uint64_t *bytes, char *why)
+{
+	static const char units[] = "KMGT";
+	uint64_t v;
+	char bound[32];
+	if (parse_size(s, &v, why) < 0)
+		return -1;
+	if (v > max) {
+		int k = 0;
+		while (k < 4 && max % (1ull << (10 * (k + 1))) == 0 &&
+		       max >= 1ull << (10 * (k + 1)))
+			k++;
+		if (k)
+			snprintf(bound, sizeof(bound), "%llu%c",
+				 (unsigned long long)(max >> (10 * k)),
+				 units[k - 1]);
+		else
+			snprintf(bound, sizeof(bound), "%llu",
+				 (unsigned long long)max);
+		WHY("at most %s (got %.64s)", bound, s);
+		return -1;
+	}
+	*bytes = v;
+	return 0;
 }
 
 int parse_size(const char *s, uint64_t *bytes, char *why)

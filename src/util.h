@@ -97,10 +97,35 @@ const char *plural(unsigned long long n, const char *one, const char *many);
  * short reason in why (at most 128 bytes).
  */
 #define WHY_BUF 160
-/* DUR: "N", "Ns", "Nm", "Nh", "Nd" (bare N = seconds). */
+/* DUR: "N", "Ns", "Nm", "Nh", "Nd" (bare N = seconds), at most
+ * DURATION_MAX_MS (100 years: in nanoseconds still far from INT64_MAX). */
+#define DURATION_MAX_MS (36500 * 86400000LL)
 int parse_duration_ms(const char *s, int64_t *ms, char *why);
 /* SIZE: "N", "NK", "NM", "NG", "NT" (binary multiples, optional "B"/"iB"). */
 int parse_size(const char *s, uint64_t *bytes, char *why);
+/* The same, refusing more than max with why "at most 365d (got 400d)"
+ * (the bound written in its largest whole unit), for the caller to
+ * prefix with the key. */
+int parse_duration_max(const char *s, int64_t max_ms, int64_t *ms, char *why);
+int parse_size_max(const char *s, uint64_t max, uint64_t *bytes, char *why);
+
+/* a + b, and base_ns + ms milliseconds, saturating at the int64 limits:
+ * a deadline computed from a configured (or journaled) duration never
+ * wraps into the past. */
+static inline int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+static inline int64_t deadline_ns(int64_t base_ns, int64_t ms)
+{
+	int64_t ns;
+	if (__builtin_mul_overflow(ms, (int64_t)1000000, &ns))
+		ns = ms > 0 ? INT64_MAX : INT64_MIN;
+	return add_sat(base_ns, ns);
+}
 /* A decimal integer in [lo, hi]. */
 int parse_int(const char *s, long long lo, long long hi, long long *out,
 	      char *why);

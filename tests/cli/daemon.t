@@ -191,4 +191,71 @@ grep -h "already runs" "$T/d1" "$T/d2" >/dev/null
 ok $? "the other was refused"
 kill -TERM $p1 $p2 2>/dev/null
 wait $p1 $p2 2>/dev/null
+# state/control/: what no requester will read again is swept after an
+# hour (by run at its start, by the daemon with its 10 s chores); what is
+# younger, and names that are not ours, stay.
+mkhome
+r list
+C=$H/state/control
+old() { printf '%s\n' "$2" >"$C/$1" && touch -d '2 hours ago' "$C/$1"; }
+old gone.1-00000000000000aa.req '{"op":"cancel"}'
+old gone.1-00000000000000aa.ack '{"ok":true}'
+old .gone.1-00000000000000bb.req.0123456789abcdef.tmp '{'
+old notes.txt 'not ours'
+printf '{"op":"cancel"}\n' >"$C/young.1-00000000000000cc.req"
+r run
+is "$rc" 0 "run with stale control files"
+is "$(ls -A "$C" | sort | tr '\n' ' ')" "notes.txt young.1-00000000000000cc.req " \
+	"  the hour-old request, ack and temp file are swept; the young request and a foreign name stay"
+rm -f "$C/young.1-00000000000000cc.req"
+start_daemon
+old late.1-00000000000000dd.ack '{"ok":true}'
+wait_60() { i=0; while [ $i -lt 1200 ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done; return 1; }
+check "the daemon sweeps an hour-old ack it finds later" \
+	wait_60 test ! -e "$C/late.1-00000000000000dd.ack"
+stop_daemon
+
+# Events for names the scan ignores take no rescan: a dot-file in spool/
+# (or state/control/) rewritten hundreds of times costs no look at the
+# directory.  The daemon's reads of spool/ are counted under strace.
+if command -v strace >/dev/null 2>&1; then
+	mkhome
+	strace -f -y -qq -e trace=openat -o "$T/trace" \
+		$RUNNER -C "$H" daemon >"$T/daemon.out" 2>&1 &
+	spid=$!
+	wait_for test -s "$H/state/daemon.pid"
+	job quiet-1 <<JOB
+[job]
+agent = fake
+id = quiet-1
+symbols = OK-1
+JOB
+	wait_for final quiet-1
+	scans() { grep -c '/spool>, "\."' "$T/trace"; }
+	before=$(scans)
+	t0=$(date +%s)
+	i=0
+	while [ $i -lt 300 ]; do
+		: >"$H/spool/.busy"
+		: >"$H/state/control/.busy"
+		i=$((i + 1))
+	done
+	job quiet-2 <<JOB
+[job]
+agent = fake
+id = quiet-2
+symbols = OK-2
+JOB
+	wait_for final quiet-2
+	after=$(scans)
+	took=$(( $(date +%s) - t0 ))
+	# The job's own event, and the 10 s rescans that fell meanwhile.
+	allowed=$(( 2 + took / 10 ))
+	check "300 writes of spool/.busy: $((after - before)) reads of spool/ in ${took} s (at most $allowed)" \
+		test $((after - before)) -le $allowed
+	kill -TERM "$(jq "$H/state/daemon.pid" '$d->{pid}')"
+	wait $spid
+else
+	ok 0 "# SKIP strace not installed"
+fi
 done_testing

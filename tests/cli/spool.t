@@ -30,6 +30,17 @@ first=$(ls -t "$H/batches" | grep '^batch-' | head -1)
 cp "$T/c.job" "$H/spool/c2.job"
 r run
 is "$(cat "$H/spool/rejected/c2.job.reason")" "duplicate of $first" "identical bytes within dedup_window: duplicate"
+like "$(cat "$T/err")" "^runner: warning: spool/c2.job: duplicate of $first; not run\$" \
+	"  the warning names the file as spool/c2.job"
+printf '[job]\nagent = nosuch\nsymbols = OK-1\n' >"$H/spool/bad.job"
+r daemon --once
+like "$(cat "$H/logs/runner.log")" "rejected: spool/bad.job:2: agent 'nosuch'" \
+	"runner.log: a rejection names the file once, as spool/NAME"
+check "  not twice" sh -c "! grep -q 'bad.job: rejected' '$H/logs/runner.log'"
+printf '[job]\nagent = fake\nid = good\nsymbols = OK-1\n' >"$H/spool/good.job"
+r daemon --once
+like "$(cat "$H/logs/runner.log")" "claimed spool/good.job as batch good" \
+	"runner.log: a claim names the file as spool/NAME"
 mkhome "[runner]
 dedup_window = 0"
 cp "$T/c.job" "$H/spool/d1.job"
@@ -136,4 +147,38 @@ if [ "$(id -u)" = 0 ]; then
 else
 	for k in 1 2 3 4 5; do ok 0 "# SKIP squatting needs root (chown)"; done
 fi
+# A reason names its entry, as every reason does, and says what it is.
+mkhome
+perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $ARGV[0], Listen => 1) or die "$!"' "$H/spool/sock.job"
+r run
+is "$(cat "$H/spool/rejected/sock.job.reason" 2>/dev/null)" \
+	"spool/sock.job: not a regular file (a socket); not opened" \
+	"a socket in spool/: the reason names it and says a socket"
+like "$(cat "$T/err")" "^runner: warning: spool/sock.job: not a regular file \(a socket\); not opened; moved to spool/rejected/\$" \
+	"  and the warning says it once"
+if [ "$(id -u)" = 0 ]; then
+	mknod "$H/spool/dev.job" c 1 3
+	r run
+	is "$(cat "$H/spool/rejected/dev.job.reason" 2>/dev/null)" \
+		"spool/dev.job: not a regular file (a character device); not opened" \
+		"a device in spool/: the reason says a character device"
+else
+	ok 0 "# SKIP mknod needs root"
+fi
+
+# The claim keeps the bytes it validated: a writer that keeps the file
+# open and writes after the claim changes nothing of the batch.
+mkhome
+printf '[job]\nagent = fake\nid = held\nsymbols = OK-1\n' >"$T/held.job"
+exec 3>>"$H/spool/held.job"
+cat "$T/held.job" >&3
+r run
+is "$rc" 0 "a job whose writer keeps it open runs"
+printf '[params]\nnever = validated\n' >&3
+exec 3>&-
+check "  batches/held/job.ini is the bytes validated, not what came after" \
+	cmp -s "$H/batches/held/job.ini" "$T/held.job"
+is "$(sha256sum <"$H/batches/held/job.ini" | cut -d' ' -f1)" \
+	"$(jq "$H/batches/held/batch.json" '$d->{job_sha256}')" \
+	"  and its SHA-256 is the batch's job_sha256"
 done_testing

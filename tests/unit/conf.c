@@ -618,6 +618,61 @@ static void test_classify(void)
 	}
 }
 
+/*
+ * Every duration and size has a largest value: accepted at it, refused one
+ * unit above with "KEY: at most BOUND (got VALUE)" at the key's line.
+ */
+static void test_bounds(void)
+{
+	static const struct {
+		const char *sec, *key, *at, *above, *bound;
+	} b[] = {
+		{ "runner", "dedup_window", "30d", "31d", "30d" },
+		{ "runner", "kill_grace", "1h", "61m", "1h" },
+		{ "runner", "kill_grace", "3600", "3601", "1h" },
+		{ "runner", "shutdown_grace", "1d", "25h", "1d" },
+		{ "runner", "max_output", "1T", "1025G", "1T" },
+		{ "retry", "delays", "1s 30d", "1s 31d", "30d" },
+		{ "breaker", "open_for", "30d", "30.5d", "30d" },
+		{ "correlation", "window", "30d", "31d", "30d" },
+		{ "retention", "archive_after", "36500d", "36501d", "36500d" },
+		{ "retention", "delete_archives_after", "36500d", "36501d",
+		  "36500d" },
+		{ "agent a", "timeout", "365d", "366d", "365d" },
+		{ "agent a", "cpu_limit", "365d", "8761h", "365d" },
+		{ "agent a", "memory_limit", "64T", "65T", "64T" },
+		{ "agent a", "output_limit", "1T", "1025G", "1T" },
+		{ "agent a", "max_output", "1T", "1099511627777", "1T" },
+	};
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		const char *cmd = strcmp(b[i].sec, "agent a") ? ""
+							       : "command = x\n";
+		char *text = xasprintf("[%s]\n%s%s = %s\n", b[i].sec, cmd,
+				       b[i].key, b[i].at);
+		struct conf *c = load(text);
+		if (!ok(c != NULL, "%s = %s (the largest) is accepted",
+			b[i].key, b[i].at))
+			diag("%s", err_text());
+		conf_free(c);
+		free(text);
+		text = xasprintf("[%s]\n%s%s = %s\n", b[i].sec, cmd, b[i].key,
+				 b[i].above);
+		char *msg = xasprintf("%s: at most %s (got %s)", b[i].key,
+				      b[i].bound,
+				      strchr(b[i].above, ' ')
+					      ? strchr(b[i].above, ' ') + 1
+					      : b[i].above);
+		bad(text, *cmd ? 3 : 2, msg, b[i].key);
+		free(msg);
+		free(text);
+	}
+	/* The durations of the issue: refused, not overflowing later. */
+	bad("[runner]\nkill_grace = 1000000000d\n", 2,
+	    "kill_grace: at most 1h (got 1000000000d)", "kill_grace 1e9 days");
+	bad("[agent a]\ncommand = x\ntimeout = 106752d\n", 3,
+	    "timeout: at most 365d (got 106752d)", "timeout 106752d");
+}
+
 int main(void)
 {
 	inifile_setup(JOB_MAX_BYTES + 16);
@@ -628,6 +683,7 @@ int main(void)
 	test_full();
 	test_defaults();
 	test_invalid();
+	test_bounds();
 	test_known_bugs();
 	test_classify();
 

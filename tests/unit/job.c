@@ -558,6 +558,18 @@ static void test_invalid(void)
 	    "max_attempts 1001");
 	bad(HEAD "timeout = 0\n", 4, "timeout: must be greater than 0",
 	    "timeout 0");
+	/* Durations are bounded where they are parsed: at most 365 days. */
+	good(HEAD "timeout = 365d\nbatch_timeout = 8760h\n",
+	     "timeout and batch_timeout at 365d, the largest");
+	is_int(J.timeout_ms, 365 * 86400000LL, "  timeout 365d");
+	bad(HEAD "timeout = 366d\n", 4, "timeout: at most 365d (got 366d)",
+	    "timeout above 365d");
+	bad(HEAD "timeout = 106752d\n", 4,
+	    "timeout: at most 365d (got 106752d)",
+	    "timeout 106752d (past 2^63 ns)");
+	bad(HEAD "batch_timeout = 365.5d\n", 4,
+	    "batch_timeout: at most 365d (got 365.5d)",
+	    "batch_timeout above 365d");
 	bad(HEAD "timeout = 0.0001s\n", 4, "timeout: must be greater than 0",
 	    "timeout rounding to 0 ms");
 	bad(HEAD "timeout = 5x\n", 4, "timeout: not a duration", "timeout 5x");

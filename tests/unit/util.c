@@ -73,7 +73,11 @@ static void test_durations(void)
 	dur_bad("1,5s", "not a duration");
 	dur_bad("1h30m", "not a duration");
 	dur_bad("9999999999999999999", "not a duration"); /* 19 digits */
-	dur_bad("99999999999999999d", "too large");
+	dur_bad("99999999999999999d", "at most 36500d");
+	dur_ok("36500d", 36500 * 86400000LL);
+	dur_bad("36501d", "at most 36500d (got 36501d)");
+	dur_bad("876001h", "at most 36500d (got 876001h)");
+	dur_bad("36500.5d", "at most 36500d");
 }
 
 /* ---- sizes ---- */
@@ -148,6 +152,42 @@ static void int_case(const char *s, long long lo, long long hi, int want_rc,
 		   "int '%s' in %lld..%lld refused (%s)", s, lo, hi, why_part);
 	if (rc != want_rc)
 		diag("rc %d, got %lld, why '%s'", rc, v, why);
+}
+
+/* ---- bounds and saturating deadlines ---- */
+
+static void test_bounds(void)
+{
+	char why[WHY_BUF] = "";
+	int64_t ms = -1;
+	uint64_t v = 1;
+	ok(parse_duration_max("1h", 3600000, &ms, why) == 0 && ms == 3600000,
+	   "1h at a bound of 1h: accepted");
+	ok(parse_duration_max("3600.001", 3600000, &ms, why) == -1 &&
+		   !strcmp(why, "at most 1h (got 3600.001)") && ms == 3600000,
+	   "one millisecond above 1h: '%s'", why);
+	ok(parse_duration_max("2s", 1500, &ms, why) == -1 &&
+		   !strcmp(why, "at most 1.500s (got 2s)"),
+	   "a bound of no whole unit: '%s'", why);
+	ok(parse_size_max("64T", 1ull << 46, &v, why) == 0 && v == 1ull << 46,
+	   "64T at a bound of 64T: accepted");
+	ok(parse_size_max("65T", 1ull << 46, &v, why) == -1 &&
+		   !strcmp(why, "at most 64T (got 65T)"),
+	   "65T above 64T: '%s'", why);
+	ok(parse_size_max("4097", 4096, &v, why) == -1 &&
+		   !strcmp(why, "at most 4K (got 4097)"),
+	   "4097 above 4K: '%s'", why);
+	ok(parse_size_max("1001", 1000, &v, why) == -1 &&
+		   !strcmp(why, "at most 1000 (got 1001)"),
+	   "1001 above 1000: '%s'", why);
+	is_int(add_sat(INT64_MAX - 1, 5), INT64_MAX, "add_sat saturates up");
+	is_int(add_sat(INT64_MIN + 1, -5), INT64_MIN, "add_sat saturates down");
+	is_int(add_sat(40, 2), 42, "add_sat adds");
+	is_int(deadline_ns(1000, 106752 * 86400000LL), INT64_MAX,
+	       "deadline_ns of 106752 days saturates");
+	is_int(deadline_ns(5, 2), 2000005, "deadline_ns adds ms as ns");
+	is_int(deadline_ns(INT64_MAX / 2, INT64_MAX / 2), INT64_MAX,
+	       "deadline_ns: an overflowing product saturates");
 }
 
 static void test_ints(void)
@@ -633,6 +673,7 @@ int main(void)
 	inifile_setup(JOB_MAX_BYTES + 16);
 	test_durations();
 	test_sizes();
+	test_bounds();
 	test_ints();
 	test_dates();
 	test_times();
