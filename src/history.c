@@ -70,7 +70,7 @@ int history_add_batch(int state_fd, const struct batch *b)
 		char name[8];
 		snprintf(name, sizeof(name), "%02x", k);
 		int fd = openat(dfd, name,
-				O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+				O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW |
 					O_CLOEXEC,
 				0644);
 		/* A line a power cut tore stays alone on its line: the next
