@@ -225,8 +225,8 @@ bool alerts_reaped(struct alerts *a, pid_t pid)
 	for (size_t i = 0; i < a->nrunning; i++) {
 		if (a->running[i].pid != pid)
 			continue;
-		/* Whatever the hook left in its group goes with it. */
-		exec_kill_group(pid, SIGKILL);
+		/* Whatever the hook left in its group went with it (killed
+		 * before it was reaped, while its group id was still its). */
 		run_free(&a->running[i]);
 		a->running[i] = a->running[--a->nrunning];
 		return true;

@@ -23,7 +23,8 @@
  * runs are dropped first, with a warning).
  *
  * A hook is killed with its whole process group (SIGKILL) at its timeout,
- * when it exits (what it left in its group), and when the runner leaves:
+ * when it exits (the engine kills what it left in its group before it
+ * reaps it: alerts_owns()), and when the runner leaves:
  * alerts_abandon() kills every hook still running and drops the runs still
  * waiting, and says how many it dropped (the caller warns).  What a hook
  * left outside its group (a session of its own) comes back to the runner,

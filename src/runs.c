@@ -301,8 +301,9 @@ static int reap_one(struct engine *e, pid_t *pid, int *status,
 			return 0;
 		*pid = si.si_pid;
 		/* The leader is a zombie now, so its group id cannot have been
-		 * reused: whatever is left in the group goes with it. */
-		if (runs_find(e, *pid))
+		 * reused: whatever is left in the group goes with it (an
+		 * item's, or a notify hook's). */
+		if (runs_find(e, *pid) || alerts_owns(e->alerts, *pid))
 			exec_kill_group(*pid, SIGKILL);
 		*status = 0;
 		if (wait4(*pid, status, 0, ru) == *pid)
