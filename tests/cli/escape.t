@@ -73,6 +73,36 @@ check "and the grandchild is gone by then" wait_for none_alive "$G"
 wait $rpid
 is "$?" 0 "the run ends"
 
+# A runner killed -9 while its item runs: the grandchild holds the slot
+# (fd 3) until the next runner adopts the batch, stops what is left of it
+# and runs the item again.
+mkhome "max_concurrent = 1"
+G=$H/gates
+mkdir -p "$G"
+job dead <<JOB
+[job]
+agent = fake
+id = dead
+symbols = ESCFD-WAIT-F
+JOB
+$RUNNER -C "$H" run >"$T/dead.out" 2>&1 &
+rpid=$!
+check "the grandchild is up" wait_for test -e "$G/pid.ESCFD-WAIT-F"
+kill -9 $rpid
+wait $rpid 2>/dev/null
+esc=$(cat "$G/pid.ESCFD-WAIT-F")
+check "with its runner killed, the grandchild lives on" alive "$esc"
+r status --json
+is "$(jq "$T/out" '(grep { $_->{agent} eq "fake" } @{$d->{agents}})[0]{running}')" 1 "and its slot stays taken"
+rm -f "$G/pid.ESCFD-WAIT-F"
+: >"$G/open.ESCFD-WAIT-F"
+timeout 60 $RUNNER -C "$H" run >"$T/dead2.out" 2>&1
+is "$?" 0 "the next runner adopts the batch and runs the item again"
+dead() { ! alive "$1"; }
+check "the first grandchild was stopped by the adoption" wait_for dead "$esc"
+check "and the second one with its item" wait_for none_alive "$G"
+is "$(item_in dead ESCFD-WAIT-F state)" succeeded "the item succeeded"
+
 # ---- the notify hook: hanging, and leaving a process behind ----
 mkhome "[runner]
 notify = $SRC/tests/agents/hookesc $T/hk hang"
