@@ -20,6 +20,19 @@ none_alive() {
 	return 0
 }
 npids() { ls "$1" | grep -c '^pid\.[0-9A-Z]'; }
+# A failing run must not leave its sleepers behind either (a hook's have
+# no RUNNER_HOME for lib.sh's cleanup to find): each one still alive and
+# still "sleep 300" is killed.
+escape_cleanup() {
+	for f in "$T"/*/pid.* "$H"/gates/pid.*; do
+		[ -f "$f" ] || continue
+		p=$(cat "$f")
+		[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" = "sleep 300 " ] &&
+			kill -9 "$p" 2>/dev/null
+	done
+	cleanup
+}
+trap escape_cleanup EXIT
 
 # ---- agents: a grandchild in a session of its own, keeping fd 3 ----
 mkhome "max_concurrent = 1"
