@@ -194,7 +194,8 @@ static void pids_add(struct pids *p, pid_t pid)
 	p->v[p->n++] = pid;
 }
 
-/* A kernel without /proc/PID/task/TID/children: every process's parent. */
+/* A kernel without /proc/PID/task/TID/children: every process's parent
+ * (a look at every process, where the children file is one read). */
 static void children_by_scan(pid_t pid, struct pids *out)
 {
 	DIR *d = opendir("/proc");
@@ -235,7 +236,7 @@ static void children_of(pid_t pid, struct pids *out)
 			continue;
 		listed = true;
 		/* Past 64 KiB (some 9,000 children) the rest is not seen
-		 * this time; killing those seen brings the rest back. */
+		 * this time: the next sweep sees it. */
 		ssize_t n = read_all(fd, buf, sizeof(buf) - 1);
 		close(fd);
 		if (n <= 0)
