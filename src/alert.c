@@ -225,8 +225,8 @@ bool alerts_reaped(struct alerts *a, pid_t pid)
 	for (size_t i = 0; i < a->nrunning; i++) {
 		if (a->running[i].pid != pid)
 			continue;
-		/* Whatever the hook left in its group goes with it. */
-		exec_kill_group(pid, SIGKILL);
+		/* Whatever the hook left in its group went with it (killed
+		 * before it was reaped, while its group id was still its). */
 		run_free(&a->running[i]);
 		a->running[i] = a->running[--a->nrunning];
 		return true;
@@ -234,6 +234,33 @@ bool alerts_reaped(struct alerts *a, pid_t pid)
 	return false;
 }
 
+bool alerts_owns(const struct alerts *a, pid_t pid)
+{
+	if (!a)
+		return false;
+	for (size_t i = 0; i < a->nrunning; i++)
+		if (a->running[i].pid == pid)
+			return true;
+	return false;
+}
+
+size_t alerts_abandon(struct alerts *a)
+{
+	if (!a)
+		return 0;
+	size_t dropped = a->nqueue;
+	for (size_t i = 0; i < a->nqueue; i++)
+		run_free(&a->queue[i]);
+	a->nqueue = 0;
+	/* Each stays among the running until it is reaped (alerts_reaped):
+	 * its pid, the group's id, cannot be reused before that. */
+	for (size_t i = 0; i < a->nrunning; i++)
+		if (!a->running[i].killed) {
+			exec_kill_group(a->running[i].pid, SIGKILL);
+			a->running[i].killed = true;
+		}
+	return dropped;
+}
 
 void alerts_check(struct alerts *a)
 {

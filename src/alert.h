@@ -21,6 +21,15 @@
  * its environment; at most ALERT_HOOKS run at once, each for at most
  * ALERT_HOOK_TIMEOUT_MS, and at most ALERT_QUEUE wait (the oldest waiting
  * runs are dropped first, with a warning).
+ *
+ * A hook is killed with its whole process group (SIGKILL) at its timeout,
+ * when it exits (the engine kills what it left in its group before it
+ * reaps it: alerts_owns()), and when the runner leaves:
+ * alerts_abandon() kills every hook still running and drops the runs still
+ * waiting, and says how many it dropped (the caller warns).  What a hook
+ * left outside its group (a session of its own) comes back to the runner,
+ * a child subreaper, when the hook's process dies: the engine kills it
+ * then (exec_kill_orphans(); alerts_owns() tells a hook from an orphan).
  */
 #ifndef RUNNER_ALERT_H
 #define RUNNER_ALERT_H
@@ -57,6 +66,10 @@ void alert_emit(struct alerts *a, const struct alert *al);
 void alerts_run_hooks(struct alerts *a, pid_t parent,
 		      const sigset_t *child_mask);
 bool alerts_reaped(struct alerts *a, pid_t pid);
+/* pid is a hook run's own process (running, or exited and not reaped). */
+bool alerts_owns(const struct alerts *a, pid_t pid);
+/* Kills the running hooks, drops the waiting runs: how many it dropped. */
+size_t alerts_abandon(struct alerts *a);
 void alerts_check(struct alerts *a);
 int64_t alerts_next_ns(const struct alerts *a);
 /* Waiting or running hook runs (a stopping runner gives them a moment). */

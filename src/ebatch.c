@@ -35,6 +35,54 @@ int engine_kill_env(struct engine *e, const char *const *entries, size_t n)
 	return exec_kill_env(entries, n);
 }
 
+struct sweep {
+	struct engine *e;
+	bool hooks_too;
+};
+
+/* Ours to keep: an item's child, a hook, the retention child, and an
+ * orphan whose environment names an item still running (a descendant may
+ * live as long as its item).  An orphan of an item that ended, of a hook,
+ * or that left its item's environment, is not. */
+static bool keep_child(pid_t pid, void *arg)
+{
+	const struct sweep *s = arg;
+	struct engine *e = s->e;
+	if (pid == e->retention_pid)
+		return true;
+	if (!s->hooks_too && alerts_owns(e->alerts, pid))
+		return true;
+	for (size_t i = 0; i < e->nruns; i++)
+		if (e->runs[i].pid == pid)
+			return true;
+	for (size_t i = 0; i < e->nruns; i++) {
+		const struct run *r = &e->runs[i];
+		char attempt[32];
+		char *who[3] = {
+			xasprintf("RUNNER_BATCH_ID=%s", r->eb->id),
+			xasprintf("RUNNER_SYMBOL=%s",
+				  r->eb->b.items[r->item].symbol),
+			attempt,
+		};
+		snprintf(attempt, sizeof(attempt), "RUNNER_ATTEMPT=%u",
+			 r->attempt);
+		bool mine = exec_env_has(pid, (const char *const *)who, 3);
+		free(who[0]);
+		free(who[1]);
+		if (mine)
+			return true;
+	}
+	return false;
+}
+
+int engine_sweep(struct engine *e, bool hooks_too)
+{
+	struct sweep s = { e, hooks_too };
+	if (e->o.ops)
+		return 0;
+	return exec_kill_orphans(keep_child, &s);
+}
+
 struct ebatch *engine_find(struct engine *e, const char *id)
 {
 	for (size_t i = 0; i < e->nbatches; i++)

@@ -128,21 +128,39 @@ const struct conf *engine_conf(const struct engine *e)
 	return e->c;
 }
 
-/* Leaving: the hooks of the last alerts get a few seconds, not more (they
- * die with us: PR_SET_PDEATHSIG).  Every alert is in alerts.jsonl anyway. */
+/* Leaving: the hooks of the last alerts get a few seconds, not more; then
+ * the hooks still running are killed with their groups, the runs never
+ * started are said to be dropped (every alert is in alerts.jsonl anyway),
+ * and whatever escaped anything of ours is killed: nothing we started
+ * outlives us (a bounded wait for it to die, reaped as it does). */
 static void finish_hooks(struct engine *e)
 {
 	int64_t until = mono_ns() + 5000000000LL;
+	struct epoll_event ev;
+	struct signalfd_siginfo si;
 	while (alerts_busy(e->alerts) && mono_ns() < until) {
 		alerts_run_hooks(e->alerts, e->pid, &e->child_mask);
 		alerts_check(e->alerts);
-		struct epoll_event ev;
 		epoll_wait(e->epfd, &ev, 1, 50);
-		struct signalfd_siginfo si;
 		while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 			;
 		runs_reap(e);
 	}
+	size_t dropped = alerts_abandon(e->alerts);
+	if (dropped) {
+		warning("%zu alerts dropped: hook still running", dropped);
+		runlog_printf(e->o.runlog,
+			      "%zu alerts dropped: hook still running",
+			      dropped);
+	}
+	until = mono_ns() + 2000000000LL;
+	while (engine_sweep(e, true) > 0 && mono_ns() < until) {
+		epoll_wait(e->epfd, &ev, 1, 10);
+		while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			;
+		runs_reap(e);
+	}
+	runs_reap(e);
 }
 
 /* state/symbols: about every 2 s, and never more than 5% of the time.
@@ -873,9 +891,14 @@ void engine_free(struct engine *e)
 	if (e->c != e->given)
 		conf_free((struct conf *)e->c);
 	free(e->old_confs);
-	for (size_t i = 0; i < e->nruns; i++)
+	for (size_t i = 0; i < e->nruns; i++) {
 		for (int k = 0; k < 2; k++)
 			capture_close(&e->runs[i].cap[k]);
+		/* Closed, not unlocked: a child still running (the simulator
+		 * abandoning a runner) holds its slot with its own copy. */
+		if (e->runs[i].slot_fd >= 0)
+			close(e->runs[i].slot_fd);
+	}
 	for (size_t i = 0; i < e->nexited; i++)
 		for (int k = 0; k < 2; k++)
 			capture_close(&e->exited[i].run.cap[k]);

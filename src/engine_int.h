@@ -75,6 +75,7 @@ struct run {
 	int exec_errno;
 	int64_t prep_ns;	/* runner time spent starting it (trace) */
 	uint16_t lane;		/* its output lane (lanes.h) */
+	int slot_fd;		/* its slot lock, released when it is reaped */
 	struct capture cap[2];	/* its stdout and stderr, on their way */
 	uint64_t budget;	/* bytes of output it may still keep */
 };
@@ -209,6 +210,11 @@ pid_t engine_spawn_child(struct engine *e, const struct spawn *s,
 			 int *exec_errno);
 int engine_kill_group(struct engine *e, pid_t pgid, int sig);
 int engine_kill_env(struct engine *e, const char *const *entries, size_t n);
+/* Kills what escaped: every child of ours but the items' own, the hooks
+ * (unless hooks_too), the retention child and orphans whose environment
+ * names an item still running, with all below them (exec_kill_orphans).
+ * Called after every reap, and when leaving.  How many were alive. */
+int engine_sweep(struct engine *e, bool hooks_too);
 struct ebatch *engine_find(struct engine *e, const char *id);
 void engine_log_rec(struct ebatch *eb, const struct rec *r);
 void engine_record(struct ebatch *eb, const struct rec *r);

@@ -62,9 +62,11 @@ static int child_main(void *arg)
 	    dup2(s->stderr_fd, 2) < 0)
 		goto fail;
 	if (s->keep_fd >= 0) {
-		/* The slot lock: deliberately inherited, so that the slot stays
-		 * taken exactly as long as this child (or what it leaves
-		 * behind holding fd 3) lives, whoever its parent is by then. */
+		/* The slot lock: deliberately inherited.  While the runner
+		 * lives, it releases the lock through its own copy when the
+		 * item ends, whoever still holds fd 3; if the runner dies
+		 * first, what is left of the item keeps the slot taken (the
+		 * caps still count it) until an adopter stops it. */
 		if (s->keep_fd == 3) {
 			if (fcntl(3, F_SETFD, 0) < 0)
 				goto fail;
@@ -109,8 +111,9 @@ int exec_kill_group(pid_t pgid, int sig)
 	return 0;
 }
 
-/* The process group of pid from /proc/PID/stat, or -1. */
-static pid_t proc_pgid(pid_t pid)
+/* State, parent and process group of pid from /proc/PID/stat: 0, or -1
+ * when it is gone. */
+static int proc_stat(pid_t pid, char *state, pid_t *ppid, pid_t *pgid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -124,35 +127,179 @@ static pid_t proc_pgid(pid_t pid)
 	buf[n] = '\0';
 	/* comm may hold spaces and parentheses: fields start after the last ')' */
 	char *p = strrchr(buf, ')');
-	int ppid, pgrp;
-	char state;
-	if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+	int pp, pg;
+	if (!p || sscanf(p + 1, " %c %d %d", state, &pp, &pg) != 3)
 		return -1;
-	return pgrp;
+	*ppid = pp;
+	*pgid = pg;
+	return 0;
 }
 
-static bool environ_has(pid_t pid, const char *entry, size_t len)
+/* The process group of pid, or -1. */
+static pid_t proc_pgid(pid_t pid)
+{
+	char state;
+	pid_t ppid, pgid;
+	return proc_stat(pid, &state, &ppid, &pgid) < 0 ? -1 : pgid;
+}
+
+/* Whether pid's environment holds every one of the n entries. */
+static bool environ_has_all(pid_t pid, const char *const *entries,
+			    const size_t *lens, size_t n)
 {
 	char path[64];
 	struct sb env = SB_INIT;
-	bool found = false;
+	size_t found = 0;
 	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	if (read_fd_bounded(fd, 4 << 20, &env) == 0 && env.len) {
-		for (size_t i = 0; i < env.len;) {
-			size_t n = strnlen(env.buf + i, env.len - i);
-			if (n == len && !memcmp(env.buf + i, entry, len)) {
-				found = true;
-				break;
+		for (size_t k = 0; k < n; k++) {
+			bool has = false;
+			for (size_t i = 0; i < env.len && !has;) {
+				size_t m = strnlen(env.buf + i, env.len - i);
+				has = m == lens[k] &&
+				      !memcmp(env.buf + i, entries[k], m);
+				i += m + 1;
 			}
-			i += n + 1;
+			if (!has)
+				break;
+			found++;
 		}
 	}
 	close(fd);
 	sb_release(&env);
-	return found;
+	return n && found == n;
+}
+
+bool exec_env_has(pid_t pid, const char *const *entries, size_t n)
+{
+	size_t lens[8];
+	if (n > sizeof(lens) / sizeof(*lens))
+		BUG("exec_env_has: %zu entries", n);
+	for (size_t i = 0; i < n; i++)
+		lens[i] = strlen(entries[i]);
+	return environ_has_all(pid, entries, lens, n);
+}
+
+struct pids {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static void pids_add(struct pids *p, pid_t pid)
+{
+	GROW(p->v, p->cap, p->n + 1);
+	p->v[p->n++] = pid;
+}
+
+/* A kernel without /proc/PID/task/TID/children: every process's parent
+ * (a look at every process, where the children file is one read). */
+static void children_by_scan(pid_t pid, struct pids *out)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char state;
+		pid_t p, ppid, pgid;
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		p = (pid_t)atoi(de->d_name);
+		if (proc_stat(p, &state, &ppid, &pgid) == 0 && ppid == pid)
+			pids_add(out, p);
+	}
+	closedir(d);
+}
+
+/* pid's children, appended to out.  Every thread has its own list: an
+ * orphan is reparented to one thread of its subreaper. */
+static void children_of(pid_t pid, struct pids *out)
+{
+	char path[320];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool listed = false;
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char buf[64 * 1024];
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/children",
+			 (int)pid, de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		listed = true;
+		/* Past 64 KiB (some 9,000 children) the rest is not seen
+		 * this time: the next sweep sees it. */
+		ssize_t n = read_all(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *p = buf, *end; *p; p = end) {
+			long v = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (v > 1)
+				pids_add(out, (pid_t)v);
+		}
+	}
+	closedir(d);
+	if (!listed)
+		children_by_scan(pid, out);
+}
+
+/*
+ * Kills root and everything below it; returns how many of them were alive
+ * (not zombies).  Each process is stopped before its children are listed,
+ * so that it cannot fork behind our back; a fork already under way may
+ * still escape the list, but the child is then reparented to us when its
+ * parent dies, and the next sweep (on that reap) finds it.  Pids are not
+ * reused under us: a listed process is our child or the child of a
+ * stopped one, so nobody reaps it until we have signalled it.
+ */
+static int kill_tree(pid_t root)
+{
+	enum { TREE_MAX = 100000 };
+	struct pids t = { 0 };
+	pid_t self_group = getpgrp();
+	int alive = 0;
+	pids_add(&t, root);
+	for (size_t i = 0; i < t.n && t.n < TREE_MAX; i++) {
+		kill(t.v[i], SIGSTOP);
+		children_of(t.v[i], &t);
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		char state;
+		pid_t ppid, pgid;
+		if (proc_stat(t.v[i], &state, &ppid, &pgid) < 0)
+			continue;
+		/* A group leader's group: whatever it started there too. */
+		if (pgid == t.v[i] && pgid > 1 && pgid != self_group)
+			kill(-pgid, SIGKILL);
+		kill(t.v[i], SIGKILL);
+		alive += state != 'Z';
+	}
+	free(t.v);
+	return alive;
+}
+
+int exec_kill_orphans(bool (*keep)(pid_t pid, void *arg), void *arg)
+{
+	struct pids kids = { 0 };
+	int alive = 0;
+	children_of(getpid(), &kids);
+	for (size_t i = 0; i < kids.n; i++)
+		if (!keep(kids.v[i], arg))
+			alive += kill_tree(kids.v[i]);
+	free(kids.v);
+	return alive;
 }
 
 int exec_kill_env(const char *const *entries, size_t n)
@@ -174,10 +321,7 @@ int exec_kill_env(const char *const *entries, size_t n)
 		pid_t pid = (pid_t)atoi(de->d_name);
 		if (pid <= 1 || pid == self)
 			continue;
-		bool all = true;
-		for (size_t i = 0; i < n && all; i++)
-			all = environ_has(pid, entries[i], lens[i]);
-		if (!all)
+		if (!environ_has_all(pid, entries, lens, n))
 			continue;
 		pid_t pgid = proc_pgid(pid);
 		if (pgid > 1 && pgid != getpgrp())

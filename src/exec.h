@@ -19,20 +19,34 @@
  *
  * Descriptors: exec_spawn() closes none of the caller's.  The child gets
  * its own copies of stdin/stdout/stderr and keep_fd; the caller closes its
- * copies once exec_spawn() returns, whatever it returned (the engine does,
- * for the output files and the slot lock: the lock is then held only by
- * the child, and is released when the child and all it started are gone).
+ * copies of the output files once exec_spawn() returns.  The engine keeps
+ * its copy of the slot lock and releases the lock itself when the item
+ * ends (slots.h): the child's copy only keeps the slot taken if the runner
+ * dies first, until an adopter stops what is left.
  *
  * exec_kill_group() signals a process group; ESRCH is not an error.
  * exec_kill_env() kills every process (and its group) whose environment
  * holds every one of the given "NAME=VALUE" entries: used when adopting a
  * batch whose runner died, to stop what its children left behind without
  * trusting a recorded pid that may have been reused.
+ *
+ * Descendants that escape: the caller is a child subreaper
+ * (PR_SET_CHILD_SUBREAPER), so whatever its children leave behind, in any
+ * process group or session, comes back to it as a child of its own when
+ * its parent dies.  exec_kill_orphans() lists the caller's children, asks
+ * keep() about each (the engine keeps its items, its hooks, and orphans
+ * whose environment names an item still running), and kills each of the
+ * others with everything below it (stopped first so that it cannot fork
+ * away, then SIGKILL, its group too when it leads one).  It returns how
+ * many of those were alive; the caller reaps them as they die, and sweeps
+ * again on each reap (a fork that was under way comes back then).
+ * exec_env_has() says whether pid's environment holds every entry.
  */
 #ifndef RUNNER_EXEC_H
 #define RUNNER_EXEC_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -56,6 +70,9 @@ pid_t exec_spawn(const struct spawn *s, pid_t parent, int *exec_errno);
 int exec_kill_group(pid_t pgid, int sig);
 /* Returns how many processes were signalled. */
 int exec_kill_env(const char *const *entries, size_t n);
+/* At most 8 entries. */
+bool exec_env_has(pid_t pid, const char *const *entries, size_t n);
+int exec_kill_orphans(bool (*keep)(pid_t pid, void *arg), void *arg);
 /* "SIGSEGV" for 11, or "signal 99". */
 const char *exec_signame(int sig, char *buf, size_t n);
 

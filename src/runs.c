@@ -5,6 +5,7 @@
 #include "classify.h"
 #include "correlate.h"
 #include "runlog.h"
+#include "slots.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -300,8 +301,9 @@ static int reap_one(struct engine *e, pid_t *pid, int *status,
 			return 0;
 		*pid = si.si_pid;
 		/* The leader is a zombie now, so its group id cannot have been
-		 * reused: whatever is left in the group goes with it. */
-		if (runs_find(e, *pid))
+		 * reused: whatever is left in the group goes with it (an
+		 * item's, or a notify hook's). */
+		if (runs_find(e, *pid) || alerts_owns(e->alerts, *pid))
 			exec_kill_group(*pid, SIGKILL);
 		*status = 0;
 		if (wait4(*pid, status, 0, ru) == *pid)
@@ -316,8 +318,10 @@ void runs_reap(struct engine *e)
 	pid_t pid;
 	int status;
 	struct rusage ru;
+	bool reaped = false;
 	while (reap_one(e, &pid, &status, &ru) == 1) {
 		struct run *run = runs_find(e, pid);
+		reaped = true;
 		if (!run && pid == e->retention_pid) {
 			e->retention_pid = 0;
 			if (!WIFEXITED(status) || WEXITSTATUS(status))
@@ -332,12 +336,19 @@ void runs_reap(struct engine *e)
 			alerts_reaped(e->alerts, pid);
 			continue;
 		}
+		/* The item ended: its slot is free now, whatever escaped it
+		 * with fd 3 (slots.h). */
+		slot_release(run->slot_fd);
+		run->slot_fd = -1;
 		GROW(e->exited, e->capexited, e->nexited + 1);
 		e->exited[e->nexited++] =
 			(struct exited){ *run, status, ru, now_ms() };
 		run->eb->running--;
 		*run = e->runs[--e->nruns];
 	}
+	/* What the ended ones left outside their groups dies with them. */
+	if (reaped)
+		engine_sweep(e, false);
 }
 
 bool runs_exits_failed(const struct engine *e)

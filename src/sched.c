@@ -325,7 +325,6 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 		close(p.wr[k]);
 		p.wr[k] = -1;
 	}
-	close(slot_fd);
 
 	struct rec r = { .type = R_SPAWNED, .item = idx, .attempt = attempt,
 			 .time = now_ms(), .pid = pid > 0 ? pid : 0,
@@ -335,6 +334,7 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	engine_record(eb, &r);
 	if (pid < 0) {
 		/* clone itself failed (no memory, no pids): a failed attempt */
+		close(slot_fd);
 		engine_prep_close(&p);
 		lanes_give(&eb->lanes, lane, ln->end[0], ln->end[1]);
 		runs_finish(e, eb, idx, attempt, W_EXITCODE(127, 0), NULL,
@@ -351,6 +351,9 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 	run->start_ns = start_ns;
 	run->exec_errno = exec_errno;
 	run->lane = lane;
+	/* Ours until the child is reaped: the slot is then released
+	 * whatever its descendants still hold (slots.h). */
+	run->slot_fd = slot_fd;
 	run->budget = eb->agent->max_output;
 	for (int k = 0; k < 2; k++) {
 		run->cap[k] = (struct capture){ .rd = p.rd[k], .fd = ln->fd[k],

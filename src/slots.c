@@ -66,6 +66,19 @@ fail:
 	return -1;
 }
 
+void slot_release(int fd)
+{
+	struct flock fl = {
+		.l_type = F_UNLCK, .l_whence = SEEK_SET,
+		.l_start = 0, .l_len = 0, .l_pid = 0,
+	};
+	if (fd < 0)
+		return;
+	/* Every lock of this open file description, whoever else has it. */
+	fcntl(fd, F_OFD_SETLK, &fl);
+	close(fd);
+}
+
 int slot_count_held(int state_fd, const char *agent, int cap)
 {
 	int fd = open_slots(state_fd), held = 0;
