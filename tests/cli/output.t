@@ -122,7 +122,10 @@ mkdir -p "$H/gates"
 $RUNNER -C "$H" run >"$T/fol.out" 2>&1 &
 rpid=$!
 wait_for test -e "$H/gates/started.GATE-F"
-is "$(out fol GATE-F)" "before GATE-F" "a running attempt: its output so far"
+# The runner copies what a child prints as it comes, an instant after the
+# child wrote it: wait for the copy, never race it.
+fol_before() { [ "$(out fol GATE-F)" = "before GATE-F" ]; }
+check "a running attempt: its output so far" wait_for fol_before
 out fol GATE-F --follow >"$T/follow" 2>&1 &
 fpid=$!
 has_before() { grep -qs before "$T/follow"; }
@@ -147,6 +150,10 @@ $RUNNER -C "$H" run >"$T/kil.out" 2>&1 &
 rpid=$!
 wait_for test -e "$H/gates/started.GATE-K"
 wait_for started kil GATE-K
+# What it printed is in its lane before the kill (copied an instant after
+# it was written): the test is of what stays, not of that instant.
+kil_before() { [ "$(out kil GATE-K)" = "before GATE-K" ]; }
+wait_for kil_before
 kill -9 $rpid
 wait $rpid 2>/dev/null
 : >"$H/gates/open.GATE-K"
