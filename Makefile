@@ -7,6 +7,7 @@
 #   make valgrind   run the tests with the runner under valgrind
 #   make bench      dispatch benchmark against xargs -P and GNU parallel
 #   make powerloss  every crash state and I/O error of a recorded workload
+#   make fuzz       run each libFuzzer harness for FUZZ_TIME seconds (clang)
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Missing build dependencies are installed with apt-get when run as root;
@@ -36,12 +37,18 @@ TEST_AGENTS_SRCS = $(wildcard tests/agents/*.c)
 TEST_AGENTS = $(TEST_AGENTS_SRCS:tests/agents/%.c=$(BUILD)/agents/%)
 BENCH_BINS = $(BUILD)/bench/floor $(BUILD)/bench/print
 SIM_BIN = $(BUILD)/sim/sim
+FUZZ_NAMES = job conf journal
+FUZZ_SRCS = tests/fuzz/replay.c tests/fuzz/scratch.c tests/fuzz/fuzz.h
+FUZZ_REPLAY = $(FUZZ_NAMES:%=$(BUILD)/fuzz/%-replay)
+FUZZ_TIME ?= 60
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
 SEEDS ?= 1000
 SIM_ITEMS ?= 100
 
 .DEFAULT_GOAL := all
 .PHONY: all everything check demo asan valgrind bench install clean deps lint sim \
-	powerloss
+	powerloss fuzz fuzz-build
 include examples/Makefile.inc
 
 all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
@@ -55,7 +62,8 @@ deps:
 
 # Every program of the tree: what CI builds with each compiler.
 everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS) \
-	    $(SIM_BIN) $(BUILD)/powerloss/record.so
+	    $(SIM_BIN) $(BUILD)/powerloss/record.so \
+	    $(FUZZ_REPLAY)
 
 $(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
 	@mkdir -p $(@D)
@@ -76,6 +84,38 @@ $(SIM_BIN): tests/sim/sim.c $(LIB_OBJS)
 # many worker processes as CPUs.
 sim: $(SIM_BIN)
 	$(SIM_BIN) -j $$(nproc) -n $(SEEDS) -i $(SIM_ITEMS) $${SEED:-1}
+
+# A fuzz harness with the replay driver (any compiler: make check), or
+# with libFuzzer (clang: make fuzz, whose CFLAGS instrument the library).
+$(BUILD)/fuzz/%-replay: tests/fuzz/%.c $(FUZZ_SRCS) $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests/fuzz -o $@ $< \
+	  tests/fuzz/replay.c tests/fuzz/scratch.c $(LIB_OBJS) $(PKG_LIBS) -lm
+
+$(BUILD)/fuzz/%-fuzz: tests/fuzz/%.c tests/fuzz/scratch.c tests/fuzz/fuzz.h $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Isrc -Itests/fuzz -o $@ $< \
+	  tests/fuzz/scratch.c $(LIB_OBJS) $(PKG_LIBS) -lm
+
+# Each harness for FUZZ_TIME seconds, one after the other, from its corpus
+# in tests/fuzz/corpus (read only); what it finds goes to
+# $(FUZZ_BUILD)/corpus/NAME, a crashing input to $(FUZZ_BUILD)/crash-NAME-*.
+fuzz: fuzz-build
+	@for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n || exit 1; \
+	  echo "fuzz: $$n for $(FUZZ_TIME) s"; \
+	  $(FUZZ_BUILD)/fuzz/$$n-fuzz -max_total_time=$(FUZZ_TIME) \
+	    -close_fd_mask=2 -print_final_stats=1 \
+	    -dict=tests/fuzz/$$n.dict -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- \
+	    $(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+fuzz-build:
+	@scripts/deps fuzz
+	$(MAKE) CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) EXAMPLE_TARGETS= \
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" \
+	  $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/%-fuzz)
 
 $(BUILD)/agents/%: tests/agents/%.c
 	@mkdir -p $(@D)
@@ -98,7 +138,8 @@ $(BUILD)/bench/%: bench/%.c
 CHECK_RUNNER = $(if $(RUNNER_BIN),$(RUNNER_BIN),runner)
 
 check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
-       $(TEST_AGENTS) $(BUILD)/faults/shim.so $(SIM_BIN) $(BUILD)/powerloss/record.so
+       $(TEST_AGENTS) $(BUILD)/faults/shim.so $(SIM_BIN) $(BUILD)/powerloss/record.so \
+       $(FUZZ_REPLAY)
 	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)
@@ -141,4 +182,4 @@ lint:
 	  --suppress=missingIncludeSystem -D_GNU_SOURCE src
 
 clean: examples-clean
-	rm -rf build build-asan runner
+	rm -rf build build-asan build-fuzz runner

@@ -943,9 +943,21 @@ uint32_t rec_first_index(const struct rec *r)
 	return d.bad ? 0 : idx;
 }
 
+/* Within year 9999 either side of 1970 (ms): differences of such times,
+ * even a hundred times over, fit in an int64_t. */
+static bool time_ok(int64_t ms)
+{
+	return ms >= -253402300799999LL && ms <= 253402300799999LL;
+}
+
 int batch_apply(struct batch *b, const struct rec *r)
 {
 	if (!b->claimed && r->type != R_CLAIMED)
+		return -1;
+	/* A time no clock gives is damage: the views subtract and add
+	 * times, which must not overflow. */
+	if (!time_ok(r->time) || !time_ok(r->next_retry_at) ||
+	    (r->type == R_CLAIMED && !time_ok(r->conf->created_ms)))
 		return -1;
 	switch (r->type) {
 	case R_CLAIMED: return apply_claimed(b, r);

@@ -364,6 +364,8 @@ static void test_codec(void)
 		   d.pid == -7 && d.delays.n == 0 && d.params.n == 0 &&
 		   !d.decoded.name && !d.decoded.end,
 	   "CLAIMED with NULL strings, extreme numbers and empty lists round-trips");
+	/* The earliest time that applies (test_wild_times). */
+	c2.created_ms = d.decoded.created_ms = -253402300799999LL;
 	batch_init(&b);
 	ok(batch_apply(&b, &d) == 0 && !conf_diff(&c2, &b.c, true) && !b.c.name,
 	   "and applies (NULL stays NULL)");
@@ -1466,6 +1468,39 @@ static void test_big(void)
 	unlinkat(dfd, "big", 0);
 }
 
+/* Times no clock gives (a damaged journal's) are refused: every view
+ * subtracts and adds times, and INT64_MAX - (-1000) overflowed in
+ * meta_busy_ms() and the report's timeline (found by tests/fuzz). */
+static void test_wild_times(void)
+{
+	struct batch b;
+	struct batch_conf c = full_conf();
+	struct rec r;
+	batch_init(&b);
+	c.created_ms = INT64_MIN;
+	r = r_claimed(&c, 1);
+	ok(apply_codec(&b, &r) == -1, "CLAIMED created at INT64_MIN is refused");
+	c = full_conf();
+	r = r_claimed(&c, 1);
+	ok(apply_codec(&b, &r) == 0, "CLAIMED");
+	r = r_items(0, 1, syms);
+	ok(apply_codec(&b, &r) == 0, "ITEMS");
+	r = r_reserve(0, 1);
+	ok(apply_codec(&b, &r) == 0, "RESERVE");
+	r = r_spawned(0, 1, -1000, 42);
+	ok(apply_codec(&b, &r) == 0, "SPAWNED before 1970 (a clock set back) applies");
+	r = r_finished(0, 1, INT64_MAX - 1, OUT_FAILED, ST_FAILED);
+	ok(apply_codec(&b, &r) == -1, "FINISHED at INT64_MAX - 1 is refused");
+	r.time = 1767225600000LL;
+	r.next_retry_at = INT64_MIN;
+	ok(apply_codec(&b, &r) == -1, "FINISHED with a retry due at INT64_MIN is refused");
+	r.time = 253402300799999LL; /* 9999-12-31T23:59:59.999Z */
+	r.next_retry_at = 0;
+	ok(apply_codec(&b, &r) == 0, "FINISHED in the last ms of year 9999 applies");
+	ok(b.items[0].state == ST_FAILED, "the item failed");
+	batch_release(&b);
+}
+
 int main(void)
 {
 	int64_t t0 = now_ns();
@@ -1478,6 +1513,7 @@ int main(void)
 	test_attempt_limit();
 	test_replay_stops();
 	test_big();
+	test_wild_times();
 	close(dfd);
 	scratch_remove();
 	diag("batch tests took %.2f s", (double)(now_ns() - t0) / 1e9);
