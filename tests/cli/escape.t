@@ -27,7 +27,7 @@ escape_cleanup() {
 	for f in "$T"/*/pid.* "$H"/gates/pid.*; do
 		[ -f "$f" ] || continue
 		p=$(cat "$f")
-		[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" = "sleep 300 " ] &&
+		[ "$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null)" = "sleep 300 " ] &&
 			kill -9 "$p" 2>/dev/null
 	done
 	cleanup
