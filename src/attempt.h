@@ -17,8 +17,8 @@
  * The rules: a cancelled attempt is cancelled; one the runner's stop
  * interrupted goes back to pending (it does not count against
  * max_attempts); but an interruption that ended with the runner itself
- * (its runner died under it, or stopped at a signal from the attempt's
- * own process group) counts as one of the item's interruptions, and the
+ * (its runner died under it, or stopped at a signal from one of the
+ * attempt's own processes) counts as one of the item's interruptions, and the
  * ATTEMPT_MAX_INTERRUPTIONS-th fails the item (engine_error): a child
  * that kills its runner would otherwise be run again by every later
  * runner, for ever (the engine runs such an item alone, so that the

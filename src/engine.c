@@ -440,9 +440,50 @@ static void guard_faults(void)
 		sigaction(faults[i], &sa, &fault_prev[faults[i]]);
 }
 
-/* A signal from a process of an attempt's own group: that attempt ends
- * with the runner, an interruption that counts (attempt.h).  Only its
- * group is known: a descendant that left it is not told from a user. */
+/* The running attempt whose environment pid has (RUNNER_HOME, _BATCH_ID
+ * and _SYMBOL, as sched.c gives them): a descendant that left the
+ * attempt's group keeps them.  NULL when none, or pid is gone. */
+static struct run *run_of_environ(struct engine *e, pid_t pid)
+{
+	char path[64];
+	const char *home = NULL, *batch = NULL, *symbol = NULL;
+	struct sb env = SB_INIT;
+	struct run *found = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (read_fd_bounded(fd, 1 << 20, &env) < 0 || !env.len)
+		goto out;
+	sb_addc(&env, '\0');
+	for (size_t i = 0; i < env.len;) {
+		const char *kv = env.buf + i;
+		if (!strncmp(kv, "RUNNER_HOME=", 12))
+			home = kv + 12;
+		else if (!strncmp(kv, "RUNNER_BATCH_ID=", 16))
+			batch = kv + 16;
+		else if (!strncmp(kv, "RUNNER_SYMBOL=", 14))
+			symbol = kv + 14;
+		i += strlen(kv) + 1;
+	}
+	if (!home || !batch || !symbol || strcmp(home, e->home_abs))
+		goto out;
+	for (size_t i = 0; i < e->nruns && !found; i++)
+		if (!strcmp(e->runs[i].eb->id, batch) &&
+		    !strcmp(e->runs[i].eb->b.items[e->runs[i].item].symbol,
+			    symbol))
+			found = &e->runs[i];
+out:
+	close(fd);
+	sb_release(&env);
+	return found;
+}
+
+/* A signal from one of an attempt's processes (its group, or a
+ * descendant that left it but keeps its environment): that attempt ends
+ * with the runner, an interruption that counts (attempt.h).  A process
+ * already gone, or that cleared its environment, is not told from a
+ * user's. */
 static struct run *signal_sender(struct engine *e,
 				 const struct signalfd_siginfo *si)
 {
@@ -452,7 +493,7 @@ static struct run *signal_sender(struct engine *e,
 	for (size_t i = 0; i < e->nruns; i++)
 		if (e->runs[i].pid == pid || e->runs[i].pid == pgid)
 			return &e->runs[i];
-	return NULL;
+	return run_of_environ(e, pid);
 }
 
 /* A signal that would have stopped or ended the runner silently is

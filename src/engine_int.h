@@ -72,7 +72,7 @@ struct run {
 	int64_t kill_ns;	/* SIGKILL due, 0: not signalled yet */
 	bool killed;		/* SIGKILL sent */
 	uint8_t why;
-	bool stopped_runner;	/* a signal from its group stopped the runner */
+	bool stopped_runner;	/* a signal from it stopped the runner */
 	int exec_errno;
 	int64_t prep_ns;	/* runner time spent starting it (trace) */
 	uint16_t lane;		/* its output lane (lanes.h) */

@@ -56,6 +56,21 @@ run_bounded
 is "$rc" 0 "the next run completes the batch"
 is "$(states quit)" "PARENT-QUIT-A=succeeded/2,OK-B=succeeded/2" "both succeeded on attempt 2"
 
+# A process the attempt left in a session of its own is still its own.
+mkhome
+job esc <<JOB
+[job]
+agent = fake
+id = esc
+symbols = ESCAPESIG-TERM-A
+JOB
+run_bounded
+is "$rc" 75 "SIGTERM from an attempt's escaped process: stopped, exit 75"
+is "$(jq "$H/batches/esc/batch.json" '$d->{items}[0]{attempt_log}[0]{error_category}')" engine_error \
+	"and the interruption counts"
+run_bounded
+is "$(states esc)" "ESCAPESIG-TERM-A=succeeded/2" "the next run completes it"
+
 # ---- 3. a child that SIGKILLs its runner: failed after 3 interruptions ----
 
 mkhome
