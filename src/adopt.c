@@ -1,4 +1,5 @@
 #include "adopt.h"
+#include "attempt.h"
 #include "history.h"
 #include "views.h"
 #include "job.h"
@@ -161,14 +162,25 @@ static int take_adopt(struct engine *e, struct ebatch *eb)
 			batch_record(b, &eb->j, &rel);
 			continue;
 		}
+		/* Its runner died under it: an interruption that counts. */
+		struct attempt_in in = {
+			.end = it->cancel_requested ? ATT_CANCELLED : ATT_STOPPED,
+			.ended_runner = true,
+			.interruptions = it->interruptions,
+		};
+		struct attempt_decision d;
+		attempt_assess(&in, &d);
+		attempt_decide(&in, false, &d);
 		struct rec r = {
 			.type = R_FINISHED, .item = (uint32_t)i,
 			.attempt = it->nattempts, .time = now_ms(),
 			.outcome = OUT_INTERRUPTED, .exit_code = -1,
 			.matches = -1, .progress = -1,
-			.next_state = it->cancel_requested ? ST_CANCELLED
-							   : ST_PENDING,
-			.error_message = "interrupted: its runner died",
+			.category = d.counts_interruption ? CAT_ENGINE : CAT_NONE,
+			.next_state = d.next_state,
+			.error_message = d.next_state == ST_FAILED
+						 ? ATTEMPT_INTERRUPTED_FAIL
+						 : "interrupted: its runner died",
 		};
 		interrupted_output(eb, &it->log[it->nattempts - 1], &r);
 		batch_record(b, &eb->j, &r);

@@ -15,6 +15,7 @@ void attempt_assess(const struct attempt_in *in, struct attempt_decision *d)
 	}
 	if (in->end == ATT_STOPPED) {
 		d->outcome = OUT_INTERRUPTED;
+		d->counts_interruption = in->ended_runner;
 		return;
 	}
 	if (in->success) {
@@ -66,7 +67,11 @@ void attempt_decide(const struct attempt_in *in, bool grouped,
 		d->next_state = ST_CANCELLED;
 		return;
 	case OUT_INTERRUPTED:
-		d->next_state = ST_PENDING;
+		d->next_state = d->counts_interruption &&
+					in->interruptions + 1 >=
+						ATTEMPT_MAX_INTERRUPTIONS
+				? ST_FAILED
+				: ST_PENDING;
 		return;
 	case OUT_SUCCEEDED:
 		d->next_state = ST_SUCCEEDED;

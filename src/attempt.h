@@ -15,10 +15,17 @@
  *                                       when a retry is due
  *
  * The rules: a cancelled attempt is cancelled; one the runner's stop
- * interrupted goes back to pending (it does not count); a success
- * succeeds.  A failure is retryable when its category is in retry_on,
- * unless the result says retryable (either way) or the program could not
- * be run (ENOENT, EACCES, ENOEXEC: not retried).  A failure that is a
+ * interrupted goes back to pending (it does not count against
+ * max_attempts); but an interruption that ended with the runner itself
+ * (its runner died under it, or stopped at a signal from one of the
+ * attempt's own processes) counts as one of the item's interruptions, and the
+ * ATTEMPT_MAX_INTERRUPTIONS-th fails the item (engine_error): a child
+ * that kills its runner would otherwise be run again by every later
+ * runner, for ever (the engine runs such an item alone, so that the
+ * count is its own).  A success succeeds.  A failure is retryable when
+ * its category is in retry_on, unless the result says retryable (either
+ * way) or the program could not be run (ENOENT, EACCES, ENOEXEC: not
+ * retried).  A failure that is a
  * group's pauses the item with its group and does not count against
  * max_attempts; else it is retried after the backoff (the delays, the
  * last repeated, with +/- jitter, or retry_after when longer) while it is
@@ -36,8 +43,20 @@ enum attempt_end {
 	ATT_STOPPED,	/* the runner stopped: interrupted */
 };
 
+/* Not configurable: `runner retry-failed` runs such an item again. */
+#define ATTEMPT_MAX_INTERRUPTIONS 3
+#define ATTEMPT_STR_(x) #x
+#define ATTEMPT_STR(x) ATTEMPT_STR_(x)
+/* The error message of the item it fails. */
+#define ATTEMPT_INTERRUPTED_FAIL                                        \
+	"interrupted " ATTEMPT_STR(ATTEMPT_MAX_INTERRUPTIONS) " times: its " \
+	"attempts keep ending with the runner"
+
 struct attempt_in {
 	int end;		/* enum attempt_end */
+	bool ended_runner;	/* ATT_STOPPED: the runner died under it, or
+				   stopped at its signal */
+	int interruptions;	/* the item's that count, before this one */
 	bool success;		/* the verdict (classify.h) */
 	int category;		/* the verdict's, for a failure */
 	int result_retryable;	/* the result's error.retryable: -1, 0, 1 */
@@ -60,6 +79,7 @@ struct attempt_decision {
 	bool retryable;		/* failures only */
 	bool final_alone;	/* a failure ends the item, if no group's */
 	bool correlate;		/* a failure may form or join a group */
+	bool counts_interruption; /* interrupted, category engine_error */
 	uint8_t next_state;	/* ST_* (batch.h) */
 	bool counts_failure;
 	int64_t next_retry_at;	/* ST_RETRY_WAIT: when; else 0 */

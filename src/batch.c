@@ -759,6 +759,11 @@ static int apply_finished(struct batch *b, const struct rec *r)
 	}
 	if (r->counts_failure)
 		it->failures++;
+	/* In a row: an attempt that ended on its own clears the count. */
+	if (r->outcome == OUT_INTERRUPTED && r->category == CAT_ENGINE)
+		it->interruptions++;
+	else if (r->outcome != OUT_INTERRUPTED)
+		it->interruptions = 0;
 	it->next_retry_at = r->next_state == ST_RETRY_WAIT ? r->next_retry_at
 							    : 0;
 	if (r->group)
@@ -784,6 +789,7 @@ static void pause_one(struct batch *b, struct item *it, const struct rec *r)
 			break;
 		it->completed_ms = 0;
 		it->failures = 0;
+		it->interruptions = 0;
 		it->next_retry_at = 0;
 		it->paused_ms = r->time;
 		it->failure_group = intern(b, r->group);
@@ -911,6 +917,7 @@ static int apply_requeue(struct batch *b, const struct rec *r)
 	for (uint32_t i = 0; i < r->list.n; i++) {
 		struct item *it = &b->items[get_u32(&d)];
 		it->failures = 0;
+		it->interruptions = 0;
 		it->completed_ms = 0;
 		set_state(b, it, ST_PENDING);
 	}

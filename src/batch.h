@@ -134,6 +134,10 @@ struct item {
 	struct attempt *log;
 	uint16_t nattempts, logcap;
 	uint16_t failures;	/* failed attempts counted against max_attempts */
+	uint16_t interruptions;	/* interrupted attempts in a row that count
+				   (category engine_error: they ended with
+				   the runner); 0 again when an attempt ends
+				   otherwise, or the item is queued again */
 	uint8_t state;
 	uint8_t cancel_requested;
 	int64_t matches;	/* -1: none */

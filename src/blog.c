@@ -102,6 +102,15 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 			sb_addc(out, '\n');
 			return;
 		case OUT_INTERRUPTED:
+			if (r->next_state == ST_FAILED) {
+				sb_addf(out, "%s failed (attempt %u interrupted"
+					     "): %s: %s\n",
+					it->symbol, r->attempt,
+					category_name(r->category),
+					r->error_message ? r->error_message
+							 : "");
+				return;
+			}
 			sb_addf(out, "%s attempt %u interrupted (its runner "
 				     "stopped); it will run again\n",
 				it->symbol, r->attempt);
@@ -128,12 +137,12 @@ void blog_line(struct sb *out, const struct batch *b, const struct rec *r,
 				r->attempt + 1, b->c.max_attempts,
 				fmt_time(r->next_retry_at, t));
 		else if (r->next_state == ST_RETRY_WAIT)
-			/* after a retry-failed (or attempts that did not
-			 * count): its count started again */
-			sb_addf(out, "; retry (attempt %u of %d since it was "
-				     "queued again, %u in all) at %s",
-				it->failures + 1u, b->c.max_attempts,
-				r->attempt + 1, fmt_time(r->next_retry_at, t));
+			/* after interrupted attempts, or a retry-failed: they
+			 * do not count against max_attempts */
+			sb_addf(out, "; retry (attempt %u in all, %u of %d "
+				     "that count) at %s",
+				r->attempt + 1, it->failures + 1u,
+				b->c.max_attempts, fmt_time(r->next_retry_at, t));
 		else if (r->next_state == ST_PAUSED)
 			sb_addf(out, "; paused with failure group %s",
 				r->group ? r->group : "?");

@@ -288,7 +288,10 @@ static void start_retention(struct engine *e)
 
 static void start_shutdown(struct engine *e, int sig)
 {
-	const char *what = sig == SIGINT ? "interrupt" : "terminated";
+	const char *what = sig == SIGINT    ? "interrupt"
+			   : sig == SIGQUIT ? "quit"
+			   : sig == SIGXCPU ? "cpu time limit"
+					    : "terminated";
 	e->signals++;
 	if (e->o.daemon && e->signals == 1) {
 		/* Drain: nothing new starts; what runs gets shutdown_grace. */
@@ -313,6 +316,21 @@ static void start_shutdown(struct engine *e, int sig)
 		"recorded as interrupted",
 		what);
 	e->shutdown = true;
+	for (size_t i = 0; i < e->nruns; i++)
+		if (!e->runs[i].kill_ns)
+			runs_signal(e, &e->runs[i], KILL_SHUTDOWN);
+}
+
+void engine_home_failed(struct engine *e, const char *what, int err)
+{
+	if (!e->home_failed)
+		error("%s: %s; no attempt can start: stopping", what,
+		      strerror(err));
+	e->home_failed = true;
+	if (e->shutdown && !e->draining)
+		return;
+	e->shutdown = true;
+	e->draining = false;
 	for (size_t i = 0; i < e->nruns; i++)
 		if (!e->runs[i].kill_ns)
 			runs_signal(e, &e->runs[i], KILL_SHUTDOWN);
@@ -383,6 +401,147 @@ void engine_release_reservations(struct engine *e)
 			sched_release(e->batches[i]);
 }
 
+/*
+ * Signals.  A child runs as our uid and may send us anything: every
+ * signal whose default would end or stop the runner without a word is
+ * blocked and read from the signalfd (caught_signals), and handle_signals
+ * says what each does.  None is set to SIG_IGN, which a child would
+ * inherit: children get the mask the runner was given (child_mask), and
+ * exec resets handlers.  The faults cannot be blocked (a real one would
+ * then kill at once, without even a sanitizer's report): fault_guard
+ * ignores those another process sends.
+ */
+static void caught_signals(sigset_t *set)
+{
+	static const int sigs[] = {
+		SIGCHLD, SIGTERM, SIGINT,  SIGHUP,    SIGQUIT, SIGUSR1,
+		SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ,
+		SIGTSTP, SIGTTIN, SIGTTOU, SIGIO,     SIGPWR,
+#ifdef SIGSTKFLT
+		SIGSTKFLT,
+#endif
+	};
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(set, sigs[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(set, sig);
+}
+
+static struct sigaction fault_prev[NSIG];
+
+/* Async-signal-safe.  si_code <= 0: sent by kill(2) and its like, not a
+ * fault; another process's is ignored.  A real fault (or our own abort)
+ * goes to the disposition from before: the faulting instruction runs
+ * again, the raise is repeated. */
+static void fault_guard(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (si->si_code <= 0 && si->si_pid != getpid())
+		return;
+	sigaction(sig, &fault_prev[sig], NULL);
+	if (si->si_code <= 0)
+		raise(sig);
+}
+
+static void guard_faults(void)
+{
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+				      SIGTRAP, SIGSYS, SIGABRT };
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fault_guard;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigaction(faults[i], &sa, &fault_prev[faults[i]]);
+}
+
+/* The running attempt whose environment pid has (RUNNER_HOME, _BATCH_ID
+ * and _SYMBOL, as sched.c gives them): a descendant that left the
+ * attempt's group keeps them.  NULL when none, or pid is gone. */
+static struct run *run_of_environ(struct engine *e, pid_t pid)
+{
+	char path[64];
+	const char *home = NULL, *batch = NULL, *symbol = NULL;
+	struct sb env = SB_INIT;
+	struct run *found = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (read_fd_bounded(fd, 1 << 20, &env) < 0 || !env.len)
+		goto out;
+	sb_addc(&env, '\0');
+	for (size_t i = 0; i < env.len;) {
+		const char *kv = env.buf + i;
+		if (!strncmp(kv, "RUNNER_HOME=", 12))
+			home = kv + 12;
+		else if (!strncmp(kv, "RUNNER_BATCH_ID=", 16))
+			batch = kv + 16;
+		else if (!strncmp(kv, "RUNNER_SYMBOL=", 14))
+			symbol = kv + 14;
+		i += strlen(kv) + 1;
+	}
+	if (!home || !batch || !symbol || strcmp(home, e->home_abs))
+		goto out;
+	for (size_t i = 0; i < e->nruns && !found; i++)
+		if (!strcmp(e->runs[i].eb->id, batch) &&
+		    !strcmp(e->runs[i].eb->b.items[e->runs[i].item].symbol,
+			    symbol))
+			found = &e->runs[i];
+out:
+	close(fd);
+	sb_release(&env);
+	return found;
+}
+
+/* A signal from one of an attempt's processes (its group, or a
+ * descendant that left it but keeps its environment): that attempt ends
+ * with the runner, an interruption that counts (attempt.h).  A process
+ * already gone, or that cleared its environment, is not told from a
+ * user's. */
+static struct run *signal_sender(struct engine *e,
+				 const struct signalfd_siginfo *si)
+{
+	if (e->o.ops || si->ssi_code == SI_KERNEL || !si->ssi_pid)
+		return NULL;
+	pid_t pid = (pid_t)si->ssi_pid, pgid = getpgid(pid);
+	for (size_t i = 0; i < e->nruns; i++)
+		if (e->runs[i].pid == pid || e->runs[i].pid == pgid)
+			return &e->runs[i];
+	return run_of_environ(e, pid);
+}
+
+/* A signal that would have stopped or ended the runner silently is
+ * ignored, and said once per signal (a child may send thousands). */
+static void ignored_signal(struct engine *e, const struct signalfd_siginfo *si)
+{
+	char name[32];
+	int sig = (int)si->ssi_signo;
+	if (sig < 64 && (e->signals_seen & (1ull << sig)))
+		return;
+	if (sig < 64)
+		e->signals_seen |= 1ull << sig;
+	exec_signame(sig, name, sizeof(name));
+	struct run *run = signal_sender(e, si);
+	char from[256];
+	if (run)
+		snprintf(from, sizeof(from), "batch %s, item %s (pid %u)",
+			 run->eb->id, run->eb->b.items[run->item].symbol,
+			 si->ssi_pid);
+	else if (si->ssi_code == SI_KERNEL)
+		snprintf(from, sizeof(from), "the kernel");
+	else
+		snprintf(from, sizeof(from), "pid %u", si->ssi_pid);
+	runlog_printf(e->o.runlog, "%s from %s ignored", name, from);
+	info("%s from %s ignored", name, from);
+}
+
 static void handle_signals(struct engine *e)
 {
 	struct signalfd_siginfo si;
@@ -390,18 +549,33 @@ static void handle_signals(struct engine *e)
 		ssize_t n = read(e->sigfd, &si, sizeof(si));
 		if (n != (ssize_t)sizeof(si))
 			break;
+		struct run *from;
 		switch (si.ssi_signo) {
 		case SIGCHLD:
 			break; /* reaped below */
 		case SIGTERM:
 		case SIGINT:
+		case SIGQUIT:
+			if ((from = signal_sender(e, &si)))
+				from->stopped_runner = true;
 			start_shutdown(e, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
 			if (e->o.daemon)
 				engine_reload(e);
 			break;
+		case SIGXCPU:
+			/* The kernel's: our own RLIMIT_CPU, SIGKILL is near. */
+			if (si.ssi_code == SI_KERNEL) {
+				start_shutdown(e, SIGXCPU);
+				break;
+			}
+			ignored_signal(e, &si);
+			break;
 		default:
+			/* SIGXFSZ among them: the write fails (EFBIG) and is
+			 * handled as any failed write. */
+			ignored_signal(e, &si);
 			break;
 		}
 	}
@@ -711,6 +885,8 @@ int engine_end(struct engine *e)
 	print_overhead(e);
 	if (e->io_failed)
 		return EX_IOERR_;
+	if (e->home_failed)
+		return EX_CANTCREAT_;
 	if (e->o.daemon)
 		return 0;
 	if (e->shutdown)
@@ -814,16 +990,18 @@ struct engine *engine_new(struct home *h, const struct conf *c,
 	if (e->devnull < 0)
 		die(EX_INTERNAL, "/dev/null: %s", strerror(errno));
 
-	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
+	caught_signals(&block);
 	sigprocmask(SIG_BLOCK, &block, &e->child_mask);
-	sigdelset(&e->child_mask, SIGCHLD);
-	sigdelset(&e->child_mask, SIGTERM);
-	sigdelset(&e->child_mask, SIGINT);
-	sigdelset(&e->child_mask, SIGHUP);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sigismember(&block, sig) != 1)
+			continue;
+		sigdelset(&e->child_mask, sig);
+		/* An ignored signal never reaches the signalfd, and children
+		 * would inherit SIG_IGN (nohup's SIGHUP, a background job's
+		 * SIGINT): blocked, the default does nothing here. */
+		signal(sig, SIG_DFL);
+	}
+	guard_faults();
 	signal(SIGPIPE, SIG_IGN);
 	e->sigfd = signalfd(-1, &block, SFD_NONBLOCK | SFD_CLOEXEC);
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);

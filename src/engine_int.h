@@ -72,6 +72,7 @@ struct run {
 	int64_t kill_ns;	/* SIGKILL due, 0: not signalled yet */
 	bool killed;		/* SIGKILL sent */
 	uint8_t why;
+	bool stopped_runner;	/* a signal from it stopped the runner */
 	int exec_errno;
 	int64_t prep_ns;	/* runner time spent starting it (trace) */
 	uint16_t lane;		/* its output lane (lanes.h) */
@@ -182,6 +183,9 @@ struct engine {
 	bool shutdown;
 	bool no_dispatch;
 	int signals;
+	uint64_t signals_seen;	/* ignored signals already said (bit: signo) */
+	pid_t isolated;		/* a suspect's attempt, running alone */
+	bool home_failed;	/* no attempt can start (state/slots): stopping */
 	int64_t slot_poll_ns;	/* retry blocked slots at this time */
 	int64_t audit_next_ns;	/* the next liveness audit */
 	int64_t wake_fix_ns;	/* a wake-up the audit had to add */
@@ -227,5 +231,8 @@ void engine_withdraw(struct ebatch *eb);
 void engine_prep_close(struct prep *p);
 int64_t engine_next_wakeup(struct engine *e);
 void engine_release_reservations(struct engine *e);
+/* The home cannot work (what: why): said once, stop as on SIGTERM, and
+ * engine_end() returns 73. */
+void engine_home_failed(struct engine *e, const char *what, int err);
 
 #endif

@@ -381,7 +381,10 @@ static cJSON *item_json(const struct batch *b, size_t idx)
 {
 	const struct item *it = &b->items[idx];
 	const struct attempt *last = meta_last_done(it);
-	bool failed_last = last && last->outcome == OUT_FAILED;
+	/* A failed item's last attempt failed it (or was its last
+	 * interruption: attempt.h). */
+	bool failed_last = last && (last->outcome == OUT_FAILED ||
+				    it->state == ST_FAILED);
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddNumberToObject(o, "item_id", (double)(idx + 1));
@@ -698,7 +701,7 @@ static void print_item_line(FILE *fp, const struct batch *b, size_t i)
 	}
 	fprintf(fp, "  %-12s %-10s %8d %10s %8s %8s %9s", it->symbol,
 		state_name(it->state), it->nattempts, dur, code, cpu, rss);
-	if (a && a->outcome == OUT_FAILED)
+	if (a && (a->outcome == OUT_FAILED || it->state == ST_FAILED))
 		fprintf(fp, "  %s: %s", category_name(a->category),
 			a->error_message ? a->error_message : "");
 	else if (it->state == ST_RETRY_WAIT)

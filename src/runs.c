@@ -182,12 +182,14 @@ static void output_warning(struct ebatch *eb, const struct run *run,
 /*
  * An attempt ended: describe it, decide what follows (attempt.h), ask the
  * home whether its failure is a group's, record it, and tell the rest of
- * the home and the people (circ_after_attempt).
+ * the home and the people (circ_after_attempt).  start_error: it could
+ * not start, for that reason.
  */
-void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
-		 uint32_t attempt, int wait_status,
-		 const struct rusage *ru, uint8_t why, int exec_errno,
-		 int64_t timeout_ms, int64_t end_ms, const struct run *run)
+static void finish(struct engine *e, struct ebatch *eb, uint32_t idx,
+		   uint32_t attempt, int wait_status, const struct rusage *ru,
+		   uint8_t why, int exec_errno, int64_t timeout_ms,
+		   int64_t end_ms, const struct run *run,
+		   const char *start_error)
 {
 	struct item *it = &eb->b.items[idx];
 	const struct batch_conf *c = &eb->b.c;
@@ -200,6 +202,18 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 			 .progress = -1 };
 	describe(e, eb, it, attempt, wait_status, ru, why, exec_errno,
 		 timeout_ms, run, &res, &doc, &v, &r);
+	if (start_error) {
+		/* Not the agent's doing, and no retry would mend it. */
+		v.success = false;
+		v.category = CAT_ENGINE;
+		v.warning[0] = '\0';
+		snprintf(v.message, sizeof(v.message), "cannot start: %s",
+			 start_error);
+		r.exit_code = -1;
+		r.signal = 0;
+		r.warning = NULL;
+		res.retryable = 0;
+	}
 	output_warning(eb, run, &doc, r.warning, warning, sizeof(warning));
 	if (warning[0])
 		r.warning = warning;
@@ -216,6 +230,8 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 		.end = why == KILL_CANCEL || it->cancel_requested ? ATT_CANCELLED
 		       : why == KILL_SHUTDOWN			  ? ATT_STOPPED
 								  : ATT_ENDED,
+		.ended_runner = run && run->stopped_runner,
+		.interruptions = it->interruptions,
 		.success = v.success,
 		.category = v.category,
 		.result_retryable = res.retryable,
@@ -257,11 +273,18 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 	} else if (d.outcome == OUT_CANCELLED) {
 		r.error_message = "cancelled";
 	} else if (d.outcome == OUT_INTERRUPTED) {
-		r.error_message = "interrupted: the runner stopped";
+		r.category = d.counts_interruption ? CAT_ENGINE : CAT_NONE;
+		r.error_message =
+			d.next_state == ST_FAILED ? ATTEMPT_INTERRUPTED_FAIL
+			: d.counts_interruption
+				? "interrupted: the runner stopped at a signal "
+				  "from this attempt"
+				: "interrupted: the runner stopped";
 	}
 	circ_before_record(e, eb, idx, &r);
 	engine_record(eb, &r);
-	metrics_attempt(&e->metrics, r.outcome, r.category);
+	metrics_attempt(&e->metrics, r.outcome,
+			r.outcome == OUT_FAILED ? r.category : CAT_NONE);
 	if (r.outcome != OUT_INTERRUPTED || ru) {
 		const struct attempt *a = &it->log[attempt - 1];
 		symstats_end(&e->stats, it->symbol, r.time,
@@ -277,6 +300,26 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 	circ_after_attempt(e, eb, idx, &r, &fr, v.message);
 	shared_failure_done(&fr);
 	free(doc.text);
+}
+
+void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
+		 uint32_t attempt, int wait_status,
+		 const struct rusage *ru, uint8_t why, int exec_errno,
+		 int64_t timeout_ms, int64_t end_ms, const struct run *run)
+{
+	finish(e, eb, idx, attempt, wait_status, ru, why, exec_errno,
+	       timeout_ms, end_ms, run, NULL);
+}
+
+void runs_start_failed(struct engine *e, struct ebatch *eb, uint32_t idx,
+		       const char *why)
+{
+	uint32_t attempt = eb->b.items[idx].nattempts;
+	struct rec r = { .type = R_SPAWNED, .item = idx, .attempt = attempt,
+			 .time = now_ms() };
+	engine_record(eb, &r);
+	finish(e, eb, idx, attempt, W_EXITCODE(127, 0), NULL, KILL_NONE, 0, 0,
+	       0, NULL, why);
 }
 
 static struct run *runs_find(struct engine *e, pid_t pid)
@@ -340,6 +383,8 @@ void runs_reap(struct engine *e)
 		 * with fd 3 (slots.h). */
 		slot_release(run->slot_fd);
 		run->slot_fd = -1;
+		if (pid == e->isolated)
+			e->isolated = 0;
 		GROW(e->exited, e->capexited, e->nexited + 1);
 		e->exited[e->nexited++] =
 			(struct exited){ *run, status, ru, now_ms() };

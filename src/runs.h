@@ -18,6 +18,11 @@ void runs_finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 		 uint32_t attempt, int wait_status,
 		 const struct rusage *ru, uint8_t why, int exec_errno,
 		 int64_t timeout_ms, int64_t end_ms, const struct run *run);
+/* A reserved attempt that could not start (why: "WHAT: REASON") is a
+ * failed attempt, engine_error "cannot start: WHY", not retried; the
+ * other items go on. */
+void runs_start_failed(struct engine *e, struct ebatch *eb, uint32_t idx,
+		       const char *why);
 /* A child's pipe has something (epoll): move it to its lane. */
 void runs_pump(struct engine *e, pid_t pid);
 /* Read what a run's pipes hold now, then close them: a grandchild left

@@ -234,8 +234,21 @@ void sched_release(struct ebatch *eb)
 	}
 }
 
+/* A failure that time may mend (a full disk, an I/O error, no
+ * descriptor left): dispatch waits and tries again, as for a journal
+ * write.  Anything else (a file where a directory should be, a symbolic
+ * link, no permission) is the item's or its batch's files': trying again
+ * each second would stall the runner for ever. */
+static bool passing(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EIO ||
+	       err == EMFILE || err == ENFILE || err == ENOMEM ||
+	       err == EAGAIN || err == EINTR;
+}
+
 /* A lane for the attempt, noted as started in S.spawned: 0, or -1 (the
- * attempt was given back, dispatch waits for the disk). */
+ * attempt was given back, dispatch waits for the disk; or, for an error
+ * time does not mend, the attempt failed). */
 static int take_lane(struct engine *e, struct ebatch *eb, struct prep *p,
 		     uint16_t *lane)
 {
@@ -253,9 +266,15 @@ static int take_lane(struct engine *e, struct ebatch *eb, struct prep *p,
 	}
 	int saved = errno;
 	engine_prep_close(p);
-	give_back(eb, p->idx);
 	char what[160];
 	snprintf(what, sizeof(what), "batches/%s/output", eb->id);
+	if (!passing(saved)) {
+		char why[200];
+		snprintf(why, sizeof(why), "%s: %s", what, strerror(saved));
+		runs_start_failed(e, eb, p->idx, why);
+		return -1;
+	}
+	give_back(eb, p->idx);
 	sched_stall(e, what, saved);
 	return -1;
 }
@@ -545,7 +564,7 @@ void sched_spawn_ready(struct engine *e)
 	if (e->sh_ok && shared_refresh(&e->sh))
 		circ_react(e);
 	for (;;) {
-		if ((int)e->nruns >= e->c->max_children)
+		if ((int)e->nruns >= e->c->max_children || e->isolated)
 			break;
 		struct ebatch *pick = NULL;
 		for (size_t i = 0; i < e->nbatches && !pick; i++) {
@@ -566,13 +585,26 @@ void sched_spawn_ready(struct engine *e)
 		}
 		if (!pick)
 			break;
+		/* A suspect (its attempts ended with the runner, attempt.h)
+		 * runs alone, so that the next runner death while it runs is
+		 * surely its own: nothing else starts until what runs has
+		 * ended, nor while it runs. */
+		bool suspect = pick->b.items[pick->prepared[pick->prep_head].idx]
+				       .interruptions > 0;
+		if (suspect && e->nruns)
+			break;
 		int why;
 		int fd = slot_acquire(e->h->state, e->c->max_children,
 				      pick->agent->name,
 				      pick->agent->max_concurrent, &why);
 		if (fd < 0) {
-			if (errno != EAGAIN) {
+			if (errno != EAGAIN && passing(errno)) {
 				sched_stall(e, "state/slots", errno);
+				return;
+			}
+			if (errno != EAGAIN) {
+				/* No attempt of this home can start. */
+				engine_home_failed(e, "state/slots", errno);
 				return;
 			}
 			/* Held by other runner processes: ask again soon. */
@@ -590,7 +622,10 @@ void sched_spawn_ready(struct engine *e)
 			close(fd);
 			continue;
 		}
+		size_t before = e->nruns;
 		spawn_item(e, pick, p, fd);
+		if (suspect && e->nruns > before)
+			e->isolated = e->runs[e->nruns - 1].pid;
 	}
 }
 

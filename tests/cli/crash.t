@@ -59,7 +59,9 @@ for j in 1 2 3; do
 	is "$(jq "$B" '$d->{status}')" partial "crash$j: final (partial)"
 	is "$(jq "$B" 'scalar grep { $_->{state} =~ /^(succeeded|failed|cancelled)$/ } @{$d->{items}}')" 48 "crash$j: every item has one final state"
 	is "$(jq "$B" 'scalar grep { $_->{symbol} =~ /^EXIT/ && $_->{state} eq "failed" } @{$d->{items}}')" 12 "crash$j: the data errors failed"
-	is "$(jq "$B" 'scalar grep { $_->{symbol} !~ /^EXIT/ && $_->{state} eq "succeeded" } @{$d->{items}}')" 36 "crash$j: everything else succeeded"
+	# An item whose attempts the kills hit 3 times in a row cannot be told
+	# from one that kills its runner: it fails so (runner(1) OUTCOMES).
+	is "$(jq "$B" 'scalar grep { $_->{symbol} !~ /^EXIT/ && ($_->{state} eq "succeeded" || ($_->{state} eq "failed" && $_->{error_message} =~ /^interrupted 3 times: /)) } @{$d->{items}}')" 36 "crash$j: everything else succeeded (or was interrupted 3 times in a row)"
 	is "$(jq "$B" 'scalar grep { my $f = grep { $_->{outcome} eq "failed" } @{$_->{attempt_log}}; $f > 3 } @{$d->{items}}')" 0 "crash$j: no item failed more than max_attempts"
 	is "$(jq "$B" 'scalar grep { my $a = $_; grep { !defined $_->{outcome} } @{$a->{attempt_log}} } @{$d->{items}}')" 0 "crash$j: every attempt has an outcome"
 	r show crash$j --json

@@ -158,10 +158,49 @@ static void jitter(void)
 	is_int(attempt_retry_delay(&in), 4000, "past the list: its last");
 }
 
+/* Interruptions that ended with the runner: counted, the third fails the
+ * item; a plain stop never counts. */
+static void interruptions(void)
+{
+	static const struct {
+		const char *what;
+		bool ended_runner;
+		int before;
+		bool counts;
+		int next_state;
+	} t[] = {
+		{ "a stop, after 2 that counted: pending", false, 2, false,
+		  ST_PENDING },
+		{ "ended with the runner, the first: pending", true, 0, true,
+		  ST_PENDING },
+		{ "ended with the runner, the second: pending", true, 1, true,
+		  ST_PENDING },
+		{ "ended with the runner, the third: failed", true, 2, true,
+		  ST_FAILED },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct attempt_in in = input(&rows[0]);
+		in.end = ATT_STOPPED;
+		in.success = false;
+		in.ended_runner = t[i].ended_runner;
+		in.interruptions = t[i].before;
+		struct attempt_decision d;
+		attempt_assess(&in, &d);
+		attempt_decide(&in, false, &d);
+		is_int(d.outcome, OUT_INTERRUPTED, "%s: interrupted", t[i].what);
+		ok(d.counts_interruption == t[i].counts, "%s: counts %d",
+		   t[i].what, t[i].counts);
+		ok(!d.counts_failure, "%s: not against max_attempts", t[i].what);
+		is_str(state_names[d.next_state], state_names[t[i].next_state],
+		       "%s: next state", t[i].what);
+	}
+}
+
 int main(void)
 {
 	table();
 	jitter();
+	interruptions();
 	done_testing();
 	return exit_status();
 }
