@@ -277,9 +277,19 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 	remove_stale_temps(eb->dirfd, NULL, 0);
 	if (journal_open(&eb->j, eb->dirfd, "journal", true, batch_replay,
 			 &eb->b) < 0 ||
-	    !eb->b.claimed) {
+	    (!eb->b.claimed && !eb->b.forged[0])) {
 		error("batches/%s/journal: %s", id,
 		      eb->j.fd < 0 ? strerror(errno) : "no claim record");
+		adopt_free_batch(eb);
+		return -1;
+	}
+	if (eb->b.forged[0] || strcmp(eb->b.c.id, id)) {
+		/* A forged journal: nothing is run or made for it. */
+		if (!eb->b.forged[0])
+			snprintf(eb->b.forged, sizeof(eb->b.forged),
+				 "it is the journal of batch %s", eb->b.c.id);
+		error("batch %s: journal: %s; the batch is refused (left as "
+		      "it is)", id, eb->b.forged);
 		adopt_free_batch(eb);
 		return -1;
 	}

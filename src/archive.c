@@ -1863,10 +1863,19 @@ int archive_load_batch(struct home *h, const char *id, struct batch *b)
 				   strerror(errno));
 		} else {
 			journal_close(&j);
-			if (!b->claimed) {
+			if (b->forged[0]) {
+				errno = EINVAL;
+				rc = error("batch %s: journal: %s; the batch is "
+					   "refused", id, b->forged);
+			} else if (!b->claimed) {
 				errno = EINVAL;
 				rc = error("batches/archive: %s/journal: no "
 					   "claim record", id);
+			} else if (strcmp(b->c.id, id)) {
+				errno = EINVAL;
+				rc = error("batch %s: journal: it is the journal "
+					   "of batch %s; the batch is refused",
+					   id, b->c.id);
 			}
 		}
 	}
@@ -2230,6 +2239,43 @@ static int put_log_back(struct home *h, int tfd, const char *id)
 	return fsync_dir(h->logs);
 }
 
+/*
+ * The journal of a batch about to be restored, checked as a new job is:
+ * a symbol, id or agent no job may give (b.forged), or the journal of
+ * another batch, refuses it (65) before anything is placed; so does a
+ * journal that cannot be replayed (74).  An archive is a file anyone who
+ * can write to the home can make.
+ */
+static int restored_journal_ok(int tfd, const char *id, const char *file)
+{
+	struct batch b;
+	int status = 0;
+	int dfd = open_dir_at(tfd, id);
+	if (dfd < 0) {
+		error("batches/archive/%s: %s: %s", file, id, strerror(errno));
+		return EX_IOERR_;
+	}
+	if (batch_replay_dir(dfd, &b) < 0) {
+		if (b.forged[0]) {
+			error("batch %s: journal: %s; not restored", id,
+			      b.forged);
+			status = EX_INVALID_JOB;
+		} else {
+			error("batches/archive/%s: %s/journal: %s", file, id,
+			      b.claimed || errno != EINVAL ? strerror(errno)
+							   : "no claim record");
+			status = EX_IOERR_;
+		}
+	} else if (strcmp(b.c.id, id)) {
+		error("batch %s: journal: it is the journal of batch %s; not "
+		      "restored", id, b.c.id);
+		status = EX_INVALID_JOB;
+	}
+	batch_release(&b);
+	close(dfd);
+	return status;
+}
+
 int archive_restore(struct home *h, const char *id)
 {
 	char file[96], aside[128], tmp[ID_MAX + 32], jpath[ID_MAX + 16];
@@ -2295,6 +2341,9 @@ int archive_restore(struct home *h, const char *id)
 		      jpath);
 		goto out;
 	}
+	if ((status = restored_journal_ok(tfd, id, file)) != 0)
+		goto out;
+	status = EX_IOERR_;
 	if (put_log_back(h, tfd, id) < 0) {
 		if (errno == EINVAL)
 			error("batches/archive/%s: %s/%s.log: not a regular "

@@ -243,9 +243,14 @@ int load_batch(const char *id, struct batch *b, int *dirfd)
 		return -fd;
 	batch_release(b);
 	if (batch_replay_dir(fd, b) < 0) {
-		error("batches/%s/journal: %s", id, strerror(errno));
+		int status = b->forged[0] ? EX_INVALID_JOB : EX_NO_SUCH;
+		if (b->forged[0])
+			error("batch %s: journal: %s; the batch is refused", id,
+			      b->forged);
+		else
+			error("batches/%s/journal: %s", id, strerror(errno));
 		close(fd);
-		return EX_NO_SUCH;
+		return status;
 	}
 	*dirfd = fd;
 	return 0;

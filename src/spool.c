@@ -655,6 +655,9 @@ static void sweep_one(struct home *h, const char *dir)
 	} else {
 		if (j.fd >= 0)
 			journal_close(&j);
+		if (b.forged[0]) /* never a path: its job is claimed anew */
+			warning("batches/%s: journal: %s; not finished as a "
+				"claim", dir, b.forged);
 		if (fstatat(dirfd, "job.ini", &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			/* Not committed: the job goes back to the spool. */
 			if (!name[0] ||
