@@ -160,4 +160,35 @@ check "restore: no scratch directory left" sh -c "! ls -a '$H/batches' | grep -q
 r run
 check "run after it: no file outside the home" test ! -e "$T/ESC2" -a ! -e "$T/ESC2.1.json"
 
+# 6. restore writes no more than the index says the batch held: a member
+# of 4 MiB of zeros (a few KiB compressed) added to an archive, with its
+# manifest line, is refused before it is written.
+job f <<EOF
+[job]
+agent = rec
+id = bomb
+symbols = FAILffff
+EOF
+r run
+r archive --older-than 0
+held=$(perl -MJSON::PP -ne '$d = decode_json($_); print $d->{unpacked_bytes} if $d->{batch_id} eq "bomb"' "$H/batches/archive/index.jsonl")
+check "the index says what the batch's files hold (${held:-none})" test "${held:-0}" -gt 0
+mkdir "$T/x"
+tar -C "$T/x" -xzf "$H/batches/archive/bomb.tar.gz"
+tar -tzf "$H/batches/archive/bomb.tar.gz" | grep -v '/\.manifest$' >"$T/x.list"
+head -c 4194304 /dev/zero >"$T/x/bomb/zeros"
+perl -MCompress::Zlib -e '
+	open my $f, "<:raw", $ARGV[0] or die; local $/; my $z = <$f>;
+	printf "%08x %d zeros\n", crc32($z), length $z' "$T/x/bomb/zeros" >>"$T/x/bomb/.manifest"
+printf 'bomb/zeros\nbomb/.manifest\n' >>"$T/x.list"
+tar -C "$T/x" --no-recursion -czf "$T/bomb.tar.gz" -T "$T/x.list"
+cp "$T/bomb.tar.gz" "$H/batches/archive/bomb.tar.gz"
+r restore bomb
+is "$rc" 65 "restore: exit 65"
+like "$(cat "$T/err")" "^runner: batches/archive/bomb\.tar\.gz: bomb/zeros: 4194304 bytes, past the $held the archive index says the batch holds; not restored" \
+	"restore: the member is named, with the index's bound"
+check "restore: nothing placed" test ! -e "$H/batches/bomb"
+check "restore: no scratch directory left" sh -c "! ls -a '$H/batches' | grep -q restore"
+check "restore: the archive is kept" test -e "$H/batches/archive/bomb.tar.gz"
+
 done_testing
