@@ -191,4 +191,27 @@ check "restore: nothing placed" test ! -e "$H/batches/bomb"
 check "restore: no scratch directory left" sh -c "! ls -a '$H/batches' | grep -q restore"
 check "restore: the archive is kept" test -e "$H/batches/archive/bomb.tar.gz"
 
+# 7. state/events: a failure group whose id is a terminal escape, and a
+# member whose batch id climbs out of batches/, are not folded in.
+# ev FIELDS...: one line of the log, with its CRC-32 (src/shared.h).
+ev() {
+	perl -MCompress::Zlib -e '
+		my $l = join "\t", @ARGV; printf "%s\t%08x\n", $l, crc32($l)' "$@" \
+		>>"$H/state/events"
+}
+ms=$(($(date +%s) * 1000))
+e=$(printf '\033')
+ev G "$ms" "grp-$e[2J-1" sig1 rec vendor data_error E norm cause
+ev G "$ms" grp-20260101-000000-1 sig2 rec vendor data_error E norm cause
+ev M "$ms" grp-20260101-000000-1 ../../x AAPL
+ev M "$ms" grp-20260101-000000-1 escapes "$e[31mRED"
+ev M "$ms" grp-20260101-000000-1 escapes AAPL
+r groups
+check "groups: the forged group id is not folded in (no raw escape)" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
+like "$(cat "$T/out")" 'grp-20260101-000000-1' "groups: the valid group is"
+r groups --json
+check "groups: the forged members are not" sh -c "! grep -q '\\.\\./\\.\\./x' '$T/out'"
+is "$(jq "$T/out" 'join " ", scalar(@$d), map { "$_->{batch_id}/$_->{symbol}" } @{$d->[0]{members}}')" \
+	"1 escapes/AAPL" "groups: one group, its one valid member"
+
 done_testing
