@@ -172,8 +172,9 @@ static bool recent_find(struct recent *r, const char *sha, int64_t since,
 			*nl = '\0';
 		long long ms;
 		char s[80], id[80];
+		/* An id no job could give is a forged line: not a dup. */
 		if (sscanf(line, "%lld %79s %79s", &ms, s, id) == 3 &&
-		    ms >= since && !strcmp(s, sha) &&
+		    ms >= since && !strcmp(s, sha) && valid_batch_id(id) &&
 		    !(self_id && !strcmp(id, self_id))) {
 			size_t len = strnlen(id, n - 1);
 			memcpy(dup_of, id, len);

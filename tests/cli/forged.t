@@ -214,4 +214,15 @@ check "groups: the forged members are not" sh -c "! grep -q '\\.\\./\\.\\./x' '$
 is "$(jq "$T/out" 'join " ", scalar(@$d), map { "$_->{batch_id}/$_->{symbol}" } @{$d->[0]{members}}')" \
 	"1 escapes/AAPL" "groups: one group, its one valid member"
 
+# 8. state/recent-jobs: an entry whose batch id no job could give does not
+# make a job a duplicate (of a terminal escape).
+printf '[job]\nagent = rec\nsymbols = FAILgggg\n' >"$T/g.job"
+sha=$(sha256sum "$T/g.job" | cut -d' ' -f1)
+printf '%s %s %s\n' "$(($(date +%s) * 1000))" "$sha" "$(printf '\033[2Jx')" >>"$H/state/recent-jobs"
+cp "$T/g.job" "$H/spool/g.job"
+r run
+check "recent-jobs: the job is claimed, not a duplicate of the forged entry" \
+	sh -c "! grep -q duplicate '$T/err' && test ! -e '$H/spool/rejected/g.job'"
+check "recent-jobs: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
+
 done_testing
