@@ -225,4 +225,13 @@ check "recent-jobs: the job is claimed, not a duplicate of the forged entry" \
 	sh -c "! grep -q duplicate '$T/err' && test ! -e '$H/spool/rejected/g.job'"
 check "recent-jobs: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
 
+# 9. state/history: a line naming a batch id no job could give is skipped.
+f=$(grep -l '^FAILffff	' "$H"/state/history/* | head -1)
+check "history: the symbol's bucket" test -n "$f"
+grep '^FAILffff	' "$f" | head -1 | awk -F'\t' -v OFS='\t' -v b="$(printf '\033[2Jy')" '{ $2 = b; print }' >>"$f"
+r history FAILffff
+is "$rc" 0 "history: exit 0"
+check "history: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
+like "$(cat "$T/out")" '^bomb ' "history: the real row is shown"
+
 done_testing
