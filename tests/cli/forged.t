@@ -234,4 +234,9 @@ is "$rc" 0 "history: exit 0"
 check "history: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
 like "$(cat "$T/out")" '^bomb ' "history: the real row is shown"
 
+# 10. state/symbols: a line whose symbol no job could give is not shown.
+printf '%s\t%s\t1\t10\t1\t0\n' "$(printf '\033[2Jz')" "$(($(date +%s) * 1000))" >>"$H/state/symbols"
+r status
+check "status: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
+
 done_testing
