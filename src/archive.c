@@ -639,7 +639,7 @@ static int summary_parse(const cJSON *o, struct summary *s)
 	if (!cJSON_IsObject(o))
 		return -1;
 	meta_summary_from_json(o, s);
-	return s->status < 0 || !valid_batch_id(s->id) ? -1 : 0;
+	return meta_summary_ok(s) ? 0 : -1;
 }
 
 /* o, printed on one line and appended to sb; o is freed. */

@@ -239,4 +239,19 @@ printf '%s\t%s\t1\t10\t1\t0\n' "$(printf '\033[2Jz')" "$(($(date +%s) * 1000))" 
 r status
 check "status: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
 
+# 11. summary.json: a batch id or name no job could give is not believed
+# (list reads the journal instead).
+job h <<EOF
+[job]
+agent = rec
+id = listed
+symbols = FAILhhhh
+EOF
+r run
+perl -MJSON::PP -i -0pe '$d = decode_json($_); $d->{batch_id} = "\e[2Jq"; $d->{name} = "\e]0;title\a"; $_ = encode_json($d)' \
+	"$H/batches/listed/summary.json"
+r list
+check "list: no raw escape printed" sh -c "! grep -q \"\$(printf '\\033')\" '$T/out' '$T/err'"
+like "$(cat "$T/out")" '^listed ' "list: the batch is shown by its journal's id"
+
 done_testing
