@@ -288,9 +288,20 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 	}
 	/* We hold its lock: a temp file in it is a crashed writer's. */
 	remove_stale_temps(eb->dirfd, NULL, 0);
-	if (journal_open(&eb->j, eb->dirfd, "journal", true, batch_replay,
-			 &eb->b) < 0 ||
-	    batch_damaged(&eb->j, &eb->b)) {
+	int jrc = journal_open(&eb->j, eb->dirfd, "journal", true,
+			       batch_replay, &eb->b);
+	if (eb->b.forged[0] ||
+	    (jrc == 0 && eb->b.claimed && strcmp(eb->b.c.id, id))) {
+		/* A forged journal: nothing is run or made for it. */
+		if (!eb->b.forged[0])
+			snprintf(eb->b.forged, sizeof(eb->b.forged),
+				 "it is the journal of batch %s", eb->b.c.id);
+		error("batch %s: journal: %s; the batch is refused (left as "
+		      "it is)", id, eb->b.forged);
+		adopt_free_batch(eb);
+		return -1;
+	}
+	if (jrc < 0 || batch_damaged(&eb->j, &eb->b)) {
 		/* Left as it is, torn tail included, for runner fsck. */
 		error("batches/%s/journal: %s; the batch is left as it is "
 		      "(runner fsck %s)", id,

@@ -30,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -277,6 +278,7 @@ struct pack {
 	struct sb manifest;	/* its unwritten tail */
 	struct sb path;		/* "<id>/..." of the entry at hand */
 	uint64_t files, dirs, agg;
+	uint64_t bytes;		/* of every file packed: the index's bound */
 	char *buf;
 	bool quiet;		/* no warnings: said when it was made */
 };
@@ -381,6 +383,7 @@ static int pack_fd(struct pack *p, int fd, const struct stat *st,
 	const char *rel = in_manifest ? rel_of(p) : MANIFEST;
 	p->agg += member_hash(rel, total, crc);
 	p->files++;
+	p->bytes += total;
 	if (in_manifest) {
 		sb_addf(&p->manifest, "%08x %llu ", crc,
 			(unsigned long long)total);
@@ -647,7 +650,7 @@ static int summary_parse(const cJSON *o, struct summary *s)
 	if (!cJSON_IsObject(o))
 		return -1;
 	meta_summary_from_json(o, s);
-	return s->status < 0 || !valid_batch_id(s->id) ? -1 : 0;
+	return meta_summary_ok(s) ? 0 : -1;
 }
 
 /* o, printed on one line and appended to sb; o is freed. */
@@ -668,6 +671,9 @@ static cJSON *index_json(const struct archive_info *ai)
 	cJSON_AddStringToObject(o, "archive", ai->file);
 	json_add_time(o, "archived_at", ai->archived_ms);
 	cJSON_AddNumberToObject(o, "archive_bytes", (double)ai->bytes);
+	if (ai->unpacked)
+		cJSON_AddNumberToObject(o, "unpacked_bytes",
+					(double)ai->unpacked);
 	return o;
 }
 
@@ -734,6 +740,7 @@ static int parse_index_line(const char *line, struct index_entry *e)
 		json_get_str(o, "archive", ai->file, sizeof(ai->file));
 		ai->archived_ms = json_get_time(o, "archived_at");
 		ai->bytes = (uint64_t)json_get_count(o, "archive_bytes");
+		ai->unpacked = (uint64_t)json_get_count(o, "unpacked_bytes");
 		if (archive_name_id(ai->file, id) && !strcmp(id, ai->s.id)) {
 			e->doc = xstrdup(line);
 			e->full = doc_full(o);
@@ -1442,7 +1449,8 @@ static void archive_batch(struct run *r, const char *id, int *dirfd,
 		goto fail;
 	}
 	struct archive_info ai = { .s = *s, .archived_ms = r->now,
-				   .bytes = (uint64_t)st.st_size };
+				   .bytes = (uint64_t)st.st_size,
+				   .unpacked = p.bytes };
 	snprintf(ai.file, sizeof(ai.file), "%s", file);
 	cJSON *full = meta_read_summary_json(*dirfd);
 	index_append(r->adir, &ai, full);
@@ -1898,10 +1906,19 @@ int archive_load_batch(struct home *h, const char *id, struct batch *b)
 		} else {
 			journal_close(&j);
 			batch_damaged(&j, b);
-			if (!b->claimed) {
+			if (b->forged[0]) {
+				errno = EINVAL;
+				rc = error("batch %s: journal: %s; the batch is "
+					   "refused", id, b->forged);
+			} else if (!b->claimed) {
 				errno = EINVAL;
 				rc = error("batches/archive: %s/journal: no "
 					   "claim record", id);
+			} else if (strcmp(b->c.id, id)) {
+				errno = EINVAL;
+				rc = error("batch %s: journal: it is the journal "
+					   "of batch %s; the batch is refused",
+					   id, b->c.id);
 			}
 		}
 	}
@@ -2038,14 +2055,52 @@ static void manifest_feed(struct manifest *m, const char *buf, size_t n)
 }
 
 /*
+ * What a restore may write: no more than the index says the batch's files
+ * held when it was archived (an archive of 1 MiB may unpack to 1 GiB), and
+ * never more than the free space of batches/.
+ */
+struct restore_bound {
+	uint64_t index;		/* 0: the index does not say */
+	uint64_t space;		/* free bytes of batches/ at the start */
+};
+
+/* One more member of size bytes: 0, or 65 (printed), nothing written. */
+static int within_bound(const struct restore_bound *b, const char *file,
+			const char *path, la_int64_t size, uint64_t *written)
+{
+	struct sb name = SB_INIT;
+	int status = 0;
+	uint64_t want = *written + (size > 0 ? (uint64_t)size : 0);
+	if (size < 0 || (b->index && want > b->index) || want > b->space) {
+		sb_add_escaped(&name, path, 200);
+		if (b->index && want > b->index)
+			error("batches/archive/%s: %s: %lld bytes, past the %llu "
+			      "the archive index says the batch holds; not "
+			      "restored", file, name.buf, (long long)size,
+			      (unsigned long long)b->index);
+		else
+			error("batches/archive/%s: %s: %lld bytes, past the free "
+			      "space of batches/ (%llu); not restored", file,
+			      name.buf, (long long)size,
+			      (unsigned long long)b->space);
+		status = EX_INVALID_JOB;
+	}
+	sb_release(&name);
+	*written = want;
+	return status;
+}
+
+/*
  * Extract archive afd into the directory tfd (private, fresh), checking
  * every entry first and every file against the manifest.  Returns an
  * exit status, printed.  libarchive extracts relative to the working
  * directory, so this fchdir()s into tfd and back: not for threads.
  */
-static int extract(int afd, int tfd, const char *id, const char *file)
+static int extract(int afd, int tfd, const char *id, const char *file,
+		   const struct restore_bound *bound)
 {
 	size_t idlen = strlen(id);
+	uint64_t written = 0;
 	struct archive *a = NULL, *w = NULL;
 	struct archive_entry *e;
 	struct manifest m = { SB_INIT, 0, 0, false, false };
@@ -2110,6 +2165,11 @@ static int extract(int afd, int tfd, const char *id, const char *file)
 			m.seen = true;
 			continue;
 		}
+		if (reg && (status = within_bound(bound, file, path,
+						  archive_entry_size(e),
+						  &written)) != 0)
+			goto out;
+		status = EX_IOERR_;
 		archive_entry_set_perm(e, reg ? 0644 : 0755);
 		archive_entry_xattr_clear(e);
 		archive_entry_acl_clear(e);
@@ -2265,6 +2325,56 @@ static int put_log_back(struct home *h, int tfd, const char *id)
 	return fsync_dir(h->logs);
 }
 
+/*
+ * The journal of a batch about to be restored, checked as a new job is:
+ * a symbol, id or agent no job may give (b.forged), or the journal of
+ * another batch, refuses it (65) before anything is placed; so does a
+ * journal that cannot be replayed (74).  An archive is a file anyone who
+ * can write to the home can make.
+ */
+static int restored_journal_ok(int tfd, const char *id, const char *file)
+{
+	struct batch b;
+	int status = 0;
+	int dfd = open_dir_at(tfd, id);
+	if (dfd < 0) {
+		error("batches/archive/%s: %s: %s", file, id, strerror(errno));
+		return EX_IOERR_;
+	}
+	if (batch_replay_dir(dfd, &b) < 0) {
+		if (b.forged[0]) {
+			error("batch %s: journal: %s; not restored", id,
+			      b.forged);
+			status = EX_INVALID_JOB;
+		} else {
+			error("batches/archive/%s: %s/journal: %s", file, id,
+			      b.claimed || errno != EINVAL ? strerror(errno)
+							   : "no claim record");
+			status = EX_IOERR_;
+		}
+	} else if (strcmp(b.c.id, id)) {
+		error("batch %s: journal: it is the journal of batch %s; not "
+		      "restored", id, b.c.id);
+		status = EX_INVALID_JOB;
+	}
+	batch_release(&b);
+	close(dfd);
+	return status;
+}
+
+/* What the index says archive file's batch held, 0: it does not say. */
+static uint64_t restore_index_bytes(int adir, const char *file)
+{
+	struct index ix = { 0 };
+	uint64_t n = 0;
+	if (index_load(adir, &ix) == 0)
+		for (size_t i = 0; i < ix.n; i++)
+			if (!strcmp(ix.v[i].ai.file, file))
+				n = ix.v[i].ai.unpacked;
+	index_release(&ix);
+	return n;
+}
+
 int archive_restore(struct home *h, const char *id)
 {
 	char file[96], aside[128], tmp[ID_MAX + 32], jpath[ID_MAX + 16];
@@ -2319,7 +2429,12 @@ int archive_restore(struct home *h, const char *id)
 		status = EX_CANTCREAT_;
 		goto out;
 	}
-	if ((status = extract(afd, tfd, id, file)) != 0)
+	struct restore_bound bound = { restore_index_bytes(adir, file),
+				       UINT64_MAX };
+	struct statvfs vfs;
+	if (fstatvfs(h->batches, &vfs) == 0)
+		bound.space = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if ((status = extract(afd, tfd, id, file, &bound)) != 0)
 		goto out;
 	status = EX_IOERR_;
 	snprintf(jpath, sizeof(jpath), "%s/journal", id);
@@ -2330,6 +2445,9 @@ int archive_restore(struct home *h, const char *id)
 		      jpath);
 		goto out;
 	}
+	if ((status = restored_journal_ok(tfd, id, file)) != 0)
+		goto out;
+	status = EX_IOERR_;
 	if (put_log_back(h, tfd, id) < 0) {
 		if (errno == EINVAL)
 			error("batches/archive/%s: %s/%s.log: not a regular "

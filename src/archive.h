@@ -14,6 +14,7 @@
  *
  * batches/archive/index.jsonl: one line per archive, the batch's whole
  * summary.json with "archive" (file name), "archived_at", "archive_bytes"
+ * and "unpacked_bytes" (what its files hold: the most restore writes)
  * added; `list --archived` and `stats` read it and open no archive.  It
  * is a cache, the files are the truth: readers skip lines whose file is
  * gone (and torn lines) and read summary.json out of an archive the index
@@ -127,6 +128,8 @@ struct archive_info {
 	char file[96];		/* "<id>.tar.gz" in batches/archive/ */
 	int64_t archived_ms;
 	uint64_t bytes;
+	uint64_t unpacked;	/* "unpacked_bytes": what its files hold, the
+				   most restore writes; 0: not recorded */
 };
 /* Return 0 to go on, anything else stops the walk (and is returned). */
 typedef int (*archive_list_fn)(void *arg, const struct archive_info *ai);
@@ -169,12 +172,15 @@ int archive_load_batch(struct home *h, const char *id, struct batch *b);
  * directory: no symlink, hardlink or device) and extraction uses
  * libarchive's secure flags into a private batches/.restore-<id>-HEX, so
  * a hostile archive writes nothing outside it; files are checked against
- * the manifest, fsynced, and the directory renamed into place.  libarchive
+ * the manifest, fsynced, and the directory renamed into place.  It writes
+ * no more than the index's unpacked_bytes (when the line has it) nor than
+ * the free space, and replays the journal (checked as a new job's, and
+ * naming this batch) before the batch is placed.  libarchive
  * extracts relative to the working directory: this fchdir()s into the
  * scratch directory and back, so it is not for a threaded caller.
  * Returns an exit status, errors printed: 0; 66 no such archive; 73 a
  * batch <id> exists; 65 the archive would write outside the batch
- * directory (refused, kept); 74 corrupt archive or I/O error; 75 the
+ * directory or past its bound, or its journal is refused (kept); 74 corrupt archive or I/O error; 75 the
  * archive lock is held.
  */
 int archive_restore(struct home *h, const char *id);

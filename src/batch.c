@@ -1,4 +1,6 @@
 #include "batch.h"
+#include "conf.h"
+#include "job.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -555,6 +557,78 @@ int rec_decode(const void *payload, size_t len, struct rec *r)
 	return 0;
 }
 
+/* ---- names read back: as strict as where a job file gave them ---- */
+
+/* Say in b->forged which name of a record no job could give: the record
+ * is refused, as a damaged one is. */
+static int forged(struct batch *b, const char *what, const char *name)
+{
+	struct sb sb = SB_INIT;
+	sb_add_escaped(&sb, name, 60);
+	snprintf(b->forged, sizeof(b->forged), "%s '%s' is not valid", what,
+		 sb.buf ? sb.buf : "");
+	sb_release(&sb);
+	return -1;
+}
+
+/* A failure group's id (grp-YYYYMMDD-HHMMSS-N), NULL allowed. */
+static bool group_ok(const char *g)
+{
+	return !g || (strlen(g) < 40 && valid_source_name(g));
+}
+
+/* What a CLAIMED record took from the job file and the configuration. */
+static int claim_forged(struct batch *b, const struct rec *r)
+{
+	const struct batch_conf *c = r->conf;
+	const char *text[] = { c->name, c->origin, c->start, c->end };
+	struct dec d = { r->params.p, r->params.p + r->params.len, false };
+	if (!valid_batch_id(c->id))
+		return forged(b, "batch id", c->id);
+	if (!valid_agent_name(c->agent))
+		return forged(b, "agent", c->agent);
+	if (c->source && !valid_source_name(c->source))
+		return forged(b, "source", c->source);
+	if (c->primary_metric && !valid_source_name(c->primary_metric))
+		return forged(b, "primary_metric", c->primary_metric);
+	if (c->timeframe &&
+	    (strlen(c->timeframe) > 32 || !valid_source_name(c->timeframe)))
+		return forged(b, "timeframe", c->timeframe);
+	for (size_t i = 0; i < sizeof(text) / sizeof(*text); i++)
+		if (text[i] && (strlen(text[i]) > 4096 ||
+				has_control(text[i], true)))
+			return forged(b, "text", text[i]);
+	/* The job file's own name, as the user gave it: printed escaped. */
+	if (c->job_file && (strlen(c->job_file) > 255 ||
+			    strchr(c->job_file, '/')))
+		return forged(b, "job file name", c->job_file);
+	if (c->sha256 && (strlen(c->sha256) != 64 ||
+			  strspn(c->sha256, "0123456789abcdef") != 64))
+		return forged(b, "sha256", c->sha256);
+	for (uint32_t i = 0; i < r->params.n; i++) {
+		const char *k = get_s(&d), *v = get_s(&d);
+		if (!k || !v || !*k || strlen(k) > 64 ||
+		    strspn(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			      "0123456789_") != strlen(k))
+			return forged(b, "parameter name", k ? k : "");
+		if (strlen(v) > 4096 || has_control(v, false))
+			return forged(b, "parameter value", v);
+	}
+	if (c->priority < -100 || c->priority > 100 || c->concurrency < 0 ||
+	    c->concurrency > 65535 || c->max_attempts < 0 ||
+	    c->max_attempts > 1000 || c->timeout_ms < 0 ||
+	    c->batch_timeout_ms < 0 || c->jitter_permille > 1000) {
+		char n[96];
+		snprintf(n, sizeof(n), "%d %d %d %lld %lld %u", c->priority,
+			 c->concurrency, c->max_attempts,
+			 (long long)c->timeout_ms,
+			 (long long)c->batch_timeout_ms, c->jitter_permille);
+		return forged(b, "number (priority, concurrency, max_attempts, "
+				 "timeouts, jitter)", n);
+	}
+	return 0;
+}
+
 /* ---- apply: the one place a batch changes ---- */
 
 static void set_state(struct batch *b, struct item *it, int s)
@@ -582,7 +656,7 @@ static int apply_claimed(struct batch *b, const struct rec *r)
 	for (uint32_t i = 0; i < r->params.n; i++)
 		if (!get_s(&d) || !get_s(&d))
 			return -1;
-	if (d.bad || d.p != d.end)
+	if (d.bad || d.p != d.end || claim_forged(b, r) < 0)
 		return -1;
 	*c = *src;
 	c->id = batch_strdup(b, src->id);
@@ -629,6 +703,8 @@ static int apply_items(struct batch *b, const struct rec *r)
 		const char *s = get_s(&d);
 		if (!s || strmap_get(&b->symbols, s) || strmap_put(&seen, s, i))
 			rc = -1;
+		else if (!valid_symbol(s))
+			rc = forged(b, "symbol", s);
 	}
 	strmap_release(&seen);
 	if (rc || d.bad || d.p != d.end)
@@ -720,6 +796,8 @@ static int apply_finished(struct batch *b, const struct rec *r)
 	if (r->outcome < OUT_SUCCEEDED || r->outcome > OUT_INTERRUPTED ||
 	    r->category >= CAT_COUNT)
 		return -1;
+	if (!group_ok(r->group))
+		return forged(b, "failure group", r->group);
 	switch (r->next_state) {
 	case ST_SUCCEEDED: case ST_FAILED: case ST_CANCELLED:
 	case ST_RETRY_WAIT: case ST_PENDING: case ST_PAUSED:
@@ -979,8 +1057,12 @@ int batch_apply(struct batch *b, const struct rec *r)
 	case R_ADOPTED:
 		b->owner_pid = r->pid;
 		return 0;
-	case R_PAUSE: return apply_pause(b, r);
-	case R_RESUME: return apply_resume(b, r);
+	case R_PAUSE:
+	case R_RESUME:
+		if (!group_ok(r->group))
+			return forged(b, "failure group", r->group);
+		return r->type == R_PAUSE ? apply_pause(b, r)
+					  : apply_resume(b, r);
 	}
 	return -1;
 }
@@ -1029,7 +1111,7 @@ int batch_replay_dir(int dirfd, struct batch *b)
 	}
 	journal_close(&j);
 	batch_damaged(&j, b);
-	if (!b->claimed) {
+	if (!b->claimed || b->forged[0]) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -21,7 +21,11 @@
  *
  * batch_apply() validates every record against the current state (index in
  * range, attempt numbers in order, legal transition) and returns -1 for a
- * record that does not fit, which replay treats as a damaged journal.
+ * record that does not fit, which replay treats as a damaged journal.  It
+ * also checks every name and number a record carries exactly as a job
+ * file's are checked (valid_symbol(), valid_batch_id(), ...): a journal is
+ * a file anyone with write access to the home can forge, and a symbol is a
+ * file name and an argument.  Such a record is refused with b->forged set.
  *
  * An item's life, record by record (every other pair is refused):
  *
@@ -196,6 +200,10 @@ struct batch {
 	struct strmap symbols;	/* symbol -> item index */
 	struct strmap interned;
 	struct arena_block *arena;
+	/* Why replay refused a record: it names what no job file could give
+	 * (a symbol, the id, the agent, a group, a number out of bounds),
+	 * escapes made visible; "" when none.  Such a batch is refused. */
+	char forged[160];
 };
 
 void batch_init(struct batch *b);
@@ -291,9 +299,10 @@ int batch_replay(void *arg, const void *payload, size_t len);
 /* The batch in directory dirfd as its journal says, for reading (b
  * batch_init'ed here; the caller releases it, also on failure): 0, or -1
  * with errno (EINVAL: no CLAIMED record, or a header no record verifies
- * against: b->damage says which).  0 with b->damage set: the journal is
- * damaged (batch_damaged) and b is the state before the damage; a view
- * must say so, not show it as the batch. */
+ * against: b->damage says which; or b->forged says what a record names
+ * that no job could).  0 with b->damage set: the journal is damaged
+ * (batch_damaged) and b is the state before the damage; a view must say
+ * so, not show it as the batch. */
 int batch_replay_dir(int dirfd, struct batch *b);
 /*
  * Whether the journal j that b was just replayed from lies about the

@@ -249,6 +249,12 @@ int load_batch(const char *id, struct batch *b, int *dirfd)
 	batch_release(b);
 	if (batch_replay_dir(fd, b) < 0) {
 		int saved = errno;
+		if (b->forged[0]) {
+			error("batch %s: journal: %s; the batch is refused", id,
+			      b->forged);
+			close(fd);
+			return EX_INVALID_JOB;
+		}
 		error("batches/%s/journal: %s%s", id,
 		      b->damage[0] ? b->damage : strerror(saved),
 		      b->damage[0] ? "; runner fsck says more" : "");

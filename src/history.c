@@ -1,6 +1,7 @@
 #include "history.h"
 #include "archive.h"
 #include "category.h"
+#include "job.h"
 #include "meta.h"
 #include "util.h"
 
@@ -176,9 +177,15 @@ static bool parse_line(char *line, const char *symbol, struct hist_row *r,
 		*tab = '\0';
 		p = tab + 1;
 	}
-	/* Nine fields, no more: two lines a power cut ran together are not
-	 * a run. */
-	if (n != 9 || strcmp(f[0], symbol) || strchr(f[8], '\t'))
+	/* A line no runner wrote (a batch id, state or category no job or
+	 * runner gives, control bytes in its metrics) is skipped, and so are
+	 * two lines a power cut ran together (more than nine fields). */
+	if (n != 9 || strcmp(f[0], symbol) || strchr(f[8], '\t') ||
+	    !valid_batch_id(f[1]) ||
+	    (strcmp(f[4], "succeeded") && strcmp(f[4], "failed") &&
+	     strcmp(f[4], "cancelled")) ||
+	    (strcmp(f[5], "-") && category_parse(f[5]) == CAT_NONE) ||
+	    has_control(f[8], false))
 		return false;
 	memset(r, 0, sizeof(*r));
 	*batch = f[1];

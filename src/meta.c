@@ -1,4 +1,6 @@
 #include "meta.h"
+#include "conf.h"
+#include "job.h"
 #include "exec.h"
 #include "home.h"
 #include "shared.h"
@@ -628,6 +630,13 @@ void meta_summary_from_json(const cJSON *o, struct summary *s)
 	s->paused = json_get_count(o, "paused_items");
 }
 
+bool meta_summary_ok(const struct summary *s)
+{
+	return s->status >= 0 && valid_batch_id(s->id) &&
+	       (!*s->agent || valid_agent_name(s->agent)) &&
+	       !has_control(s->name, true) && !has_control(s->origin, true);
+}
+
 int meta_read_summary(int dirfd, struct summary *s)
 {
 	cJSON *o = meta_read_summary_json(dirfd);
@@ -635,7 +644,7 @@ int meta_read_summary(int dirfd, struct summary *s)
 		return -1;
 	meta_summary_from_json(o, s);
 	cJSON_Delete(o);
-	return s->status < 0 ? -1 : 0;
+	return meta_summary_ok(s) ? 0 : -1;
 }
 
 cJSON *meta_summary_json(const struct summary *s)

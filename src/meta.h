@@ -43,7 +43,12 @@ struct summary {
 	int64_t created_ms, started_ms, completed_ms;
 	long long total, succeeded, failed, cancelled, pending, running, paused;
 };
+/* summary.json of a batch directory: 0, or -1 when it is missing,
+ * unreadable or not meta_summary_ok() (a forged one: read the journal). */
 int meta_read_summary(int dirfd, struct summary *s);
+/* Its id, agent, name and origin are what a job may give, its status
+ * one a batch has. */
+bool meta_summary_ok(const struct summary *s);
 void meta_summary_from_json(const struct cJSON *o, struct summary *s);
 /* Fields of a JSON object as summary.json writes them: a string ("" when
  * absent), a count (0 unless a number in [0, 9e18)), a time (ms; 0 unless

@@ -1,4 +1,5 @@
 #include "shared.h"
+#include "job.h"
 #include "conf.h"
 #include "home.h"
 
@@ -276,13 +277,55 @@ static char *opt(const char *s)
 	return *s ? xstrdup(s) : NULL;
 }
 
+/* A failure group's id as group_id() makes it. */
+static bool group_id_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+	return n && !s[n] && n < GROUP_ID_MAX;
+}
+
+/*
+ * The group, batch and symbol a line names, checked as strictly as where
+ * they were first accepted (a job's id and symbols, group_id()): the log
+ * is a file anyone who can write to the home can forge, and its names
+ * reach messages, `runner cancel GROUP` and batch directories.  A line
+ * naming one no job could is skipped, as a torn one is.
+ */
+static bool line_names_ok(char **f, int nf)
+{
+	int grp = -1, batch = -1, sym = -1;
+	switch (f[0][0]) {
+	case 'F': case 'W': sym = 7; batch = 8; break;
+	case 'S': case 'Y': case 'H': case 'h': case 'K': sym = 2; break;
+	case 'M': case 'P': case 'U': case 'X': case 'N': case 'T':
+		grp = 2; batch = 3; sym = 4; break;
+	case 'G': case 'L': case 'R': case 't': case 'O': case 'Z': case 'Q':
+		grp = 2; break;
+	}
+	if (grp >= 0 && grp < nf && !group_id_ok(f[grp]))
+		return false;
+	/* A failure without a batch (F, W) leaves its field empty. */
+	if (batch >= 0 && batch < nf && !valid_batch_id(f[batch]) &&
+	    (batch != 8 || *f[batch]))
+		return false;
+	if (sym >= 0 && sym < nf && !valid_symbol(f[sym]))
+		return false;
+	/* Q: trial_batch, trial_symbol ("" when none). */
+	if (f[0][0] == 'Q' && nf >= 12 &&
+	    ((*f[10] && !valid_batch_id(f[10])) ||
+	     (*f[11] && !valid_symbol(f[11]))))
+		return false;
+	return true;
+}
+
 static void fold_line(struct shared *sh, char **f, int nf)
 {
 	int64_t ms, until;
 	const char *flags;
 	struct sh_group *g;
 	struct sh_symbol *s;
-	if (nf < 2 || strlen(f[0]) != 1)
+	if (nf < 2 || strlen(f[0]) != 1 || !line_names_ok(f, nf))
 		return;
 	ms = num(f[1]);
 	switch (f[0][0]) {

@@ -182,8 +182,9 @@ static bool recent_find(struct recent *r, const char *sha, int64_t since,
 			*nl = '\0';
 		long long ms;
 		char s[80], id[80];
+		/* An id no job could give is a forged line: not a dup. */
 		if (sscanf(line, "%lld %79s %79s", &ms, s, id) == 3 &&
-		    ms >= since && !strcmp(s, sha) &&
+		    ms >= since && !strcmp(s, sha) && valid_batch_id(id) &&
 		    !(self_id && !strcmp(id, self_id))) {
 			size_t len = strnlen(id, n - 1);
 			memcpy(dup_of, id, len);
@@ -688,6 +689,9 @@ static void sweep_one(struct home *h, const char *dir)
 	} else {
 		if (j.fd >= 0)
 			journal_close(&j);
+		if (b.forged[0]) /* never a path: its job is claimed anew */
+			warning("batches/%s: journal: %s; not finished as a "
+				"claim", dir, b.forged);
 		if (fstatat(dirfd, "job.ini", &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			/* Not committed: the job goes back to the spool. */
 			if (!name[0] ||

@@ -1,4 +1,5 @@
 #include "symstats.h"
+#include "job.h"
 #include "home.h"
 
 #include <errno.h>
@@ -189,7 +190,8 @@ int symstats_read(int state_fd, symstats_fn fn, void *arg)
 			*tab = '\0';
 			q = tab + 1;
 		}
-		if (nf >= 6 && *f[0]) {
+		/* A symbol no job could give is a line no runner wrote. */
+		if (nf >= 6 && valid_symbol(f[0])) {
 			struct lat_hist h = { NULL, 0, 0 };
 			if (nf >= 8)
 				hist_parse(f[7], &h);

@@ -42,7 +42,7 @@ static struct batch_param params[] = {
 	{ "empty", "" },
 };
 static const char *const syms[] = {
-	"AAPL", "MSFT", "BRK.B", "ÄÖÜ-株", "GOOG", "TSLA", "NVDA", "AMZN",
+	"AAPL", "MSFT", "BRK.B", "^GSPC", "GOOG", "TSLA", "NVDA", "AMZN",
 };
 enum { NSYMS = 8 };
 
@@ -367,10 +367,21 @@ static void test_codec(void)
 	/* The earliest time that applies (test_wild_times). */
 	c2.created_ms = d.decoded.created_ms = -253402300799999LL;
 	batch_init(&b);
-	ok(batch_apply(&b, &d) == 0 && !conf_diff(&c2, &b.c, true) && !b.c.name,
-	   "and applies (NULL stays NULL)");
+	ok(batch_apply(&b, &d) < 0 && !b.claimed &&
+		   strstr(b.forged, "number (priority"),
+	   "but numbers no job may give do not apply (%s)", b.forged);
 	batch_release(&b);
 	keep_encoding("CLAIMED minimal", &r);
+	struct batch_conf c3 = { .id = "x", .agent = "a", .priority = -100,
+				 .concurrency = 65535, .max_attempts = 1000 };
+	r = r_claimed(&c3, 1);
+	rec_encode(&r, &buf);
+	batch_init(&b);
+	ok(rec_decode(buf.buf, buf.len, &d) == 0 && batch_apply(&b, &d) == 0 &&
+		   !conf_diff(&c3, &b.c, true) && !b.c.name,
+	   "CLAIMED with NULL strings and numbers at a job's bounds applies "
+	   "(NULL stays NULL)");
+	batch_release(&b);
 
 	/* CLAIMED without id or agent is not a claim. */
 	c2.id = NULL;
@@ -387,7 +398,7 @@ static void test_codec(void)
 	rec_encode(&r, &buf);
 	ok(rec_decode(buf.buf, buf.len, &d) == 0 && d.type == R_ITEMS &&
 		   d.first == 7 && d.n == 4 && list_strings_are(&d.list, syms + 2, 4),
-	   "ITEMS round-trips (first, count, UTF-8 symbols)");
+	   "ITEMS round-trips (first, count, symbols)");
 	keep_encoding("ITEMS", &r);
 	r = r_items(0, 0, NULL);
 	rec_encode(&r, &buf);
@@ -1200,6 +1211,40 @@ static void test_reject(void)
 	   "a rejected ITEMS adds no items (nitems %zu, count[pending] %zu)",
 	   b.nitems, b.count[ST_PENDING]);
 	batch_release(&b);
+
+	/* Names no job may give: refused, and said in b.forged. */
+	static const char *const bad_syms[] = {
+		"../x", "/tmp/x", "-rf", "--output=x", ".x", "a/b",
+		"\033[31mRED", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "a b",
+	};
+	for (size_t k = 0; k < sizeof(bad_syms) / sizeof(*bad_syms); k++) {
+		batch_init(&b);
+		r = r_claimed(&c, 1);
+		apply_codec(&b, &r);
+		r = r_items(0, 2, (const char *const[]){ "OK", bad_syms[k] });
+		ok(apply_codec(&b, &r) == -1 && b.nitems == 0 &&
+			   !strncmp(b.forged, "symbol '", 8) &&
+			   !strchr(b.forged, '\033'),
+		   "ITEMS with symbol #%zu refused: %s", k, b.forged);
+		batch_release(&b);
+	}
+	{
+		struct batch_conf forged_conf = full_conf();
+		forged_conf.id = "../x";
+		batch_init(&b);
+		r = r_claimed(&forged_conf, 1);
+		ok(apply_codec(&b, &r) == -1 && !b.claimed &&
+			   !strcmp(b.forged, "batch id '../x' is not valid"),
+		   "CLAIMED with id ../x refused: %s", b.forged);
+		batch_release(&b);
+		forged_conf = full_conf();
+		forged_conf.agent = "a/b";
+		batch_init(&b);
+		r = r_claimed(&forged_conf, 1);
+		ok(apply_codec(&b, &r) == -1 && strstr(b.forged, "agent"),
+		   "CLAIMED with agent a/b refused: %s", b.forged);
+		batch_release(&b);
+	}
 
 	/* CLAIMED limits. */
 	{
