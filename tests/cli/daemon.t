@@ -43,7 +43,11 @@ while [ $n -le 15 ]; do
 done
 med=$(sort -n "$T/lat" | sed -n 8p)
 diag "pickup latency (ms), sorted: $(sort -n "$T/lat" | tr '\n' ' ')"
-check "median pickup latency ${med} ms <= 50 ms" test "$med" -le 50
+# What is checked is that inotify, not the 10 s rescan, picks a job up: a
+# bound of 1 s holds on a loaded machine (two CPU hogs beside make check
+# gave medians of 60-120 ms; an idle one about 10 ms).  How fast is for
+# bench/, not for a test that must not depend on the load.
+check "median pickup latency ${med} ms <= 1000 ms (inotify, not the rescan)" test "$med" -le 1000
 check "the batches complete" wait_for final lat-15
 
 # A hard link into spool/ raises only IN_CREATE, which the daemon does not
