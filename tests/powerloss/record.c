@@ -232,7 +232,7 @@ static void unlock(void)
 	flock(log_fd, LOCK_UN);
 }
 
-static void line(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void line(const char *fmt, ...)
 {
 	char b[9000];
 	va_list ap;
