@@ -322,7 +322,8 @@ int engine_take(struct engine *e, const char *id, int lock_fd, int flags)
 				strerror(errno));
 		/* (and the history, in case its runner died before) */
 		if (history_add_batch(e->h->state, &eb->b) < 0)
-			warning("state/history: %s", strerror(errno));
+			warning("state/history: %s; the index is built again at its next use",
+			strerror(errno));
 		adopt_free_batch(eb);
 		return 1;
 	}

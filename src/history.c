@@ -100,6 +100,12 @@ int history_add_batch(int state_fd, const struct batch *b)
 		saved = errno;
 		rc = -1;
 	}
+	/* Lines that may not be there (a full disk, a failed sync: retrying
+	 * it would not make them safe): the index no longer says it holds
+	 * every batch, and the next lookup builds it again from the
+	 * journals. */
+	if (rc < 0 && unlinkat(dfd, ".complete", 0) == 0)
+		fsync_dir(dfd);
 	close(dfd);
 	errno = saved;
 	return rc;

@@ -547,6 +547,11 @@ int meta_flush(int dirfd, const struct batch *b, int64_t now,
 	}
 	if (atomic_commit(&af) < 0)
 		return -1;
+	return meta_write_summary(dirfd, b, now);
+}
+
+int meta_write_summary(int dirfd, const struct batch *b, int64_t now)
+{
 	cJSON *s = meta_summary_doc(b, now);
 	char *text = cJSON_PrintUnformatted(s);
 	cJSON_Delete(s);

@@ -30,6 +30,9 @@ int meta_write_json(FILE *fp, const struct batch *b, int64_t now,
 		    struct shared *sh);
 int meta_flush(int dirfd, const struct batch *b, int64_t now,
 	       struct shared *sh);
+/* summary.json alone (a claim writes it before its batch appears, so that
+ * no reader finds a batch without a view). */
+int meta_write_summary(int dirfd, const struct batch *b, int64_t now);
 /* The SPEC 7 failure_groups entry of one group (NULL: unknown to sh). */
 struct cJSON *meta_group_json(struct shared *sh, const char *id);
 

@@ -448,6 +448,19 @@ static int claim_commit(struct home *h, const struct conf *c, struct claim *cl,
 			res->status = CLAIM_ERROR;
 			goto out;
 		}
+		/* Its summary.json too, before the batch appears: `list`
+		 * reads views only, and must never meet a batch without
+		 * one (it would call it damaged). */
+		struct batch nb;
+		if (batch_replay_dir(cl->dirfd, &nb) < 0 ||
+		    meta_write_summary(cl->dirfd, &nb, now_ms()) < 0) {
+			error("batches/%s/summary.json: %s", cl->dir,
+			      strerror(errno));
+			batch_release(&nb);
+			res->status = CLAIM_ERROR;
+			goto out;
+		}
+		batch_release(&nb);
 		if (rename_noreplace(h->batches, cl->dir, h->batches,
 				     res->id) == 0)
 			break;

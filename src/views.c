@@ -176,7 +176,8 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 	journal_close(&eb->j);
 	/* A final batch's items join the per-symbol history. */
 	if (eb->b.final && history_add_batch(e->h->state, &eb->b) < 0)
-		warning("state/history: %s", strerror(errno));
+		warning("state/history: %s; the index is built again at its next use",
+			strerror(errno));
 	if (eb->items_fd >= 0)
 		close(eb->items_fd);
 	if (eb->tmp_fd >= 0) {
