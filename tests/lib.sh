@@ -49,6 +49,8 @@ ok() {
 		echo "ok $_n - $2"
 	else
 		echo "not ok $_n - $2"
+		# and on stderr, which prove shows: a log says which and why
+		echo "# not ok $_n - $2" >&2
 		_failed=$((_failed + 1))
 		return 1
 	fi
@@ -63,7 +65,7 @@ is() {
 		ok 0 "$3"
 	else
 		ok 1 "$3"
-		printf '#          got: %s\n#     expected: %s\n' "$1" "$2"
+		printf '#          got: %s\n#     expected: %s\n' "$1" "$2" >&2
 		return 1
 	fi
 }
@@ -72,7 +74,7 @@ like() {
 		ok 0 "$3"
 	else
 		ok 1 "$3"
-		printf '#          got: %s\n#  not matching: %s\n' "$1" "$2"
+		printf '#          got: %s\n#  not matching: %s\n' "$1" "$2" >&2
 	fi
 }
 diag() { printf '# %s\n' "$*"; }
