@@ -27,8 +27,9 @@
  *                  mkdirat=N fired=K fault_fd=F same_fd_after=M
  *                  fault_dir=D
  *                where fired counts the failed calls and same_fd_after the
- *                calls of the faulted op on the faulted call's fd after the
- *                first failure (a retried fsync shows up there); fault_dir
+ *                calls of the faulted op on the faulted call's fd, while
+ *                it names the same file, after the first failure (a
+ *                retried fsync shows up there); fault_dir
  *                is 1 when that fd is a directory's
  *   FAULT_TRACE  (optional) a file that gets one line per wrapped call:
  *                OP N fd=FD NAME [FAIL|CRASH]
@@ -77,6 +78,18 @@ static pid_t self;
 static unsigned long counts[NOPS];
 static unsigned long fired, same_fd_after;
 static int fault_fd = -1, fault_dir;
+static dev_t fault_dev;
+static ino_t fault_ino;
+
+/* fd still names the file the failed call was made on (a descriptor
+ * number is reused once closed: a later call on another file through it
+ * is no retry). */
+static int same_file(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && st.st_dev == fault_dev &&
+	       st.st_ino == fault_ino;
+}
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_read)(int, void *, size_t);
@@ -195,13 +208,17 @@ static int fault(int op, int fd, const char *name)
 		}
 		/* The faulted op again on the faulted call's descriptor: a
 		 * retried fsync, say. */
-		if (fired && fd >= 0 && fd == fault_fd)
+		if (fired && fd >= 0 && fd == fault_fd && same_file(fd))
 			same_fd_after++;
 		if (fail && !fired++) {
 			struct stat st;
 			fault_fd = fd;
-			fault_dir = fd >= 0 && fstat(fd, &st) == 0 &&
-				    S_ISDIR(st.st_mode);
+			fault_dir = 0;
+			if (fd >= 0 && fstat(fd, &st) == 0) {
+				fault_dir = S_ISDIR(st.st_mode);
+				fault_dev = st.st_dev;
+				fault_ino = st.st_ino;
+			}
 		}
 	}
 	trace(op, fd, name, fail ? "FAIL" : NULL);
