@@ -5,6 +5,7 @@
  */
 #include "remote.h"
 #include "category.h"
+#include "conf.h"
 #include "scratch.h"
 #include "tap.h"
 
@@ -195,6 +196,43 @@ static void test_exec(const char *dir, int dfd)
 	   "a forwarded SIGTERM: the command ended by its own trap");
 }
 
+/* remote_wrapper: yes (the default, with a launcher) is this program;
+ * no, or no launcher, is none; a path is that path; anything else an
+ * error. */
+static void test_conf(int dfd)
+{
+	put(dfd, "runner.ini",
+	    "[agent a]\ncommand = true\nlauncher = srun --quiet\n"
+	    "[agent b]\ncommand = true\nlauncher = srun\n"
+	    "remote_wrapper = no\n"
+	    "[agent c]\ncommand = true\n"
+	    "[agent d]\ncommand = true\nlauncher = srun\n"
+	    "remote_wrapper = /opt/runner/bin/runner\n");
+	struct conf *c = conf_load("runner.ini");
+	ok(c != NULL, "configuration loads");
+	if (!c)
+		return;
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	const struct agent_conf *a = conf_agent(c, "a");
+	is_str(a && a->wrapper ? a->wrapper : "(none)", self,
+	       "a launcher: this program between it and the command");
+	a = conf_agent(c, "b");
+	ok(a && !a->wrapper, "remote_wrapper = no: none");
+	a = conf_agent(c, "c");
+	ok(a && !a->wrapper, "no launcher: none");
+	a = conf_agent(c, "d");
+	is_str(a && a->wrapper ? a->wrapper : "(none)",
+	       "/opt/runner/bin/runner", "remote_wrapper = PATH");
+	conf_free(c);
+	put(dfd, "bad.ini", "[agent a]\ncommand = true\nlauncher = srun\n"
+			    "remote_wrapper = maybe\n");
+	c = conf_load("bad.ini");
+	ok(c == NULL, "remote_wrapper = maybe: refused");
+	conf_free(c);
+}
+
 int main(void)
 {
 	const char *dir = scratch_make("remote");
@@ -204,6 +242,7 @@ int main(void)
 	test_strip();
 	test_status(dfd);
 	test_exec(dir, dfd);
+	test_conf(dfd);
 	close(dfd);
 	scratch_remove();
 	done_testing();
