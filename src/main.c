@@ -174,8 +174,10 @@ int main(int argc, char **argv)
 	sane_stdio();
 	/* On a node, between a launcher and the agent: its arguments are the
 	 * agent's, never runner options. */
-	if (argc > 1 && !strcmp(argv[1], REMOTE_COMMAND))
+	if (argc > 1 && !strcmp(argv[1], REMOTE_COMMAND)) {
+		free(rest);
 		return remote_exec_main(argc - 2, argv + 2);
+	}
 	raise_nofile();
 	inifile_setup(JOB_MAX_BYTES + 16);
 	for (int i = 1; i < argc; i++) {

@@ -67,7 +67,7 @@ is "$rc" 1 "run: exit 1 (some failed)"
 is "$(item_in a1 OK-1 state)" succeeded "OK through srun: succeeded"
 is "$(item_in a1 OK-1 matches)" 7 "its result JSON read"
 rss=$(attempt a1 OK-1 max_rss_kb)
-check "max rss is the agent's ($rss KiB), not srun's (about 7.5 MiB)" test "$rss" -gt 0 -a "$rss" -lt 6000
+check "max rss is the agent's ($rss KiB), not srun's (about 7.5 MiB)" test "$rss" -gt 0 -a "$rss" -lt 7000
 is "$(item_in a1 EXIT-65-A error_category)" data_error "exit 65: data_error"
 is "$(item_in a1 EXIT-65-A error_message)" "failing with 65" "exit 65: the agent's message, not srun's"
 is "$(item_in a1 EXIT-64-A error_category)" parameter_error "exit 64: parameter_error"
