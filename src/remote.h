@@ -62,10 +62,11 @@ int remote_status_load(int dirfd, const char *name, bool unlink_it,
  * still writes the end); SIGKILL with a plain `scancel JOB.STEP`, or
  * `scancel JOB` for a job that is not the runner's own ($SLURM_JOB_ID):
  * srun outside an allocation made it for this task alone and, once
- * killed, would leave it allocated, even after its task ended.  Waited
- * for (scancel bounds its own wait).  1 when scancel was run, 0 when
+ * killed, would leave it allocated, even after its task ended.  scancel
+ * is started, not waited for: the caller reaps it (a wait for any child,
+ * as the engine's reaper does).  1 when scancel was run, 0 when
  * no step is known (not started yet, ended, or not under Slurm), -1 when
- * scancel could not be run. */
+ * scancel could not be started. */
 int remote_signal(int dirfd, const char *name, int sig);
 
 /* Remove the launcher's own lines from a stderr tail (NUL-terminated,
