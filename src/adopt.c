@@ -175,10 +175,13 @@ static int take_adopt(struct engine *e, struct ebatch *eb)
 		batch_record(b, &eb->j, &r);
 		interrupted++;
 		/* A step its launcher (now killed) left on a node. */
-		char task[128];
+		char task[128], job[512];
 		snprintf(task, sizeof(task), "%s.%u.task", it->symbol,
 			 it->nattempts);
-		if (remote_signal(eb->tmp_fd, task, SIGKILL) > 0)
+		remote_job_name(job, sizeof(job), e->home_abs, id, it->symbol,
+				it->nattempts);
+		if (eb->agent && eb->agent->wrapper &&
+		    remote_signal(eb->tmp_fd, task, job, SIGKILL) > 0)
 			stopped++;
 	}
 	free(look.started);

@@ -252,31 +252,18 @@ int remote_status_load(int dirfd, const char *name, bool unlink_it,
 	return 0;
 }
 
-int remote_signal(int dirfd, const char *name, int sig)
+void remote_job_name(char *buf, size_t n, const char *home,
+		     const char *batch, const char *symbol, uint32_t attempt)
 {
-	struct remote_status rs;
-	if (remote_status_load(dirfd, name, false, &rs) < 0 || !rs.job[0] ||
-	    !rs.step[0])
-		return 0;
-	/* A job of its own (srun outside an allocation) is cancelled whole,
-	 * even once its task has ended: its srun killed, the allocation
-	 * would stay.  In the runner's own allocation, the step alone. */
-	const char *mine = getenv("SLURM_JOB_ID");
-	bool own_job = !(mine && !strcmp(mine, rs.job));
-	if (sig != SIGKILL ? rs.ended : rs.ended && !own_job)
-		return 0;
-	char id[64];
-	if (sig == SIGKILL && own_job)
-		snprintf(id, sizeof(id), "%s", rs.job);
-	else
-		snprintf(id, sizeof(id), "%s.%s", rs.job, rs.step);
-	/* SIGKILL: a plain cancel, which frees what the step or job holds
-	 * (a signal alone would leave an srun-less job allocated). */
-	char *argv[] = { "scancel", "--quiet", NULL, NULL, NULL };
-	argv[2] = sig == SIGKILL ? id
-		  : sig == SIGINT ? "--signal=INT"
-				  : "--signal=TERM";
-	argv[3] = sig == SIGKILL ? NULL : id;
+	uint32_t h = 2166136261u;	/* FNV-1a */
+	for (const char *p = home; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(buf, n, "runner.%08x.%s.%s.%u", h, batch, symbol, attempt);
+}
+
+/* scancel ARGS..., started and left to the caller's reaper. */
+static int scancel(char *const *argv)
+{
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -293,15 +280,51 @@ int remote_signal(int dirfd, const char *name, int sig)
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (err) {
-		warning("scancel %s: %s; the step may run on", id,
-			strerror(err));
+		warning("scancel %s: %s; the step may run on",
+			argv[2] ? argv[2] : "", strerror(err));
 		return -1;
 	}
 	/* Not waited for: a shutdown signals every step at once, and a
 	 * controller slow to answer must not hold the runner's loop.  The
 	 * runner's reaper collects it with its other unknown children. */
-	(void)pid;
 	return 1;
+}
+
+int remote_signal(int dirfd, const char *name, const char *job_name,
+		  int sig)
+{
+	struct remote_status rs;
+	if (remote_status_load(dirfd, name, false, &rs) < 0) {
+		/* No task yet: srun may hold a job that no file names. */
+		if (sig != SIGKILL || !job_name)
+			return 0;
+		char opt[256];
+		snprintf(opt, sizeof(opt), "--name=%s", job_name);
+		char *argv[] = { "scancel", "--quiet", opt, NULL };
+		return scancel(argv);
+	}
+	if (!rs.job[0] || !rs.step[0])
+		return 0;
+	/* A job of its own (srun outside an allocation) is cancelled whole,
+	 * even once its task has ended: its srun killed, the allocation
+	 * would stay.  In the runner's own allocation, the step alone. */
+	const char *mine = getenv("SLURM_JOB_ID");
+	bool per_task = !(mine && !strcmp(mine, rs.job));
+	if (sig != SIGKILL ? rs.ended : rs.ended && !per_task)
+		return 0;
+	char id[64];
+	if (sig == SIGKILL && per_task)
+		snprintf(id, sizeof(id), "%s", rs.job);
+	else
+		snprintf(id, sizeof(id), "%s.%s", rs.job, rs.step);
+	/* SIGKILL: a plain cancel, which frees what the step or job holds
+	 * (a signal alone would leave an srun-less job allocated). */
+	char *argv[] = { "scancel", "--quiet", NULL, NULL, NULL };
+	argv[2] = sig == SIGKILL ? id
+		  : sig == SIGINT ? "--signal=INT"
+				  : "--signal=TERM";
+	argv[3] = sig == SIGKILL ? NULL : id;
+	return scancel(argv);
 }
 
 /* "srun: ..." or "slurmstepd[-HOST]: ...": a line of the launcher's. */

@@ -64,10 +64,21 @@ int remote_status_load(int dirfd, const char *name, bool unlink_it,
  * srun outside an allocation made it for this task alone and, once
  * killed, would leave it allocated, even after its task ended.  scancel
  * is started, not waited for: the caller reaps it (a wait for any child,
- * as the engine's reaper does).  1 when scancel was run, 0 when
- * no step is known (not started yet, ended, or not under Slurm), -1 when
- * scancel could not be started. */
-int remote_signal(int dirfd, const char *name, int sig);
+ * as the engine's reaper does).  With SIGKILL and no status file,
+ * the job named job_name (if not NULL) is cancelled.  1 when scancel was
+ * run, 0 when nothing is known to signal (a task not started yet under
+ * SIGTERM, ended, or not under Slurm), -1 when scancel could not be
+ * started. */
+int remote_signal(int dirfd, const char *name, const char *job_name,
+		  int sig);
+
+/* The Slurm job name of an attempt (set through SLURM_JOB_NAME in the
+ * launcher's environment): "runner.HASH.BATCH.SYMBOL.N", HASH naming the
+ * home, since batch ids repeat across homes.  A launcher killed before
+ * its task started leaves a job no status file names; remote_signal()
+ * with SIGKILL cancels it by this name (`scancel --name`). */
+void remote_job_name(char *buf, size_t n, const char *home,
+		     const char *batch, const char *symbol, uint32_t attempt);
 
 /* Remove the launcher's own lines from a stderr tail (NUL-terminated,
  * edited in place); what they say as a category (CAT_TIMEOUT for a time

@@ -411,14 +411,17 @@ void runs_finish_exited(struct engine *e)
 /* Through a launcher, the signal goes to the step on its node (remote.h):
  * srun would answer SIGTERM with a SIGKILL of the task, and cannot pass
  * on a SIGKILL of its own.  1 when the step got it. */
-static int signal_remote(const struct run *run, int sig)
+static int signal_remote(const struct engine *e, const struct run *run,
+			 int sig)
 {
 	if (!run->eb->agent || !run->eb->agent->wrapper)
 		return 0;
-	char task[128];
-	snprintf(task, sizeof(task), "%s.%u.task",
-		 run->eb->b.items[run->item].symbol, run->attempt);
-	return remote_signal(run->eb->tmp_fd, task, sig) > 0;
+	const char *symbol = run->eb->b.items[run->item].symbol;
+	char task[128], job[512];
+	snprintf(task, sizeof(task), "%s.%u.task", symbol, run->attempt);
+	remote_job_name(job, sizeof(job), e->home_abs, run->eb->id, symbol,
+			run->attempt);
+	return remote_signal(run->eb->tmp_fd, task, job, sig) > 0;
 }
 
 void runs_signal(struct engine *e, struct run *run, uint8_t why)
@@ -427,7 +430,7 @@ void runs_signal(struct engine *e, struct run *run, uint8_t why)
 	if (run->kill_ns)
 		return;
 	run->why = why;
-	if (!signal_remote(run, SIGTERM))
+	if (!signal_remote(e, run, SIGTERM))
 		engine_kill_group(e, run->pid, SIGTERM);
 	run->kill_ns = mono + e->c->kill_grace_ms * 1000000LL;
 	if (run->kill_ns == mono)
@@ -443,7 +446,7 @@ void runs_check_timers(struct engine *e)
 		if (run->deadline_ns && mono >= run->deadline_ns && !run->kill_ns)
 			runs_signal(e, run, KILL_TIMEOUT);
 		if (run->kill_ns && mono >= run->kill_ns && !run->killed) {
-			signal_remote(run, SIGKILL);
+			signal_remote(e, run, SIGKILL);
 			engine_kill_group(e, run->pid, SIGKILL);
 			run->killed = true;
 		}
@@ -483,7 +486,7 @@ void runs_kill_all(struct engine *e)
 		if (run->why == KILL_NONE)
 			run->why = KILL_SHUTDOWN;
 		if (!run->killed) {
-			signal_remote(run, SIGKILL);
+			signal_remote(e, run, SIGKILL);
 			engine_kill_group(e, run->pid, SIGKILL);
 			run->killed = true;
 		}

@@ -315,6 +315,14 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 			e->home_abs, eb->id, it->symbol);
 	}
 	sb_addc(&env_all, '\0');
+	if (eb->agent->wrapper) {
+		/* The job srun makes is known by this name before its task
+		 * can say its id (remote.h). */
+		char job[512];
+		remote_job_name(job, sizeof(job), e->home_abs, eb->id,
+				it->symbol, attempt);
+		env_add(&env_all, "SLURM_JOB_NAME", job);
+	}
 	env_vector(&env_all, &envp, &envcap);
 	char *status = NULL;
 	if (eb->agent->wrapper)

@@ -207,6 +207,52 @@ check "they are gone" wait_long gone
 check "no job left" wait_long no_jobs
 check "no process of the batch left" wait_long no_local k1
 
+# ---- kill -9 while srun still waits for its job ----------------------------
+# No task has started, so no file names the job: the adopter cancels it by
+# the name the runner gave it (SLURM_JOB_NAME).
+base "timeout = 60s
+launcher = srun --ntasks=1 --quiet --begin=now+600"
+job w <<JOB
+[job]
+agent = fake
+id = w1
+symbols = OK-1
+JOB
+$RUNNER -C "$H" run --no-progress >"$T/run.out" 2>&1 &
+pid=$!
+pending() { [ -n "$(squeue -h -t PD -o %i)" ]; }
+check "srun's job waits (--begin)" wait_long pending
+like "$(squeue -h -t PD -o %j)" "^runner\.[0-9a-f]{8}\.w1\.OK-1\.1\$" "the job carries the attempt's name"
+left=$(squeue -h -t PD -o %i)
+kill -9 $pid
+wait $pid 2>/dev/null
+is "$(squeue -h -o %i)" "$left" "after kill -9 the job still waits, its srun gone"
+sed -i 's/ --begin=now+600//' "$H/conf/runner.ini"
+r run --no-progress
+is "$(item_in w1 OK-1 state)" succeeded "the next run adopts the batch and runs the item"
+check "the adopter cancelled the waiting job ($left) by its name" wait_long asked
+check "no job left" wait_long no_jobs
+
+# ---- inside an allocation: steps of the runner's own job -------------------
+# A timeout kills the step, never the allocation the runner runs in: the
+# items after it (one at a time) still run in it.
+base "timeout = 6s
+max_concurrent = 1
+launcher = srun --ntasks=1 --quiet --exact"
+job i <<JOB
+[job]
+agent = fake
+id = i1
+symbols = TERMIGNORE-1 OK-1 OK-2 OK-3
+JOB
+salloc --quiet -n2 "$RUNNER" -C "$H" run --no-progress >"$T/salloc.out" 2>&1
+is "$?" 1 "salloc runner run: exit 1 (one timeout)"
+is "$(jq "$H/batches/i1/batch.json" '$d->{succeeded_items}')" 3 "the three items after it succeeded as steps"
+is "$(item_in i1 TERMIGNORE-1 error_category)" timeout "the step that ignores SIGTERM: timeout"
+jobs_i1=$(grep -o 'launch task StepId=[0-9]*' "$S/slurmd.log" | tail -4 | sort -u | wc -l)
+is "$jobs_i1" 1 "all four were steps of one job"
+check "no job left (the allocation ended with the runner)" wait_long no_jobs
+
 # ---- a failure group through srun, resumed ---------------------------------
 base "timeout = 60s
 source = koyfin" "[correlation]

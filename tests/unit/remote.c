@@ -126,10 +126,10 @@ static void test_status(int dfd)
 	symlinkat("a.task", dfd, "e.task");
 	is_int(remote_status_load(dfd, "e.task", true, &rs), -1,
 	       "a symlink is not followed");
-	is_int(remote_signal(dfd, "none.task", SIGTERM), 0,
+	is_int(remote_signal(dfd, "none.task", "job", SIGTERM), 0,
 	       "signal with no status file: nothing to do");
 	put(dfd, "f.task", "{\"host\":\"n1\",\"job\":\"\",\"step\":\"\"}");
-	is_int(remote_signal(dfd, "f.task", SIGKILL), 0,
+	is_int(remote_signal(dfd, "f.task", NULL, SIGKILL), 0,
 	       "signal outside Slurm: nothing to do");
 }
 
