@@ -2,6 +2,7 @@
 #
 #   make            build ./runner and the example agent
 #   make check      build and run every test (TAP, under prove)
+#   make check-slurm  the Slurm mode's tests on a private single-node Slurm
 #   make demo       build and run a 100-symbol batch of the example agent
 #   make asan       build with AddressSanitizer+UBSan and run the tests
 #   make valgrind   run the tests with the runner under valgrind
@@ -47,8 +48,8 @@ SEEDS ?= 1000
 SIM_ITEMS ?= 100
 
 .DEFAULT_GOAL := all
-.PHONY: all everything check demo asan valgrind bench install clean deps lint sim \
-	powerloss fuzz fuzz-build
+.PHONY: all everything check check-slurm demo asan valgrind bench install clean deps \
+	lint sim powerloss fuzz fuzz-build
 include examples/Makefile.inc
 
 all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
@@ -143,6 +144,13 @@ check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
 	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) $(PROVE_FLAGS) -e '' $(UNIT_BINS) $(CLI_TESTS)
+
+# Slurm mode against a real slurmctld + slurmd that the test starts (root,
+# Debian's slurm-wlm and munge); skipped with the reason elsewhere.
+check-slurm: $(BUILD)/.deps $(CHECK_RUNNER) $(TEST_AGENTS)
+	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
+	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
+	$(PROVE) -e '' tests/slurm/*.t
 
 demo: all
 	@scripts/demo

@@ -7,6 +7,7 @@
 #include "archive.h"
 #include "blog.h"
 #include "meta.h"
+#include "remote.h"
 #include "runlog.h"
 #include "spool.h"
 
@@ -185,6 +186,15 @@ static int take_adopt(struct engine *e, struct ebatch *eb)
 		interrupted_output(eb, &it->log[it->nattempts - 1], &r);
 		batch_record(b, &eb->j, &r);
 		interrupted++;
+		/* A step its launcher (now killed) left on a node. */
+		char task[128], job[512];
+		snprintf(task, sizeof(task), "%s.%u.task", it->symbol,
+			 it->nattempts);
+		remote_job_name(job, sizeof(job), e->home_abs, id, it->symbol,
+				it->nattempts);
+		if (eb->agent && eb->agent->wrapper &&
+		    remote_signal(eb->tmp_fd, task, job, SIGKILL) > 0)
+			stopped++;
 	}
 	free(look.started);
 	if (journal_sync(&eb->j) < 0) {

@@ -129,6 +129,41 @@ static void get_words(struct loader *l, const char *sec, const char *key,
 		diag_error(&l->d, e->line, "%s: empty", key);
 }
 
+/*
+ * remote_wrapper = yes | no | PATH: with a launcher, the runner that goes
+ * between it and the command (remote.h); yes (the default) is this
+ * program, as the kernel names it, which the hosts the launcher reaches
+ * must have at the same path.
+ */
+static void get_wrapper(struct loader *l, const char *sec,
+			struct agent_conf *a)
+{
+	struct ini_entry *e = get(l, sec, "remote_wrapper");
+	const char *v = e ? e->value.buf : "yes";
+	if (e && strcmp(v, "yes") && strcmp(v, "no") && v[0] != '/') {
+		diag_error(&l->d, e->line,
+			   "remote_wrapper: '%s' is not yes, no or an "
+			   "absolute path", v);
+		return;
+	}
+	if (!a->nlauncher || !strcmp(v, "no"))
+		return;
+	if (v[0] == '/') {
+		a->wrapper = xstrdup(v);
+		return;
+	}
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		diag_error(&l->d, e ? e->line : 0,
+			   "remote_wrapper: cannot name this program "
+			   "(/proc/self/exe); give its path");
+		return;
+	}
+	self[n] = '\0';
+	a->wrapper = xstrdup(self);
+}
+
 static char *find_on_path(const char *word)
 {
 	const char *path = getenv("PATH");
@@ -222,6 +257,7 @@ static void load_agents(struct loader *l)
 					   "env: '%s' is not KEY=VALUE",
 					   a->env[k]);
 		}
+		get_wrapper(l, s, a);
 		const char *argv0 = a->nlauncher ? a->launcher[0]
 			: a->ncommand ? a->command[0] : NULL;
 		if (argv0)
@@ -544,6 +580,7 @@ void conf_free(struct conf *c)
 		free(a->name);
 		words_free(a->command);
 		words_free(a->launcher);
+		free(a->wrapper);
 		words_free(a->env);
 		free(a->exec_path);
 		free(a->source);

@@ -34,6 +34,8 @@ struct agent_conf {
 	size_t ncommand;
 	char **launcher;	/* argv prefix, may be empty */
 	size_t nlauncher;
+	char *wrapper;		/* with a launcher: the runner put between it and
+				 * the command (remote.h), NULL: none */
 	char **env;		/* "KEY=VALUE" words */
 	size_t nenv;
 	char *exec_path;	/* argv[0] of the child, resolved on PATH */

@@ -14,6 +14,7 @@
 #include "home.h"
 #include "inifile.h"
 #include "job.h"
+#include "remote.h"
 #include "meta.h"
 #include "progress.h"
 #include "report.h"
@@ -174,6 +175,12 @@ int main(int argc, char **argv)
 	bool version = false;
 
 	sane_stdio();
+	/* On a node, between a launcher and the agent: its arguments are the
+	 * agent's, never runner options. */
+	if (argc > 1 && !strcmp(argv[1], REMOTE_COMMAND)) {
+		free(rest);
+		return remote_exec_main(argc - 2, argv + 2);
+	}
 	raise_nofile();
 	inifile_setup(JOB_MAX_BYTES + 16);
 	for (int i = 1; i < argc; i++) {

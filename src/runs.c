@@ -4,6 +4,7 @@
 #include "sched.h"
 #include "classify.h"
 #include "correlate.h"
+#include "remote.h"
 #include "runlog.h"
 #include "slots.h"
 
@@ -98,9 +99,29 @@ static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 	char *tail = NULL;
 	(void)e;
 	read_result(eb, it->symbol, attempt, res, doc);
+	/* Through a launcher: the agent's own end and figures, as the
+	 * wrapper on the node wrote them (remote.h), not the launcher's. */
+	struct remote_status rs = { 0 };
+	const char *exec_path = eb->agent->exec_path;
+	if (eb->agent->wrapper) {
+		char task[128];
+		snprintf(task, sizeof(task), "%s.%u.task", it->symbol, attempt);
+		remote_status_load(eb->tmp_fd, task, true, &rs);
+		ru = rs.ended ? &rs.ru : NULL;
+		if (rs.ended && !exec_errno) {
+			wait_status = rs.wait_status;
+			exec_errno = rs.exec_errno;
+			if (exec_errno)
+				exec_path = eb->agent->command[0];
+		}
+	}
 	bool ok_exit = WIFEXITED(wait_status) && !WEXITSTATUS(wait_status);
 	if ((!ok_exit || why == KILL_TIMEOUT) && !exec_errno && run)
 		tail = read_stderr_tail(run);
+	int said = CAT_NONE;
+	char said_line[MESSAGE_MAX] = "";
+	if (tail && eb->agent->wrapper)
+		said = remote_stderr_strip(tail, said_line, sizeof(said_line));
 	struct outcome_in in = {
 		.wait_status = wait_status,
 		.timed_out = why == KILL_TIMEOUT,
@@ -111,13 +132,28 @@ static void describe(struct engine *e, struct ebatch *eb, struct item *it,
 				    (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000
 			       : 0,
 		.exec_errno = exec_errno,
-		.exec_path = eb->agent->exec_path,
+		.exec_path = exec_path,
 		.res = res,
 		.stderr_tail = tail,
 		.rules = &eb->agent->classify,
 	};
 	classify(&in, v);
 	free(tail);
+	if (!v->success && why == KILL_NONE && said_line[0] &&
+	    (said != CAT_NONE || !rs.started)) {
+		/* Slurm ended the step (its time or memory limit), or the
+		 * launcher failed before the agent ran: its line says why. */
+		v->category = said != CAT_NONE ? said : CAT_ENGINE;
+		snprintf(v->message, sizeof(v->message), "%s", said_line);
+	}
+	if (eb->agent->wrapper && !rs.ended && why == KILL_NONE &&
+	    (rs.started || v->success) && !v->warning[0])
+		/* Killed on the node before its end, or a home the node does
+		 * not share: say whose figures these are. */
+		snprintf(v->warning, sizeof(v->warning),
+			 "no end from the node (tmp/%s.%u.task%s): exit status "
+			 "and figures are the launcher's", it->symbol, attempt,
+			 rs.started ? " has its start only" : " missing");
 	r->exit_code = v->exit_code;
 	r->signal = v->signal;
 	r->matches = res->matches;
@@ -428,17 +464,35 @@ void runs_finish_exited(struct engine *e)
 	e->nexited = 0;
 }
 
+/* Through a launcher, the signal goes to the step on its node (remote.h):
+ * srun would answer SIGTERM with a SIGKILL of the task, and cannot pass
+ * on a SIGKILL of its own.  1 when the step got it. */
+static int signal_remote(const struct engine *e, const struct run *run,
+			 int sig)
+{
+	if (!run->eb->agent || !run->eb->agent->wrapper)
+		return 0;
+	const char *symbol = run->eb->b.items[run->item].symbol;
+	char task[128], job[512];
+	snprintf(task, sizeof(task), "%s.%u.task", symbol, run->attempt);
+	remote_job_name(job, sizeof(job), e->home_abs, run->eb->id, symbol,
+			run->attempt);
+	return remote_signal(run->eb->tmp_fd, task, job, sig) > 0;
+}
+
 void runs_signal(struct engine *e, struct run *run, uint8_t why)
 {
 	int64_t mono = mono_ns();
 	if (run->kill_ns)
 		return;
 	run->why = why;
-	engine_kill_group(e, run->pid, SIGTERM);
+	if (!signal_remote(e, run, SIGTERM))
+		engine_kill_group(e, run->pid, SIGTERM);
 	run->kill_ns = deadline_ns(mono, e->c->kill_grace_ms);
 	if (run->kill_ns == mono)
 		run->kill_ns = mono + 1;
 }
+
 
 void runs_check_timers(struct engine *e)
 {
@@ -448,6 +502,7 @@ void runs_check_timers(struct engine *e)
 		if (run->deadline_ns && mono >= run->deadline_ns && !run->kill_ns)
 			runs_signal(e, run, KILL_TIMEOUT);
 		if (run->kill_ns && mono >= run->kill_ns && !run->killed) {
+			signal_remote(e, run, SIGKILL);
 			engine_kill_group(e, run->pid, SIGKILL);
 			run->killed = true;
 		}
@@ -487,6 +542,7 @@ void runs_kill_all(struct engine *e)
 		if (run->why == KILL_NONE)
 			run->why = KILL_SHUTDOWN;
 		if (!run->killed) {
+			signal_remote(e, run, SIGKILL);
 			engine_kill_group(e, run->pid, SIGKILL);
 			run->killed = true;
 		}

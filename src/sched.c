@@ -2,6 +2,7 @@
 #include "circuits.h"
 #include "runs.h"
 #include "runlog.h"
+#include "remote.h"
 #include "slots.h"
 
 #include <errno.h>
@@ -52,6 +53,13 @@ void sched_env_base(struct engine *e, struct ebatch *eb)
 	}
 	if (!getenv("PATH"))
 		env_add(env, "PATH", "/usr/local/bin:/usr/bin:/bin");
+	/* A launcher run inside an allocation (salloc, sbatch) finds it in
+	 * these, and a test Slurm its configuration. */
+	for (char **v = environ; eb->agent && eb->agent->nlauncher && *v; v++)
+		if (!strncmp(*v, "SLURM_", 6)) {
+			sb_adds(env, *v);
+			sb_addc(env, '\0');
+		}
 	for (size_t i = 0; eb->agent && i < eb->agent->nenv; i++) {
 		sb_adds(env, eb->agent->env[i]);
 		sb_addc(env, '\0');
@@ -99,16 +107,26 @@ static size_t env_vector(struct sb *all, char ***out, size_t *cap)
 	return n;
 }
 
+/* launcher... [wrapper exec-remote STATUS] command... (remote.h) */
 static size_t build_argv(const struct agent_conf *a, const char *symbol,
-			 struct sb *store, char ***argv, size_t *cap)
+			 const char *status, struct sb *store, char ***argv,
+			 size_t *cap)
 {
 	bool placed = false;
 	size_t n = 0;
 	struct sb offs = SB_INIT;
+	const char *wrap[] = { a->wrapper, REMOTE_COMMAND, status };
 	sb_reset(store);
 	for (size_t pass = 0; pass < 2; pass++) {
 		char **words = pass ? a->command : a->launcher;
 		size_t nw = pass ? a->ncommand : a->nlauncher;
+		for (size_t i = 0; pass && a->wrapper && i < 3; i++) {
+			size_t off = store->len;
+			sb_adds(store, wrap[i]);
+			sb_addc(store, '\0');
+			sb_add(&offs, &off, sizeof(off));
+			n++;
+		}
 		for (size_t i = 0; i < nw; i++) {
 			size_t off = store->len;
 			const char *w = words[i], *p;
@@ -316,8 +334,22 @@ static void spawn_item(struct engine *e, struct ebatch *eb, struct prep p,
 			e->home_abs, eb->id, it->symbol);
 	}
 	sb_addc(&env_all, '\0');
+	if (eb->agent->wrapper) {
+		/* The job srun makes is known by this name before its task
+		 * can say its id (remote.h). */
+		char job[512];
+		remote_job_name(job, sizeof(job), e->home_abs, eb->id,
+				it->symbol, attempt);
+		env_add(&env_all, "SLURM_JOB_NAME", job);
+	}
 	env_vector(&env_all, &envp, &envcap);
-	build_argv(eb->agent, it->symbol, &argv_store, &argv, &argvcap);
+	char *status = NULL;
+	if (eb->agent->wrapper)
+		status = xasprintf("%s/batches/%s/tmp/%s.%u.task", e->home_abs,
+				   eb->id, it->symbol, attempt);
+	build_argv(eb->agent, it->symbol, status, &argv_store, &argv,
+		   &argvcap);
+	free(status);
 
 	struct spawn s = {
 		.path = eb->agent->exec_path,
