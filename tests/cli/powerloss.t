@@ -120,4 +120,28 @@ r history OK-1
 like "$(cat "$T/out")" 'rf2' "history lists the new batch after a torn line"
 check "and no phantom run" sh -c "! grep -q phantom '$T/out'"
 
+# A batch has a view from the instant it appears: the claim writes its
+# summary.json before the rename that makes it batches/ID, so a runner
+# that dies before its first batch.json leaves nothing `list` (which reads
+# views only) would call damaged.
+mkhome
+job cv <<JOB
+[job]
+agent = fake
+id = cv
+symbols = OK-1
+JOB
+cp "$H/spool/cv.job" "$T/cv.job"
+PRE="${asan:+$asan }$SHIM"
+FAULT_TRACE=$T/cv.trace env LD_PRELOAD="$PRE" "$RUNNER" -C "$H" run >/dev/null 2>&1
+n=$(awk '$1 == "rename" { if (seen) { print $2; exit } if ($4 == "cv") seen = 1 }' "$T/cv.trace")
+mkhome
+cp "$T/cv.job" "$H/spool/cv.job"
+FAULT_OP=rename FAULT_N=$n FAULT_MODE=crash env LD_PRELOAD="$PRE" \
+	"$RUNNER" -C "$H" run >/dev/null 2>&1
+check "killed just after the batch appeared" test -d "$H/batches/cv" -a ! -e "$H/batches/cv/batch.json"
+r list
+is "$rc" 0 "list of it exits 0"
+like "$(cat "$T/out")" '^cv +pending ' "and shows it pending, not damaged"
+
 done_testing
