@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct child_ctx {
@@ -28,6 +29,16 @@ static int child_main(void *arg)
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigaction(SIGPIPE, &dfl, NULL);
+	/* The real-time signals the C library keeps for itself (32 and 33
+	 * with glibc): its sigaction refuses them, so an ignore inherited
+	 * from whatever started the runner would reach the agent.  The
+	 * system call does not refuse; handlers are reset by exec anyway,
+	 * so only an ignore needs undoing. */
+	for (int sig = 32; sig < SIGRTMIN; sig++) {
+		struct { void *handler; unsigned long flags; void *restorer;
+			 unsigned long mask; } k = { SIG_DFL, 0, NULL, 0 };
+		syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+	}
 	if (s->cwd_fd >= 0 && fchdir(s->cwd_fd) < 0)
 		goto fail;
 	if (setpgid(0, 0) < 0)

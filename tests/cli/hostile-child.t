@@ -184,4 +184,17 @@ r output masks SIGS-A
 is "$(tr -s '\t' ' ' <"$T/out")" "SigBlk: 0000000000000000
 SigIgn: 0000000000000000" "the child has no signal blocked or ignored"
 
+# Even the real-time signals the C library keeps for itself, ignored by
+# whatever started the runner (seen under make check's prove).
+job masks2 <<JOB
+[job]
+agent = fake
+id = masks2
+symbols = SIGS-B
+JOB
+"$BUILD/agents/ignrt" "$RUNNER" -C "$H" run >/dev/null 2>&1
+r output masks2 SIGS-B
+like "$(cat "$T/out")" 'SigIgn:[[:space:]]+0000000000000000' \
+	"signals 32 and 33 ignored by the runner's parent are not the child's"
+
 done_testing
