@@ -824,12 +824,18 @@ static void band_label_text(struct rctx *x, size_t k, size_t per,
 		out(x, "slots %zu-%zu", first, last);
 }
 
+/* The same on the left of a lane; a band of slots as "10-12" alone, or
+ * "slots 10-12" would not fit. */
 static void band_label(struct rctx *x, size_t k, size_t per, size_t lanes,
 		       double y)
 {
+	size_t last = (k + 1) * per < lanes ? (k + 1) * per : lanes;
 	out(x, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">",
 	    PLOT_L - 6, y);
-	band_label_text(x, k, per, lanes);
+	if (k * per + 1 == last)
+		out(x, "slot %zu", last);
+	else
+		out(x, "%zu-%zu", k * per + 1, last);
 	out(x, "</text>\n");
 }
 
