@@ -3,6 +3,7 @@
 #include "exec.h"
 #include "meta.h"
 #include "shared.h"
+#include "correlate.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,8 +11,9 @@
 #include <string.h>
 
 /* Bounds that keep a page small whatever the batch (see report.h). */
-#define MAX_RECTS 3000		/* attempts drawn on the timeline */
-#define MAX_NOTABLE (MAX_RECTS / 2)
+#define MAX_BARS 1000		/* attempts drawn one by one; above: heat */
+#define HEAT_COLS 200		/* time cells of the heat strip */
+#define HEAT_BANDS 32		/* its rows of slots, at most */
 #define MAX_FAILED_ROWS 500
 #define MAX_MEMBERS 50
 #define MAX_GROUPS 100
@@ -19,6 +21,8 @@
 #define MAX_MESSAGE 400		/* bytes of one message */
 #define MAX_FIELD 200		/* bytes of a name, symbol, param */
 #define NSLOWEST 20
+#define MAX_NEXT_GROUPS 10	/* groups with resume/cancel commands */
+#define MAX_MESSAGES 50		/* rows of failed messages by signature */
 #define NBUCKETS 100		/* completions chart */
 
 /* SVG geometry (viewBox units; the SVG scales to the page width). */
@@ -90,9 +94,40 @@ static char *fmt_count(uint64_t n, char buf[32])
 	return buf;
 }
 
+/*
+ * A duration as people write it, the one form on the page: "850ms",
+ * "2.5s", "30s", "1m05s", "2m", "1h05m", "3d04h".  Under 10 s it keeps a
+ * tenth; above, whole seconds (then minutes above an hour): a report is
+ * read, not parsed.
+ */
 static char *fmt_dur(int64_t ms, char buf[32])
 {
-	return fmt_duration(ms, buf, 32);
+	long long s, r;
+	if (ms < 0)
+		ms = 0;
+	if (ms == 0) {
+		snprintf(buf, 32, "0s");
+	} else if (ms < 1000) {
+		snprintf(buf, 32, "%dms", (int)ms);
+	} else if (ms < 9950) {
+		long long tenths = (ms + 50) / 100;
+		if (tenths % 10)
+			snprintf(buf, 32, "%lld.%llds", tenths / 10, tenths % 10);
+		else
+			snprintf(buf, 32, "%llds", tenths / 10);
+	} else if ((s = (ms + 500) / 1000) < 60) {
+		snprintf(buf, 32, "%llds", s);
+	} else if (s < 3600) {
+		r = s % 60;
+		snprintf(buf, 32, r ? "%lldm%02llds" : "%lldm", s / 60, r);
+	} else if (s < 86400) {
+		r = s / 60 % 60;
+		snprintf(buf, 32, r ? "%lldh%02lldm" : "%lldh", s / 3600, r);
+	} else {
+		r = s / 3600 % 24;
+		snprintf(buf, 32, r ? "%lldd%02lldh" : "%lldd", s / 86400, r);
+	}
+	return buf;
 }
 
 /* ---- reading the model ---- */
@@ -143,8 +178,14 @@ static const char css[] =
 	".k-c{fill:#9a9a9a;background:#9a9a9a}.k-i{fill:#f08c00;background:#f08c00}"
 	".k-u{fill:#2f6fdb;background:#2f6fdb}.k-p{fill:#c9ced6;background:#c9ced6}"
 	".k-w{fill:#b9a3e3;background:#b9a3e3}.k-z{fill:#8fb3ef;background:#8fb3ef}\n"
+	"rect.hf{fill-opacity:1}"
 	"rect.r{stroke:#1d1f23;stroke-width:1.2}"
 	"svg text.an{font-size:9px;fill:#fff;font-weight:700}\n"
+	".next{border:2px solid #2f6fdb;border-radius:6px;background:#f3f7ff;"
+	"padding:2px 16px 8px;margin:18px 0}.next h2{border:0;margin:10px 0 4px}"
+	".next p{margin:8px 0 2px}\n"
+	"pre{margin:2px 0;padding:4px 8px;background:#fff;border:1px solid "
+	"#c9cdd3;border-radius:4px;overflow-x:auto}\n"
 	"footer{margin-top:36px;color:#8a8f98;font-size:12px}\n"
 	"@media print{nav{display:none}body{padding:0}}\n";
 
@@ -190,7 +231,8 @@ static void head(struct rctx *x, int status)
 	}
 	out(x, "agent ");
 	field(x, c->agent);
-	out(x, " &middot; %zu item%s</p>\n", x->b->nitems,
+	char n1[32];
+	out(x, " &middot; %s item%s</p>\n", fmt_count(x->b->nitems, n1),
 	    x->b->nitems == 1 ? "" : "s");
 	out(x, "<nav><a href=\"#summary\">Summary</a>"
 	       "<a href=\"#results\">Results</a>"
@@ -199,6 +241,111 @@ static void head(struct rctx *x, int status)
 	       "<a href=\"#groups\">Failure groups</a>"
 	       "<a href=\"#slowest\">Slowest items</a>"
 	       "<a href=\"#failed\">Failed items</a></nav>\n</header>\n");
+}
+
+/* ---- next steps ---- */
+
+/* One command in the next-steps box, the batch or group id escaped. */
+static void step(struct rctx *x, const char *what, const char *cmd,
+		 const char *id, const char *tail)
+{
+	out(x, "<p>%s</p>\n<pre><code>runner %s ", what, cmd);
+	text(x, id, MAX_FIELD);
+	out(x, "%s</code></pre>\n", tail ? tail : "");
+}
+
+/* Is group id still waiting for a decision (open or resuming)?  Without
+ * the shared state: when one of this batch's items in it is paused. */
+static bool group_waiting(struct rctx *x, const char *id)
+{
+	struct sh_group *g = x->sh ? shared_group(x->sh, id) : NULL;
+	if (g)
+		return g->status != GROUP_RESOLVED;
+	for (size_t i = 0; i < x->b->nitems; i++) {
+		const struct item *it = &x->b->items[i];
+		if (it->failure_group && !strcmp(it->failure_group, id) &&
+		    it->state == ST_PAUSED)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The commands that apply now, and only those: retry-failed for failed
+ * items (and for the most common category alone when there are several),
+ * resume or cancel for each failure group still open, resume for the
+ * batch's paused items.  Nothing to do: no box.
+ */
+static void next_steps(struct rctx *x)
+{
+	const struct batch *b = x->b;
+	size_t failed[CAT_COUNT] = { 0 }, ncat = 0, ngroups = 0, more = 0;
+	int top = CAT_NONE;
+	const char *gid[MAX_NEXT_GROUPS];
+	struct strmap seen = STRMAP_INIT;
+	char n1[32], n2[32], what[160];
+
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		const struct attempt *a;
+		if (it->state == ST_FAILED && (a = meta_last_done(it)) &&
+		    a->category > CAT_NONE && a->category < CAT_COUNT)
+			failed[a->category]++;
+		if (!it->failure_group ||
+		    strmap_put(&seen, it->failure_group, 0))
+			continue;
+		if (!group_waiting(x, it->failure_group))
+			continue;
+		if (ngroups < MAX_NEXT_GROUPS)
+			gid[ngroups++] = it->failure_group;
+		else
+			more++;
+	}
+	strmap_release(&seen);
+	for (int c = CAT_NONE + 1; c < CAT_COUNT; c++) {
+		ncat += failed[c] > 0;
+		if (failed[c] > failed[top])
+			top = c;
+	}
+	if (!b->count[ST_FAILED] && !ngroups && !b->count[ST_PAUSED])
+		return;
+	out(x, "<section id=\"next\" class=\"next\">\n<h2>Next steps</h2>\n");
+	if (b->count[ST_FAILED]) {
+		size_t nf = b->count[ST_FAILED];
+		snprintf(what, sizeof(what), "Run the %s failed item%s again:",
+			 fmt_count(nf, n1), nf == 1 ? "" : "s");
+		step(x, what, "retry-failed", b->c.id, NULL);
+		if (ncat > 1 && category_name(top)) {
+			char tail[64];
+			snprintf(what, sizeof(what), "Only the %s that failed with "
+				 "%s, the most common category:",
+				 fmt_count(failed[top], n2), category_name(top));
+			snprintf(tail, sizeof(tail), " --category %s",
+				 category_name(top));
+			step(x, what, "retry-failed", b->c.id, tail);
+		}
+	}
+	for (size_t i = 0; i < ngroups; i++) {
+		out(x, "<p>Failure group <span class=\"sym\">");
+		text(x, gid[i], MAX_FIELD);
+		out(x, "</span> is waiting: when its cause is fixed, resume its "
+		       "items; or give them up.</p>\n<pre><code>runner resume ");
+		text(x, gid[i], MAX_FIELD);
+		out(x, "</code></pre>\n<pre><code>runner cancel ");
+		text(x, gid[i], MAX_FIELD);
+		out(x, "</code></pre>\n");
+	}
+	if (more)
+		out(x, "<p class=\"note\">&hellip; and %s more waiting %s "
+		       "(<code>runner groups</code> lists them).</p>\n",
+		    fmt_count(more, n1), more == 1 ? "group" : "groups");
+	if (b->count[ST_PAUSED]) {
+		size_t np = b->count[ST_PAUSED];
+		snprintf(what, sizeof(what), "Resume the batch&#39;s %s paused "
+			 "item%s:", fmt_count(np, n1), np == 1 ? "" : "s");
+		step(x, what, "resume", b->c.id, NULL);
+	}
+	out(x, "</section>\n");
 }
 
 /* ---- summary ---- */
@@ -312,14 +459,24 @@ static void summary(struct rctx *x, int status, size_t peak)
 	} else
 		out(x, "<tr><th>duration</th><td>not started</td></tr>\n");
 	out(x, "<tr><th>items</th><td>%s total: ", fmt_count(b->nitems, n1));
-	out(x, "%zu succeeded, %zu failed, %zu cancelled, %zu running, "
-	       "%zu retry wait, %zu paused, %zu pending</td></tr>\n",
-	    b->count[ST_SUCCEEDED], b->count[ST_FAILED], b->count[ST_CANCELLED],
-	    b->count[ST_RUNNING], b->count[ST_RETRY_WAIT], b->count[ST_PAUSED],
-	    b->count[ST_PENDING] + b->count[ST_STARTING]);
+	static const struct {
+		int state;
+		const char *label;
+	} by_state[] = { { ST_SUCCEEDED, "succeeded" }, { ST_FAILED, "failed" },
+			 { ST_CANCELLED, "cancelled" }, { ST_RUNNING, "running" },
+			 { ST_RETRY_WAIT, "retry wait" }, { ST_PAUSED, "paused" },
+			 { ST_PENDING, "pending" } };
+	for (size_t i = 0; i < sizeof(by_state) / sizeof(by_state[0]); i++) {
+		size_t n = b->count[by_state[i].state];
+		if (by_state[i].state == ST_PENDING)
+			n += b->count[ST_STARTING];
+		out(x, "%s%s %s", i ? ", " : "", fmt_count(n, n1),
+		    by_state[i].label);
+	}
+	out(x, "</td></tr>\n");
 	out(x, "<tr><th>attempts</th><td>%s", fmt_count(b->attempts_total, n1));
 	if (peak)
-		out(x, ", at most %zu at once", peak);
+		out(x, ", at most %s at once", fmt_count(peak, n1));
 	out(x, "</td></tr>\n");
 	size_t nwarn = count_warnings(b);
 	if (nwarn)
@@ -338,8 +495,8 @@ static void summary(struct rctx *x, int status, size_t peak)
 		    fmt_dur(p.lat_max, d3), fmt_dur(lat_avg, d4));
 	else
 		out(x, "<tr><th>latency</th><td>&ndash;</td></tr>\n");
-	out(x, "<tr><th>CPU</th><td>user %.3fs, system %.3fs</td></tr>\n",
-	    (double)b->cpu_user_ms / 1000.0, (double)b->cpu_system_ms / 1000.0);
+	out(x, "<tr><th>CPU</th><td>user %s, system %s</td></tr>\n",
+	    fmt_dur(b->cpu_user_ms, d1), fmt_dur(b->cpu_system_ms, d2));
 	if (b->attempts_total)
 		out(x, "<tr><th>max RSS</th><td>%.1f MiB</td></tr>\n",
 		    (double)b->max_rss_kb / 1024.0);
@@ -390,7 +547,6 @@ struct span {
 	uint32_t item, lane;
 	uint16_t att;		/* index in the item's log */
 	uint8_t outcome;	/* OUT_NONE: still running */
-	bool notable;		/* did not succeed, or a retry */
 };
 
 static int cmp_span(const void *a, const void *b)
@@ -480,7 +636,6 @@ static struct span *collect_spans(const struct batch *b, int64_t now,
 			sp->att = k;
 			sp->lane = 0;
 			sp->outcome = a->completed_ms ? a->outcome : OUT_NONE;
-			sp->notable = sp->outcome != OUT_SUCCEEDED || k > 0;
 		}
 	}
 	if (n)
@@ -521,39 +676,6 @@ static int64_t tick_step(int64_t range)
 	return s;
 }
 
-/* "0", "250ms", "1.5s", "30s", "2m", "1m30s", "1h", "2h30m", "3d" */
-static char *tick_label(int64_t ms, char buf[32])
-{
-	static const struct {
-		int64_t ms;
-		char unit;
-	} units[] = { { 86400000, 'd' }, { 3600000, 'h' }, { 60000, 'm' },
-		      { 1000, 's' } };
-	size_t o = 0;
-	if (!ms) {
-		snprintf(buf, 32, "0");
-	} else if (ms < 1000) {
-		snprintf(buf, 32, "%dms", (int)ms);
-	} else if (ms % 1000) {
-		snprintf(buf, 32, "%.3f", (double)ms / 1000.0);
-		o = strlen(buf);
-		while (buf[o - 1] == '0')
-			o--;
-		snprintf(buf + o, 32 - o, "s");
-	} else {
-		buf[0] = '\0';
-		for (size_t i = 0; i < 4 && o < 24; i++) {
-			int64_t q = ms / units[i].ms;
-			ms %= units[i].ms;
-			if (q)
-				o += (size_t)snprintf(buf + o, 32 - o, "%lld%c",
-						      (long long)q,
-						      units[i].unit);
-		}
-	}
-	return buf;
-}
-
 /* Vertical grid lines and labels under a plot of height h starting at y. */
 static void time_axis(struct rctx *x, int64_t range, double y, double h)
 {
@@ -566,7 +688,7 @@ static void time_axis(struct rctx *x, int64_t range, double y, double h)
 		       "y2=\"%.1f\"/>"
 		       "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">"
 		       "%s</text>\n",
-		    px, y, px, y + h, px, y + h + 13, tick_label(t, lab));
+		    px, y, px, y + h, px, y + h + 13, fmt_dur(t, lab));
 	}
 	out(x, "<line class=\"ax\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" "
 	       "y2=\"%.1f\"/>\n",
@@ -689,9 +811,240 @@ static void legend_outcomes(struct rctx *x)
 	       "than once (attempt number on the bar when it fits)</span></p>\n");
 }
 
+/* "slot 3", or "slots 1-4": band k of per slots each (numbers from 1). */
+static void band_label_text(struct rctx *x, size_t k, size_t per,
+			    size_t lanes)
+{
+	size_t first = k * per + 1, last = (k + 1) * per;
+	if (last > lanes)
+		last = lanes;
+	if (first == last)
+		out(x, "slot %zu", first);
+	else
+		out(x, "slots %zu-%zu", first, last);
+}
+
+/* The same on the left of a lane; a band of slots as "10-12" alone, or
+ * "slots 10-12" would not fit. */
+static void band_label(struct rctx *x, size_t k, size_t per, size_t lanes,
+		       double y)
+{
+	size_t last = (k + 1) * per < lanes ? (k + 1) * per : lanes;
+	out(x, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">",
+	    PLOT_L - 6, y);
+	if (k * per + 1 == last)
+		out(x, "slot %zu", last);
+	else
+		out(x, "%zu-%zu", k * per + 1, last);
+	out(x, "</text>\n");
+}
+
+/* What one cell of the heat strip holds: attempts by outcome (one that
+ * spans several cells counts in each) and the slot time they used. */
+struct heat_cell {
+	uint32_t n[5];		/* by outcome; [OUT_NONE]: running */
+	double busy_ms;
+};
+
+/* The cell's colour: the outcome most of its attempts had, the worse one
+ * on a tie (running before succeeded: it has not succeeded yet). */
+static int heat_major(const struct heat_cell *c)
+{
+	static const uint8_t worse_first[] = { OUT_FAILED, OUT_INTERRUPTED,
+					       OUT_CANCELLED, OUT_NONE,
+					       OUT_SUCCEEDED };
+	int best = -1;
+	for (size_t i = 0; i < sizeof(worse_first); i++)
+		if (best < 0 || c->n[worse_first[i]] > c->n[best])
+			best = worse_first[i];
+	return c->n[best] ? best : -1;
+}
+
+static void heat_counts(struct rctx *x, const struct heat_cell *c)
+{
+	static const uint8_t order[] = { OUT_FAILED, OUT_INTERRUPTED,
+					 OUT_CANCELLED, OUT_NONE,
+					 OUT_SUCCEEDED };
+	char n1[32];
+	bool first = true;
+	for (size_t i = 0; i < sizeof(order); i++)
+		if (c->n[order[i]]) {
+			out(x, "%s%s %s", first ? "" : ", ",
+			    fmt_count(c->n[order[i]], n1),
+			    outcome_label(order[i]));
+			first = false;
+		}
+}
+
+/*
+ * Too many attempts to draw one by one (a barcode): each band of slots is
+ * a strip of HEAT_COLS cells.  A cell takes the colour of the outcome most
+ * of its attempts had, shaded by how busy its slots were; alike cells side
+ * by side are one rect.  Then, on top, every cell where an attempt failed
+ * or was interrupted gets a red (or orange) mark, as tall as the share of
+ * its attempts that did, never less than 40% of the band: a failure is
+ * never hidden by the successes around it.  At most bands x HEAT_COLS
+ * rects of each kind, whatever the batch.
+ */
+static void heat_strip(struct rctx *x, const struct span *v, size_t n,
+		       size_t lanes, int64_t t0, int64_t range)
+{
+	size_t per = (lanes + HEAT_BANDS - 1) / HEAT_BANDS;
+	size_t bands = (lanes + per - 1) / per;
+	struct heat_cell *cell = xcalloc(bands * HEAT_COLS, sizeof(*cell));
+	double cell_ms = (double)range / HEAT_COLS;
+	double pw = SVG_W - PLOT_L - PLOT_R, cw = pw / HEAT_COLS;
+	char d1[32], d2[32], n1[32], n2[32];
+
+	for (size_t i = 0; i < n; i++) {
+		size_t band = v[i].lane / per;
+		int64_t c0 = (v[i].s - t0) * HEAT_COLS / range;
+		int64_t c1 = (v[i].e - t0) * HEAT_COLS / range;
+		if (c1 >= HEAT_COLS)
+			c1 = HEAT_COLS - 1;
+		for (int64_t c = c0 < 0 ? 0 : c0; c <= c1; c++) {
+			struct heat_cell *hc = &cell[band * HEAT_COLS + c];
+			double from = (double)c * cell_ms, to = from + cell_ms;
+			double s = (double)(v[i].s - t0), e = (double)(v[i].e - t0);
+			hc->n[v[i].outcome]++;
+			hc->busy_ms += (e < to ? e : to) - (s > from ? s : from);
+		}
+	}
+
+	double band_h = 480.0 / (double)bands;
+	if (band_h > 16)
+		band_h = 16;
+	double top = 4, ph = band_h * (double)bands, bh = band_h - 2;
+	out(x, "<p class=\"note\">%s attempts on %s slot%s: too many for a bar "
+	       "each, so each %s is a strip of %d cells of %s. A cell has the "
+	       "colour of the outcome most of its attempts had, darker the "
+	       "busier its slots were; a red mark on top (orange: "
+	       "interrupted) shows every cell where an attempt failed, as "
+	       "tall as the share that did. x: time since the first start; "
+	       "the range is %s.</p>\n",
+	    fmt_count(n, n1), fmt_count(lanes, n2), lanes == 1 ? "" : "s",
+	    per == 1 ? "slot" : "band of slots", HEAT_COLS,
+	    fmt_dur(llround(cell_ms), d1), fmt_dur(range, d2));
+	out(x, "<p class=\"legend\"><span><i class=\"k-s\"></i>succeeded</span>"
+	       "<span><i class=\"k-f\"></i>failed</span>"
+	       "<span><i class=\"k-c\"></i>cancelled</span>"
+	       "<span><i class=\"k-i\"></i>interrupted</span>"
+	       "<span><i class=\"k-u\"></i>running</span></p>\n");
+	out(x, "<svg viewBox=\"0 0 %d %.0f\" role=\"img\" class=\"heat\" "
+	       "aria-label=\"attempts by outcome on their slots over time\">\n",
+	    SVG_W, top + ph + 20);
+	time_axis(x, range, top, ph);
+	for (size_t k = 0; k < bands; k++) {
+		if (band_h >= 9 || k == 0 || k + 1 == bands)
+			band_label(x, k, per, lanes, top + (double)k * band_h +
+						       band_h - 4);
+		size_t slots = (k + 1) * per > lanes ? lanes - k * per : per;
+		const struct heat_cell *row = &cell[k * HEAT_COLS];
+		for (int c = 0; c < HEAT_COLS;) {
+			int major = heat_major(&row[c]);
+			double f = row[c].busy_ms / (cell_ms * (double)slots);
+			int level = f >= 0.75 ? 4 : f >= 0.5 ? 3 : f >= 0.25 ? 2 : 1;
+			int c1 = c + 1;
+			if (major < 0) {
+				c = c1;
+				continue;
+			}
+			while (c1 < HEAT_COLS && heat_major(&row[c1]) == major) {
+				double f1 = row[c1].busy_ms /
+					    (cell_ms * (double)slots);
+				int l1 = f1 >= 0.75 ? 4 : f1 >= 0.5 ? 3
+					 : f1 >= 0.25 ? 2 : 1;
+				if (l1 != level)
+					break;
+				c1++;
+			}
+			out(x, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+			       "height=\"%.1f\" class=\"k-%c\" fill-opacity="
+			       "\"%.2f\"><title>",
+			    PLOT_L + c * cw, top + (double)k * band_h + 1,
+			    (c1 - c) * cw, bh, outcome_class(major),
+			    0.25 + 0.1875 * level);
+			band_label_text(x, k, per, lanes);
+			out(x, ", +%s to +%s: mostly %s, %d%% busy</title>"
+			       "</rect>\n",
+			    fmt_dur(llround(c * cell_ms), d1),
+			    fmt_dur(llround(c1 * cell_ms), d2),
+			    outcome_label(major), level * 25);
+			c = c1;
+		}
+	}
+	/* the failures, on top */
+	for (size_t k = 0; k < bands; k++) {
+		const struct heat_cell *row = &cell[k * HEAT_COLS];
+		for (int c = 0; c < HEAT_COLS; c++) {
+			const struct heat_cell *hc = &row[c];
+			uint32_t bad = hc->n[OUT_FAILED] + hc->n[OUT_INTERRUPTED];
+			uint32_t all = bad + hc->n[OUT_SUCCEEDED] +
+				       hc->n[OUT_CANCELLED] + hc->n[OUT_NONE];
+			if (!bad)
+				continue;
+			double h = bh * (double)bad / (double)all;
+			if (h < bh * 0.4)
+				h = bh * 0.4;
+			out(x, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+			       "height=\"%.1f\" class=\"k-%c hf\"><title>",
+			    PLOT_L + c * cw, top + (double)k * band_h + 1,
+			    cw > 1.5 ? cw - 0.4 : cw, h,
+			    hc->n[OUT_FAILED] ? 'f' : 'i');
+			band_label_text(x, k, per, lanes);
+			out(x, ", +%s to +%s: ", fmt_dur(llround(c * cell_ms), d1),
+			    fmt_dur(llround((c + 1) * cell_ms), d2));
+			heat_counts(x, hc);
+			out(x, "</title></rect>\n");
+		}
+	}
+	out(x, "</svg>\n");
+	free(cell);
+}
+
+/* One bar per attempt, on its lane: retries outlined and numbered, the
+ * successes first so that failures and retries are drawn on top. */
+static void bars(struct rctx *x, const struct span *v, size_t n,
+		 size_t lanes, int64_t t0, int64_t range)
+{
+	char t[TIME_BUF], d1[32], n1[32];
+	double lane_h = 480.0 / (double)lanes;
+	if (lane_h > 16)
+		lane_h = 16;
+	if (lane_h < 2)
+		lane_h = 2;
+	double top = 4, ph = lane_h * (double)lanes;
+	out(x, "<p class=\"note\">One lane per slot: each attempt is drawn on "
+	       "the lowest lane free when it started (%s lane%s: the most "
+	       "attempts whose recorded times overlap). x: time since the "
+	       "first start, %s; the range is %s.</p>\n",
+	    fmt_count(lanes, n1), lanes == 1 ? "" : "s", fmt_time(t0, t),
+	    fmt_dur(range, d1));
+	legend_outcomes(x);
+	out(x, "<svg viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\""
+	       "attempts on their slots over time\">\n",
+	    SVG_W, top + ph + 20);
+	time_axis(x, range, top, ph);
+	if (lane_h >= 9) {
+		for (size_t l = 0; l < lanes; l++)
+			band_label(x, l, 1, lanes,
+				   top + (double)l * lane_h + lane_h - 4);
+	} else {
+		band_label(x, 0, 1, lanes, top + 9);
+		band_label(x, lanes - 1, 1, lanes, top + ph);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i].outcome == OUT_SUCCEEDED && !v[i].att)
+			draw_span(x, &v[i], t0, range, top, lane_h);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].outcome != OUT_SUCCEEDED || v[i].att)
+			draw_span(x, &v[i], t0, range, top, lane_h);
+	out(x, "</svg>\n<p class=\"note\">All %s attempts drawn.</p>\n",
+	    fmt_count(n, n1));
+}
+
 static void timeline(struct rctx *x, struct span *v, size_t n, size_t lanes)
 {
-	char n1[32], n2[32], n3[32], t[TIME_BUF], d1[32];
 	out(x, "<section id=\"timeline\">\n<h2>Timeline</h2>\n");
 	if (!n) {
 		out(x, "<p class=\"note\">Not started: no attempt has run "
@@ -703,84 +1056,10 @@ static void timeline(struct rctx *x, struct span *v, size_t n, size_t lanes)
 		if (v[i].e > t1)
 			t1 = v[i].e;
 	int64_t range = t1 - t0 > 0 ? t1 - t0 : 1;
-
-	/* What to draw: everything, or every notable attempt (up to half the
-	 * budget) and an even sample of the others. */
-	size_t nnot = 0, kn = 1, ko = 1, drawn = 0, drawn_not = 0;
-	for (size_t i = 0; i < n; i++)
-		nnot += v[i].notable;
-	bool sampled = n > MAX_RECTS;
-	if (sampled) {
-		kn = (nnot + MAX_NOTABLE - 1) / MAX_NOTABLE;
-		if (kn < 1)
-			kn = 1;
-		size_t shown_not = (nnot + kn - 1) / kn;
-		size_t budget = MAX_RECTS - shown_not;
-		ko = (n - nnot + budget - 1) / budget;
-		if (ko < 1)
-			ko = 1;
-	}
-
-	double lane_h = 480.0 / (double)lanes;
-	if (lane_h > 16)
-		lane_h = 16;
-	if (lane_h < 2)
-		lane_h = 2;
-	double top = 4, ph = lane_h * (double)lanes;
-	out(x, "<p class=\"note\">One lane per slot: each attempt is drawn on "
-	       "the lowest lane free when it started (%zu lane%s: the most "
-	       "attempts whose recorded times overlap). x: time since the "
-	       "first start, %s; the range is %s.</p>\n",
-	    lanes, lanes == 1 ? "" : "s", fmt_time(t0, t), fmt_dur(range, d1));
-	legend_outcomes(x);
-	out(x, "<svg viewBox=\"0 0 %d %.0f\" role=\"img\" aria-label=\""
-	       "attempts on their slots over time\">\n",
-	    SVG_W, top + ph + 20);
-	time_axis(x, range, top, ph);
-	if (lane_h >= 9) {
-		for (size_t l = 0; l < lanes; l++)
-			out(x, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">"
-			       "slot %zu</text>\n",
-			    PLOT_L - 6, top + (double)l * lane_h + lane_h - 4,
-			    l + 1);
-	} else {
-		out(x, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">slot 1"
-		       "</text>\n<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">"
-		       "slot %zu</text>\n",
-		    PLOT_L - 6, top + 9, PLOT_L - 6, top + ph, lanes);
-	}
-	/* Successes first, so that failures and retries are drawn on top. */
-	size_t seen_other = 0, seen_not = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!v[i].notable && seen_other++ % ko == 0) {
-			draw_span(x, &v[i], t0, range, top, lane_h);
-			drawn++;
-		}
-	for (size_t i = 0; i < n; i++)
-		if (v[i].notable && seen_not++ % kn == 0) {
-			draw_span(x, &v[i], t0, range, top, lane_h);
-			drawn++;
-			drawn_not++;
-		}
-	out(x, "</svg>\n");
-	if (sampled) {
-		out(x, "<p class=\"note\"><b>Sampled:</b> %s of %s attempts "
-		       "drawn: ",
-		    fmt_count(drawn, n1), fmt_count(n, n2));
-		if (kn == 1)
-			out(x, "all %s that did not succeed or were retries",
-			    fmt_count(nnot, n3));
-		else
-			out(x, "%s of the %s that did not succeed or were "
-			       "retries (one in %zu)",
-			    fmt_count(drawn_not, n1), fmt_count(nnot, n3), kn);
-		out(x, ", and one in %zu of the other %s. The lanes and the "
-		       "chart below count every attempt.</p>\n",
-		    ko, fmt_count(n - nnot, n2));
-	} else {
-		out(x, "<p class=\"note\">All %s attempts drawn.</p>\n",
-		    fmt_count(n, n1));
-	}
+	if (n > MAX_BARS)
+		heat_strip(x, v, n, lanes, t0, range);
+	else
+		bars(x, v, n, lanes, t0, range);
 	completions(x, v, n, t0, range);
 	out(x, "</section>\n");
 }
@@ -870,11 +1149,26 @@ static void categories(struct rctx *x)
 
 /* ---- failure groups ---- */
 
+/* A member's state now: its item's, when it is one of this batch's;
+ * otherwise what the shared state knows of it. */
+static const char *member_state(struct rctx *x, const struct sh_member *m,
+				bool ours)
+{
+	struct strmap_entry *e;
+	if (ours && m->symbol && (e = strmap_get(&x->b->symbols, m->symbol)))
+		return state_name(x->b->items[e->value].state);
+	if (m->final)
+		return m->state[0] ? m->state : "final";
+	if (m->paused)
+		return "paused";
+	return m->resumed ? "resumed, not final" : "not final";
+}
+
 static void group_block(struct rctx *x, const char *id, size_t here,
 			const char **syms, size_t nsyms)
 {
 	struct sh_group *g = x->sh ? shared_group(x->sh, id) : NULL;
-	char n1[32];
+	char n1[32], n2[32];
 	out(x, "<div class=\"group\">\n<h3 class=\"sym\">");
 	text(x, id, MAX_FIELD);
 	out(x, "</h3>\n<table class=\"kv\">\n");
@@ -903,8 +1197,8 @@ static void group_block(struct rctx *x, const char *id, size_t here,
 		if (g->norm)
 			text(x, g->norm, MAX_MESSAGE);
 		out(x, "</td></tr>\n<tr><th>members</th><td>%s in all, "
-		       "%zu in this batch</td></tr>\n</table>\n",
-		    fmt_count(g->nm, n1), here);
+		       "%s in this batch</td></tr>\n</table>\n",
+		    fmt_count(g->nm, n1), fmt_count(here, n2));
 		out(x, "<ul class=\"members\">\n");
 		for (size_t i = 0; i < g->nm && i < MAX_MEMBERS; i++) {
 			const struct sh_member *m = &g->m[i];
@@ -916,9 +1210,9 @@ static void group_block(struct rctx *x, const char *id, size_t here,
 				out(x, "/");
 			}
 			text(x, m->symbol, MAX_FIELD);
-			out(x, "</span>%s%s</li>\n",
-			    m->failed ? " failed" : "",
-			    m->final ? ", final" : m->paused ? ", paused" : "");
+			out(x, "</span> %s%s</li>\n",
+			    member_state(x, m, ours),
+			    m->failed ? "" : " (did not fail: paused with the group)");
 		}
 		out(x, "</ul>\n");
 		if (g->nm > MAX_MEMBERS)
@@ -928,18 +1222,21 @@ static void group_block(struct rctx *x, const char *id, size_t here,
 	} else {
 		out(x, "<tr><th>root cause</th><td>unknown (not in the "
 		       "home&#39;s shared state)</td></tr>\n"
-		       "<tr><th>members</th><td>%zu in this batch</td></tr>\n"
+		       "<tr><th>members</th><td>%s in this batch</td></tr>\n"
 		       "</table>\n<ul class=\"members\">\n",
-		    here);
+		    fmt_count(here, n1));
 		for (size_t i = 0; i < nsyms; i++) {
-			out(x, "<li class=\"sym\">");
+			struct strmap_entry *e = strmap_get(&x->b->symbols,
+							    syms[i]);
+			out(x, "<li><span class=\"sym\">");
 			text(x, syms[i], MAX_FIELD);
-			out(x, "</li>\n");
+			out(x, "</span> %s</li>\n",
+			    e ? state_name(x->b->items[e->value].state) : "");
 		}
 		out(x, "</ul>\n");
 		if (here > nsyms)
-			out(x, "<p class=\"note\">&hellip; and %zu more.</p>\n",
-			    here - nsyms);
+			out(x, "<p class=\"note\">&hellip; and %s more.</p>\n",
+			    fmt_count(here - nsyms, n1));
 	}
 	out(x, "</div>\n");
 }
@@ -957,6 +1254,7 @@ static void groups(struct rctx *x)
 	struct strmap seen = STRMAP_INIT;
 	struct gref *g = NULL;
 	size_t n = 0, cap = 0, more = 0;
+	char n1[32];
 	for (size_t i = 0; i < b->nitems; i++) {
 		const struct item *it = &b->items[i];
 		struct strmap_entry *e;
@@ -989,8 +1287,9 @@ static void groups(struct rctx *x)
 	for (size_t i = 0; i < n; i++)
 		group_block(x, g[i].id, g[i].here, g[i].syms, g[i].nsyms);
 	if (more)
-		out(x, "<p class=\"note\">&hellip; and %zu more %s "
-		       "(<code>runner groups</code> lists them).</p>\n", more,
+		out(x, "<p class=\"note\">&hellip; and %s more %s "
+		       "(<code>runner groups</code> lists them).</p>\n",
+		    fmt_count(more, n1),
 		    plural(more, "group", "groups"));
 	out(x, "</section>\n");
 	strmap_release(&seen);
@@ -1039,6 +1338,7 @@ static void histogram(struct rctx *x, const struct ranked *r, size_t n,
 {
 	double lo = r[n - 1].v, hi = r[0].v;
 	size_t bins[HIST_BINS] = { 0 }, top = 0;
+	char n1[32];
 	for (size_t i = 0; i < n; i++) {
 		size_t k = hi > lo ? (size_t)((r[i].v - lo) / (hi - lo) *
 					      HIST_BINS) : 0;
@@ -1061,13 +1361,13 @@ static void histogram(struct rctx *x, const struct ranked *r, size_t n,
 		if (bins[k] && h < 1)
 			h = 1;
 		out(x, "<rect class=\"k-u\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-		       "height=\"%.1f\"><title>%zu</title></rect>\n",
-		    150 + k * bw, 125 - h, bw - 2, h, bins[k]);
+		       "height=\"%.1f\"><title>%s</title></rect>\n",
+		    150 + k * bw, 125 - h, bw - 2, h, fmt_count(bins[k], n1));
 	}
 	out(x, "<text x=\"150\" y=\"142\">%s</text><text x=\"850\" y=\"142\" "
 	       "text-anchor=\"end\">%s</text>\n<text x=\"140\" y=\"14\" "
-	       "text-anchor=\"end\">%zu</text>\n</svg>\n",
-	    a, b, top);
+	       "text-anchor=\"end\">%s</text>\n</svg>\n",
+	    a, b, fmt_count(top, n1));
 }
 
 /* The day-over-day part: what changed since prev. */
@@ -1076,20 +1376,22 @@ static void since_prev(struct rctx *x, struct table *t, struct batch *prev,
 {
 	struct batch *b = (struct batch *)x->b;
 	struct symlist lists[D_LISTS];
-	char t1[TIME_BUF];
+	char t1[TIME_BUF], n1[32];
 	results_diff(b, prev, lists);
 	out(x, "<h3>Since ");
 	text(x, prev->c.id, MAX_FIELD);
 	out(x, " (created %s)</h3>\n<table class=\"kv\">\n",
 	    fmt_time(prev->c.created_ms, t1));
 	for (int k = 0; k < D_LISTS; k++) {
-		out(x, "<tr><th>%s</th><td>%zu", diff_text[k], lists[k].n);
+		out(x, "<tr><th>%s</th><td>%s", diff_text[k],
+		    fmt_count(lists[k].n, n1));
 		for (size_t i = 0; i < lists[k].n && i < 20; i++) {
 			out(x, "%s", i ? ", " : ": ");
 			text(x, lists[k].v[i], MAX_FIELD);
 		}
 		if (lists[k].n > 20)
-			out(x, ", &hellip; (%zu more)", lists[k].n - 20);
+			out(x, ", &hellip; (%s more)",
+			    fmt_count(lists[k].n - 20, n1));
 		out(x, "</td></tr>\n");
 		free(lists[k].v);
 	}
@@ -1103,10 +1405,10 @@ static void since_prev(struct rctx *x, struct table *t, struct batch *prev,
 	if (n) {
 		out(x, "<p class=\"note\">The largest changes of ");
 		text(x, t->cols[col], MAX_FIELD);
-		out(x, " (%zu changed):</p>\n<table class=\"list\">\n"
+		out(x, " (%s changed):</p>\n<table class=\"list\">\n"
 		       "<tr><th>symbol</th><th class=\"n\">before</th>"
 		       "<th class=\"n\">after</th><th class=\"n\">change</th>"
-		       "</tr>\n", n);
+		       "</tr>\n", fmt_count(n, n1));
 		for (size_t i = 0; i < n && i < NRESULTS; i++) {
 			char v[3][64];
 			struct val w[3] = {
@@ -1139,6 +1441,7 @@ static void results(struct rctx *x, struct batch *prev)
 			if (t.rows[i].v[c].num)
 				col = c;
 	out(x, "<section id=\"results\">\n<h2>Results</h2>\n");
+	char n1[32];
 	struct ranked *r = xcalloc(t.nrows + 1, sizeof(*r));
 	size_t n = 0;
 	for (size_t i = 0; col != SIZE_MAX && i < t.nrows; i++)
@@ -1151,11 +1454,11 @@ static void results(struct rctx *x, struct batch *prev)
 		qsort(r, n, sizeof(*r), cmp_ranked);
 		out(x, "<p class=\"note\">By ");
 		text(x, t.cols[col], MAX_FIELD);
-		out(x, " (%s), which %zu item%s report%s; every metric: "
+		out(x, " (%s), which %s item%s report%s; every metric: "
 		       "<code>runner results ",
 		    primary ? "the agent&#39;s primary metric"
 			    : "the first metric the results report",
-		    n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+		    fmt_count(n, n1), n == 1 ? "" : "s", n == 1 ? "s" : "");
 		text(x, x->b->c.id, MAX_FIELD);
 		out(x, " --sort ");
 		text(x, t.cols[col], MAX_FIELD);
@@ -1235,6 +1538,98 @@ static void slowest(struct rctx *x)
 	free(sl);
 }
 
+struct msg_group {
+	char *key;		/* category, type, masked message */
+	const char *norm;	/* inside key */
+	int category;
+	const char *type;
+	size_t n;
+	size_t first;		/* an item showing it */
+};
+
+static int cmp_msg_group(const void *pa, const void *pb)
+{
+	const struct msg_group *a = pa, *b = pb;
+	if (a->n != b->n)
+		return a->n > b->n ? -1 : 1;
+	return a->first < b->first ? -1 : a->first > b->first;
+}
+
+/*
+ * The failed items' last messages grouped by their masked signature: the
+ * message as failure groups normalise it (numbers NUM, tickers TICKER),
+ * with the category and error type; most frequent first, with a count and
+ * one item that shows it.
+ */
+static void failed_messages(struct rctx *x)
+{
+	const struct batch *b = x->b;
+	struct strmap idx = STRMAP_INIT;
+	struct msg_group *g = NULL;
+	size_t n = 0, cap = 0;
+	struct sb norm = SB_INIT;
+	char n1[32], n2[32];
+
+	for (size_t i = 0; i < b->nitems; i++) {
+		const struct item *it = &b->items[i];
+		const struct attempt *a;
+		if (it->state != ST_FAILED)
+			continue;
+		a = meta_last_done(it);
+		sb_reset(&norm);
+		correlate_normalize(a ? a->error_message : NULL, it->symbol,
+				    &norm);
+		int cat = a ? a->category : CAT_NONE;
+		char *key = xasprintf("%d\x1f%s\x1f%s", cat,
+				      it->error_type ? it->error_type : "",
+				      norm.buf ? norm.buf : "");
+		struct strmap_entry *e = strmap_put(&idx, key, n);
+		if (e) {
+			g[e->value].n++;
+			free(key);
+			continue;
+		}
+		GROW(g, cap, n + 1);
+		/* the masked message ends the key (it may hold a 0x1f) */
+		g[n] = (struct msg_group){ key, key + strlen(key) - norm.len, cat,
+					   it->error_type, 1, i };
+		n++;
+	}
+	sb_release(&norm);
+	strmap_release(&idx);
+	if (!n)
+		return;
+	qsort(g, n, sizeof(*g), cmp_msg_group);
+	out(x, "<h3>Messages</h3>\n<p class=\"note\">%s distinct "
+	       "message%s once numbers (NUM) and symbols (TICKER) are masked, "
+	       "as failure groups compare them; most frequent first.</p>\n"
+	       "<table class=\"list\">\n<tr><th class=\"n\">items</th>"
+	       "<th>category</th><th>type</th><th>message</th><th>for "
+	       "example</th></tr>\n",
+	    fmt_count(n, n1), n == 1 ? "" : "s");
+	for (size_t i = 0; i < n && i < MAX_MESSAGES; i++) {
+		out(x, "<tr><td class=\"n\">%s</td><td>", fmt_count(g[i].n, n2));
+		field(x, category_name(g[i].category));
+		out(x, "</td><td>");
+		field(x, g[i].type);
+		out(x, "</td><td class=\"msg\">");
+		if (*g[i].norm)
+			text(x, g[i].norm, MAX_MESSAGE);
+		else
+			out(x, "&ndash;");
+		out(x, "</td><td class=\"sym\">");
+		text(x, b->items[g[i].first].symbol, MAX_FIELD);
+		out(x, "</td></tr>\n");
+	}
+	out(x, "</table>\n");
+	if (n > MAX_MESSAGES)
+		out(x, "<p class=\"note\">&hellip; and %s more messages.</p>\n",
+		    fmt_count(n - MAX_MESSAGES, n1));
+	for (size_t i = 0; i < n; i++)
+		free(g[i].key);
+	free(g);
+}
+
 static void failed_items(struct rctx *x)
 {
 	const struct batch *b = x->b;
@@ -1255,7 +1650,8 @@ static void failed_items(struct rctx *x)
 	       "<code>runner output ");
 	text(x, b->c.id, MAX_FIELD);
 	out(x, " --failed</code>.</p>\n");
-	out(x, "<table class=\"list\">\n<tr><th>symbol</th>"
+	failed_messages(x);
+	out(x, "<h3>Items</h3>\n<table class=\"list\">\n<tr><th>symbol</th>"
 	       "<th class=\"n\">attempts</th><th>category</th><th>type</th>"
 	       "<th>exit</th><th>message</th></tr>\n");
 	for (size_t i = 0; i < b->nitems && shown < MAX_FAILED_ROWS; i++) {
@@ -1348,6 +1744,7 @@ int report_write_since(FILE *fp, const struct batch *b, struct batch *prev,
 	errno = 0;
 	struct span *v = collect_spans(b, now, &nspans, &lanes);
 	head(&x, status);
+	next_steps(&x);
 	summary(&x, status, lanes);
 	results(&x, prev);
 	timeline(&x, v, nspans, lanes);

@@ -178,14 +178,14 @@ static void test_mixed(void)
 	ok(has(h, "(3 lanes: the most"), "three lanes (interval partitioning)");
 	ok(has(h, "6, at most 3 at once"), "6 attempts, at most 3 at once");
 	is_int(occurrences(h, ": attempt "), 6, "every started attempt drawn, E skipped");
-	ok(has(h, "class=\"k-u\"><title>C: attempt 1 of 1, running, 3.800s so far"),
+	ok(has(h, "class=\"k-u\"><title>C: attempt 1 of 1, running, 3.8s so far"),
 	   "the running attempt: blue, up to now");
 	ok(has(h, "class=\"k-f r\"><title>B: attempt 1 of 2, failed (data_error)"),
 	   "a retried item's first attempt outlined");
-	ok(has(h, "class=\"k-f r\"><title>B: attempt 2 of 2, failed (data_error), 0.200s, from +0.600s"),
+	ok(has(h, "class=\"k-f r\"><title>B: attempt 2 of 2, failed (data_error), 200ms, from +600ms"),
 	   "its retry: outlined, 200 ms, 600 ms after the first start");
 	ok(has(h, "class=\"k-i r\"><title>D: attempt 1 of 2, interrupted"), "interrupted: orange");
-	ok(has(h, "class=\"k-s\"><title>A: attempt 1 of 1, succeeded, 1.000s"), "a success: green");
+	ok(has(h, "class=\"k-s\"><title>A: attempt 1 of 1, succeeded, 1s"), "a success: green");
 	/* lanes (16 units high): B (ends first) 1, A 2, C 3, B's retry 1
 	 * again (B ended before it), D and its retry the lowest free: 1 */
 	ok(has(h, "y=\"21.0\" width=\"254.9\" height=\"14.0\" class=\"k-s\"><title>A:"),
@@ -199,12 +199,22 @@ static void test_mixed(void)
 	ok(has(h, "y=\"5.0\" width=\"24.9\" height=\"14.0\" class=\"k-i r\"><title>D: attempt 1"),
 	   "D on the lowest free lane");
 	ok(has(h, "<tr><th>completed</th><td>not yet</td></tr>"), "not completed yet");
-	ok(has(h, "duration</th><td>4.000s so far"), "duration so far");
+	ok(has(h, "duration</th><td>4s so far"), "duration so far");
 	ok(has(h, "<td class=\"sym\">B</td><td class=\"n\">2</td><td>data_error</td>"),
 	   "the failed item with its category");
 	ok(has(h, "<h3 class=\"sym\">grp-unit-1</h3>"), "its failure group");
 	ok(has(h, "unknown (not in the home&#39;s shared state)"), "without shared state");
-	ok(has(h, "<li class=\"sym\">B</li>"), "the group's member in this batch");
+	ok(has(h, "<li><span class=\"sym\">B</span> failed</li>"),
+	   "the group's member in this batch, with its state now");
+	ok(has(h, "<section id=\"next\" class=\"next\">"), "a next-steps box");
+	ok(has(h, "<pre><code>runner retry-failed mixed-1</code></pre>"),
+	   "next steps: retry-failed, B failed");
+	ok(!has(h, "--category"), "one category: no --category variant");
+	ok(!has(h, "runner resume") && !has(h, "runner cancel"),
+	   "nothing paused, no group known open: no resume or cancel");
+	ok(has(h, "<td class=\"n\">1</td><td>data_error</td><td>&ndash;</td>"
+		  "<td class=\"msg\">bad &lt;script&gt;"),
+	   "failed messages grouped, with a count");
 	ok(has(h, "<title>data_error: 1 failed item, 2 failed attempts</title>"),
 	   "error category bar: items and attempts");
 	ok(has(h, "The 3 items whose"), "three items finished");
@@ -228,7 +238,7 @@ static void test_hostile_bytes(void)
 	is_int(rc, 0, "hostile bytes: returns 0");
 	ok(has(h, "name \\xff\\xfe here"), "bad UTF-8 in the name made visible");
 	ok(has(h, "line1\\nline2\\r\\x1b[31mred\\x7f \\xc3( &lt;/td&gt;&lt;/tr&gt;&lt;/table&gt;"),
-	   "in the message too, markup escaped");
+	   "control bytes and bad UTF-8 made visible, markup escaped");
 	ok(!has(h, "\x1b") && !has(h, "\xff"), "no raw control byte or invalid UTF-8");
 	free(h);
 	batch_release(&b);
@@ -266,16 +276,27 @@ static void test_big(void)
 	is_int(rc, 0, "big: returns 0");
 	check_clean(h, "big");
 	ok(len < 1500000, "big: the page is small (%zu bytes)", len);
-	size_t drawn = occurrences(h, ": attempt ");
-	ok(drawn <= 3000 && drawn >= 2500, "big: at most 3,000 attempts drawn (%zu)", drawn);
-	is_int(occurrences(h, "class=\"k-f\"><title>S"), 1000, "big: every failed attempt drawn");
-	ok(has(h, "<b>Sampled:</b>"), "big: says it sampled");
-	ok(has(h, "(8 lanes: the most"), "big: 8 lanes");
-	is_int(occurrences(h, "<td class=\"sym\">S"), 500 + 20, "big: 500 failed rows and 20 slowest");
+	ok(has(h, "class=\"heat\""), "big: a heat strip, not a bar per attempt");
+	is_int(occurrences(h, ": attempt "), 0, "big: no attempt drawn alone");
+	ok(occurrences(h, "<rect") < 8000, "big: bounded rects (%zu)",
+	   occurrences(h, "<rect"));
+	ok(occurrences(h, "class=\"k-f hf\"><title>") >= 190,
+	   "big: failures marked on top all along (%zu cells)",
+	   occurrences(h, "class=\"k-f hf\"><title>"));
+	ok(has(h, "20,000 attempts on 8 slots"), "big: says why, counts with a comma");
+	ok(has(h, "<tr><th>items</th><td>20,000 total: 19,000 succeeded, 1,000 failed"),
+	   "big: counts written 19,000");
+	ok(has(h, "<td class=\"n\">1,000</td><td>engine_error</td><td>&ndash;</td>"
+		  "<td class=\"msg\">engine said no,"),
+	   "big: the 1,000 failed messages as one row with their count");
+	is_int(occurrences(h, "<td class=\"sym\">S"), 500 + 20 + 1,
+	       "big: 500 failed rows, 20 slowest, 1 message example");
 	ok(has(h, "&hellip; and 500 more failed items"), "big: says how many more");
+	ok(has(h, "<pre><code>runner retry-failed big-1</code></pre>"),
+	   "big: next steps");
 	free(h);
 
-	/* More failures than half the budget: those are sampled too. */
+	/* Half the attempts failed: still bounded. */
 	batch_release(&b);
 	claim(&b, "big-2", NULL, N, NULL, 0);
 	items(&b, (const char *const *)names, N);
@@ -289,17 +310,118 @@ static void test_big(void)
 	}
 	h = page(&b, T0 + N / SLOTS * 100 + 1, &rc);
 	len = strlen(h);
-	drawn = occurrences(h, ": attempt ");
-	ok(drawn <= 3000, "half failed: at most 3,000 drawn (%zu)", drawn);
-	ok(occurrences(h, "class=\"k-f\"><title>S") <= 1500, "half failed: failures capped");
-	ok(has(h, "of the 10,000 that did not succeed or were retries (one in 7)"),
-	   "half failed: says which");
+	ok(occurrences(h, "<rect") < 8000, "half failed: bounded rects (%zu)",
+	   occurrences(h, "<rect"));
 	ok(len < 1500000, "half failed: small (%zu bytes)", len);
 	free(h);
 	batch_release(&b);
 	for (int i = 0; i < N; i++)
 		free(names[i]);
 	free(names);
+}
+
+/* 2,000 attempts on 4 slots, a few failures in the middle: a heat strip
+ * where every failure shows. */
+static void test_two_thousand(void)
+{
+	enum { N = 2000, SLOTS = 4 };
+	char **names = xmalloc(N * sizeof(*names));
+	struct batch b;
+	int rc;
+	for (int i = 0; i < N; i++)
+		names[i] = xasprintf("T%04d", i);
+	claim(&b, "two-k", NULL, N, NULL, 0);
+	items(&b, (const char *const *)names, N);
+	for (uint32_t i = 0; i < N; i++) {
+		int64_t t = T0 + (int64_t)(i / SLOTS) * 1000;
+		bool fail = i == 1001 || i == 1500;
+		start(&b, i, t);
+		finish(&b, i, t + 900, fail ? OUT_FAILED : OUT_SUCCEEDED,
+		       fail ? ST_FAILED : ST_SUCCEEDED,
+		       fail ? CAT_TIMEOUT : CAT_NONE,
+		       fail ? "timed out after 30 s" : NULL, NULL);
+	}
+	apply(&b, &(struct rec){ .type = R_FINAL, .time = T0 + N / SLOTS * 1000,
+				 .status = BS_PARTIAL });
+	char *h = page(&b, T0, &rc);
+	is_int(rc, 0, "2,000 attempts: returns 0");
+	ok(has(h, "class=\"heat\""), "2,000 attempts: a heat strip");
+	is_int(occurrences(h, ": attempt "), 0, "2,000 attempts: no barcode");
+	is_int(occurrences(h, "class=\"k-f hf\"><title>"), 2,
+	       "2,000 attempts: both failures marked on top");
+	ok(has(h, "class=\"k-f hf\"><title>slot 2, +"),
+	   "2,000 attempts: the failure on its slot");
+	ok(has(h, "<td class=\"n\">2</td><td>timeout</td><td>&ndash;</td>"
+		  "<td class=\"msg\">timed out after NUM s</td>"),
+	   "2,000 attempts: the two messages as one masked signature");
+	ok(has(h, "range is 8m20s") || has(h, "the range is 8m"),
+	   "2,000 attempts: the range as people write it");
+	free(h);
+	batch_release(&b);
+	for (int i = 0; i < N; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Next steps: only the commands that apply. */
+static void test_next_steps(void)
+{
+	static const char *const syms[] = { "A", "B", "C", "D", "E" };
+	struct batch b;
+	int rc;
+	claim(&b, "next-1", NULL, 5, NULL, 0);
+	items(&b, syms, 5);
+	for (uint32_t i = 0; i < 5; i++)
+		start(&b, i, T0 + 1000);
+	finish(&b, 0, T0 + 1850, OUT_SUCCEEDED, ST_SUCCEEDED, CAT_NONE, NULL, NULL);
+	finish(&b, 1, T0 + 31000, OUT_FAILED, ST_FAILED, CAT_TIMEOUT,
+	       "timed out after 30 s", NULL);
+	finish(&b, 2, T0 + 46000, OUT_FAILED, ST_FAILED, CAT_TIMEOUT,
+	       "timed out after 45 s", NULL);
+	finish(&b, 3, T0 + 66000, OUT_FAILED, ST_FAILED, CAT_DATA,
+	       "no rows for D", NULL);
+	finish(&b, 4, T0 + 2000, OUT_FAILED, ST_PAUSED, CAT_ENGINE,
+	       "429 too many requests", "grp-20260101-000000-1");
+	char *h = page(&b, T0 + 70000, &rc);
+	is_int(rc, 0, "next steps: returns 0");
+	ok(has(h, "Run the 3 failed items again:</p>\n<pre><code>runner "
+		  "retry-failed next-1</code></pre>"), "retry-failed, all three");
+	ok(has(h, "Only the 2 that failed with timeout, the most common "
+		  "category:</p>\n<pre><code>runner retry-failed next-1 "
+		  "--category timeout</code></pre>"), "and the top category alone");
+	ok(has(h, "<pre><code>runner resume grp-20260101-000000-1</code></pre>\n"
+		  "<pre><code>runner cancel grp-20260101-000000-1</code></pre>"),
+	   "resume or cancel the group its paused item waits for");
+	ok(has(h, "paused item:</p>\n<pre><code>runner resume next-1</code></pre>"),
+	   "resume the batch's paused item");
+	ok(has(h, "<li><span class=\"sym\">E</span> paused</li>"),
+	   "the group member's state now: paused");
+	ok(has(h, "<td class=\"n\">2</td><td>timeout</td><td>&ndash;</td>"
+		  "<td class=\"msg\">timed out after NUM s</td>"
+		  "<td class=\"sym\">B</td>"),
+	   "30 s and 45 s: one masked message, counted 2");
+	ok(has(h, "<td class=\"n\">1</td><td>data_error</td><td>&ndash;</td>"
+		  "<td class=\"msg\">no rows for TICKER</td>"),
+	   "the symbol masked");
+	/* numbers as people write them */
+	ok(has(h, "<td class=\"n\">1m05s</td>"), "65 s: 1m05s");
+	ok(has(h, "<td class=\"n\">45s</td>"), "45 s: 45s, not 45.000s");
+	ok(has(h, "<td class=\"n\">850ms</td>"), "850 ms: 850ms");
+	ok(has(h, "<tr><th>duration</th><td>1m09s so far"), "1m09s so far");
+	ok(!has(h, ".000s"), "no 30.000s anywhere");
+	free(h);
+	batch_release(&b);
+
+	static const char *const one[] = { "A" };
+	claim(&b, "next-2", NULL, 1, NULL, 0);
+	items(&b, one, 1);
+	start(&b, 0, T0 + 1000);
+	finish(&b, 0, T0 + 2000, OUT_SUCCEEDED, ST_SUCCEEDED, CAT_NONE, NULL, NULL);
+	h = page(&b, T0 + 3000, &rc);
+	ok(!has(h, "Next steps") && !has(h, "runner retry-failed") &&
+	   !has(h, "runner resume"), "all succeeded: no next steps box");
+	free(h);
+	batch_release(&b);
 }
 
 static void test_write_error(void)
@@ -328,6 +450,8 @@ int main(void)
 	test_mixed();
 	test_hostile_bytes();
 	test_big();
+	test_two_thousand();
+	test_next_steps();
 	test_write_error();
 	done_testing();
 	return exit_status();
