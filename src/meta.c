@@ -881,3 +881,12 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 		fprintf(fp, "  log         %s/logs/%s.log\n", home_path, c->id);
 	}
 }
+
+void meta_print_line(cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o);
+	if (text)
+		puts(text);
+	cJSON_free(text);
+	cJSON_Delete(o);
+}

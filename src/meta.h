@@ -30,6 +30,8 @@ int meta_write_json(FILE *fp, const struct batch *b, int64_t now,
 		    struct shared *sh);
 int meta_flush(int dirfd, const struct batch *b, int64_t now,
 	       struct shared *sh);
+/* --json of a command: o on one line of stdout, then freed. */
+void meta_print_line(struct cJSON *o);
 /* The SPEC 7 failure_groups entry of one group (NULL: unknown to sh). */
 struct cJSON *meta_group_json(struct shared *sh, const char *id);
 

@@ -139,8 +139,10 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 		sb_release(&line);
 		fflush(stdout);
 	}
-	if (st == BS_PAUSED && !e->o.json && !e->o.daemon && verbosity >= 0) {
-		/* What it waits for, and how to go on: one line per cause. */
+	if (st == BS_PAUSED && e->o.summary && !e->o.json && !e->o.daemon &&
+	    verbosity >= 0) {
+		/* What it waits for, and how to go on: one line per cause (a
+		 * pause or cancel, which prints no summary, says its own). */
 		const char *seen[16];
 		size_t nseen = 0, user = 0;
 		for (size_t i = 0; i < eb->b.nitems; i++) {
