@@ -34,6 +34,7 @@ void views_report_durable(struct engine *e, struct ebatch *eb)
 		if (!state_final(it->state))
 			continue;
 		done++;
+		metrics_item_final(&e->metrics, eb->b.c.agent, it->state);
 		if (e->o.json)
 			progress_event(stdout, &eb->b, done, it);
 		progress_note(&e->prog, it->state);
