@@ -194,7 +194,7 @@ int cmd_check(void)
 					cJSON_AddStringToObject(jo, "batch_id", j.id);
 				else
 					cJSON_AddNullToObject(jo, "batch_id");
-				cJSON_AddNumberToObject(jo, "symbols",
+				cJSON_AddNumberToObject(jo, "total_items",
 							(double)j.nsymbols);
 			}
 			cJSON_AddItemToObject(jo, "diagnostics", diag_json(&d, &text));
@@ -524,7 +524,7 @@ int cmd_submit(void)
 				cJSON_AddStringToObject(jo, "duplicate_of",
 							res.dup_of);
 			if (!status && res.status == CLAIM_OK)
-				cJSON_AddNumberToObject(jo, "symbols",
+				cJSON_AddNumberToObject(jo, "total_items",
 							(double)res.nsymbols);
 			cJSON_AddItemToObject(jo, "diagnostics", diags[i]);
 			diags[i] = NULL;
