@@ -218,6 +218,27 @@ else
 	ok 0 "# SKIP promtool not installed"
 fi
 
+# A file someone else wrote: what does not parse as a counter starts again.
+{
+	printf 'runner_attempts_total{%s,agent="fake",outcome="succeeded",category="none"} -5\n' "$HL"
+	printf 'runner_items_finished_total{%s,agent="fake",state="failed"} nan\n' "$HL"
+	printf 'runner_batches_finished_total{%s,status="partial"} 1e400\n' "$HL"
+	printf 'runner_items_finished_total{%s,agent="fake",state="succeeded"} 40\n' "$HL"
+	head -c 5000 /dev/zero | tr '\0' x
+} >"$P"
+job r3 <<JOB
+[job]
+agent = fake
+symbols = OK-3 EXIT-65-3
+JOB
+r run
+like "$(cat "$P")" "runner_attempts_total\\{$HL,agent=\"fake\",outcome=\"succeeded\",category=\"none\"\\} 1" "a negative counter in the file starts again"
+like "$(cat "$P")" "runner_items_finished_total\\{$HL,agent=\"fake\",state=\"failed\"\\} 1" "nan starts again"
+like "$(cat "$P")" "runner_batches_finished_total\\{$HL,status=\"partial\"\\} 1" "an infinite one starts again"
+like "$(cat "$P")" "runner_items_finished_total\\{$HL,agent=\"fake\",state=\"succeeded\"\\} 41" "a good one goes on"
+bad=$(grep -Ev '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$P" | head -1)
+is "$bad" "" "and the file is all Prometheus text format again"
+
 # [metrics] textfile: another place, or none.
 mkhome "[metrics]
 textfile = $T/node/runner.prom"
