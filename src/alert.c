@@ -77,6 +77,7 @@ void alert_emit(struct alerts *a, const struct alert *al)
 		return;
 	cJSON *o = cJSON_CreateObject();
 	add_str(o, "time", fmt_time(now_ms(), t));
+	add_str(o, "time_at", t); /* the same: every time's name ends _at */
 	add_str(o, "event", al->event);
 	add_str(o, "batch_id", al->batch_id);
 	add_str(o, "symbol", al->symbol);

@@ -1720,6 +1720,7 @@ cJSON *archive_event_json(const struct archive_event *ev)
 	else
 		cJSON_AddNullToObject(o, "age_seconds");
 	cJSON_AddNumberToObject(o, "bytes", (double)ev->bytes);
+	cJSON_AddNumberToObject(o, "archive_bytes", (double)ev->bytes);
 	if (ev->why)
 		cJSON_AddStringToObject(o, "reason", ev->why);
 	else

@@ -205,6 +205,10 @@ int cmd_fsck(void)
 			   "their items run again).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
+	if (g.json) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("--json is not supported by fsck");
+	}
 	if (npos != 1) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("fsck: name one batch");

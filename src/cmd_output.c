@@ -303,6 +303,10 @@ int cmd_output(void)
 		"item's last attempt, each line tagged \"SYMBOL attempt N: \".");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
+	if (g.json) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("--json is not supported by output");
+	}
 	long long attempt = 0, lines = 10;
 	bool failed = o[4].seen;
 	rc = cmd_number(&o[1], "output", 1, 65535, &attempt);

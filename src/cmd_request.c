@@ -37,6 +37,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* --json of a request: {"target","kind","COUNT_KEY":n,"carried_by"}, to
+ * which the caller may add; carried_by says who did it: "owner" (the
+ * runner that holds the batch, or the daemon), "here" (this process), or
+ * "recorded" (written down for the next runner). */
+static cJSON *request_doc(const char *target, bool group, const char *key,
+			  long n, const char *by)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "target", target);
+	cJSON_AddStringToObject(o, "kind", group ? "group" : "batch");
+	cJSON_AddNumberToObject(o, key, (double)(n > 0 ? n : 0));
+	cJSON_AddStringToObject(o, "carried_by", by);
+	return o;
+}
+
 struct retry_arg {
 	unsigned categories;
 	char **symbols;
@@ -69,7 +84,9 @@ int cmd_retry_failed(void)
 			   "Run the batch's failed items again, as new attempts of "
 			   "the same batch.\nWithout --no-wait the items run in the "
 			   "foreground until they are final\n(or, if a runner owns the "
-			   "batch, that runner takes the request).");
+			   "batch, that runner takes the request).  --json: "
+			   "{\"target\",\"kind\",\"requeued\",\"carried_by\"},\n"
+			   "after the events of what ran here.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	unsigned mask = 0;
@@ -103,23 +120,29 @@ int cmd_retry_failed(void)
 	struct request_out out;
 	int status = request_carry(&rq, &reply, &out);
 	const char *id = pos[0];
-	if (out.by_owner && verbosity >= 0) {
-		printf("batch %s: %ld failed %s queued again by the runner that "
-		       "holds it\n",
-		       id, out.n, plural(out.n, "item", "items"));
+	if (g.json && (out.by_owner || (!status && out.took <= 0)))
+		meta_print_line(request_doc(id, false, "requeued", out.n,
+					    out.by_owner ? "owner"
+					    : o[3].seen  ? "recorded"
+							 : "here"));
+	if (out.by_owner) {
+		if (verbosity >= 0 && !g.json)
+			printf("batch %s: %ld failed %s queued again by the "
+			       "runner that holds it\n",
+			       id, out.n, plural(out.n, "item", "items"));
 	} else if (!status && out.took > 0) {
 		error("batch %s: another runner holds it; try again", id);
 		status = EX_TEMPFAIL_;
 	} else if (!status && !out.by_owner) {
 		status = out.run_status;
-		if (out.n == 0 && verbosity >= 0)
+		if (out.n == 0 && verbosity >= 0 && !g.json)
 			printf("batch %s: no failed items match; nothing to "
 			       "retry\n",
 			       id);
 		if (out.n == 0 || (o[3].seen && out.n > 0 &&
 				   status <= EX_SOME_FAILED))
 			status = 0;
-		if (o[3].seen && out.n > 0 && verbosity >= 0)
+		if (o[3].seen && out.n > 0 && verbosity >= 0 && !g.json)
 			printf("batch %s: %ld failed %s queued again; the next "
 			       "`runner run` or the daemon runs them\n",
 			       id, out.n, plural(out.n, "item", "items"));
@@ -145,7 +168,8 @@ static int cancel_here(struct engine *e, const struct request *rq,
 
 /* Cancel items of one batch (all, or those symbols).  *n gets the count;
  * the exit status. */
-static int cancel_batch(const char *id, char **syms, size_t nsyms, long *n)
+static int cancel_batch(const char *id, char **syms, size_t nsyms, long *n,
+			bool *by_owner)
 {
 	char *json = request_json("cancel", NULL, 0, syms, nsyms);
 	struct symbols_arg sa = { syms, nsyms, NULL };
@@ -160,6 +184,8 @@ static int cancel_batch(const char *id, char **syms, size_t nsyms, long *n)
 		status = EX_TEMPFAIL_;
 	}
 	*n = out.n;
+	if (by_owner)
+		*by_owner = out.by_owner;
 	free(json);
 	sb_release(&reply);
 	return status;
@@ -168,6 +194,7 @@ static int cancel_batch(const char *id, char **syms, size_t nsyms, long *n)
 /* runner cancel GROUP: every member not final, in every batch. */
 static int cancel_group(const char *id)
 {
+	cJSON *jo = NULL, *jb = NULL;
 	struct sh_group *gr = find_group(id);
 	if (!gr)
 		return EX_NO_SUCH;
@@ -198,22 +225,37 @@ static int cancel_group(const char *id)
 	}
 	int status = 0;
 	long total = 0;
+	if (g.json) {
+		jo = cJSON_CreateObject();
+		jb = cJSON_CreateArray();
+	}
 	for (size_t k = 0; k < nb; k++) {
 		long n;
 		int st = batch_dir_exists(batches[k])
-				 ? cancel_batch(batches[k], syms[k], nsyms[k], &n)
+				 ? cancel_batch(batches[k], syms[k], nsyms[k], &n,
+						NULL)
 				 : (n = 0, 0); /* archived: final already */
 		if (st > status)
 			status = st;
 		if (n > 0)
 			total += n;
-		if (n > 0 && verbosity >= 0)
+		if (jb) {
+			cJSON *x = cJSON_CreateObject();
+			cJSON_AddStringToObject(x, "batch_id", batches[k]);
+			cJSON_AddNumberToObject(x, "cancelled", n > 0 ? (double)n : 0);
+			cJSON_AddItemToArray(jb, x);
+		} else if (n > 0 && verbosity >= 0)
 			printf("batch %s: %ld item%s of group %s cancelled\n",
 			       batches[k], n, n == 1 ? "" : "s", id);
 		words_free(syms[k]);
 		free(batches[k]);
 	}
-	if (verbosity >= 0)
+	if (jo) {
+		cJSON_Delete(jo);
+		jo = request_doc(id, true, "cancelled", total, "here");
+		cJSON_AddItemToObject(jo, "batches", jb);
+		meta_print_line(jo);
+	} else if (verbosity >= 0)
 		printf("group %s: %ld item%s cancelled in %zu batch%s\n", id,
 		       total, total == 1 ? "" : "s", nb, nb == 1 ? "" : "es");
 	free(batches);
@@ -232,7 +274,8 @@ int cmd_cancel(void)
 			   "Cancel the batch's items that are not final (only the "
 			   "named symbols,\nwith --symbol), or every member of a "
 			   "failure group that is not final,\nin every batch.  "
-			   "Running children get SIGTERM, then SIGKILL.");
+			   "Running children get SIGTERM, then SIGKILL.  --json: "
+			   "{\"target\",\"kind\",\"cancelled\",\"carried_by\"}.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1) {
@@ -255,8 +298,12 @@ int cmd_cancel(void)
 		return status;
 	}
 	long n;
-	status = cancel_batch(id, o[1].values, o[1].nvalues, &n);
-	if (n >= 0 && verbosity >= 0)
+	bool by_owner = false;
+	status = cancel_batch(id, o[1].values, o[1].nvalues, &n, &by_owner);
+	if (n >= 0 && g.json)
+		meta_print_line(request_doc(id, false, "cancelled", n,
+					    by_owner ? "owner" : "here"));
+	else if (n >= 0 && verbosity >= 0)
 		printf("batch %s: %ld item%s cancelled\n", id, n,
 		       n == 1 ? "" : "s");
 	free_cmd(o, NOPTS(o), pos);
@@ -281,7 +328,9 @@ int cmd_pause(void)
 			   "Pause the pending and retrying items of a batch (only those "
 			   "symbols,\nwith --symbol), or of a failure group (all its "
 			   "members, with no half-open\ntrial until a resume).  Running "
-			   "attempts finish.  Go on with runner resume.");
+			   "attempts finish.  Go on with runner resume.\n--json: "
+			   "{\"target\",\"kind\",\"paused\",\"carried_by\","
+			   "\"not_paused\"}.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1) {
@@ -302,6 +351,9 @@ int cmd_pause(void)
 			error("state/events: %s", strerror(errno));
 			status = EX_IOERR_;
 		}
+		else if (g.json)
+			meta_print_line(request_doc(id, true, "paused",
+						    (long)gr->nm, "here"));
 		else if (verbosity >= 0)
 			printf("group %s paused (%zu %s); go on with: "
 			       "runner resume %s\n",
@@ -332,7 +384,19 @@ int cmd_pause(void)
 		error("batch %s: another runner holds it; try again", id);
 		status = EX_TEMPFAIL_;
 	}
-	if (n >= 0 && verbosity >= 0) {
+	if (n >= 0 && g.json) {
+		cJSON *jo = request_doc(id, false, "paused", n,
+					out.by_owner ? "owner" : "here");
+		cJSON *ro = cJSON_Parse(reply.buf ? reply.buf : "");
+		cJSON *np = cJSON_DetachItemFromObjectCaseSensitive(ro,
+								    "not_paused");
+		cJSON_AddItemToObject(jo, "not_paused",
+				      cJSON_IsArray(np) ? np : cJSON_CreateArray());
+		if (!cJSON_IsArray(np))
+			cJSON_Delete(np);
+		cJSON_Delete(ro);
+		meta_print_line(jo);
+	} else if (n >= 0 && verbosity >= 0) {
 		printf("batch %s: %ld item%s paused; go on with: runner resume "
 		       "%s\n",
 		       id, n, n == 1 ? "" : "s", id);
@@ -380,7 +444,9 @@ int cmd_resume(void)
 			   "first, the default; oldest:\nfirst paused first; priority: "
 			   "batch priority), never above the caps.\nWith a daemon "
 			   "running it carries the request out; otherwise the items\n"
-			   "run here until they are final (--no-wait: only record it).");
+			   "run here until they are final (--no-wait: only record it).\n"
+			   "--json: {\"target\",\"kind\",\"resumed\",\"carried_by\","
+			   "\"order\"}, after the events of what ran here.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	const char *order = last_value(&o[1]) ? last_value(&o[1]) : "progress";
@@ -407,8 +473,17 @@ int cmd_resume(void)
 			free_cmd(o, NOPTS(o), pos);
 			return EX_NO_SUCH;
 		}
+		long open_members = 0;
+		for (size_t i = 0; i < gr->nm; i++)
+			open_members += !gr->m[i].final;
 		if (gr->status == GROUP_RESOLVED) {
-			if (verbosity >= 0)
+			if (g.json) {
+				cJSON *jo = request_doc(id, true, "resumed", 0,
+							"here");
+				cJSON_AddStringToObject(jo, "order", order);
+				cJSON_AddStringToObject(jo, "status", "resolved");
+				meta_print_line(jo);
+			} else if (verbosity >= 0)
 				printf("group %s is resolved: nothing to "
 				       "resume\n",
 				       id);
@@ -421,7 +496,14 @@ int cmd_resume(void)
 			       EX_IOERR_;
 		}
 		if (daemon || o[2].seen) {
-			if (verbosity >= 0)
+			if (g.json) {
+				cJSON *jo = request_doc(id, true, "resumed",
+							open_members,
+							daemon ? "owner"
+							       : "recorded");
+				cJSON_AddStringToObject(jo, "order", order);
+				meta_print_line(jo);
+			} else if (verbosity >= 0)
 				printf("group %s: resume (%s order) recorded%s\n",
 				       id, order,
 				       daemon ? "; the daemon runs its members"
@@ -452,6 +534,12 @@ int cmd_resume(void)
 		free(batches);
 		status = engine_run(e);
 		engine_free(e);
+		if (g.json) {
+			cJSON *jo = request_doc(id, true, "resumed", open_members,
+						"here");
+			cJSON_AddStringToObject(jo, "order", order);
+			meta_print_line(jo);
+		}
 		free_cmd(o, NOPTS(o), pos);
 		return status;
 	}
@@ -466,14 +554,28 @@ int cmd_resume(void)
 	struct request_out out;
 	status = request_carry(&rq, &reply, &out);
 	free(json);
-	if (out.by_owner && verbosity >= 0) {
-		printf("batch %s: %ld %s resumed by the runner that holds it\n",
-		       id, out.n, plural(out.n, "item", "items"));
+	if (g.json && (out.by_owner || !status)) {
+		cJSON *jo = request_doc(id, false, "resumed",
+					out.by_owner || out.took <= 0 ? out.n : 0,
+					out.by_owner ? "owner"
+					: o[2].seen  ? "recorded"
+						     : "here");
+		cJSON_AddStringToObject(jo, "order", order);
+		if (!out.by_owner && out.took > 0)
+			cJSON_AddStringToObject(jo, "status", "final");
+		meta_print_line(jo);
+	}
+	bool text = !g.json && verbosity >= 0;
+	if (out.by_owner) {
+		if (text)
+			printf("batch %s: %ld %s resumed by the runner that "
+			       "holds it\n",
+			       id, out.n, plural(out.n, "item", "items"));
 	} else if (!status && out.took > 0) {
-		if (verbosity >= 0)
+		if (text)
 			printf("batch %s is final: nothing to resume\n", id);
-	} else if (!status && !out.by_owner) {
-		if (verbosity >= 0 && o[2].seen)
+	} else if (!status) {
+		if (text && o[2].seen)
 			printf("batch %s: %ld %s resumed; the next runner run or "
 			       "daemon runs them\n",
 			       id, out.n, plural(out.n, "item", "items"));

@@ -37,15 +37,117 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* --json: the key that line `line` of text sets ("key = value"), or NULL. */
+static cJSON *line_key(const char *text, size_t len, long line)
+{
+	const char *p = text, *end = text + len;
+	for (long n = 1; n < line && p < end; n++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	const char *eol = memchr(p, '\n', (size_t)(end - p));
+	if (!eol)
+		eol = end;
+	while (p < eol && (*p == ' ' || *p == '\t'))
+		p++;
+	const char *eq = memchr(p, '=', (size_t)(eol - p));
+	if (!eq || p == eq || *p == '[' || *p == ';' || *p == '#')
+		return cJSON_CreateNull();
+	const char *k = eq;
+	while (k > p && (k[-1] == ' ' || k[-1] == '\t'))
+		k--;
+	char key[128];
+	if (k == p || (size_t)(k - p) >= sizeof(key))
+		return cJSON_CreateNull();
+	memcpy(key, p, (size_t)(k - p));
+	key[k - p] = '\0';
+	return utf8_valid(key, strlen(key)) ? cJSON_CreateString(key)
+					    : cJSON_CreateNull();
+}
+
+/* --json: a job file's problems, [{"file","line","key","message",
+ * "severity"}], from the diag's "FILE:LINE: [warning: ]message" lines. */
+static cJSON *diag_json(const struct diag *d, const struct sb *text)
+{
+	cJSON *arr = cJSON_CreateArray();
+	const char *p = d->text.buf ? d->text.buf : "";
+	size_t flen = strlen(d->file);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		char *msg = xasprintf("%.*s", (int)n, p);
+		const char *m = msg;
+		long line = 0;
+		if (!strncmp(m, d->file, flen) && m[flen] == ':') {
+			char *after;
+			m += flen + 1;
+			line = strtol(m, &after, 10);
+			if (after != m && *after == ':')
+				m = after + 1;
+			else
+				line = 0;
+			while (*m == ' ')
+				m++;
+		}
+		bool warn = !strncmp(m, "warning: ", 9);
+		if (warn)
+			m += 9;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "file", d->file);
+		if (line > 0)
+			cJSON_AddNumberToObject(o, "line", (double)line);
+		else
+			cJSON_AddNullToObject(o, "line");
+		cJSON_AddItemToObject(o, "key",
+				      line > 0 && text->buf
+					      ? line_key(text->buf, text->len, line)
+					      : cJSON_CreateNull());
+		cJSON_AddStringToObject(o, "message", m);
+		cJSON_AddStringToObject(o, "severity", warn ? "warning" : "error");
+		cJSON_AddItemToArray(arr, o);
+		free(msg);
+		p += n + (nl ? 1 : 0);
+	}
+	if (d->suppressed) {
+		cJSON *o = cJSON_CreateObject();
+		char *m = xasprintf("... and %d more %s", d->suppressed,
+				    d->suppressed == 1 ? "problem" : "problems");
+		cJSON_AddStringToObject(o, "file", d->file);
+		cJSON_AddNullToObject(o, "line");
+		cJSON_AddNullToObject(o, "key");
+		cJSON_AddStringToObject(o, "message", m);
+		cJSON_AddStringToObject(o, "severity", "error");
+		cJSON_AddItemToArray(arr, o);
+		free(m);
+	}
+	return arr;
+}
+
+/* --json: a problem of a file that could not be read. */
+static cJSON *read_error_json(const char *file, int err)
+{
+	cJSON *arr = cJSON_CreateArray(), *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "file", file);
+	cJSON_AddNullToObject(o, "line");
+	cJSON_AddNullToObject(o, "key");
+	cJSON_AddStringToObject(o, "message",
+				err ? strerror(err) : "not a readable job file");
+	cJSON_AddStringToObject(o, "severity", "error");
+	cJSON_AddItemToArray(arr, o);
+	return arr;
+}
+
+
 int cmd_check(void)
 {
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "check",
-			   "usage: runner check JOB...\n\nValidate job files against "
+			   "usage: runner check JOB... [--json]\n\nValidate job files against "
 			   "runner-job(5) and the configuration;\nprint every problem "
-			   "as FILE:LINE: message.  Exit 65 if any file is invalid.");
+			   "as FILE:LINE: message.  Exit 65 if any file is invalid.\n"
+			   "--json: one object per file, {\"file\",\"ok\",\"diagnostics\"}.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (!npos) {
@@ -61,23 +163,51 @@ int cmd_check(void)
 		struct sb text = SB_INIT;
 		struct job j = JOB_INIT;
 		struct diag d = DIAG_INIT(pos[i]);
+		errno = 0;
 		if (job_read_path(pos[i], &text) < 0) {
+			int err = errno;
 			if (status != EX_INVALID_JOB)
-				status = errno == ENOENT ? EX_NO_SUCH
-							 : EX_INVALID_JOB;
+				status = err == ENOENT ? EX_NO_SUCH
+						       : EX_INVALID_JOB;
+			if (g.json) {
+				cJSON *jo = cJSON_CreateObject();
+				cJSON_AddStringToObject(jo, "file", pos[i]);
+				cJSON_AddFalseToObject(jo, "ok");
+				cJSON_AddItemToObject(jo, "diagnostics",
+						      read_error_json(pos[i], err));
+				meta_print_line(jo);
+			}
 			sb_release(&text);
 			continue;
 		}
-		if (job_parse(&j, &d, text.buf ? text.buf : "", text.len,
-			      conf_, home_.fd) < 0)
+		bool valid = job_parse(&j, &d, text.buf ? text.buf : "",
+				       text.len, conf_, home_.fd) == 0;
+		if (!valid)
 			status = EX_INVALID_JOB;
-		else if (verbosity >= 0)
+		if (g.json) {
+			cJSON *jo = cJSON_CreateObject();
+			cJSON_AddStringToObject(jo, "file", pos[i]);
+			cJSON_AddBoolToObject(jo, "ok", valid);
+			if (valid) {
+				cJSON_AddStringToObject(jo, "agent", j.agent);
+				if (j.id)
+					cJSON_AddStringToObject(jo, "batch_id", j.id);
+				else
+					cJSON_AddNullToObject(jo, "batch_id");
+				cJSON_AddNumberToObject(jo, "total_items",
+							(double)j.nsymbols);
+			}
+			cJSON_AddItemToObject(jo, "diagnostics", diag_json(&d, &text));
+			meta_print_line(jo);
+		} else if (valid && verbosity >= 0) {
 			printf("%s: ok: %zu %s, agent %s%s%s\n", pos[i],
 			       j.nsymbols,
 			       plural(j.nsymbols, "symbol", "symbols"),
 			       j.agent, j.id ? ", id " : "",
 			       j.id ? j.id : "");
-		diag_print(&d);
+		}
+		if (!g.json)
+			diag_print(&d);
 		diag_release(&d);
 		job_release(&j);
 		sb_release(&text);
@@ -145,8 +275,9 @@ int cmd_daemon(void)
 			   "one runs).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
-	if (npos) {
-		rc = usage_error("daemon: unexpected argument %s", pos[0]);
+	if (g.json || npos) {
+		rc = g.json ? usage_error("--json is not supported by daemon")
+			    : usage_error("daemon: unexpected argument %s", pos[0]);
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
 	}
@@ -314,13 +445,14 @@ int cmd_submit(void)
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "submit",
-			   "usage: runner submit JOB... [--wait]\n\n"
+			   "usage: runner submit JOB... [--wait] [--json]\n\n"
 			   "Validate the job files (exit 65 with every problem, and "
 			   "nothing placed),\ngive each an id if it has none, place it "
 			   "in spool/ atomically and print\nthe batch id (\"duplicate "
 			   "of BATCH\" for a duplicate).  --wait follows the\nbatch to "
 			   "its final state (running it here when no daemon runs) and "
-			   "exits\nlike run.");
+			   "exits\nlike run.  --json: one object per job file, "
+			   "{\"job_file\",\"batch_id\",\"status\",...}.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (!npos) {
@@ -333,43 +465,90 @@ int cmd_submit(void)
 	}
 	/* Every file valid, or nothing is placed. */
 	struct sb *texts = xcalloc(npos, sizeof(struct sb));
+	/* --json: each file's problems, and whether it had any. */
+	cJSON **diags = xcalloc(npos, sizeof(cJSON *));
+	bool *bad = xcalloc(npos, sizeof(bool));
 	int status = 0;
 	for (size_t i = 0; i < npos; i++) {
 		struct job j = JOB_INIT;
 		struct diag d = DIAG_INIT(pos[i]);
-		if (job_read_path(pos[i], &texts[i]) < 0)
-			status = errno == ENOENT && status != EX_INVALID_JOB
+		errno = 0;
+		if (job_read_path(pos[i], &texts[i]) < 0) {
+			int err = errno;
+			status = err == ENOENT && status != EX_INVALID_JOB
 					 ? EX_NO_SUCH
 					 : EX_INVALID_JOB;
-		else if (job_parse(&j, &d, texts[i].buf ? texts[i].buf : "",
-				   texts[i].len, conf_, home_.fd) < 0)
-			status = EX_INVALID_JOB;
-		if (d.errors)
+			bad[i] = true;
+			diags[i] = g.json ? read_error_json(pos[i], err) : NULL;
+		} else {
+			if (job_parse(&j, &d, texts[i].buf ? texts[i].buf : "",
+				      texts[i].len, conf_, home_.fd) < 0) {
+				status = EX_INVALID_JOB;
+				bad[i] = true;
+			}
+			diags[i] = g.json ? diag_json(&d, &texts[i]) : NULL;
+		}
+		if (d.errors && !g.json)
 			diag_print(&d);
 		diag_release(&d);
 		job_release(&j);
 	}
 	char **ids = xcalloc(npos + 1, sizeof(char *));
 	size_t nids = 0;
-	for (size_t i = 0; !status && i < npos; i++) {
+	for (size_t i = 0; i < npos; i++) {
 		struct claim_result res;
-		int saved_v = verbosity;
-		verbosity = -1; /* warnings were printed by the first pass */
-		int r = spool_submit(&home_, conf_, pos[i],
-				     texts[i].buf ? texts[i].buf : "",
-				     texts[i].len, &res);
-		verbosity = saved_v;
+		const char *what = bad[i] ? "invalid" : "not_placed";
+		int r = 0;
+		memset(&res, 0, sizeof(res));
+		if (!status) {
+			int saved_v = verbosity;
+			verbosity = -1; /* warnings: printed by the first pass */
+			r = spool_submit(&home_, conf_, pos[i],
+					 texts[i].buf ? texts[i].buf : "",
+					 texts[i].len, &res);
+			verbosity = saved_v;
+			what = r < 0 ? "error"
+			       : res.status == CLAIM_DUPLICATE ? "duplicate"
+			       : res.status == CLAIM_OK	       ? "submitted"
+								: "invalid";
+		}
+		if (g.json) {
+			cJSON *jo = cJSON_CreateObject();
+			cJSON_AddStringToObject(jo, "job_file", pos[i]);
+			if (!status && res.status == CLAIM_OK)
+				cJSON_AddStringToObject(jo, "batch_id", res.id);
+			else
+				cJSON_AddNullToObject(jo, "batch_id");
+			cJSON_AddStringToObject(jo, "status", what);
+			if (!status && res.status == CLAIM_DUPLICATE)
+				cJSON_AddStringToObject(jo, "duplicate_of",
+							res.dup_of);
+			if (!status && res.status == CLAIM_OK)
+				cJSON_AddNumberToObject(jo, "total_items",
+							(double)res.nsymbols);
+			cJSON_AddItemToObject(jo, "diagnostics", diags[i]);
+			diags[i] = NULL;
+			meta_print_line(jo);
+		}
+		if (status && !r)
+			continue;
 		if (r < 0) {
 			status = EX_IOERR_;
 		} else if (res.status == CLAIM_DUPLICATE) {
-			printf("duplicate of %s\n", res.dup_of);
+			if (!g.json)
+				printf("duplicate of %s\n", res.dup_of);
 		} else if (res.status == CLAIM_OK) {
-			printf("%s\n", res.id);
+			if (!g.json)
+				printf("%s\n", res.id);
 			ids[nids++] = xstrdup(res.id);
 		} else {
 			status = EX_INVALID_JOB;
 		}
 	}
+	for (size_t i = 0; i < npos; i++)
+		cJSON_Delete(diags[i]);
+	free(diags);
+	free(bad);
 	fflush(stdout);
 	if (!status && o[1].seen) {
 		struct daemon_info info;
@@ -515,17 +694,49 @@ int cmd_archive(void)
 	return rc;
 }
 
+/* --json of restore: the bytes and files of the regular files under fd
+ * (closed), symlinks not followed, a bounded depth. */
+static void tree_size(int fd, int depth, unsigned long long *bytes,
+		      unsigned long long *files)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			*bytes += (unsigned long long)st.st_size;
+			(*files)++;
+		} else if (S_ISDIR(st.st_mode) && depth < 8) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						 O_CLOEXEC);
+			if (sub >= 0)
+				tree_size(sub, depth + 1, bytes, files);
+		}
+	}
+	closedir(d);
+}
+
 int cmd_restore(void)
 {
 	struct cmdopt o[] = { { "--help" } };
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "restore",
-			   "usage: runner restore BATCH\n\n"
+			   "usage: runner restore BATCH [--json]\n\n"
 			   "Bring an archived batch back into batches/ (and its log "
 			   "into logs/), checked\nagainst the archive's manifest; the "
 			   "archive is then removed.  An archive that\nwould write "
-			   "outside the batch directory is refused (exit 65).");
+			   "outside the batch directory is refused (exit 65).\n"
+			   "--json: {\"batch_id\",\"path\",\"restored_files\","
+			   "\"restored_bytes\"}.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (npos != 1)
@@ -537,8 +748,22 @@ int cmd_restore(void)
 		return rc;
 	}
 	rc = archive_restore(&home_, pos[0]);
-	if (rc == 0 && verbosity >= 0)
+	if (rc == 0 && g.json) {
+		int bfd = open_dir_at(home_.batches, pos[0]);
+		unsigned long long bytes = 0, files = 0;
+		if (bfd >= 0)
+			tree_size(bfd, 0, &bytes, &files);
+		cJSON *jo = cJSON_CreateObject();
+		char *path = xasprintf("batches/%s", pos[0]);
+		cJSON_AddStringToObject(jo, "batch_id", pos[0]);
+		cJSON_AddStringToObject(jo, "path", path);
+		cJSON_AddNumberToObject(jo, "restored_files", (double)files);
+		cJSON_AddNumberToObject(jo, "restored_bytes", (double)bytes);
+		meta_print_line(jo);
+		free(path);
+	} else if (rc == 0 && verbosity >= 0) {
 		printf("restored %s into batches/%s\n", pos[0], pos[0]);
+	}
 	free_cmd(o, NOPTS(o), pos);
 	return rc;
 }

@@ -203,10 +203,15 @@ static cJSON *status_sym_json(const struct status_sym *s)
 	char t[TIME_BUF];
 	put_str(so, "symbol", s->symbol);
 	put_str(so, "state", s->state);
-	if (s->last_ms)
+	/* last_processed is the contract's name; last_processed_at says it
+	 * is a time, as every other time's name does. */
+	if (s->last_ms) {
 		put_str(so, "last_processed", fmt_time(s->last_ms, t));
-	else
+		put_str(so, "last_processed_at", t);
+	} else {
 		put_null(so, "last_processed");
+		put_null(so, "last_processed_at");
+	}
 	put_num(so, "consecutive_failures", s->streak);
 	put_str(so, "circuit_state", circuit_name(s->circuit));
 	double avg = s->count ? (double)s->lat_sum / (double)s->count : 0;

@@ -238,6 +238,10 @@ int cmd_report(void)
 			   "standard output, or to FILE (replaced atomically).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
+	if (g.json) {
+		free_cmd(o, NOPTS(o), pos);
+		return usage_error("--json is not supported by report");
+	}
 	const char *out = last_value(&o[2]) ? last_value(&o[2])
 					    : last_value(&o[1]);
 	int dirfd;

@@ -507,12 +507,26 @@ struct conf *conf_load(const char *path)
 				   "compression: expected gzip, zstd or none");
 	}
 
+	e = get(&l, "metrics", "textfile");
+	if (e) {
+		const char *p = e->value.buf;
+		size_t n = strlen(p);
+		if (has_control(p, true))
+			diag_error(&l.d, e->line, "textfile: control character");
+		else if (n >= 4096 || (n && p[n - 1] == '/'))
+			diag_error(&l.d, e->line,
+				   "textfile: not a file name (too long, or "
+				   "ends in /)");
+		else
+			c->metrics_textfile = xstrdup(p);
+	}
+
 	load_agents(&l);
 	load_classify(&l);
 
 	static const char *const sections[] = {
 		"runner", "retry", "breaker", "correlation", "retention",
-		"classify",
+		"classify", "metrics",
 	};
 	const char *last_unknown = NULL;
 	for (size_t i = 0; i < l.doc.nsections; i++) {
@@ -592,6 +606,7 @@ void conf_free(struct conf *c)
 	words_free(c->notify);
 	free(c->notify_path);
 	free(c->delays_ms);
+	free(c->metrics_textfile);
 	free(c->path);
 	free(c);
 }

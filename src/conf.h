@@ -78,6 +78,9 @@ struct conf {
 	int64_t archive_after_ms;
 	int64_t delete_archives_after_ms;
 	enum compression compression;
+	/* [metrics] textfile: relative to the home, or absolute; NULL:
+	 * logs/runner.prom; "": none written */
+	char *metrics_textfile;
 
 	struct agent_conf *agents;
 	size_t nagents;

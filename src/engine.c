@@ -176,7 +176,13 @@ static int64_t flush_stats(struct engine *e)
 
 static void write_metrics(struct engine *e)
 {
-	struct metrics_view v = { .now_ms = now_ms() };
+	const char *path = e->c->metrics_textfile ? e->c->metrics_textfile
+						  : "logs/runner.prom";
+	if (!*path)
+		return; /* [metrics] textfile = (empty): none */
+	char *home = realpath(e->h->path, NULL);
+	struct metrics_view v = { .home = home ? home : e->h->path,
+				  .now_ms = now_ms() };
 	struct metrics_agent *ag = xcalloc(e->c->nagents + 1, sizeof(*ag));
 	for (size_t i = 0; i < e->c->nagents; i++) {
 		const struct agent_conf *a = &e->c->agents[i];
@@ -214,14 +220,15 @@ static void write_metrics(struct engine *e)
 			int st = e->sh.groups[i]->status;
 			if (st >= GROUP_OPEN && st <= GROUP_RESOLVED)
 				v.groups[st]++;
-			if (st == GROUP_OPEN)
-				v.source_circuits_open++;
 		}
 	}
-	if (metrics_write(e->h->logs, &e->metrics, &v) < 0 &&
-	    e->metrics.writes == 0)
-		warning("logs/runner.prom: %s", strerror(errno));
+	if (metrics_write(e->h, path, &e->metrics, &v) < 0 &&
+	    !e->metrics_warned) {
+		warning("%s: %s", path, strerror(errno));
+		e->metrics_warned = true;
+	}
 	free(ag);
+	free(home);
 }
 
 static void retention_event(void *arg, const struct archive_event *ev)
@@ -663,10 +670,16 @@ static bool daemon_up(struct engine *e)
 	return e->o.daemon && !e->shutdown;
 }
 
-/* Metrics and retention (a child process) are a real daemon's. */
+/* Retention (a child process) is a real daemon's. */
 static bool real_daemon_up(struct engine *e)
 {
 	return daemon_up(e) && !e->o.ops;
+}
+
+/* The metrics file: a real daemon's or run's, not a simulation's. */
+static bool metrics_wanted(struct engine *e)
+{
+	return !e->o.ops && (daemon_up(e) || !e->o.daemon);
 }
 
 static bool stats_wanted(struct engine *e)
@@ -705,7 +718,7 @@ static int64_t chore_retention(struct engine *e)
 
 static const struct chore chores[CHORES] = {
 	{ "orphans", daemon_up, chore_orphans },
-	{ "metrics", real_daemon_up, chore_metrics },
+	{ "metrics", metrics_wanted, chore_metrics },
 	{ "retention", real_daemon_up, chore_retention },
 	{ "symbols", stats_wanted, flush_stats },
 };
@@ -810,9 +823,10 @@ void engine_begin(struct engine *e)
 	control_poll(e->h, requests_owns, requests_control_cb, e);
 	if (!e->no_dispatch)
 		circ_settle(e);
+	if (!e->metrics.started_ms)
+		metrics_init(&e->metrics, now_ms(), e->o.daemon);
 	if (e->o.daemon) {
 		e->spool_dirty = true;
-		metrics_init(&e->metrics, now_ms());
 		for (size_t i = 0; i < CHORES; i++)
 			e->chore_next_ns[i] = mono_ns();
 		/* taken at start already (cmd_daemon) */
@@ -879,7 +893,7 @@ int engine_end(struct engine *e)
 	}
 	flush_stats(e);
 	finish_hooks(e);
-	if (e->o.daemon && !e->o.ops)
+	if (!e->o.ops)
 		write_metrics(e);
 	progress_clear(&e->prog);
 	print_overhead(e);
@@ -1057,6 +1071,7 @@ void engine_free(struct engine *e)
 	/* Every configuration the engine loaded itself is its own. */
 	if (e->sh_ok)
 		shared_close(&e->sh);
+	metrics_release(&e->metrics);
 	alerts_close(e->alerts);
 	symstats_release(&e->stats);
 	free(e->trials);

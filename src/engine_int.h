@@ -53,7 +53,7 @@
 #define EV_PIPE (1ULL << 62)	/* epoll data: a child's pipe (| pid) */
 #define ORPHAN_CHECK_MS 10000	/* daemon: look for batches whose runner died,
 				   and rescan spool/ */
-#define METRICS_INTERVAL_MS 5000	/* daemon: rewrite logs/runner.prom */
+#define METRICS_INTERVAL_MS 5000	/* rewrite [metrics] textfile */
 #define RETENTION_INTERVAL_MS 3600000	/* daemon: archive and delete old batches */
 #define CHORES 4		/* the periodic chores of the loop (chores[]) */
 
@@ -200,7 +200,8 @@ struct engine {
 	bool io_failed;
 	int exit_status;
 	struct progress prog;
-	struct metrics metrics;	/* daemon: logs/runner.prom */
+	struct metrics metrics;	/* [metrics] textfile */
+	bool metrics_warned;	/* its write failed once: said so */
 	pid_t retention_pid;	/* daemon: the child applying [retention] */
 	/* per-item overhead measurement (RUNNER_TRACE_OVERHEAD) */
 	bool trace;

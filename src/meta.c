@@ -205,14 +205,17 @@ static size_t batch_groups(const struct batch *b, const char **ids, size_t max)
 static void add_perf(cJSON *o, const struct batch *b, const struct meta_perf *p)
 {
 	if (p->has_duration) {
-		cJSON_AddNumberToObject(o, "duration_seconds", p->duration_s);
-		cJSON_AddNumberToObject(o, "busy_seconds", p->busy_s);
+		cJSON_AddNumberToObject(o, "duration_seconds",
+					meta_round(p->duration_s, 3));
+		cJSON_AddNumberToObject(o, "busy_seconds",
+					meta_round(p->busy_s, 3));
 	} else {
 		cJSON_AddNullToObject(o, "duration_seconds");
 		cJSON_AddNullToObject(o, "busy_seconds");
 	}
 	if (p->has_rate)
-		cJSON_AddNumberToObject(o, "items_per_second", p->items_per_s);
+		cJSON_AddNumberToObject(o, "items_per_second",
+					meta_round_sig(p->items_per_s, 3));
 	else
 		cJSON_AddNullToObject(o, "items_per_second");
 	cJSON_AddNumberToObject(o, "cpu_user_seconds",
@@ -222,7 +225,7 @@ static void add_perf(cJSON *o, const struct batch *b, const struct meta_perf *p)
 	add_int(o, "max_rss_kb", b->max_rss_kb, b->attempts_total > 0);
 	cJSON *lat = cJSON_AddObjectToObject(o, "latency_ms");
 	if (p->nlat) {
-		cJSON_AddNumberToObject(lat, "avg", p->lat_avg);
+		cJSON_AddNumberToObject(lat, "avg", meta_round(p->lat_avg, 1));
 		cJSON_AddNumberToObject(lat, "p50", (double)p->lat_p50);
 		cJSON_AddNumberToObject(lat, "p95", (double)p->lat_p95);
 		cJSON_AddNumberToObject(lat, "max", (double)p->lat_max);
@@ -885,4 +888,29 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 			c->id);
 		fprintf(fp, "  log         %s/logs/%s.log\n", home_path, c->id);
 	}
+}
+
+double meta_round(double v, int decimals)
+{
+	if (!isfinite(v))
+		return v;
+	double f = pow(10, decimals);
+	return round(v * f) / f;
+}
+
+double meta_round_sig(double v, int digits)
+{
+	if (!isfinite(v) || v == 0)
+		return v;
+	int mag = (int)floor(log10(fabs(v))) + 1;
+	return meta_round(v, digits - mag);
+}
+
+void meta_print_line(cJSON *o)
+{
+	char *text = cJSON_PrintUnformatted(o);
+	if (text)
+		puts(text);
+	cJSON_free(text);
+	cJSON_Delete(o);
 }

@@ -33,6 +33,13 @@ int meta_flush(int dirfd, const struct batch *b, int64_t now,
 /* summary.json alone (a claim writes it before its batch appears, so that
  * no reader finds a batch without a view). */
 int meta_write_summary(int dirfd, const struct batch *b, int64_t now);
+/* JSON numbers rounded to what they mean (runner(1), JSON FIELDS):
+ * seconds to 3 decimals (the clock's milliseconds), milliseconds to 1,
+ * ratios to 4, rates (items per second) to 3 significant digits. */
+double meta_round(double v, int decimals);
+double meta_round_sig(double v, int digits);
+/* --json of a command: o on one line of stdout, then freed. */
+void meta_print_line(struct cJSON *o);
 /* The SPEC 7 failure_groups entry of one group (NULL: unknown to sh). */
 struct cJSON *meta_group_json(struct shared *sh, const char *id);
 

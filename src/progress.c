@@ -127,6 +127,7 @@ void progress_event(FILE *fp, const struct batch *b, size_t completed,
 	cJSON_AddStringToObject(o, "symbol", it->symbol);
 	cJSON_AddStringToObject(o, "state", state_name(it->state));
 	json_add_time(o, "time", it->completed_ms ? it->completed_ms : now_ms());
+	json_add_time(o, "time_at", it->completed_ms ? it->completed_ms : now_ms());
 	if (a)
 		cJSON_AddNumberToObject(o, "attempt", (double)(a - it->log + 1));
 	else
@@ -185,6 +186,8 @@ void progress_batch_event(FILE *fp, const struct batch *b, int64_t now)
 	cJSON_AddNumberToObject(o, "paused", (double)b->count[ST_PAUSED]);
 	json_add_time(o, "time", b->final && b->completed_ms ? b->completed_ms
 							     : now);
+	json_add_time(o, "time_at", b->final && b->completed_ms ? b->completed_ms
+								: now);
 	if (st == BS_PAUSED)
 		add_waits(o, b);
 	put_event(fp, o);

@@ -319,8 +319,12 @@ static void finish(struct engine *e, struct ebatch *eb, uint32_t idx,
 	}
 	circ_before_record(e, eb, idx, &r);
 	engine_record(eb, &r);
-	metrics_attempt(&e->metrics, r.outcome,
-			r.outcome == OUT_FAILED ? r.category : CAT_NONE);
+	const struct attempt *ma = &it->log[attempt - 1];
+	metrics_attempt(&e->metrics, eb->b.c.agent, r.outcome,
+			r.outcome == OUT_FAILED ? r.category : CAT_NONE,
+			ma->started_ms && r.time >= ma->started_ms
+				? (double)(r.time - ma->started_ms) / 1000.0
+				: -1);
 	if (r.outcome != OUT_INTERRUPTED || ru) {
 		const struct attempt *a = &it->log[attempt - 1];
 		symstats_end(&e->stats, it->symbol, r.time,

@@ -1,6 +1,7 @@
 #include "stats.h"
 #include "batch.h"
 #include "category.h"
+#include "meta.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -190,16 +191,19 @@ static cJSON *durations_json(double *v, size_t n)
 		return o;
 	}
 	qsort(v, n, sizeof(double), cmp_double);
-	cJSON_AddNumberToObject(o, "p50", v[(n - 1) * 50 / 100]);
-	cJSON_AddNumberToObject(o, "p95", v[(n - 1) * 95 / 100]);
-	cJSON_AddNumberToObject(o, "max", v[n - 1]);
+	cJSON_AddNumberToObject(o, "p50", meta_round(v[(n - 1) * 50 / 100], 3));
+	cJSON_AddNumberToObject(o, "p95", meta_round(v[(n - 1) * 95 / 100], 3));
+	cJSON_AddNumberToObject(o, "max", meta_round(v[n - 1], 3));
 	return o;
 }
 
 static void add_rate(cJSON *o, const char *k, double num_, double den)
 {
 	if (den > 0)
-		cJSON_AddNumberToObject(o, k, num_ / den);
+		cJSON_AddNumberToObject(o, k,
+					!strcmp(k, "success_rate")
+						? meta_round(num_ / den, 4)
+						: meta_round_sig(num_ / den, 3));
 	else
 		cJSON_AddNullToObject(o, k);
 }

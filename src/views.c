@@ -34,6 +34,7 @@ void views_report_durable(struct engine *e, struct ebatch *eb)
 		if (!state_final(it->state))
 			continue;
 		done++;
+		metrics_item_final(&e->metrics, eb->b.c.agent, it->state);
 		if (e->o.json)
 			progress_event(stdout, &eb->b, done, it);
 		progress_note(&e->prog, it->state);
@@ -139,8 +140,10 @@ void views_close_batch(struct engine *e, struct ebatch *eb)
 		sb_release(&line);
 		fflush(stdout);
 	}
-	if (st == BS_PAUSED && !e->o.json && !e->o.daemon && verbosity >= 0) {
-		/* What it waits for, and how to go on: one line per cause. */
+	if (st == BS_PAUSED && e->o.summary && !e->o.json && !e->o.daemon &&
+	    verbosity >= 0) {
+		/* What it waits for, and how to go on: one line per cause (a
+		 * pause or cancel, which prints no summary, says its own). */
 		const char *seen[16];
 		size_t nseen = 0, user = 0;
 		for (size_t i = 0; i < eb->b.nitems; i++) {

@@ -160,14 +160,16 @@ id = batch-metrics
 symbols = GATE-A EXIT-65-B OK-C
 max_attempts = 1
 JOB
-running() { grep -q '^runner_items{state="running"} 1$' "$H/logs/runner.prom"; }
+running() { grep -q '^runner_items{home="[^"]*",state="running"} 1$' "$H/logs/runner.prom"; }
 check "items by state while a child runs (within one refresh)" wait_for running
 P=$H/logs/runner.prom
-like "$(cat "$P")" 'runner_running_children\{agent="fake"\} 1' "running children per agent"
-like "$(cat "$P")" 'runner_attempts_total\{outcome="failed",category="data_error"\} 1' "attempts by category"
-like "$(cat "$P")" 'runner_attempts_total\{outcome="succeeded",category="none"\} 1' "successful attempts"
-like "$(cat "$P")" 'runner_circuits_open 0' "open circuits"
-like "$(cat "$P")" 'runner_failure_groups\{status="open"\} 0' "open groups"
+HL="home=\"$(cd "$H" && pwd -P)\""
+like "$(cat "$P")" "runner_running_children\\{$HL,agent=\"fake\"\\} 1" "running children per agent"
+like "$(cat "$P")" "runner_attempts_total\\{$HL,agent=\"fake\",outcome=\"failed\",category=\"data_error\"\\} 1" "attempts by agent and category"
+like "$(cat "$P")" "runner_attempts_total\\{$HL,agent=\"fake\",outcome=\"succeeded\",category=\"none\"\\} 1" "successful attempts"
+like "$(cat "$P")" "runner_symbol_circuits\\{$HL,state=\"open\"\\} 0" "open symbol circuits"
+like "$(cat "$P")" "runner_failure_groups\\{$HL,status=\"open\"\\} 0" "open groups"
+is "$(grep -c '^runner_circuits' "$P")" 0 "no series repeating others (runner_circuits_open, source circuits)"
 bad=$(grep -Ev '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$P" | head -1)
 is "$bad" "" "every line is Prometheus text format"
 is "$(ls -a "$H/logs" | grep -c 'runner.prom.')" 0 "no temporary file left beside it"
@@ -180,7 +182,95 @@ again() { [ "$(jq "$H/batches/batch-metrics/batch.json" '$d->{items}[1]{attempts
 check "retry-failed through the daemon ends it again" wait_for again
 kill -TERM $dpid
 wait $dpid
-like "$(cat "$P")" 'runner_batch_duration_seconds_count 1' "batch durations after the batch ended (once, not again after retry-failed)"
-like "$(cat "$P")" 'runner_batches_finished_total\{status="partial"\} 1' "finished batches by status (once)"
+like "$(cat "$P")" "runner_batch_duration_seconds_count\\{$HL\\} 1" "batch durations after the batch ended (once, not again after retry-failed)"
+like "$(cat "$P")" "runner_batches_finished_total\\{$HL,status=\"partial\"\\} 1" "finished batches by status (once)"
+like "$(cat "$P")" "runner_items_finished_total\\{$HL,agent=\"fake\",state=\"failed\"\\} 2" "items finished by agent and state (each end)"
+like "$(cat "$P")" "runner_attempt_duration_seconds_count\\{$HL,agent=\"fake\"\\} 4" "attempt durations by agent"
+like "$(cat "$P")" "runner_start_time_seconds\\{$HL,mode=\"daemon\"\\}" "the writer's start, daemon"
+
+# logs/runner.prom from runner run too (cron users have no daemon), its
+# counters carried on from the file: a second run adds to the first.
+mkhome
+for k in 1 2; do
+	job "r$k" <<JOB
+[job]
+agent = fake
+symbols = OK-$k EXIT-65-$k SLEEP-0.2-$k
+JOB
+	r run
+	is "$rc" 1 "run $k: exit 1 (one item failed)"
+done
+P=$H/logs/runner.prom
+HL="home=\"$(cd "$H" && pwd -P)\""
+check "run writes logs/runner.prom" test -s "$P"
+like "$(cat "$P")" "runner_build_info\\{$HL,version=\"[0-9.]+\"\\} 1" "build info with the version"
+like "$(cat "$P")" "runner_attempts_total\\{$HL,agent=\"fake\",outcome=\"succeeded\",category=\"none\"\\} 4" "two runs' successful attempts add up"
+like "$(cat "$P")" "runner_items_finished_total\\{$HL,agent=\"fake\",state=\"failed\"\\} 2" "two runs' failed items add up"
+like "$(cat "$P")" "runner_batches_finished_total\\{$HL,status=\"partial\"\\} 2" "two runs' batches add up"
+like "$(cat "$P")" "runner_attempt_duration_seconds_bucket\\{$HL,agent=\"fake\",le=\"0.1\"\\} [0-4]" "attempt duration buckets"
+like "$(cat "$P")" "runner_attempt_duration_seconds_bucket\\{$HL,agent=\"fake\",le=\"\\+Inf\"\\} 6" "every attempt in +Inf"
+like "$(cat "$P")" "runner_start_time_seconds\\{$HL,mode=\"run\"\\}" "the writer's start, a run"
+is "$(grep -v '^#' "$P" | grep -vc "{$HL")" 0 "every series has the home label"
+if command -v promtool >/dev/null 2>&1; then
+	promtool check metrics <"$P" >"$T/promtool" 2>&1
+	is "$?:$(cat "$T/promtool")" "0:" "promtool check metrics: clean"
+else
+	ok 0 "# SKIP promtool not installed"
+fi
+
+# A file someone else wrote: what does not parse as a counter starts again.
+{
+	printf 'runner_attempts_total{%s,agent="fake",outcome="succeeded",category="none"} -5\n' "$HL"
+	printf 'runner_items_finished_total{%s,agent="fake",state="failed"} nan\n' "$HL"
+	printf 'runner_batches_finished_total{%s,status="partial"} 1e400\n' "$HL"
+	printf 'runner_items_finished_total{%s,agent="fake",state="succeeded"} 40\n' "$HL"
+	head -c 5000 /dev/zero | tr '\0' x
+} >"$P"
+job r3 <<JOB
+[job]
+agent = fake
+symbols = OK-3 EXIT-65-3
+JOB
+r run
+like "$(cat "$P")" "runner_attempts_total\\{$HL,agent=\"fake\",outcome=\"succeeded\",category=\"none\"\\} 1" "a negative counter in the file starts again"
+like "$(cat "$P")" "runner_items_finished_total\\{$HL,agent=\"fake\",state=\"failed\"\\} 1" "nan starts again"
+like "$(cat "$P")" "runner_batches_finished_total\\{$HL,status=\"partial\"\\} 1" "an infinite one starts again"
+like "$(cat "$P")" "runner_items_finished_total\\{$HL,agent=\"fake\",state=\"succeeded\"\\} 41" "a good one goes on"
+bad=$(grep -Ev '^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+)$' "$P" | head -1)
+is "$bad" "" "and the file is all Prometheus text format again"
+
+# [metrics] textfile: another place, or none.
+mkhome "[metrics]
+textfile = $T/node/runner.prom"
+mkdir -p "$T/node"
+job t <<JOB
+[job]
+agent = fake
+symbols = OK-1
+JOB
+r run
+check "[metrics] textfile: written there" test -s "$T/node/runner.prom"
+check "[metrics] textfile: not in logs/" test ! -e "$H/logs/runner.prom"
+mkhome "[metrics]
+textfile ="
+job t <<JOB
+[job]
+agent = fake
+symbols = OK-2
+JOB
+r run
+is "$rc" 0 "[metrics] textfile = (empty): runs"
+check "[metrics] textfile = (empty): no file" test ! -e "$H/logs/runner.prom"
+mkhome "[metrics]
+textfile = $T/nodir/runner.prom"
+job t <<JOB
+[job]
+agent = fake
+symbols = OK-3
+JOB
+r run
+is "$rc" 0 "a textfile that cannot be written: the run goes on"
+like "$(cat "$T/err")" "warning: $T/nodir/runner.prom: No such file" "and says why, once"
+is "$(grep -c 'runner.prom' "$T/err")" 1 "once"
 
 done_testing

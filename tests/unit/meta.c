@@ -121,8 +121,19 @@ int main(void)
 	cJSON *s = meta_summary_doc(&b, T0 + 99000);
 	ok(num(s, "duration_seconds") == 63.0 && num(s, "busy_seconds") == 3.0,
 	   "summary.json: duration_seconds 63, busy_seconds 3");
-	ok(fabs(num(s, "items_per_second") - 4.0 / 3.0) < 1e-9,
-	   "summary.json: items_per_second over busy time");
+	ok(num(s, "items_per_second") == 1.33,
+	   "summary.json: items_per_second over busy time, 3 significant "
+	   "digits (%g)", num(s, "items_per_second"));
+	/* Rounded to what they mean: rates to 3 significant digits,
+	 * seconds to 3 decimals. */
+	ok(meta_round_sig(0.0012345, 3) == 0.00123 &&
+		   meta_round_sig(1234.5, 3) == 1230 &&
+		   meta_round_sig(78.444, 3) == 78.4 &&
+		   meta_round_sig(0, 3) == 0,
+	   "meta_round_sig: 3 significant digits");
+	ok(meta_round(0.2114, 3) == 0.211 && meta_round(28.56, 1) == 28.6 &&
+		   meta_round(0.36363636, 4) == 0.3636,
+	   "meta_round: decimals");
 	cJSON_Delete(s);
 	char *text = NULL;
 	size_t len = 0;
