@@ -210,6 +210,52 @@ char *fmt_time(int64_t ms, char buf[TIME_BUF])
 	return buf;
 }
 
+int edit_distance(const char *a, const char *b)
+{
+	size_t n = strnlen(a, 255), m = strnlen(b, 255);
+	/* Three rows of the table: two back for a transposition. */
+	unsigned char r0[256], r1[256], r2[256];
+	unsigned char *pp = r0, *p = r1, *c = r2;
+	for (size_t j = 0; j <= m; j++)
+		p[j] = (unsigned char)j;
+	for (size_t i = 1; i <= n; i++) {
+		c[0] = (unsigned char)(i > 255 ? 255 : i);
+		for (size_t j = 1; j <= m; j++) {
+			int cost = a[i - 1] != b[j - 1];
+			int v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (p[j - 1] + cost < v)
+				v = p[j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = (unsigned char)(v > 255 ? 255 : v);
+		}
+		unsigned char *t = pp;
+		pp = p, p = c, c = t;
+	}
+	return p[m];
+}
+
+const char *did_you_mean(const char *w, const char *const *words, size_t n)
+{
+	const char *best = NULL;
+	int best_d = 3;
+	bool tie = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!words[i])
+			continue;
+		int d = edit_distance(w, words[i]);
+		if (d < best_d) {
+			best = words[i], best_d = d, tie = false;
+		} else if (d == best_d && strcmp(best, words[i])) {
+			tie = true;
+		}
+	}
+	return tie ? NULL : best;
+}
+
 const char *plural(unsigned long long n, const char *one, const char *many)
 {
 	return n == 1 ? one : many;

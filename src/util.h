@@ -88,6 +88,13 @@ char *fmt_duration(int64_t ms, char *buf, size_t n);
  * (0.042, never 0.0 for a rate that is not 0). */
 char *fmt_rate(double per_s, char *buf, size_t n);
 
+/* Damerau-Levenshtein distance (optimal string alignment) of a and b,
+ * counted up to 255 bytes of each; and the one word of words[0..n) (NULL
+ * entries skipped) within distance 2 of w and nearer than any other, for
+ * a "did you mean" (NULL: none, or a tie). */
+int edit_distance(const char *a, const char *b);
+const char *did_you_mean(const char *w, const char *const *words, size_t n);
+
 /* The noun for n things in text people read: one when n is 1, else many.
  * printf("%zu %s", n, plural(n, "item", "items")): "1 item", "0 items". */
 const char *plural(unsigned long long n, const char *one, const char *many);
