@@ -576,6 +576,20 @@ static int two_digits(const char *s, int max)
 	return v > max ? -1 : v;
 }
 
+int parse_time_or_ago(const char *s, int64_t now, int64_t *ms, char *why)
+{
+	int64_t d;
+	if (parse_time_arg(s, ms, NULL) == 0)
+		return 0;
+	if (parse_duration_ms(s, &d, NULL) == 0) {
+		*ms = now - d;
+		return 0;
+	}
+	WHY("not a time (RFC 3339, YYYY-MM-DD, or a duration ago like 24h, "
+	    "7d, 1h30m): %.64s", s);
+	return -1;
+}
+
 int parse_time_arg(const char *s, int64_t *ms, char *why)
 {
 	const char *p = s;

@@ -148,6 +148,9 @@ int parse_double(const char *s, double lo, double hi, double *out, char *why);
 int parse_date(const char *s, int64_t *days, char *why);
 /* RFC 3339 (with 'Z' or an offset) or a date YYYY-MM-DD (midnight UTC). */
 int parse_time_arg(const char *s, int64_t *ms, char *why);
+/* What --since and --until read: a time as parse_time_arg, or a duration
+ * DUR meaning DUR ago ("24h", "7d", "1h30m"): now - DUR. */
+int parse_time_or_ago(const char *s, int64_t now, int64_t *ms, char *why);
 
 bool utf8_valid(const char *s, size_t n);
 /* Nonzero when s holds a byte < 0x20 (other than tab when allow_tab) or 0x7f. */

@@ -92,7 +92,7 @@ is "$(jq "$T/out" '$d->{batches}')" 2 "and the batch is still counted"
 
 # Resource use in show.
 r show batch-stats-a
-like "$(cat "$T/out")" "resources +cpu [0-9.]+s user, [0-9.]+s system; max rss [0-9.]+ [KMG]iB" "show: cpu and max rss"
+like "$(cat "$T/out")" "resources +cpu [0-9.]+m?s user, [0-9.]+m?s system; max rss [0-9.]+ [KMG]iB" "show: cpu and max rss"
 r show batch-stats-a --items
 like "$(cat "$T/out")" "CPU +MAX RSS" "show --items: per-item cpu and rss"
 is "$(jq "$H/batches/batch-stats-a/batch.json" '$d->{items}[0]{attempt_log}[0]{max_rss_kb} > 0 ? 1 : 0')" 1 "attempt max_rss_kb from wait4"
