@@ -161,5 +161,7 @@ int cmd_results(void);
 int cmd_diff(void);
 int cmd_history(void);
 int cmd_fsck(void);
+int cmd_wait(void);
+int cmd_log(void);
 
 #endif

@@ -63,8 +63,11 @@ static const char usage_text[] =
 	"                          what changed since the previous such batch\n"
 	"  history SYMBOL [--limit N]\n"
 	"                          the symbol's last runs across batches\n"
+	"  wait BATCH              until the batch is final; exit with its status\n"
+	"  log BATCH [-f]          the batch's log (-f: follow it until final)\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
-	"       [--archived]       batch history, newest first\n"
+	"       [--archived] [--format COLS] [--no-header]\n"
+	"                          batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
 	"                          run the batch's failed items again\n"
 	"  cancel TARGET [--symbol S]...\n"
@@ -82,6 +85,7 @@ static const char usage_text[] =
 	"  archive [--older-than DUR] [--dry-run]\n"
 	"                          archive final batches older than DUR\n"
 	"  restore BATCH           bring an archived batch back into batches/\n"
+	"  help [COMMAND]          this text, or the command's (COMMAND --help)\n"
 	"  fsck BATCH [--cut]      check a batch's journal and views; --cut keeps\n"
 	"                          a copy and cuts the journal where it is damaged\n"
 	"\n"
@@ -94,6 +98,7 @@ static const char usage_text[] =
 	"      --no-progress       no progress line\n"
 	"  -h, --help              this text; COMMAND --help for a command\n"
 	"  -V, --version           the version\n"
+
 	"\n"
 	"See runner(1), runner.conf(5) and runner-job(5).\n";
 
@@ -127,6 +132,8 @@ static const struct command commands[] = {
 	{ "archive", cmd_archive },
 	{ "restore", cmd_restore },
 	{ "fsck", cmd_fsck },
+	{ "wait", cmd_wait },
+	{ "log", cmd_log },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */
