@@ -332,6 +332,12 @@ int open_batch_dir(const char *id)
 		return -EX_NO_SUCH;
 	}
 	int fd = open_dir_at(home_.batches, id);
+	if (fd < 0 && errno == ENOENT && archive_exists(&home_, id)) {
+		/* What changes a batch works on batches/, not on an archive. */
+		error("batch %s is archived; runner restore %s brings it back",
+		      id, id);
+		return -EX_NO_SUCH;
+	}
 	if (fd < 0) {
 		error("no such batch: %s", id);
 		return -EX_NO_SUCH;
