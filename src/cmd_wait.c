@@ -57,6 +57,14 @@ static bool in_spool(const char *id)
 	return fstatat(home_.fd, name, &st, 0) == 0;
 }
 
+static bool rejected(const char *id)
+{
+	char name[NAME_MAX + 1];
+	struct stat st;
+	snprintf(name, sizeof(name), "%s.job.reason", id);
+	return fstatat(home_.rejected, name, &st, 0) == 0;
+}
+
 struct follower {
 	const char *id;
 	int in;		/* inotify, or -1 */
@@ -227,10 +235,14 @@ static int follow(const char *id, bool print_log)
 					close(f.logfd);
 				return follow(id, print_log);
 			}
-			error("batch %s: its job file left spool/ and no batch "
-			      "came of it (runner.log says why)", id);
-			rc = EX_INVALID_JOB;
-			break;
+			/* Claimed: in a batches/.claim-* directory on
+			 * its way to batches/ID, or rejected. */
+			if (rejected(id)) {
+				error("%s: rejected (spool/rejected/%s.job.reason "
+				      "says why)", id, id);
+				rc = EX_INVALID_JOB;
+				break;
+			}
 		}
 		if (!said && verbosity > 0) {
 			info("batch %s: waiting", id);

@@ -158,7 +158,8 @@ static void raise_nofile(void)
 
 /* "--retry-failed BATCH" (or =BATCH), anywhere before "--": the command
  * retry-failed on BATCH, as it has always been written.  Taken out of
- * argv before the options are parsed; NULL when absent. */
+ * argv before the options are parsed (the words left are the command's:
+ * global options or its own, such as --symbol); NULL when absent. */
 static const char *retry_failed_synonym(int *argc, char **argv, bool *bad)
 {
 	const char *batch = NULL;
@@ -204,13 +205,13 @@ int main(int argc, char **argv)
 		free(rest);
 		return usage_error("--retry-failed needs a batch");
 	}
-	if ((rc = parse_globals(argc, argv, &at))) {
-		free(rest);
-		return rc;
-	}
 	if (rf) {
 		cmd = "retry-failed";
 		rest[nrest++] = (char *)rf;
+		at = 1;
+	} else if ((rc = parse_globals(argc, argv, &at))) {
+		free(rest);
+		return rc;
 	} else if (at < argc) {
 		cmd = argv[at++];
 	}

@@ -143,6 +143,18 @@ r log part1
 check "log: the batch's log" cmp -s "$T/out" "$H/logs/part1.log"
 r wait nosuch
 is "$rc" 66 "wait on no such batch: 66"
+job bad1 <<JOB
+[job]
+agent = fake
+id = bad1
+symbols = bad/one
+JOB
+"$RUNNER" -C "$H" wait bad1 >"$T/wait.out" 2>&1 &
+wpid=$!
+r run --no-progress
+wait "$wpid"
+is "$?" 65 "wait on a job that run rejects: 65"
+like "$(cat "$T/wait.out")" "bad1: rejected \(spool/rejected/bad1.job.reason" "  and where to read why"
 
 # ---- an archived batch ----
 r archive --older-than 0
