@@ -1,8 +1,8 @@
 /*
- * main: the command line (SPEC 3).  Global options may stand anywhere;
- * the first other word is the command.  Each command parses its own
- * options, does its work through the modules below it, and returns an exit
- * status from the SPEC's table.
+ * main: the command line (SPEC 3).  The global options before the command
+ * word are parsed here (parse_globals), those after it with the command's
+ * own (parse_cmd: both getopt_long).  Each command does its work through
+ * the modules below it and returns an exit status from the SPEC's table.
  */
 #include "cli.h"
 #include "archive.h"
@@ -98,7 +98,6 @@ static const char usage_text[] =
 	"      --no-progress       no progress line\n"
 	"  -h, --help              this text; COMMAND --help for a command\n"
 	"  -V, --version           the version\n"
-
 	"\n"
 	"See runner(1), runner.conf(5) and runner-job(5).\n";
 
