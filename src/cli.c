@@ -27,6 +27,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -82,60 +83,194 @@ int load_conf(void)
 }
 
 /*
- * The command's options and positional arguments.  With --help (an option
- * of every command, or `runner --help CMD`) it prints usage, frees what it
- * parsed and returns CMD_HELP; a bad option is a usage error (64).
+ * Options, the GNU way.  One table of global options, accepted before the
+ * command (parse_globals) and after it (every parse_cmd adds them to the
+ * command's own); each command's struct cmdopt table is turned into
+ * getopt_long's longopts here, so every command gets prefixes, -xy,
+ * --name=VALUE and the same one-line errors.
+ */
+enum {
+	G_JSON = 1000, G_NO_PROGRESS, G_VERSION_LONG,
+	OPT_BASE = 2000,	/* OPT_BASE + k: the command's opts[k] */
+};
+
+static const struct option global_longopts[] = {
+	{ "home", required_argument, NULL, 'C' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "json", no_argument, NULL, G_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "no-progress", no_argument, NULL, G_NO_PROGRESS },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+};
+#define GLOBAL_SHORT "C:c:qvhV"
+
+/* A global option: applied to g (and verbosity). */
+static void global_option(int c, const char *arg)
+{
+	switch (c) {
+	case 'C': g.home = arg; break;
+	case 'c': g.config = arg; break;
+	case 'q': verbosity = -1; break;
+	case 'v': verbosity = 1; break;
+	case 'h': g.help = true; break;
+	case 'V': g.version = true; break;
+	case G_JSON: g.json = true; break;
+	case G_NO_PROGRESS: g.no_progress = true; break;
+	}
+}
+
+/* One line for what getopt_long refused (c is '?' or ':'): the word it
+ * stumbled on is argv[optind - 1] for a long option, optopt for a short
+ * one. */
+static int option_error(char **argv, int c, const struct option *lo,
+			const char *cmd)
+{
+	const char *w = optind > 0 ? argv[optind - 1] : "";
+	bool islong = w[0] == '-' && w[1] == '-';
+	char word[80], hint[160] = "", see[64];
+	size_t len = strcspn(w, "=");
+	if (islong)
+		snprintf(word, sizeof(word), "%.*s", (int)(len > 64 ? 64 : len),
+			 w);
+	else
+		snprintf(word, sizeof(word), "-%c", optopt > 32 && optopt < 127
+							   ? optopt : '?');
+	snprintf(see, sizeof(see), "see runner %s%s--help", cmd ? cmd : "",
+		 cmd ? " " : "");
+	if (c == ':')
+		return error("%s needs a value; %s", word, see), EX_USAGE_;
+	if (islong && optopt)
+		return error("%s takes no value; %s", word, see), EX_USAGE_;
+	if (islong) {
+		/* Several longopts begin with it: ambiguous, say which. */
+		size_t n = strlen(word + 2), nmatch = 0, at = 0, nnames = 0;
+		const char *names[64];
+		for (const struct option *o = lo; o->name; o++) {
+			if (nnames < NOPTS(names))
+				names[nnames++] = o->name;
+			if (n && !strncmp(o->name, word + 2, n) &&
+			    at + 40 < sizeof(hint)) {
+				at += (size_t)snprintf(hint + at, sizeof(hint) - at,
+						       "%s--%s", nmatch ? ", " : "",
+						       o->name);
+				nmatch++;
+			}
+		}
+		if (nmatch > 1)
+			return error("option %s is ambiguous (%s); %s", word,
+				     hint, see), EX_USAGE_;
+		const char *near = did_you_mean(word + 2, names, nnames);
+		if (near)
+			return error("unknown option %s (did you mean --%s?); %s",
+				     word, near, see), EX_USAGE_;
+	}
+	return error("unknown option %s; %s", word, see), EX_USAGE_;
+}
+
+int parse_globals(int argc, char **argv, int *cmd)
+{
+	struct option lo[NOPTS(global_longopts) + 1];
+	memcpy(lo, global_longopts, sizeof(global_longopts));
+	memset(&lo[NOPTS(global_longopts)], 0, sizeof(lo[0]));
+	int c;
+	opterr = 0;
+	optind = 0;	/* glibc: start afresh */
+	/* '+': stop at the command word; ':': report a missing value. */
+	while ((c = getopt_long(argc, argv, "+:" GLOBAL_SHORT, lo, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return option_error(argv, c, lo, NULL);
+		global_option(c, optarg);
+	}
+	*cmd = optind;
+	return 0;
+}
+
+/*
+ * The command's options and positional arguments (g.args).  With --help
+ * (an option of every command, or `runner --help CMD`) it prints usage,
+ * frees what it parsed and returns CMD_HELP; a bad option is a usage error
+ * (64), one line.
  */
 int parse_cmd(struct cmdopt *opts, size_t nopts, char ***pos,
 		     size_t *npos, const char *cmd, const char *usage)
 {
-	size_t n = 0, cap = 0;
-	char **p = NULL;
-	bool dashdash = false;
-	for (size_t i = 0; i < g.nargs; i++) {
-		char *a = g.args[i];
-		if (dashdash || a[0] != '-' || !a[1]) {
-			GROW(p, cap, n + 2);
-			p[n++] = a;
-			continue;
+	size_t nlo = 0, ng = NOPTS(global_longopts);
+	struct option *lo = xcalloc(nopts + ng + 1, sizeof(*lo));
+	char *shorts = xcalloc(2 * nopts + sizeof(GLOBAL_SHORT) + 2, 1);
+	size_t ns = 0;
+	int rc = 0;
+	shorts[ns++] = ':';
+	for (size_t k = 0; k < nopts; k++) {
+		const char *name = opts[k].name;
+		int has = opts[k].takes_value ? required_argument : no_argument;
+		char sc = opts[k].shortopt;
+		if (name[0] == '-' && name[1] == '-')
+			lo[nlo++] = (struct option){ name + 2, has, NULL,
+						     OPT_BASE + (int)k };
+		else
+			sc = name[1];
+		if (sc) {
+			shorts[ns++] = sc;
+			if (opts[k].takes_value)
+				shorts[ns++] = ':';
 		}
-		if (!strcmp(a, "--")) {
-			dashdash = true;
+	}
+	for (size_t i = 0; i < ng; i++) {
+		bool mine = false;
+		for (size_t k = 0; k < nlo && !mine; k++)
+			mine = !strcmp(lo[k].name, global_longopts[i].name);
+		if (!mine)
+			lo[nlo++] = global_longopts[i];
+	}
+	/* The global letters the command does not take for its own. */
+	for (const char *s = GLOBAL_SHORT; *s; s++) {
+		if (*s == ':' || memchr(shorts + 1, *s, ns - 1))
 			continue;
+		shorts[ns++] = *s;
+		if (s[1] == ':')
+			shorts[ns++] = ':';
+	}
+	shorts[ns] = 0;
+
+	/* getopt_long wants argv[0]; it permutes the rest (options and
+	 * arguments mix), "--" ends the options. */
+	char **argv = xcalloc(g.nargs + 2, sizeof(char *));
+	char argv0[] = "runner";
+	argv[0] = argv0;
+	memcpy(argv + 1, g.args, g.nargs * sizeof(char *));
+	int argc = (int)g.nargs + 1, c;
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		if (c == '?' || c == ':') {
+			rc = option_error(argv, c, lo, cmd);
+			goto out;
 		}
 		struct cmdopt *o = NULL;
-		const char *val = NULL;
-		for (size_t k = 0; k < nopts && !o; k++) {
-			size_t len = strlen(opts[k].name);
-			if (!strcmp(a, opts[k].name))
-				o = &opts[k];
-			else if (opts[k].takes_value &&
-				 !strncmp(a, opts[k].name, len) && a[len] == '=') {
-				o = &opts[k];
-				val = a + len + 1;
-			}
+		if (c >= OPT_BASE) {
+			o = &opts[c - OPT_BASE];
+		} else if (c < 256) {
+			for (size_t k = 0; k < nopts && !o; k++)
+				if (opts[k].shortopt == c ||
+				    (opts[k].name[1] == c && !opts[k].name[2]))
+					o = &opts[k];
 		}
 		if (!o) {
-			free(p);
-			return usage_error("%s: unknown option %s", cmd, a);
+			global_option(c, optarg);
+			continue;
 		}
 		o->seen = true;
 		if (o->takes_value) {
-			if (!val) {
-				if (i + 1 >= g.nargs) {
-					free(p);
-					return usage_error("%s: %s needs a value",
-							   cmd, a);
-				}
-				val = g.args[++i];
-			}
 			GROW(o->values, o->cap, o->nvalues + 2);
-			o->values[o->nvalues++] = (char *)val;
+			o->values[o->nvalues++] = optarg;
 			o->values[o->nvalues] = NULL;
 		}
 	}
-	if (p)
-		p[n] = NULL;
+	size_t n = (size_t)(argc - optind);
+	char **p = xcalloc(n + 1, sizeof(char *));
+	memcpy(p, argv + optind, n * sizeof(char *));
 	*pos = p;
 	*npos = n;
 	bool help = g.help;
@@ -145,9 +280,19 @@ int parse_cmd(struct cmdopt *opts, size_t nopts, char ***pos,
 	if (help) {
 		puts(usage);
 		free_cmd(opts, nopts, p);
-		return CMD_HELP;
+		*pos = NULL;
+		rc = CMD_HELP;
 	}
-	return 0;
+out:
+	if (rc && rc != CMD_HELP)
+		for (size_t k = 0; k < nopts; k++) {
+			free(opts[k].values);
+			opts[k].values = NULL;
+		}
+	free(argv);
+	free(shorts);
+	free(lo);
+	return rc;
 }
 
 void free_cmd(struct cmdopt *opts, size_t n, char **pos)
@@ -187,6 +332,12 @@ int open_batch_dir(const char *id)
 		return -EX_NO_SUCH;
 	}
 	int fd = open_dir_at(home_.batches, id);
+	if (fd < 0 && errno == ENOENT && archive_exists(&home_, id)) {
+		/* What changes a batch works on batches/, not on an archive. */
+		error("batch %s is archived; runner restore %s brings it back",
+		      id, id);
+		return -EX_NO_SUCH;
+	}
 	if (fd < 0) {
 		error("no such batch: %s", id);
 		return -EX_NO_SUCH;

@@ -3,9 +3,15 @@
  * global options and dispatches; each cmd_*.c holds commands).
  *
  *   g, home_, conf_          the global options, the home, its configuration
+ *   parse_globals(argc, argv, &cmd)
+ *                            the global options before the command word
  *   parse_cmd(opts, n, &pos, &npos, "name", usage)
- *                            a command's own options and arguments; with
- *                            --help it prints usage and returns CMD_HELP
+ *                            a command's own options and arguments, the
+ *                            GNU way (getopt_long: unambiguous prefixes,
+ *                            -xy, --name=VALUE, global options after the
+ *                            command too); with --help it prints usage
+ *                            and returns CMD_HELP; an unknown option is
+ *                            one line, "see runner CMD --help", 64
  *   open_home(), load_conf() 0, or the exit status (printed)
  *   view_shared()            the home's groups and circuits, for a view
  *   load_batch(id, &b, &dirfd)   a batch replayed for reading, from
@@ -38,6 +44,7 @@ struct opts {
 	bool json;
 	bool no_progress;
 	bool help;
+	bool version;
 	char **args;	/* the command's own arguments */
 	size_t nargs;
 };
@@ -45,18 +52,24 @@ extern struct opts g;
 extern struct home home_;
 extern struct conf *conf_;
 
-/* Options of a command: flags and repeated "--name VALUE" lists. */
+/* Options of a command: flags and repeated "--name VALUE" lists.  name
+ * is "--long" or "-x"; shortopt, when set, is a one-letter alias of a
+ * long one ({ "--follow", .shortopt = 'f' }). */
 struct cmdopt {
 	const char *name;
 	bool takes_value;
 	bool seen;
 	char **values;
 	size_t nvalues, cap;
+	char shortopt;
 };
 #define CMD_HELP (-1) /* parse_cmd printed the usage: exit 0 */
 #define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
 
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The global options of argv up to the command word: 0 with *cmd its
+ * index (argc: none), or the usage error's status (printed). */
+int parse_globals(int argc, char **argv, int *cmd);
 const char *home_path(void);
 int open_home(void);
 int load_conf(void);
@@ -148,5 +161,7 @@ int cmd_results(void);
 int cmd_diff(void);
 int cmd_history(void);
 int cmd_fsck(void);
+int cmd_wait(void);
+int cmd_log(void);
 
 #endif

@@ -272,6 +272,10 @@ int cmd_diff(void)
 		if (!n)
 			continue;
 		size_t shown = n < (size_t)limit ? n : (size_t)limit;
+		int symw = 12;	/* up to the longest symbol shown (32) */
+		for (size_t i = 0; i < shown; i++)
+			if ((int)strlen(ch[i].symbol) > symw)
+				symw = (int)strlen(ch[i].symbol);
 		cJSON *arr = mj ? cJSON_AddArrayToObject(mj, ta.cols[c]) : NULL;
 		if (!mj && shown)
 			printf("  %s, largest changes (%zu changed):\n",
@@ -294,7 +298,7 @@ int cmd_diff(void)
 			fmt_val(&bv, s1, sizeof(s1));
 			fmt_val(&av, s2, sizeof(s2));
 			fmt_val(&dv, s3, sizeof(s3));
-			printf("    %-12s %10s -> %-10s %s%s\n", ch[i].symbol, s1,
+			printf("    %-*s %10s -> %-10s %s%s\n", symw, ch[i].symbol, s1,
 			       s2, dv.d > 0 ? "+" : "", s3);
 		}
 	}
@@ -386,9 +390,14 @@ int cmd_history(void)
 	}
 	if (!n)
 		error("%s: no run in any final batch of this home", pos[0]);
+	/* The batch column as wide as the longest id shown. */
+	int idw = 24;
+	for (size_t i = 0; i < n && i < (size_t)limit; i++)
+		if ((int)strlen(rows[i].batch) > idw)
+			idw = (int)strlen(rows[i].batch);
 	if (!g.json && n)
-		printf("%-24s %-20s %-10s %-12s %10s  %s\n", "BATCH", "CREATED",
-		       "STATE", "CATEGORY", "DURATION", "METRICS");
+		printf("%-*s %-20s %-10s %-12s %10s  %s\n", idw, "BATCH",
+		       "CREATED", "STATE", "CATEGORY", "DURATION", "METRICS");
 	for (size_t i = 0; i < n && i < (size_t)limit; i++) {
 		const struct hist_row *r = &rows[i];
 		char t[TIME_BUF];
@@ -426,7 +435,7 @@ int cmd_history(void)
 		key_metrics(r->metrics, km, sizeof(km));
 		fmt_time(r->created_ms, t);
 		t[19] = '\0'; /* to the second */
-		printf("%-24s %-20s %-10s %-12s %10s  %s\n", r->batch, t,
+		printf("%-*s %-20s %-10s %-12s %10s  %s\n", idw, r->batch, t,
 		       r->state, r->category[0] ? r->category : "-", d, km);
 	}
 	history_free(rows, n);

@@ -424,8 +424,129 @@ static void list_batch(void *arg, const char *id, int bfd)
 		lc->n++;
 }
 
+/* The columns of `list`, in the order of the default, each sized to its
+ * longest cell: an id or agent of any allowed length lines up. */
+enum { LC_ID, LC_STATUS, LC_AGENT, LC_ITEMS, LC_OK, LC_FAILED, LC_CANCELLED,
+       LC_CREATED, LC_ARCHIVE, LC_NAME, LC_ORIGIN, LC_DURATION, LC_N };
+#define LIST_COLUMNS "id, status, agent, items, ok, failed, cancelled, " \
+	"created, archive, name, origin, duration"
+static const char *const list_cols[LC_N] = {
+	"id", "status", "agent", "items", "ok", "failed", "cancelled",
+	"created", "archive", "name", "origin", "duration",
+};
+static const char *const list_heads[LC_N] = {
+	"BATCH", "STATUS", "AGENT", "ITEMS", "OK", "FAILED", "CANCELLED",
+	"CREATED", "ARCHIVE", "NAME", "ORIGIN", "DURATION",
+};
+
+/* --format COLS into cols: 0, or the usage error's status (printed). */
+static int list_format(const char *spec, bool archived, int *cols,
+		       size_t *ncols)
+{
+	*ncols = 0;
+	if (!spec) {
+		for (int c = LC_ID; c <= LC_CREATED; c++)
+			cols[(*ncols)++] = c;
+		if (archived)
+			cols[(*ncols)++] = LC_ARCHIVE;
+		return 0;
+	}
+	const char *p = spec;
+	while (*p) {
+		size_t len = strcspn(p, ","), c = 0;
+		while (c < LC_N && (strlen(list_cols[c]) != len ||
+				    strncmp(list_cols[c], p, len)))
+			c++;
+		if (c == LC_N || *ncols >= 2 * LC_N) {
+			char word[64];
+			snprintf(word, sizeof(word), "%.*s",
+				 (int)(len < 40 ? len : 40), p);
+			const char *near = did_you_mean(word, list_cols, LC_N);
+			return usage_error("list: --format: unknown column '%s'"
+					   "%s%s%s; columns: %s", word,
+					   near ? " (did you mean '" : "",
+					   near ? near : "", near ? "'?)" : "",
+					   LIST_COLUMNS);
+		}
+		cols[(*ncols)++] = (int)c;
+		p += len + (p[len] == ',');
+	}
+	if (!*ncols)
+		return usage_error("list: --format: name a column (%s)",
+				   LIST_COLUMNS);
+	return 0;
+}
+
+static void list_cell(const struct listed *l, bool archived, int col,
+		      char *buf, size_t n)
+{
+	const struct summary *s = &l->s;
+	char t[TIME_BUF];
+	switch (col) {
+	case LC_ID: snprintf(buf, n, "%s", s->id); break;
+	case LC_STATUS:
+		snprintf(buf, n, "%s", s->status < 0 ? "damaged"
+					  : batch_status_name(s->status));
+		break;
+	case LC_AGENT: snprintf(buf, n, "%s", s->agent); break;
+	case LC_NAME: snprintf(buf, n, "%s", s->name[0] ? s->name : "-"); break;
+	case LC_ORIGIN:
+		snprintf(buf, n, "%s", s->origin[0] ? s->origin : "-");
+		break;
+	case LC_ITEMS: snprintf(buf, n, "%lld", s->total); break;
+	case LC_OK: snprintf(buf, n, "%lld", s->succeeded); break;
+	case LC_FAILED: snprintf(buf, n, "%lld", s->failed); break;
+	case LC_CANCELLED: snprintf(buf, n, "%lld", s->cancelled); break;
+	case LC_CREATED: snprintf(buf, n, "%s", fmt_time(s->created_ms, t)); break;
+	case LC_DURATION:
+		if (s->started_ms && s->completed_ms)
+			fmt_duration(s->completed_ms - s->started_ms, buf, n);
+		else
+			snprintf(buf, n, "-");
+		break;
+	case LC_ARCHIVE:
+		snprintf(buf, n, "%s%s", archived ? "batches/archive/" : "-",
+			 archived ? l->file : "");
+		break;
+	}
+}
+
+static void print_list_table(const struct listed *v, size_t n,
+			     const int *cols, size_t ncols, bool header)
+{
+	bool archived = false;
+	size_t w[2 * LC_N];
+	char cell[400];
+	for (size_t i = 0; i < n; i++)
+		archived |= v[i].file != NULL;
+	for (size_t c = 0; c < ncols; c++) {
+		w[c] = header ? strlen(list_heads[cols[c]]) : 0;
+		for (size_t i = 0; i < n; i++) {
+			list_cell(&v[i], archived, cols[c], cell, sizeof(cell));
+			if (strlen(cell) > w[c])
+				w[c] = strlen(cell);
+		}
+	}
+	for (size_t i = header && n ? 0 : 1; i <= n; i++)
+		for (size_t c = 0; c < ncols; c++) {
+			int col = cols[c];
+			bool num = col >= LC_ITEMS && col <= LC_CANCELLED;
+			if (i == 0)
+				snprintf(cell, sizeof(cell), "%s",
+					 list_heads[col]);
+			else
+				list_cell(&v[i - 1], archived, col, cell,
+					  sizeof(cell));
+			if (c + 1 == ncols)
+				printf("%s\n", cell);
+			else
+				printf(num ? "%*s  " : "%-*s  ", (int)w[c], cell);
+		}
+}
+
 static int print_list(struct listed *v, size_t n, long long limit,
-		      bool archived)
+		      bool archived, const int *cols, size_t ncols,
+		      bool header)
 {
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_summary);
@@ -456,23 +577,7 @@ static int print_list(struct listed *v, size_t n, long long limit,
 		cJSON_free(s);
 		cJSON_Delete(arr);
 	} else {
-		if (n)
-			printf("%-28s %-10s %-18s %8s %8s %8s  %s%s\n", "BATCH",
-			       "STATUS", "AGENT", "ITEMS", "OK", "FAILED",
-			       "CREATED", archived ? "                  ARCHIVE" : "");
-		for (size_t i = 0; i < n; i++) {
-			char t[TIME_BUF];
-			const struct summary *s = &v[i].s;
-			printf("%-28s %-10s %-18s %8lld %8lld %8lld  %s",
-			       s->id, s->status < 0 ? "damaged"
-						    : batch_status_name(s->status),
-			       s->agent,
-			       s->total, s->succeeded, s->failed,
-			       fmt_time(s->created_ms, t));
-			if (archived)
-				printf("  batches/archive/%s", v[i].file);
-			putchar('\n');
-		}
+		print_list_table(v, n, cols, ncols, header);
 	}
 	return fflush(stdout) == 0 ? 0 : EX_IOERR_;
 }
@@ -483,7 +588,8 @@ int cmd_list(void)
 			      { "--since", true },  { "--until", true },
 			      { "--agent", true },  { "--limit", true },
 			      { "--archived" },	    { "--name", true },
-			      { "--origin", true }, { "--symbol", true } };
+			      { "--origin", true }, { "--symbol", true },
+			      { "--format", true }, { "--no-header" } };
 	char **pos;
 	size_t npos;
 	char why[WHY_BUF];
@@ -491,12 +597,15 @@ int cmd_list(void)
 			   "usage: runner list [--status S] [--since T] [--until T] "
 			   "[--agent A] [--name N]\n"
 			   "                   [--origin O] [--symbol SYM] [--limit N] "
-			   "[--archived] [--json]\n\n"
-			   "Batch history, newest first.  T is RFC 3339 or YYYY-MM-DD; "
+			   "[--archived] [--json]\n"
+			   "                   [--format COLS] [--no-header]\n\n"
+			   "Batch history, newest first.  T is RFC 3339, YYYY-MM-DD or "
+			   "a duration ago\n(24h, 7d, 1h30m); "
 			   "S one of\npending, running, paused, completed, partial, "
 			   "failed, cancelled.  --symbol: the\nbatches that held SYM.  "
 			   "--archived lists the batches in batches/archive/\ninstead "
-			   "(from its index).");
+			   "(from its index).  COLS: a comma list of " LIST_COLUMNS
+			   ".");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	int status = -1;
@@ -508,14 +617,20 @@ int cmd_list(void)
 		 (status = batch_status_parse(last_value(&o[1]))) < 0)
 		rc = usage_error("list: unknown status %s", last_value(&o[1]));
 	else if (last_value(&o[2]) &&
-		 parse_time_arg(last_value(&o[2]), &since, why) < 0)
+		 parse_time_or_ago(last_value(&o[2]), now_ms(), &since,
+				   why) < 0)
 		rc = usage_error("list: --since: %s", why);
 	else if (last_value(&o[3]) &&
-		 parse_time_arg(last_value(&o[3]), &until, why) < 0)
+		 parse_time_or_ago(last_value(&o[3]), now_ms(), &until,
+				   why) < 0)
 		rc = usage_error("list: --until: %s", why);
 	else if (last_value(&o[5]) &&
 		 parse_int(last_value(&o[5]), 0, LLONG_MAX, &limit, why) < 0)
 		rc = usage_error("list: --limit: %s", why);
+	int cols[2 * LC_N];
+	size_t ncols = 0;
+	if (!rc)
+		rc = list_format(last_value(&o[10]), o[6].seen, cols, &ncols);
 	if (rc || (rc = open_home())) {
 		free_cmd(o, NOPTS(o), pos);
 		return rc;
@@ -538,7 +653,8 @@ int cmd_list(void)
 	if (o[6].seen) {
 		struct archived_list al = { &f, NULL, 0, 0 };
 		archive_list(&home_, collect_archived, &al);
-		rc = print_list(al.v, al.n, limit, true);
+		rc = print_list(al.v, al.n, limit, true, cols, ncols,
+				!o[11].seen);
 		for (size_t i = 0; i < al.n; i++)
 			free(al.v[i].file);
 		free(al.v);
@@ -562,7 +678,7 @@ int cmd_list(void)
 	for (size_t i = 0; i < n; i++)
 		lv[i].s = v[i];
 	free(v);
-	rc = print_list(lv, n, limit, false);
+	rc = print_list(lv, n, limit, false, cols, ncols, !o[11].seen);
 	free(lv);
 	free_cmd(o, NOPTS(o), pos);
 	return rc;
@@ -608,14 +724,15 @@ int cmd_stats(void)
 			   "state, success rate, error categories, throughput,\n"
 			   "batch duration percentiles, the 10 most-failing symbols "
 			   "with their last\nerror, and the same per agent.  T is "
-			   "RFC 3339 or YYYY-MM-DD.");
+			   "RFC 3339, YYYY-MM-DD, or a duration ago (24h, 7d).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	int64_t since = INT64_MIN;
 	if (npos)
 		rc = usage_error("stats: unexpected argument %s", pos[0]);
 	else if (last_value(&o[1]) &&
-		 parse_time_arg(last_value(&o[1]), &since, why) < 0)
+		 parse_time_or_ago(last_value(&o[1]), now_ms(), &since,
+				   why) < 0)
 		rc = usage_error("stats: --since: %s", why);
 	if (rc || (rc = open_home())) {
 		free_cmd(o, NOPTS(o), pos);

@@ -561,6 +561,10 @@ struct conf *conf_load(const char *path)
 					   ent->section);
 			last_unknown = ent->section;
 		}
+		else if (inidoc_near(&l.doc, ent->section, ent->key))
+			diag_error(&l.d, ent->line, "unknown key '%s' in [%s] "
+				   "(did you mean '%s'?)", ent->key, ent->section,
+				   inidoc_near(&l.doc, ent->section, ent->key));
 		else
 			diag_error(&l.d, ent->line, "unknown key '%s' in [%s]",
 				   ent->key, ent->section);

@@ -49,20 +49,48 @@ void diag_warning(struct diag *d, int line, const char *fmt, ...)
 	d->warnings++;
 }
 
+/* A collected problem, for printing in line order. */
+struct diag_line {
+	const char *p;
+	size_t n, seq;
+	long line;	/* 0: the file as a whole */
+};
+
+static int diag_line_cmp(const void *a, const void *b)
+{
+	const struct diag_line *x = a, *y = b;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Problems are found key by key, not line by line: printed in line order
+ * (those of one line in the order found), a reader fixes them top down. */
 void diag_print(const struct diag *d)
 {
 	const char *p = d->text.buf;
-	if (!p)
-		return;
-	while (*p) {
+	size_t flen = strlen(d->file), n = 0, cap = 0;
+	struct diag_line *v = NULL;
+	while (p && *p) {
 		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		bool warn = strstr(p, ": warning: ") &&
-			    (size_t)(strstr(p, ": warning: ") - p) < n;
-		if (!warn || verbosity >= 0)
-			fprintf(stderr, "%s: %.*s\n", progname, (int)n, p);
-		p += n + (nl ? 1 : 0);
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		GROW(v, cap, n + 1);
+		v[n] = (struct diag_line){ p, len, n, 0 };
+		if (len > flen && p[flen] == ':')
+			v[n].line = strtol(p + flen + 1, NULL, 10);
+		n++;
+		p += len + (nl ? 1 : 0);
 	}
+	if (n)
+		qsort(v, n, sizeof(*v), diag_line_cmp);
+	for (size_t i = 0; i < n; i++) {
+		const char *w = strstr(v[i].p, ": warning: ");
+		bool warn = w && (size_t)(w - v[i].p) < v[i].n;
+		if (!warn || verbosity >= 0)
+			fprintf(stderr, "%s: %.*s\n", progname, (int)v[i].n,
+				v[i].p);
+	}
+	free(v);
 	if (d->suppressed)
 		fprintf(stderr, "%s: %s: ... and %d more %s\n", progname,
 			d->file, d->suppressed,
@@ -344,15 +372,33 @@ struct ini_entry *inidoc_get(struct ini_doc *doc, const char *section,
 {
 	char *ck = composite(section, key);
 	struct strmap_entry *e = strmap_get(&doc->index, ck);
-	free(ck);
+	GROW(doc->asked, doc->capasked, doc->nasked + 1);
+	doc->asked[doc->nasked++] = ck;
 	if (!e)
 		return NULL;
 	doc->e[e->value].used = true;
 	return &doc->e[e->value];
 }
 
+const char *inidoc_near(const struct ini_doc *doc, const char *section,
+			const char *key)
+{
+	size_t len = strlen(section), n = 0;
+	const char **keys = xcalloc(doc->nasked + 1, sizeof(*keys));
+	for (size_t i = 0; i < doc->nasked; i++)
+		if (!strncmp(doc->asked[i], section, len) &&
+		    doc->asked[i][len] == '\x1f')
+			keys[n++] = doc->asked[i] + len + 1;
+	const char *near = did_you_mean(key, keys, n);
+	free(keys);
+	return near;
+}
+
 void inidoc_release(struct ini_doc *doc)
 {
+	for (size_t i = 0; i < doc->nasked; i++)
+		free(doc->asked[i]);
+	free(doc->asked);
 	for (size_t i = 0; i < doc->n; i++) {
 		free(doc->e[i].section);
 		free(doc->e[i].key);

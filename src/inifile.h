@@ -82,13 +82,21 @@ struct ini_doc {
 	size_t nkeyv, capkeyv;
 	struct ini_section *sections;	/* every header, in file order */
 	size_t nsections, capsections;
+	char **asked;		/* "section\x1fkey" of every inidoc_get */
+	size_t nasked, capasked;
 };
-#define INI_DOC_INIT { NULL, 0, 0, STRMAP_INIT, NULL, 0, 0, NULL, 0, 0 }
+#define INI_DOC_INIT { NULL, 0, 0, STRMAP_INIT, NULL, 0, 0, NULL, 0, 0, \
+		       NULL, 0, 0 }
 void inidoc_parse(struct ini_doc *doc, struct diag *d, const char *buf,
 		  size_t len);
 /* The entry for section/key, marking it used; NULL when absent. */
 struct ini_entry *inidoc_get(struct ini_doc *doc, const char *section,
 			     const char *key);
+/* The key of section that inidoc_get was asked for and that key (an
+ * unknown one) is a likely slip of ("agnet": "agent"), for a "did you
+ * mean"; NULL: none. */
+const char *inidoc_near(const struct ini_doc *doc, const char *section,
+			const char *key);
 void inidoc_release(struct ini_doc *doc);
 /* The line of the byte at off in e->value (continuation lines included). */
 int inientry_line_at(const struct ini_entry *e, size_t off);

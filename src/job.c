@@ -429,9 +429,11 @@ int job_parse(struct job *j, struct diag *d, const char *buf, size_t len,
 		e = &doc.e[i];
 		if (e->used)
 			continue;
+		const char *near = inidoc_near(&doc, "job", e->key);
 		if (!strcmp(e->section, "job"))
-			diag_error(d, e->line, "unknown key '%s' in [job]",
-				   e->key);
+			diag_error(d, e->line, "unknown key '%s' in [job]%s%s%s",
+				   e->key, near ? " (did you mean '" : "",
+				   near ? near : "", near ? "'?)" : "");
 	}
 	for (size_t i = 0; i < doc.n; i++) {
 		e = &doc.e[i];

@@ -1,8 +1,8 @@
 /*
- * main: the command line (SPEC 3).  Global options may stand anywhere;
- * the first other word is the command.  Each command parses its own
- * options, does its work through the modules below it, and returns an exit
- * status from the SPEC's table.
+ * main: the command line (SPEC 3).  The global options before the command
+ * word are parsed here (parse_globals), those after it with the command's
+ * own (parse_cmd: both getopt_long).  Each command does its work through
+ * the modules below it and returns an exit status from the SPEC's table.
  */
 #include "cli.h"
 #include "archive.h"
@@ -64,8 +64,11 @@ static const char usage_text[] =
 	"                          what changed since the previous such batch\n"
 	"  history SYMBOL [--limit N]\n"
 	"                          the symbol's last runs across batches\n"
+	"  wait BATCH              until the batch is final; exit with its status\n"
+	"  log BATCH [-f]          the batch's log (-f: follow it until final)\n"
 	"  list [--status S] [--since T] [--until T] [--agent A] [--limit N]\n"
-	"       [--archived]       batch history, newest first\n"
+	"       [--archived] [--format COLS] [--no-header]\n"
+	"                          batch history, newest first\n"
 	"  retry-failed BATCH [--category C]... [--symbol S]... [--no-wait]\n"
 	"                          run the batch's failed items again\n"
 	"  cancel TARGET [--symbol S]...\n"
@@ -83,6 +86,7 @@ static const char usage_text[] =
 	"  archive [--older-than DUR] [--dry-run]\n"
 	"                          archive final batches older than DUR\n"
 	"  restore BATCH           bring an archived batch back into batches/\n"
+	"  help [COMMAND]          this text, or the command's (COMMAND --help)\n"
 	"  fsck BATCH [--cut]      check a batch's journal and views; --cut keeps\n"
 	"                          a copy and cuts the journal where it is damaged\n"
 	"\n"
@@ -128,6 +132,8 @@ static const struct command commands[] = {
 	{ "archive", cmd_archive },
 	{ "restore", cmd_restore },
 	{ "fsck", cmd_fsck },
+	{ "wait", cmd_wait },
+	{ "log", cmd_log },
 };
 
 /* Descriptors 0-2 must exist, or a file we open could become "stdout". */
@@ -150,29 +156,46 @@ static void raise_nofile(void)
 	}
 }
 
-/* "-X VALUE", "--long VALUE" or "--long=VALUE"; *val NULL when missing. */
-static bool optval(char **argv, int argc, int *i, const char *shortopt,
-		   const char *longopt, const char **val)
+/* "--retry-failed BATCH" (or =BATCH), anywhere before "--": the command
+ * retry-failed on BATCH, as it has always been written.  Taken out of
+ * argv before the options are parsed (the words left are the command's:
+ * global options or its own, such as --symbol); NULL when absent. */
+static const char *retry_failed_synonym(int *argc, char **argv, bool *bad)
 {
-	const char *a = argv[*i];
-	size_t n = strlen(longopt);
-	if ((shortopt && !strcmp(a, shortopt)) || !strcmp(a, longopt)) {
-		*val = *i + 1 < argc ? argv[++*i] : NULL;
-		return true;
+	const char *batch = NULL;
+	int j = 1;
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			while (i < *argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (!strcmp(a, "--retry-failed")) {
+			if (i + 1 >= *argc)
+				*bad = true;
+			else
+				batch = argv[++i];
+			continue;
+		}
+		if (!strncmp(a, "--retry-failed=", 15)) {
+			batch = a + 15;
+			continue;
+		}
+		argv[j++] = argv[i];
 	}
-	if (!strncmp(a, longopt, n) && a[n] == '=') {
-		*val = a + n + 1;
-		return true;
-	}
-	return false;
+	argv[j] = NULL;
+	*argc = j;
+	return batch;
 }
 
 int main(int argc, char **argv)
 {
 	const char *cmd = NULL;
-	char **rest = xcalloc((size_t)argc + 1, sizeof(char *));
+	char **rest = xcalloc((size_t)argc + 2, sizeof(char *));
 	size_t nrest = 0;
-	bool version = false;
+	bool bad = false;
+	int at, rc;
 
 	sane_stdio();
 	/* On a node, between a launcher and the agent: its arguments are the
@@ -183,47 +206,31 @@ int main(int argc, char **argv)
 	}
 	raise_nofile();
 	inifile_setup(JOB_MAX_BYTES + 16);
-	for (int i = 1; i < argc; i++) {
-		char *a = argv[i];
-		const char *val = NULL;
-		if (!strcmp(a, "--")) {
-			for (i++; i < argc; i++)
-				rest[nrest++] = argv[i];
-			break;
-		} else if (optval(argv, argc, &i, "-C", "--home", &val)) {
-			if (!val)
-				return usage_error("--home needs a directory");
-			g.home = val;
-		} else if (optval(argv, argc, &i, "-c", "--config", &val)) {
-			if (!val)
-				return usage_error("--config needs a file");
-			g.config = val;
-		} else if (optval(argv, argc, &i, NULL, "--retry-failed", &val)) {
-			if (!val)
-				return usage_error("--retry-failed needs a batch");
-			cmd = "retry-failed";
-			rest[nrest++] = (char *)val;
-		} else if (!strcmp(a, "--json")) {
-			g.json = true;
-		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			verbosity = -1;
-		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			verbosity = 1;
-		} else if (!strcmp(a, "--no-progress")) {
-			g.no_progress = true;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			g.help = true;
-		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-			version = true;
-		} else if (!cmd && a[0] != '-') {
-			cmd = a;
-		} else {
-			rest[nrest++] = a;
-		}
+	const char *rf = retry_failed_synonym(&argc, argv, &bad);
+	if (bad) {
+		free(rest);
+		return usage_error("--retry-failed needs a batch");
 	}
+	if (rf) {
+		cmd = "retry-failed";
+		rest[nrest++] = (char *)rf;
+		at = 1;
+	} else if ((rc = parse_globals(argc, argv, &at))) {
+		free(rest);
+		return rc;
+	} else if (at < argc) {
+		cmd = argv[at++];
+	}
+	/* `runner help CMD` is `runner CMD --help`. */
+	if (cmd && !strcmp(cmd, "help")) {
+		g.help = true;
+		cmd = at < argc ? argv[at++] : NULL;
+	}
+	while (at < argc)
+		rest[nrest++] = argv[at++];
 	g.args = rest;
 	g.nargs = nrest;
-	if (version) {
+	if (g.version) {
 		printf("runner %s\n", VERSION);
 		return 0;
 	}
@@ -248,5 +255,14 @@ int main(int argc, char **argv)
 		return status;
 	}
 	free(rest);
-	return usage_error("unknown command '%s'", cmd);
+	const char *names[NOPTS(commands)];
+	for (size_t i = 0; i < NOPTS(commands); i++)
+		names[i] = commands[i].name;
+	const char *near = did_you_mean(cmd, names, NOPTS(commands));
+	if (near)
+		error("unknown command '%s' (did you mean '%s'?); see runner "
+		      "--help", cmd, near);
+	else
+		error("unknown command '%s'; see runner --help", cmd);
+	return EX_USAGE_;
 }

@@ -698,7 +698,8 @@ static int cmp_slow(const void *a, const void *b)
 	return x->ms > y->ms ? -1 : x->ms < y->ms;
 }
 
-static void print_item_line(FILE *fp, const struct batch *b, size_t i)
+static void print_item_line(FILE *fp, const struct batch *b, size_t i,
+			    int symw)
 {
 	const struct item *it = &b->items[i];
 	const struct attempt *a = meta_last_done(it);
@@ -716,7 +717,7 @@ static void print_item_line(FILE *fp, const struct batch *b, size_t i)
 			     sizeof(cpu));
 		fmt_kb(a->max_rss_kb, rss, sizeof(rss));
 	}
-	fprintf(fp, "  %-12s %-10s %8d %10s %8s %8s %9s", it->symbol,
+	fprintf(fp, "  %-*s %-10s %8d %10s %8s %8s %9s", symw, it->symbol,
 		state_name(it->state), it->nattempts, dur, code, cpu, rss);
 	if (a && (a->outcome == OUT_FAILED || it->state == ST_FAILED))
 		fprintf(fp, "  %s: %s", category_name(a->category),
@@ -838,13 +839,18 @@ void meta_print_summary(FILE *fp, const struct batch *b, int64_t now,
 		free(sl);
 	}
 	if (flags & (SHOW_ITEMS | SHOW_FAILED)) {
-		fprintf(fp, "  %-12s %-10s %8s %10s %8s %8s %9s  %s\n",
-			"SYMBOL", "STATE", "ATTEMPTS", "DURATION", "EXIT",
+		/* The symbol column as wide as the longest (up to 32). */
+		int symw = 12;
+		for (size_t i = 0; i < b->nitems; i++)
+			if ((int)strlen(b->items[i].symbol) > symw)
+				symw = (int)strlen(b->items[i].symbol);
+		fprintf(fp, "  %-*s %-10s %8s %10s %8s %8s %9s  %s\n",
+			symw, "SYMBOL", "STATE", "ATTEMPTS", "DURATION", "EXIT",
 			"CPU", "MAX RSS", "ERROR");
 		for (size_t i = 0; i < b->nitems; i++)
 			if (!(flags & SHOW_FAILED) ||
 			    b->items[i].state == ST_FAILED)
-				print_item_line(fp, b, i);
+				print_item_line(fp, b, i, symw);
 		fprintf(fp, "  output      runner output %s SYMBOL [--stderr] "
 			    "[--attempt N]", c->id);
 		if (b->count[ST_FAILED])

@@ -4,8 +4,10 @@
 #include "util.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define REDRAW_NS 100000000LL
@@ -13,7 +15,9 @@
 void progress_init(struct progress *p, bool want)
 {
 	memset(p, 0, sizeof(*p));
-	p->enabled = want && isatty(STDOUT_FILENO);
+	/* On stderr, as pv and parallel --bar: `runner run | tee` keeps it,
+	 * and stdout stays free for what the command says. */
+	p->enabled = want && isatty(STDERR_FILENO);
 	p->start_ns = mono_ns();
 }
 
@@ -54,6 +58,23 @@ bool progress_due(const struct progress *p)
 	return p->enabled && mono_ns() - p->last_draw_ns >= REDRAW_NS;
 }
 
+/* The terminal's width now: asked at each redraw (at most 10 a second),
+ * so a resized window is followed without a SIGWINCH handler in a
+ * process whose signals arrive on a signalfd. */
+static int term_cols(void)
+{
+	struct winsize ws;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+/*
+ * "[####    ] 42% 420/1000 ok 400 failed 20 running 4 ETA 1m05s": the
+ * counts, then a bar in what is left of the width (none when under 10
+ * columns are left), the whole one column short of the terminal's width
+ * so that it never wraps: a wrapped line is a new line at each redraw.
+ */
 void progress_draw(struct progress *p, size_t running, size_t paused,
 		   bool force)
 {
@@ -64,24 +85,44 @@ void progress_draw(struct progress *p, size_t running, size_t paused,
 		return;
 	p->last_draw_ns = now;
 	size_t done = p->ok + p->failed;
-	char eta[32] = "--", rate_s[32] = "-";
+	char eta[32] = "--", text[256], paused_s[48] = "";
 	double secs = (double)(now - p->start_ns) / 1e9;
 	size_t done_here = done > p->done_at_start ? done - p->done_at_start : 0;
 	double rate = done_here && secs > 0 ? (double)done_here / secs : 0;
-	if (rate > 0)
-		snprintf(rate_s, sizeof(rate_s), "%.1f", rate);
 	if (rate > 0 && p->total > done) {
-		fmt_duration((int64_t)((double)(p->total - done) / rate * 1000),
-			     eta, sizeof(eta));
+		/* Whole seconds, rounded up: "0s" only when all is done. */
+		double left_s = (double)(p->total - done) / rate;
+		fmt_duration((int64_t)ceil(left_s < 1 ? 1 : left_s) * 1000, eta,
+			     sizeof(eta));
 	} else if (p->total == done) {
 		snprintf(eta, sizeof(eta), "0s");
 	}
 	if (paused && done + paused >= p->total && !running)
 		snprintf(eta, sizeof(eta), "paused");
-	printf("\r[%zu/%zu] %zu ok, %zu failed, %zu running, %zu paused, "
-	       "%s items/s, ETA %s\033[K",
-	       done, p->total, p->ok, p->failed, running, paused, rate_s, eta);
-	fflush(stdout);
+	if (paused)
+		snprintf(paused_s, sizeof(paused_s), " paused %zu", paused);
+	unsigned pct = p->total ? (unsigned)(done * 100 / p->total) : 100;
+	int tn = snprintf(text, sizeof(text),
+			  "%u%% %zu/%zu ok %zu failed %zu running %zu%s ETA %s",
+			  pct, done, p->total, p->ok, p->failed, running,
+			  paused_s, eta);
+	if (tn < 0)
+		return;
+	int cols = term_cols() - 1, bar = cols - tn - 3;
+	if (bar > 40)
+		bar = 40;
+	fputs("\r", stderr);
+	if (bar >= 10) {
+		int fill = p->total ? (int)((double)done / (double)p->total * bar)
+				    : bar;
+		fputc('[', stderr);
+		for (int i = 0; i < bar; i++)
+			fputc(i < fill ? '#' : ' ', stderr);
+		fputs("] ", stderr);
+	}
+	fprintf(stderr, "%.*s\033[K", tn < cols ? tn : (cols > 0 ? cols : 0),
+		text);
+	fflush(stderr);
 	p->drawn = true;
 }
 
@@ -89,8 +130,8 @@ void progress_clear(struct progress *p)
 {
 	if (!p->drawn)
 		return;
-	printf("\r\033[K");
-	fflush(stdout);
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
 	p->drawn = false;
 }
 

@@ -1,11 +1,13 @@
 /*
  * progress: what `run`, `retry-failed` and `resume` show while they work.
  *
- * On a terminal (stdout is a tty, and neither --json, -q nor --no-progress)
- * a single line, redrawn at most 10 times a second:
- *     [45/100] 40 ok, 5 failed, 3 running, 0 paused, 12.5 items/s, ETA 4s
- * (throughput over what this process finished; ETA "paused" when all
- * that is left waits on paused items).
+ * On a terminal (stderr is a tty, and neither --json, -q nor
+ * --no-progress) a single line on stderr, redrawn at most 10 times a
+ * second, never wider than the terminal:
+ *     [#######        ] 45% 45/100 ok 40 failed 5 running 3 ETA 1m05s
+ * ("paused N" when some are; the ETA from the throughput of what this
+ * process finished, "paused" when all that is left waits on paused
+ * items; the bar only when 10 columns are left for it).
  * With --json, one object per line for each item that reaches a final
  * state, once that state is durable:
  *     {"event":"progress","batch_id":..,"completed":K,"total":N,

@@ -388,8 +388,14 @@ void stats_print(FILE *fp, const cJSON *o)
 	const cJSON *top = get(o, "top_failing_symbols");
 	if (cJSON_GetArraySize(top)) {
 		fprintf(fp, "most failing symbols\n");
+		int symw = 12;	/* up to the longest symbol (32) */
+		cJSON_ArrayForEach(v, top) {
+			const char *sym = str(v, "symbol");
+			if (sym && (int)strlen(sym) > symw)
+				symw = (int)strlen(sym);
+		}
 		cJSON_ArrayForEach(v, top)
-		fprintf(fp, "  %-12s %4.0f  %s: %.100s\n", str(v, "symbol"),
+		fprintf(fp, "  %-*s %4.0f  %s: %.100s\n", symw, str(v, "symbol"),
 			num(v, "failures", 0), str(v, "last_category"),
 			str(v, "last_error"));
 		if (num(o, "unlisted_failed_items", 0) > 0)

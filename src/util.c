@@ -210,6 +210,72 @@ char *fmt_time(int64_t ms, char buf[TIME_BUF])
 	return buf;
 }
 
+int edit_distance(const char *a, const char *b)
+{
+	size_t n = strnlen(a, 255), m = strnlen(b, 255);
+	/* Three rows of the table: two back for a transposition. */
+	unsigned char r0[256], r1[256], r2[256];
+	unsigned char *pp = r0, *p = r1, *c = r2;
+	for (size_t j = 0; j <= m; j++)
+		p[j] = (unsigned char)j;
+	for (size_t i = 1; i <= n; i++) {
+		c[0] = (unsigned char)(i > 255 ? 255 : i);
+		for (size_t j = 1; j <= m; j++) {
+			int cost = a[i - 1] != b[j - 1];
+			int v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (p[j - 1] + cost < v)
+				v = p[j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = (unsigned char)(v > 255 ? 255 : v);
+		}
+		unsigned char *t = pp;
+		pp = p, p = c, c = t;
+	}
+	return p[m];
+}
+
+const char *did_you_mean(const char *w, const char *const *words, size_t n)
+{
+	const char *best = NULL;
+	int best_d = 3;
+	bool tie = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!words[i])
+			continue;
+		int d = edit_distance(w, words[i]);
+		if (d < best_d) {
+			best = words[i], best_d = d, tie = false;
+		} else if (best && d == best_d && strcmp(best, words[i])) {
+			tie = true;
+		}
+	}
+	if (best)
+		return tie ? NULL : best;
+	/* A word cut short or with a wrong ending ("max_childs" for
+	 * "max_children") is further than 2 away: the one word sharing the
+	 * longest prefix, at least 4 bytes and all but 2 of w's. */
+	size_t wl = strlen(w), best_p = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!words[i])
+			continue;
+		size_t p = 0;
+		while (w[p] && w[p] == words[i][p])
+			p++;
+		if (p > best_p) {
+			best = words[i], best_p = p, tie = false;
+		} else if (p == best_p && best && strcmp(best, words[i])) {
+			tie = true;
+		}
+	}
+	if (best_p < 4 || best_p + 2 < wl || tie)
+		return NULL;
+	return best;
+}
+
 const char *plural(unsigned long long n, const char *one, const char *many)
 {
 	return n == 1 ? one : many;
@@ -219,14 +285,22 @@ char *fmt_duration(int64_t ms, char *buf, size_t n)
 {
 	if (ms < 0)
 		ms = 0;
-	if (ms < 60000)
-		snprintf(buf, n, "%d.%03ds", (int)(ms / 1000), (int)(ms % 1000));
+	if (ms < 1000)
+		snprintf(buf, n, "%dms", (int)ms);
+	else if (ms < 60000 && ms % 1000 / 100)
+		snprintf(buf, n, "%d.%ds", (int)(ms / 1000),
+			 (int)(ms % 1000 / 100));
+	else if (ms < 60000)
+		snprintf(buf, n, "%ds", (int)(ms / 1000));
 	else if (ms < 3600000)
 		snprintf(buf, n, "%dm%02ds", (int)(ms / 60000),
 			 (int)(ms / 1000 % 60));
-	else
+	else if (ms < 86400000)
 		snprintf(buf, n, "%dh%02dm", (int)(ms / 3600000),
 			 (int)(ms / 60000 % 60));
+	else
+		snprintf(buf, n, "%lldd%02dh", (long long)(ms / 86400000),
+			 (int)(ms / 3600000 % 24));
 	return buf;
 }
 
@@ -279,44 +353,63 @@ static void fmt_bound_ms(int64_t ms, char *buf, size_t n)
 		 (long long)(ms % 1000));
 }
 
-/* A duration of at most max_ms (itself at most DURATION_MAX_MS). */
+/* A duration of at most max_ms (itself at most DURATION_MAX_MS): one or
+ * more NUMBER UNIT parts, larger units first ("1h30m", "1d12h", "2w",
+ * "1m05s", "850ms"), or a bare number of seconds. */
 static int parse_dur_upto(const char *s, int64_t max_ms, int64_t *ms,
 			  char *why)
 {
+	static const struct { const char *name; int64_t ms; } units[] = {
+		{ "w", 7 * 86400000LL }, { "d", 86400000 }, { "h", 3600000 },
+		{ "ms", 1 }, { "m", 60000 }, { "s", 1000 },
+	};
 	const char *p = s;
-	int64_t v, frac = 0, scale = 1, mult = 1000;
-	if (parse_digits(&p, &v) < 0)
-		goto bad;
-	if (*p == '.') {
-		/* A fraction is accepted ("0.5s"): useful for short timeouts. */
-		p++;
-		if (!isdigit((unsigned char)*p))
+	int64_t total = 0, last = INT64_MAX;
+	bool over = false;
+	do {
+		int64_t v, frac = 0, scale = 1, mult = 1000;
+		if (parse_digits(&p, &v) < 0)
 			goto bad;
-		for (; isdigit((unsigned char)*p); p++)
-			if (scale < 1000000)
-				frac = frac * 10 + (*p - '0'), scale *= 10;
-	}
-	switch (*p) {
-	case '\0': break;
-	case 's': mult = 1000; p++; break;
-	case 'm': mult = 60000; p++; break;
-	case 'h': mult = 3600000; p++; break;
-	case 'd': mult = 86400000; p++; break;
-	default: goto bad;
-	}
-	if (*p)
-		goto bad;
-	if (v > DURATION_MAX_MS / mult ||
-	    v * mult + frac * mult / scale > max_ms) {
+		if (*p == '.') {
+			/* A fraction is accepted ("0.5s"): useful for short
+			 * timeouts. */
+			p++;
+			if (!isdigit((unsigned char)*p))
+				goto bad;
+			for (; isdigit((unsigned char)*p); p++)
+				if (scale < 1000000)
+					frac = frac * 10 + (*p - '0'), scale *= 10;
+		}
+		size_t u = 0, nu = sizeof(units) / sizeof(units[0]);
+		while (u < nu && strncmp(p, units[u].name, strlen(units[u].name)))
+			u++;
+		if (u < nu) {
+			mult = units[u].ms;
+			p += strlen(units[u].name);
+		} else if (*p || p != s + strspn(s, "0123456789.")) {
+			goto bad;	/* only a lone number goes without unit */
+		}
+		/* Each part in a smaller unit than the one before. */
+		if (mult >= last)
+			goto bad;
+		last = mult;
+		if (v > DURATION_MAX_MS / mult)
+			over = true;
+		else
+			total += v * mult + frac * mult / scale;
+		if (total > DURATION_MAX_MS)
+			over = true;
+	} while (*p);
+	if (over || total > max_ms) {
 		char bound[32];
 		fmt_bound_ms(max_ms, bound, sizeof(bound));
 		WHY("at most %s (got %.64s)", bound, s);
 		return -1;
 	}
-	*ms = v * mult + frac * mult / scale;
+	*ms = total;
 	return 0;
 bad:
-	WHY("not a duration (N, Ns, Nm, Nh or Nd): %.64s", s);
+	WHY("not a duration (like 30s, 5m, 1h30m, 2d or 1w): %.64s", s);
 	return -1;
 }
 
@@ -481,6 +574,20 @@ static int two_digits(const char *s, int max)
 		return -1;
 	int v = (s[0] - '0') * 10 + (s[1] - '0');
 	return v > max ? -1 : v;
+}
+
+int parse_time_or_ago(const char *s, int64_t now, int64_t *ms, char *why)
+{
+	int64_t d;
+	if (parse_time_arg(s, ms, NULL) == 0)
+		return 0;
+	if (parse_duration_ms(s, &d, NULL) == 0) {
+		*ms = now - d;
+		return 0;
+	}
+	WHY("not a time (RFC 3339, YYYY-MM-DD, or a duration ago like 24h, "
+	    "7d, 1h30m): %.64s", s);
+	return -1;
 }
 
 int parse_time_arg(const char *s, int64_t *ms, char *why)

@@ -82,11 +82,22 @@ static inline int64_t mono_ms(void) { return mono_ns() / 1000000; }
 /* RFC 3339 UTC with milliseconds: "2026-11-24T18:20:14.123Z" (25 bytes). */
 #define TIME_BUF 32
 char *fmt_time(int64_t ms, char buf[TIME_BUF]);
-/* "1.234s", "12m03s", "2h05m": a human duration. */
+/* A duration for people, the one way text output writes one: "850ms",
+ * "6s", "1.5s" (tenths, truncated, below a minute), "1m05s", "2h03m",
+ * "3d04h"; parse_duration_ms reads each back (to that precision). */
 char *fmt_duration(int64_t ms, char *buf, size_t n);
 /* A rate for people: one decimal from 1 up, two significant digits below
  * (0.042, never 0.0 for a rate that is not 0). */
 char *fmt_rate(double per_s, char *buf, size_t n);
+
+/* Damerau-Levenshtein distance (optimal string alignment) of a and b,
+ * counted up to 255 bytes of each; and the one word of words[0..n) (NULL
+ * entries skipped) within distance 2 of w and nearer than any other, or
+ * else the one sharing w's first bytes but for at most 2 of them (4 at
+ * least: "max_childs" for "max_children"), for a "did you mean" (NULL:
+ * none, or a tie). */
+int edit_distance(const char *a, const char *b);
+const char *did_you_mean(const char *w, const char *const *words, size_t n);
 
 /* The noun for n things in text people read: one when n is 1, else many.
  * printf("%zu %s", n, plural(n, "item", "items")): "1 item", "0 items". */
@@ -97,7 +108,9 @@ const char *plural(unsigned long long n, const char *one, const char *many);
  * short reason in why (at most 128 bytes).
  */
 #define WHY_BUF 160
-/* DUR: "N", "Ns", "Nm", "Nh", "Nd" (bare N = seconds), at most
+/* DUR: a bare number of seconds, or NUMBER UNIT parts, larger units
+ * first, units ms, s, m, h, d, w ("90s", "1h30m", "1d12h", "2w", "0.5s",
+ * "850ms"), at most
  * DURATION_MAX_MS (100 years: in nanoseconds still far from INT64_MAX). */
 #define DURATION_MAX_MS (36500 * 86400000LL)
 int parse_duration_ms(const char *s, int64_t *ms, char *why);
@@ -135,6 +148,9 @@ int parse_double(const char *s, double lo, double hi, double *out, char *why);
 int parse_date(const char *s, int64_t *days, char *why);
 /* RFC 3339 (with 'Z' or an offset) or a date YYYY-MM-DD (midnight UTC). */
 int parse_time_arg(const char *s, int64_t *ms, char *why);
+/* What --since and --until read: a time as parse_time_arg, or a duration
+ * DUR meaning DUR ago ("24h", "7d", "1h30m"): now - DUR. */
+int parse_time_or_ago(const char *s, int64_t now, int64_t *ms, char *why);
 
 bool utf8_valid(const char *s, size_t n);
 /* Nonzero when s holds a byte < 0x20 (other than tab when allow_tab) or 0x7f. */

@@ -81,7 +81,7 @@ is "$("$RUNNER" -C "$H" output nightly-1 EXIT-3-A --stderr)" "failing with 3" "s
 L=$H/logs/nightly-1.log
 like "$(head -1 "$L")" "claimed nightly.job as batch nightly-1: 10 symbols" "log: claimed"
 like "$(cat "$L")" "started: 10 items" "log: started"
-like "$(cat "$L")" "OK-A succeeded in [0-9.]+s \(attempt 1, 7 matches\)" "log: item with outcome and duration"
+like "$(cat "$L")" "OK-A succeeded in [0-9.]+m?s \(attempt 1, 7 matches\)" "log: item with outcome and duration"
 like "$(cat "$L")" "EXIT-65-A failed in .*data_error: failing with 65" "log: failure with category"
 like "$(tail -1 "$L")" "batch partial: 10 items processed .*8 errors.*14 matches, total time" "log: summary"
 

@@ -101,7 +101,7 @@ agent = fake
 symbols = SLEEP-0.3-A SLEEP-0.3-B OK-C
 JOB
 	script -qec "$RUNNER -C '$H' run" /dev/null >"$T/tty" 2>&1
-	like "$(tr '\r' '\n' <"$T/tty" | grep '^\[' | tail -1)" '^\[[0-9]/3\] [0-9] ok, 0 failed, [0-9] running, [0-9]+ paused, [0-9.-]+ items/s, ETA' "progress line drawn on a terminal"
+	like "$(tr '\r' '\n' <"$T/tty" | grep -a 'ETA' | tail -1)" '^(\[[# ]+\] )?[0-9]+% [0-9]/3 ok [0-9] failed 0 running [0-9]( paused [0-9]+)? ETA' "progress line drawn on a terminal"
 	mkhome
 	job p <<JOB
 [job]
@@ -109,7 +109,7 @@ agent = fake
 symbols = OK-A
 JOB
 	r run
-	check "no progress line when stdout is not a terminal" sh -c "! grep -q 'ETA' '$T/out'"
+	check "no progress line when stderr is not a terminal" sh -c "! grep -q 'ETA' '$T/out' '$T/err'"
 else
 	ok 0 "# SKIP script(1) not installed"
 	ok 0 "# SKIP script(1) not installed"

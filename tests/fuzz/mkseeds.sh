@@ -68,7 +68,7 @@ symbols = METRIC-1.5-A METRIC-0.2-B METRIC--3-C TRUNC-D TRUNCFAIL-E RESULT-data_
 JOB
 r run
 keep metrics metrics
-r run --retry-failed metrics
+r --retry-failed metrics
 keep metrics retry-failed
 
 touch "$CAPDIR/down"

@@ -315,7 +315,7 @@ static void test_classify(void)
 		struct outcome_in in = { .wait_status = KILLED(SIGKILL), .timed_out = true,
 					 .timeout_ms = 1500 };
 		classify(&in, &V);
-		is_str(V.message, "timed out after 1.500s", "timeout message uses the duration");
+		is_str(V.message, "timed out after 1.5s", "timeout message uses the duration");
 	}
 
 	/* 2. result category beats exit codes, signals and stderr. */

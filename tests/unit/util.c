@@ -60,7 +60,6 @@ static void test_durations(void)
 	dur_bad("", "not a duration");
 	dur_bad("s", "not a duration");
 	dur_bad("5x", "not a duration");
-	dur_bad("5ms", "not a duration");
 	dur_bad("-5s", "not a duration");
 	dur_bad("+5s", "not a duration");
 	dur_bad("5 s", "not a duration");
@@ -71,7 +70,20 @@ static void test_durations(void)
 	dur_bad("1e3", "not a duration");
 	dur_bad("5S", "not a duration");
 	dur_bad("1,5s", "not a duration");
-	dur_bad("1h30m", "not a duration");
+	/* Compound durations, larger units first; ms and w. */
+	dur_ok("1h30m", 90 * 60000LL);
+	dur_ok("1d12h", 36 * 3600000LL);
+	dur_ok("2w", 14 * 86400000LL);
+	dur_ok("1m05s", 65000);
+	dur_ok("850ms", 850);
+	dur_ok("1s500ms", 1500);
+	dur_ok("1w2d3h4m5s", (9 * 86400LL + 3 * 3600 + 4 * 60 + 5) * 1000);
+	dur_bad("1h30", "not a duration");	/* a unit on every part */
+	dur_bad("30m1h", "not a duration");	/* larger units first */
+	dur_bad("1h1h", "not a duration");
+	dur_bad("1hm", "not a duration");
+	dur_bad("5w5", "not a duration");
+	dur_bad("5300w", "at most 36500d");
 	dur_bad("9999999999999999999", "not a duration"); /* 19 digits */
 	dur_bad("99999999999999999d", "at most 36500d");
 	dur_ok("36500d", 36500 * 86400000LL);
@@ -614,7 +626,31 @@ static void test_misc(void)
 	sb_release(&sb);
 
 	char buf[64];
-	is_str(fmt_duration(1234, buf, sizeof(buf)), "1.234s", "fmt_duration s");
+	/* One way of writing a duration: each form reads back. */
+	static const struct { int64_t ms; const char *text; } fd[] = {
+		{ 0, "0ms" }, { 850, "850ms" }, { 1234, "1.2s" },
+		{ 6000, "6s" }, { 6090, "6s" }, { 59900, "59.9s" },
+		{ 65000, "1m05s" }, { 7380000, "2h03m" },
+		{ 273600000, "3d04h" }, { 14 * 86400000LL, "14d00h" },
+	};
+	for (size_t i = 0; i < sizeof(fd) / sizeof(fd[0]); i++) {
+		int64_t back = -1;
+		is_str(fmt_duration(fd[i].ms, buf, sizeof(buf)), fd[i].text,
+		       "fmt_duration %lld", (long long)fd[i].ms);
+		ok(parse_duration_ms(buf, &back, NULL) == 0 &&
+		   back <= fd[i].ms, "  %s reads back", buf);
+	}
+	/* Did you mean: Damerau-Levenshtein at most 2, no ties. */
+	static const char *const keys[] = { "agent", "max_children",
+					     "timeout", "retries", NULL };
+	is_int(edit_distance("agnet", "agent"), 1, "a transposition is 1");
+	is_int(edit_distance("", "abc"), 3, "from nothing");
+	is_str(did_you_mean("agnet", keys, 5), "agent", "agnet: agent");
+	is_str(did_you_mean("max_childs", keys, 5), "max_children",
+	       "max_childs: max_children");
+	ok(did_you_mean("zzz", keys, 5) == NULL, "zzz: nothing near");
+	static const char *const tie[] = { "abcd", "abce" };
+	ok(did_you_mean("abcf", tie, 2) == NULL, "a tie: no guess");
 	is_str(fmt_duration(723000, buf, sizeof(buf)), "12m03s",
 	       "fmt_duration m");
 	is_str(fmt_duration(7500000, buf, sizeof(buf)), "2h05m",
