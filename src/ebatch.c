@@ -7,6 +7,7 @@
  * runner, never retried).
  */
 #include "engine_int.h"
+#include "remote.h"
 #include "blog.h"
 
 #include <errno.h>
@@ -48,7 +49,7 @@ static bool keep_child(pid_t pid, void *arg)
 {
 	const struct sweep *s = arg;
 	struct engine *e = s->e;
-	if (pid == e->retention_pid)
+	if (pid == e->retention_pid || remote_is_helper(pid))
 		return true;
 	if (!s->hooks_too && alerts_owns(e->alerts, pid))
 		return true;

@@ -261,6 +261,29 @@ void remote_job_name(char *buf, size_t n, const char *home,
 	snprintf(buf, n, "runner.%08x.%s.%s.%u", h, batch, symbol, attempt);
 }
 
+/* The scancel processes started and not reaped yet: the runner's own
+ * children, which its sweep of escaped descendants must leave alone. */
+#define HELPERS_MAX 4096
+static pid_t helpers[HELPERS_MAX];
+static size_t nhelpers;
+
+bool remote_is_helper(pid_t pid)
+{
+	for (size_t i = 0; i < nhelpers; i++)
+		if (helpers[i] == pid)
+			return true;
+	return false;
+}
+
+void remote_reaped(pid_t pid)
+{
+	for (size_t i = 0; i < nhelpers; i++)
+		if (helpers[i] == pid) {
+			helpers[i] = helpers[--nhelpers];
+			return;
+		}
+}
+
 /* scancel ARGS..., started and left to the caller's reaper. */
 static int scancel(char *const *argv)
 {
@@ -284,6 +307,8 @@ static int scancel(char *const *argv)
 			argv[2] ? argv[2] : "", strerror(err));
 		return -1;
 	}
+	if (nhelpers < HELPERS_MAX)
+		helpers[nhelpers++] = pid;
 	/* Not waited for: a shutdown signals every step at once, and a
 	 * controller slow to answer must not hold the runner's loop.  The
 	 * runner's reaper collects it with its other unknown children. */

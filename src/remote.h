@@ -33,6 +33,7 @@
 #define RUNNER_REMOTE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -69,6 +70,11 @@ int remote_status_load(int dirfd, const char *name, bool unlink_it,
  * run, 0 when nothing is known to signal (a task not started yet under
  * SIGTERM, ended, or not under Slurm), -1 when scancel could not be
  * started. */
+/* A scancel this process started and has not reaped (its sweep of
+ * escaped descendants keeps it); remote_reaped() forgets it. */
+bool remote_is_helper(pid_t pid);
+void remote_reaped(pid_t pid);
+
 int remote_signal(int dirfd, const char *name, const char *job_name,
 		  int sig);
 

@@ -415,8 +415,10 @@ void runs_reap(struct engine *e)
 			continue;
 		}
 		if (!run) {
-			/* a notify hook, or an orphan reparented to us */
+			/* a notify hook, a scancel, or an orphan reparented
+			 * to us */
 			alerts_reaped(e->alerts, pid);
+			remote_reaped(pid);
 			continue;
 		}
 		/* The item ended: its slot is free now, whatever escaped it
