@@ -1,0 +1,79 @@
+#!/bin/sh
+# First run and production set-up: runner init, the refusal of a directory
+# that is not a home, make install/uninstall, the daemon's notifications to
+# systemd (Type=notify) and its log lines on stderr, submit --id, and the
+# variables agents receive from the runner's environment (pass_env,
+# env_file).
+. "${RUNNER_SRC:-.}/tests/lib.sh"
+
+out() { "$RUNNER" -C "$H" output "$1" "$2" --attempt 1; }
+
+# ---- pass_env and env_file ----
+mkhome "pass_env = VENDOR_KEY UNSET_KEY
+env_file = agent.env
+env = EXPLICIT=env
+[runner]
+pass_env = HOME_WIDE
+env_file = $T/home.env"
+echo "FROM_HOME_FILE=1" >"$T/home.env"
+cat >"$H/conf/agent.env" <<'ENV'
+# the vendor's file, as systemd's EnvironmentFile= reads it
+FILE_KEY="a quoted value"
+export EXPORTED=yes
+
+SINGLE='x y'
+EXPLICIT=from-file
+ENV
+printf '[job]\nagent = fake\nsymbols = ENV-A\nmax_attempts = 1\n' >"$T/e.job"
+VENDOR_KEY=s3cret-value HOME_WIDE=hw SECRET_TOKEN=leak UNSET_KEY= \
+	$RUNNER_CMD -C "$H" run "$T/e.job" >"$T/out" 2>"$T/err"
+is "$?" 0 "a run with pass_env and env_file"
+envout=$(out "$(batch_id)" ENV-A)
+like "$envout" "^VENDOR_KEY=s3cret-value\$" "pass_env: the named variable reaches the agent"
+like "$envout" "^HOME_WIDE=hw\$" "[runner] pass_env: for every agent"
+like "$envout" "^FROM_HOME_FILE=1\$" "[runner] env_file (an absolute path): for every agent"
+like "$envout" "^UNSET_KEY=\$" "pass_env: an empty value is passed as empty"
+like "$envout" "^FILE_KEY=a quoted value\$" "env_file: a quoted value, unquoted"
+like "$envout" "^EXPORTED=yes\$" "env_file: 'export NAME=VALUE'"
+like "$envout" "^SINGLE=x y\$" "env_file: single quotes"
+like "$envout" "^EXPLICIT=env\$" "env wins over env_file"
+check "a variable not named is not passed" sh -c "! printf '%s' \"\$1\" | grep -q SECRET_TOKEN" - "$envout"
+check "no value in the logs" sh -c "! grep -rq s3cret-value '$H/logs' '$H/batches'/*/journal* '$T/err'"
+# A bad env file: the configuration is refused, naming the line, not the value.
+printf 'GOOD=1\nthis is not an assignment-s3cret\n1BAD=2\n' >"$H/conf/agent.env"
+r check "$T/e.job"
+is "$rc" 78 "a bad env_file line: exit 78"
+like "$(cat "$T/err")" "env_file: .*/conf/agent.env:2: expected NAME=VALUE" "  names the file and line"
+like "$(cat "$T/err")" "agent.env:3: the name must match" "  a bad name too"
+check "  and never the value" sh -c "! grep -q s3cret '$T/err'"
+rm "$H/conf/agent.env"
+r check "$T/e.job"
+like "$(cat "$T/err")" "env_file: .*/conf/agent.env: No such file or directory" \
+	"a missing env_file: a configuration error"
+mkhome "pass_env = RUNNER_HOME"
+r check "$T/e.job"
+is "$rc" 78 "pass_env of a RUNNER_ name: refused"
+
+# SIGHUP reads the env file again.
+mkhome "env_file = agent.env
+max_concurrent = 1"
+echo "ROTATED=one" >"$H/conf/agent.env"
+$RUNNER -C "$H" daemon >"$T/dout" 2>&1 &
+dpid=$!
+wait_for test -e "$H/state/daemon.pid"
+echo "ROTATED=two" >"$H/conf/agent.env"
+kill -HUP $dpid
+wait_for grep -q 'configuration reloaded' "$H/logs/runner.log"
+job r <<JOB
+[job]
+id = rot
+agent = fake
+symbols = ENV-R
+JOB
+wait_for sh -c "grep -q '\"status\":\"completed\"' '$H/batches/rot/summary.json' 2>/dev/null"
+like "$(out rot ENV-R)" "^ROTATED=two\$" "after SIGHUP the agent gets the env file's new value"
+kill -TERM $dpid
+wait $dpid
+
+
+done_testing
