@@ -8,6 +8,61 @@
 
 out() { "$RUNNER" -C "$H" output "$1" "$2" --attempt 1; }
 
+# ---- not a home: refused, and nothing is made there ----
+mkdir -p "$T/empty"
+for c in "list" "show nope" "status" "run" "daemon --once" "groups" \
+	 "stats" "archive --dry-run"; do
+	$RUNNER_CMD -C "$T/empty" $c >"$T/out" 2>"$T/err"
+	rc=$?
+	is "$rc" 78 "$c outside a home: exit 78"
+	like "$(cat "$T/err")" "^runner: $T/empty is not a runner home \(no conf/runner.ini\): name one with -C DIR or RUNNER_HOME, or make one with 'runner init DIR'\$" \
+		"$c: one line naming -C, RUNNER_HOME and runner init"
+done
+is "$(ls -A "$T/empty")" "" "nothing was created in the directory"
+(cd "$T/empty" && RUNNER_HOME= $RUNNER_CMD list >"$T/out" 2>"$T/err")
+is "$?" 78 "list in a plain current directory: exit 78"
+like "$(cat "$T/err")" "^runner: \. is not a runner home" "  and it says so"
+is "$(ls -A "$T/empty")" "" "  and creates nothing there"
+RUNNER_HOME=$T/empty $RUNNER_CMD list >"$T/out" 2>"$T/err"
+is "$?" 78 "RUNNER_HOME naming a plain directory: exit 78"
+$RUNNER_CMD -C "$T/missing" list >"$T/out" 2>"$T/err"
+is "$?" 78 "a home that does not exist: exit 78"
+check "  and it is not created" test ! -e "$T/missing"
+# With -c naming the configuration, a directory with spool/ is a home.
+mkhome
+mkdir -p "$T/cfg-home/spool"
+$RUNNER_CMD -C "$T/cfg-home" -c "$H/conf/runner.ini" list >"$T/out" 2>"$T/err"
+is "$?" 0 "-c FILE: a directory with spool/ is a home"
+
+# ---- runner init ----
+$RUNNER_CMD init "$T/new" >"$T/out" 2>"$T/err"
+is "$?" 0 "init DIR: exit 0"
+like "$(cat "$T/out")" "^$T/new is a runner home now" "init says what it did"
+for f in conf/runner.ini conf/example.job; do
+	check "init wrote $f" test -f "$T/new/$f"
+done
+for d in batches spool spool/rejected logs state; do
+	check "init made $d/" test -d "$T/new/$d"
+done
+$RUNNER_CMD -C "$T/new" run "$T/new/conf/example.job" >"$T/out" 2>"$T/err"
+is "$?" 0 "the example job runs as it is"
+like "$(cat "$T/out")" "items +3 total: 3 succeeded" "  all three items succeed"
+# Every key written commented out is valid at its default.
+sed 's/^;\([a-z_]* =\)/\1/' "$T/new/conf/runner.ini" >"$T/all.ini"
+check "init's file: some keys are commented out" grep -q '^;timeout = 1h$' "$T/new/conf/runner.ini"
+$RUNNER_CMD -C "$T/new" -c "$T/all.ini" check "$T/new/conf/example.job" >"$T/out" 2>"$T/err"
+is "$?" 0 "every commented key, uncommented, is valid"
+for s in runner retry breaker correlation retention classify "agent example"; do
+	check "init's file has [$s]" grep -qx "\[$s\]" "$T/new/conf/runner.ini"
+done
+echo "; mine" >>"$T/new/conf/runner.ini"
+$RUNNER_CMD init "$T/new" >"$T/out" 2>"$T/err"
+is "$?" 0 "init on a home: exit 0"
+check "  its conf/runner.ini is kept" grep -qx "; mine" "$T/new/conf/runner.ini"
+like "$(cat "$T/out")" "is a home already" "  and it says so"
+(cd "$T" && mkdir cwd && cd cwd && $RUNNER_CMD init >/dev/null 2>&1)
+check "init without DIR: the current directory" test -f "$T/cwd/conf/runner.ini"
+
 # ---- pass_env and env_file ----
 mkhome "pass_env = VENDOR_KEY UNSET_KEY
 env_file = agent.env
