@@ -169,6 +169,7 @@ int cmd_daemon(void)
 		return saved == EWOULDBLOCK ? EX_TEMPFAIL_ : EX_CANTCREAT_;
 	}
 	struct runlog *log = runlog_open(home_.logs);
+	runlog_stderr(log); /* for journald, or whoever reads the daemon */
 	char *conf_path = g.config ? xstrdup(g.config)
 				   : xasprintf("%s/conf/runner.ini", home_path());
 	runlog_printf(log, "daemon started for %s (config %s)%s", home_.path,
@@ -310,22 +311,30 @@ static int follow_batch(const char *id)
 
 int cmd_submit(void)
 {
-	struct cmdopt o[] = { { "--help" }, { "--wait" } };
+	struct cmdopt o[] = { { "--help" }, { "--wait" }, { "--id", true } };
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "submit",
-			   "usage: runner submit JOB... [--wait]\n\n"
+			   "usage: runner submit JOB... [--wait] [--id ID]\n\n"
 			   "Validate the job files (exit 65 with every problem, and "
 			   "nothing placed),\ngive each an id if it has none, place it "
 			   "in spool/ atomically and print\nthe batch id (\"duplicate "
 			   "of BATCH\" for a duplicate).  --wait follows the\nbatch to "
 			   "its final state (running it here when no daemon runs) and "
-			   "exits\nlike run.");
+			   "exits\nlike run.  --id: the batch id of the one JOB "
+			   "(which names none).");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (!npos) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("submit: name at least one job file");
+	}
+	const char *id = last_value(&o[2]);
+	if (id && (npos > 1 || !valid_batch_id(id))) {
+		free_cmd(o, NOPTS(o), pos);
+		return npos > 1 ? usage_error("submit: --id names one job's id")
+				: usage_error("submit: --id '%s' is not a valid "
+					      "batch id", id);
 	}
 	if ((rc = load_conf()) || (rc = open_home())) {
 		free_cmd(o, NOPTS(o), pos);
@@ -337,13 +346,22 @@ int cmd_submit(void)
 	for (size_t i = 0; i < npos; i++) {
 		struct job j = JOB_INIT;
 		struct diag d = DIAG_INIT(pos[i]);
-		if (job_read_path(pos[i], &texts[i]) < 0)
+		if (job_read_path(pos[i], &texts[i]) < 0) {
 			status = errno == ENOENT && status != EX_INVALID_JOB
 					 ? EX_NO_SUCH
 					 : EX_INVALID_JOB;
-		else if (job_parse(&j, &d, texts[i].buf ? texts[i].buf : "",
-				   texts[i].len, conf_, home_.fd) < 0)
-			status = EX_INVALID_JOB;
+		} else {
+			if (id) {
+				struct sb with_id = SB_INIT;
+				spool_add_id(texts[i].buf ? texts[i].buf : "",
+					     texts[i].len, id, &with_id);
+				sb_release(&texts[i]);
+				texts[i] = with_id;
+			}
+			if (job_parse(&j, &d, texts[i].buf ? texts[i].buf : "",
+				      texts[i].len, conf_, home_.fd) < 0)
+				status = EX_INVALID_JOB;
+		}
 		if (d.errors)
 			diag_print(&d);
 		diag_release(&d);

@@ -60,7 +60,9 @@ void diag_print(const struct diag *d)
 		bool warn = strstr(p, ": warning: ") &&
 			    (size_t)(strstr(p, ": warning: ") - p) < n;
 		if (!warn || verbosity >= 0)
-			fprintf(stderr, "%s: %.*s\n", progname, (int)n, p);
+			fprintf(stderr, "%s%s: %.*s\n",
+				!report_journal ? "" : warn ? "<4>" : "<3>",
+				progname, (int)n, p);
 		p += n + (nl ? 1 : 0);
 	}
 	if (d->suppressed)

@@ -63,6 +63,88 @@ like "$(cat "$T/out")" "is a home already" "  and it says so"
 (cd "$T" && mkdir cwd && cd cwd && $RUNNER_CMD init >/dev/null 2>&1)
 check "init without DIR: the current directory" test -f "$T/cwd/conf/runner.ini"
 
+# ---- submit --id ----
+mkhome
+printf '[job]\nagent = fake\nsymbols = OK-A\n' >"$T/n.job"
+r submit --id nightly-2026-11-29 --wait "$T/n.job"
+is "$rc" 0 "submit --id --wait: exit 0 (the batch completed)"
+is "$(head -1 "$T/out")" nightly-2026-11-29 "  the batch has the given id"
+check "  batches/nightly-2026-11-29" test -d "$H/batches/nightly-2026-11-29"
+r submit --id nightly-2026-11-29 "$T/n.job"
+is "$(cat "$T/out")" "duplicate of nightly-2026-11-29" "the same id again: a duplicate"
+r submit --id 'bad id' "$T/n.job"
+is "$rc" 64 "submit --id with a bad id: usage error"
+r submit --id x1 "$T/n.job" "$T/n.job"
+is "$rc" 64 "submit --id with two jobs: usage error"
+printf '[job]\nagent = fake\nsymbols = EXIT-1-A\nmax_attempts = 1\n' >"$T/f.job"
+r submit --id night-failed --wait "$T/f.job"
+is "$rc" 1 "submit --wait of a batch with a failed item: exit 1"
+
+# ---- the daemon: notifications to systemd, log lines on stderr ----
+# listen SOCKET FILE: each datagram received on SOCKET ('@': abstract) as
+# a line of FILE, its newlines as '|'.
+listen() {
+	perl -MSocket -e '
+		my ($path, $file) = @ARGV;
+		my $addr = $path =~ s/^@/\0/r;
+		socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";
+		bind($s, pack_sockaddr_un($addr)) or die "bind: $!";
+		open my $o, ">>", $file or die; $o->autoflush(1);
+		print $o "listening\n";
+		while (defined recv($s, my $m, 4096, 0)) { $m =~ s/\n/|/g; print $o "$m\n"; }
+	' "$1" "$2" &
+	listener=$!
+	wait_for sh -c "grep -q listening '$2' 2>/dev/null"
+}
+mkhome
+mkdir -p "$H/gates"
+: >"$T/derr"
+js=$(stat -c '%d:%i' "$T/derr")
+listen "$T/notify.sock" "$T/notes"
+NOTIFY_SOCKET=$T/notify.sock JOURNAL_STREAM=$js $RUNNER -C "$H" daemon \
+	>"$T/dout" 2>>"$T/derr" &
+dpid=$!
+check "the daemon says READY=1" wait_for grep -q 'READY=1' "$T/notes"
+like "$(grep READY=1 "$T/notes")" "^READY=1\|STATUS=0 running, 0 queued, 0 paused$" \
+	"  with its STATUS= counts"
+job s <<JOB
+[job]
+id = held
+agent = fake
+symbols = GATE-A
+JOB
+check "STATUS= counts the running attempt" wait_for grep -q '^STATUS=1 running' "$T/notes"
+job bad <<JOB
+[job]
+agent = nosuch
+symbols = A
+JOB
+check "a rejected job: a warning on stderr" \
+	wait_for grep -q '^<4>warning: rejected: ' "$T/derr"
+touch "$H/gates/open.GATE-A"
+check "STATUS= back to nothing running" wait_for grep -q '^STATUS=0 running' "$T/notes"
+kill -TERM $dpid
+wait $dpid
+is "$?" 0 "the daemon drained and exited 0"
+check "the daemon says STOPPING=1" grep -q '^STOPPING=1' "$T/notes"
+like "$(head -1 "$T/derr")" "^<6>daemon started for $H " \
+	"journald's stream: an info line with <6>"
+check "every stderr line has a level prefix" sh -c "! grep -qv '^<[346]>' '$T/derr'"
+check "logs/runner.log keeps the events" grep -q 'daemon started for' "$H/logs/runner.log"
+check "  the rejected job at its level" grep -q '\] warning: rejected: ' "$H/logs/runner.log"
+kill $listener 2>/dev/null
+wait $listener 2>/dev/null
+# An abstract socket, and stderr that is not journald's: plain lines.
+listen "@runner-test-$$" "$T/notes2"
+NOTIFY_SOCKET=@runner-test-$$ $RUNNER -C "$H" daemon --once >"$T/dout" 2>"$T/derr2"
+is "$?" 0 "daemon --once with an abstract NOTIFY_SOCKET"
+check "  READY=1 reached the abstract socket" wait_for grep -q 'READY=1' "$T/notes2"
+check "  and STOPPING=1" wait_for grep -q 'STOPPING=1' "$T/notes2"
+like "$(head -1 "$T/derr2")" "^runner: daemon started for $H " \
+	"stderr not journald's: plain 'runner: ' lines"
+kill $listener 2>/dev/null
+wait $listener 2>/dev/null
+
 # ---- pass_env and env_file ----
 mkhome "pass_env = VENDOR_KEY UNSET_KEY
 env_file = agent.env
@@ -129,6 +211,5 @@ wait_for sh -c "grep -q '\"status\":\"completed\"' '$H/batches/rot/summary.json'
 like "$(out rot ENV-R)" "^ROTATED=two\$" "after SIGHUP the agent gets the env file's new value"
 kill -TERM $dpid
 wait $dpid
-
 
 done_testing
