@@ -63,6 +63,22 @@ like "$(cat "$T/out")" "is a home already" "  and it says so"
 (cd "$T" && mkdir cwd && cd cwd && $RUNNER_CMD init >/dev/null 2>&1)
 check "init without DIR: the current directory" test -f "$T/cwd/conf/runner.ini"
 
+# ---- make install / uninstall ----
+if command -v make >/dev/null 2>&1 && [ -f "$SRC/Makefile" ]; then
+	make -s -C "$SRC" install DESTDIR="$T/dest" PREFIX=/usr >"$T/mk.out" 2>&1
+	is "$?" 0 "make install DESTDIR=... PREFIX=/usr"
+	is "$(cd "$T/dest" && find . -type f | sort | tr '\n' ' ')" \
+		"./usr/bin/runner ./usr/lib/systemd/system/runner-nightly.service ./usr/lib/systemd/system/runner-nightly.timer ./usr/lib/systemd/system/runner.service ./usr/lib/systemd/system/runner@.service ./usr/share/bash-completion/completions/runner ./usr/share/doc/runner/examples/nightly.job ./usr/share/doc/runner/examples/runner.ini ./usr/share/man/man1/runner.1 ./usr/share/man/man5/runner-job.5 ./usr/share/man/man5/runner.conf.5 " \
+		"  installs the binary, man pages, units, examples, completion"
+	like "$("$T/dest/usr/bin/runner" --version)" "^runner [0-9]" "  the installed binary runs"
+	is "$(grep -h '^ExecStart=' "$T/dest/usr/lib/systemd/system/runner.service")" \
+		"ExecStart=/usr/bin/runner daemon" "  the unit names the installed binary"
+	check "  no unit runs /usr/local/bin/runner" sh -c "! grep -q /usr/local/bin '$T'/dest/usr/lib/systemd/system/*"
+	make -s -C "$SRC" uninstall DESTDIR="$T/dest" PREFIX=/usr >"$T/mk.out" 2>&1
+	is "$?" 0 "make uninstall"
+	is "$(cd "$T/dest" && find . -type f | wc -l | tr -d ' ')" 0 "  removes every file"
+fi
+
 # ---- submit --id ----
 mkhome
 printf '[job]\nagent = fake\nsymbols = OK-A\n' >"$T/n.job"
