@@ -184,7 +184,7 @@ bench: all $(BENCH_BINS)
 # The binary, the man pages, the systemd units (ExecStart= naming
 # $(bindir)/runner), an example configuration and job, bash completion.
 UNITS = runner.service runner@.service runner-nightly.service runner-nightly.timer
-install: all
+install: runner
 	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 \
 	  $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(unitdir) \
 	  $(DESTDIR)$(docdir)/examples $(DESTDIR)$(completionsdir)
