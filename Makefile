@@ -9,13 +9,20 @@
 #   make bench      dispatch benchmark against xargs -P and GNU parallel
 #   make powerloss  every crash state and I/O error of a recorded workload
 #   make fuzz       run each libFuzzer harness for FUZZ_TIME seconds (clang)
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=    (and make uninstall)
+#       bindir, mandir, unitdir, docdir, completionsdir may be set apart
 #
-# Missing build dependencies are installed with apt-get when run as root;
-# otherwise the exact apt-get line is printed (scripts/deps).
+# A missing build dependency stops the build with the exact apt-get line
+# (scripts/deps); `make deps` as root installs what is missing, including
+# what `make check` needs (prove).
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+bindir ?= $(PREFIX)/bin
+mandir ?= $(PREFIX)/share/man
+docdir ?= $(PREFIX)/share/doc/runner
+unitdir ?= $(PREFIX)/lib/systemd/system
+completionsdir ?= $(PREFIX)/share/bash-completion/completions
 CC ?= cc
 CFLAGS ?= -O2 -g
 PKGS = inih libcjson libarchive nettle zlib
@@ -48,18 +55,18 @@ SEEDS ?= 1000
 SIM_ITEMS ?= 100
 
 .DEFAULT_GOAL := all
-.PHONY: all everything check check-slurm demo asan valgrind bench install clean deps \
-	lint sim powerloss fuzz fuzz-build
+.PHONY: all everything check check-slurm demo asan valgrind bench install uninstall \
+	clean deps lint sim powerloss fuzz fuzz-build
 include examples/Makefile.inc
 
 all: $(BUILD)/.deps runner $(EXAMPLE_TARGETS)
 
 $(BUILD)/.deps: scripts/deps
-	@scripts/deps
+	@scripts/deps build
 	@mkdir -p $(BUILD) && touch $@
 
 deps:
-	@scripts/deps
+	@scripts/deps install
 
 # Every program of the tree: what CI builds with each compiler.
 everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS) \
@@ -68,18 +75,18 @@ everything: all $(UNIT_BINS) $(TEST_AGENTS) $(BUILD)/faults/shim.so $(BENCH_BINS
 
 $(BUILD)/%.o: src/%.c src/*.h $(BUILD)/.deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 runner: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lm
 
 $(BUILD)/unit/%.t: tests/unit/%.c tests/tap.h tests/unit/scratch.h $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
 
 $(SIM_BIN): tests/sim/sim.c $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS) -lm
 
 # The simulator on many seeds (make sim SEEDS=10000 SIM_ITEMS=100), as
 # many worker processes as CPUs.
@@ -90,12 +97,12 @@ sim: $(SIM_BIN)
 # with libFuzzer (clang: make fuzz, whose CFLAGS instrument the library).
 $(BUILD)/fuzz/%-replay: tests/fuzz/%.c $(FUZZ_SRCS) $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests/fuzz -o $@ $< \
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -Isrc -Itests/fuzz -o $@ $< \
 	  tests/fuzz/replay.c tests/fuzz/scratch.c $(LIB_OBJS) $(PKG_LIBS) -lm
 
 $(BUILD)/fuzz/%-fuzz: tests/fuzz/%.c tests/fuzz/scratch.c tests/fuzz/fuzz.h $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Isrc -Itests/fuzz -o $@ $< \
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Isrc -Itests/fuzz -o $@ $< \
 	  tests/fuzz/scratch.c $(LIB_OBJS) $(PKG_LIBS) -lm
 
 # Each harness for FUZZ_TIME seconds, one after the other, from its corpus
@@ -120,25 +127,25 @@ fuzz-build:
 
 $(BUILD)/agents/%: tests/agents/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
 
 $(BUILD)/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 $(BUILD)/powerloss/record.so: tests/powerloss/record.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
 
 # The runner under test: ./runner, or the sanitizer build's (which must not
 # replace ./runner).
 CHECK_RUNNER = $(if $(RUNNER_BIN),$(RUNNER_BIN),runner)
 
-check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
+check: $(BUILD)/.deps $(BUILD)/.test-deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
        $(TEST_AGENTS) $(BUILD)/faults/shim.so $(SIM_BIN) $(BUILD)/powerloss/record.so \
        $(FUZZ_REPLAY)
 	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
@@ -147,10 +154,14 @@ check: $(BUILD)/.deps $(CHECK_RUNNER) $(EXAMPLE_TARGETS) $(UNIT_BINS) \
 
 # Slurm mode against a real slurmctld + slurmd that the test starts (root,
 # Debian's slurm-wlm and munge); skipped with the reason elsewhere.
-check-slurm: $(BUILD)/.deps $(CHECK_RUNNER) $(TEST_AGENTS)
+check-slurm: $(BUILD)/.deps $(BUILD)/.test-deps $(CHECK_RUNNER) $(TEST_AGENTS)
 	RUNNER=$(CURDIR)/$(CHECK_RUNNER) \
 	RUNNER_SRC=$(CURDIR) RUNNER_BUILD=$(CURDIR)/$(BUILD) \
 	$(PROVE) -e '' tests/slurm/*.t
+
+$(BUILD)/.test-deps: scripts/deps
+	@scripts/deps test
+	@mkdir -p $(BUILD) && touch $@
 
 demo: all
 	@scripts/demo
@@ -178,12 +189,34 @@ bench: all $(BENCH_BINS)
 	bench/dispatch 1000
 	bench/output 1000
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
-	  $(DESTDIR)$(PREFIX)/share/man/man5
-	install -m 755 runner $(DESTDIR)$(PREFIX)/bin/runner
-	install -m 644 man/runner.1 $(DESTDIR)$(PREFIX)/share/man/man1/runner.1
-	install -m 644 man/runner.conf.5 man/runner-job.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+# The binary, the man pages, the systemd units (ExecStart= naming
+# $(bindir)/runner), an example configuration and job, bash completion.
+UNITS = runner.service runner@.service runner-nightly.service runner-nightly.timer
+install: runner
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1 \
+	  $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(unitdir) \
+	  $(DESTDIR)$(docdir)/examples $(DESTDIR)$(completionsdir)
+	install -m 755 runner $(DESTDIR)$(bindir)/runner
+	install -m 644 man/runner.1 $(DESTDIR)$(mandir)/man1/runner.1
+	install -m 644 man/runner.conf.5 man/runner-job.5 $(DESTDIR)$(mandir)/man5/
+	for u in $(UNITS); do \
+	  sed 's|/usr/local/bin/runner|$(bindir)/runner|g' systemd/$$u \
+	    >$(DESTDIR)$(unitdir)/$$u.tmp && \
+	  chmod 644 $(DESTDIR)$(unitdir)/$$u.tmp && \
+	  mv $(DESTDIR)$(unitdir)/$$u.tmp $(DESTDIR)$(unitdir)/$$u || exit 1; \
+	done
+	install -m 644 conf/runner.ini conf/nightly.job $(DESTDIR)$(docdir)/examples/
+	install -m 644 scripts/completion.bash $(DESTDIR)$(completionsdir)/runner
+
+uninstall:
+	rm -f $(DESTDIR)$(bindir)/runner $(DESTDIR)$(mandir)/man1/runner.1 \
+	  $(DESTDIR)$(mandir)/man5/runner.conf.5 \
+	  $(DESTDIR)$(mandir)/man5/runner-job.5 \
+	  $(UNITS:%=$(DESTDIR)$(unitdir)/%) \
+	  $(DESTDIR)$(docdir)/examples/runner.ini \
+	  $(DESTDIR)$(docdir)/examples/nightly.job \
+	  $(DESTDIR)$(completionsdir)/runner
+	-rmdir $(DESTDIR)$(docdir)/examples $(DESTDIR)$(docdir) 2>/dev/null
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

@@ -460,7 +460,8 @@ int engine_claim(struct engine *e, const char *path, bool named)
 		return 0;
 	case CLAIM_INVALID:
 		/* The reason starts with the file's name already. */
-		runlog_printf(e->o.runlog, "rejected: %s", res.reason);
+		runlog_log(e->o.runlog, RUNLOG_WARNING, "rejected: %s",
+			   res.reason);
 		if (named)
 			return EX_INVALID_JOB;
 		/* The reason was printed as it was found; say where it went. */

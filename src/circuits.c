@@ -692,8 +692,8 @@ void circ_after_attempt(struct engine *e, struct ebatch *eb, uint32_t idx,
 			 it->symbol, fr->streak,
 			 plural(fr->streak, "time", "times"));
 		circ_alert(e, "symbol_circuit_open", eb, it, NULL, msg);
-		runlog_printf(e->o.runlog, "symbol %s: circuit open (%s)",
-			      it->symbol, msg);
+		runlog_log(e->o.runlog, RUNLOG_WARNING,
+			   "symbol %s: circuit open (%s)", it->symbol, msg);
 	}
 	if (r->next_state == ST_PAUSED && grouped && e->sh_ok) {
 		const char *sym = it->symbol;

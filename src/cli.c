@@ -66,8 +66,37 @@ const char *home_path(void)
 	return env && *env ? env : ".";
 }
 
+/*
+ * A home is a directory that holds conf/runner.ini (what runner init
+ * writes), or, when -c names the configuration, one that holds spool/.
+ * Anything else is refused before a directory is made in it: a mistyped
+ * -C or a command run in the wrong directory must not leave batches/,
+ * logs/, spool/ and state/ behind.
+ */
+static int require_home(void)
+{
+	const char *path = home_path();
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = fd >= 0 &&
+		  (fstatat(fd, "conf/runner.ini", &st, 0) == 0 ||
+		   (g.config && fstatat(fd, "spool", &st, 0) == 0 &&
+		    S_ISDIR(st.st_mode)));
+	if (fd >= 0)
+		close(fd);
+	if (ok)
+		return 0;
+	error("%s is not a runner home (no conf/runner.ini): name one with -C "
+	      "DIR or RUNNER_HOME, or make one with 'runner init DIR'",
+	      path);
+	return EX_CONFIG_;
+}
+
 int open_home(void)
 {
+	int rc = require_home();
+	if (rc)
+		return rc;
 	if (home_open(&home_, home_path()) < 0)
 		return EX_CANTCREAT_;
 	return 0;
@@ -75,6 +104,9 @@ int open_home(void)
 
 int load_conf(void)
 {
+	int rc = g.config ? 0 : require_home();
+	if (rc)
+		return rc;
 	char *path = g.config ? xstrdup(g.config)
 			      : xasprintf("%s/conf/runner.ini", home_path());
 	conf_ = conf_load(path);

@@ -140,6 +140,7 @@ int request_carry(const struct request *rq, struct sb *reply,
 		  struct request_out *out);
 
 /* The commands: each parses g.args and returns an exit status. */
+int cmd_init(void);
 int cmd_check(void);
 int cmd_run(void);
 int cmd_daemon(void);

@@ -300,6 +300,7 @@ int cmd_daemon(void)
 		return saved == EWOULDBLOCK ? EX_TEMPFAIL_ : EX_CANTCREAT_;
 	}
 	struct runlog *log = runlog_open(home_.logs);
+	runlog_stderr(log); /* for journald, or whoever reads the daemon */
 	char *conf_path = g.config ? xstrdup(g.config)
 				   : xasprintf("%s/conf/runner.ini", home_path());
 	runlog_printf(log, "daemon started for %s (config %s)%s", home_.path,
@@ -441,23 +442,31 @@ static int follow_batch(const char *id)
 
 int cmd_submit(void)
 {
-	struct cmdopt o[] = { { "--help" }, { "--wait" } };
+	struct cmdopt o[] = { { "--help" }, { "--wait" }, { "--id", true } };
 	char **pos;
 	size_t npos;
 	int rc = parse_cmd(o, NOPTS(o), &pos, &npos, "submit",
-			   "usage: runner submit JOB... [--wait] [--json]\n\n"
+			   "usage: runner submit JOB... [--wait] [--id ID] [--json]\n\n"
 			   "Validate the job files (exit 65 with every problem, and "
 			   "nothing placed),\ngive each an id if it has none, place it "
 			   "in spool/ atomically and print\nthe batch id (\"duplicate "
 			   "of BATCH\" for a duplicate).  --wait follows the\nbatch to "
 			   "its final state (running it here when no daemon runs) and "
-			   "exits\nlike run.  --json: one object per job file, "
+			   "exits\nlike run.  --id: the batch id of the one JOB "
+			   "(which names none).  --json: one object per job file,\n"
 			   "{\"job_file\",\"batch_id\",\"status\",...}.");
 	if (rc)
 		return rc == CMD_HELP ? 0 : rc;
 	if (!npos) {
 		free_cmd(o, NOPTS(o), pos);
 		return usage_error("submit: name at least one job file");
+	}
+	const char *id = last_value(&o[2]);
+	if (id && (npos > 1 || !valid_batch_id(id))) {
+		free_cmd(o, NOPTS(o), pos);
+		return npos > 1 ? usage_error("submit: --id names one job's id")
+				: usage_error("submit: --id '%s' is not a valid "
+					      "batch id", id);
 	}
 	if ((rc = load_conf()) || (rc = open_home())) {
 		free_cmd(o, NOPTS(o), pos);
@@ -481,6 +490,13 @@ int cmd_submit(void)
 			bad[i] = true;
 			diags[i] = g.json ? read_error_json(pos[i], err) : NULL;
 		} else {
+			if (id) {
+				struct sb with_id = SB_INIT;
+				spool_add_id(texts[i].buf ? texts[i].buf : "",
+					     texts[i].len, id, &with_id);
+				sb_release(&texts[i]);
+				texts[i] = with_id;
+			}
 			if (job_parse(&j, &d, texts[i].buf ? texts[i].buf : "",
 				      texts[i].len, conf_, home_.fd) < 0) {
 				status = EX_INVALID_JOB;

@@ -183,8 +183,159 @@ static char *find_on_path(const char *word)
 	return xstrdup(word);
 }
 
+/*
+ * pass_env and env_file: variables an agent receives besides its env,
+ * as "NAME=VALUE" words in *v (NULL-terminated, *n of them); a name given
+ * again replaces the entry before.  Values never reach a message: a
+ * vendor key must not end up in a log.
+ */
+#define ENV_FILE_MAX_BYTES (1u << 20)
+
+static bool env_name_ok(const char *s, size_t n)
+{
+	if (!n || isdigit((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return true;
+}
+
+static void env_put(char ***v, size_t *n, char *entry)
+{
+	size_t klen = strcspn(entry, "=") + 1, cap = *v ? *n + 1 : 0;
+	for (size_t i = 0; i < *n; i++)
+		if (!strncmp((*v)[i], entry, klen)) {
+			free((*v)[i]);
+			(*v)[i] = entry;
+			return;
+		}
+	GROW(*v, cap, *n + 2);
+	(*v)[(*n)++] = entry;
+	(*v)[*n] = NULL;
+}
+
+/* One line of an env file ("NAME=VALUE", "export NAME=VALUE", a value in
+ * '...' or "..." taken as it is within): 0 with the entry, or -1 with
+ * why. */
+static int env_line(char *line, char **entry, const char **why)
+{
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (!strncmp(line, "export ", 7))
+		line += 7;
+	char *eq = strchr(line, '=');
+	if (!eq) {
+		*why = "expected NAME=VALUE";
+		return -1;
+	}
+	if (!env_name_ok(line, (size_t)(eq - line)) ||
+	    !strncmp(line, "RUNNER_", 7)) {
+		*why = "the name must match [A-Za-z_][A-Za-z0-9_]* and not "
+		       "start with RUNNER_";
+		return -1;
+	}
+	char *val = eq + 1;
+	size_t vn = strlen(val);
+	if (vn >= 2 && (val[0] == '"' || val[0] == '\'') &&
+	    val[vn - 1] == val[0]) {
+		val++;
+		vn -= 2;
+	}
+	*entry = xasprintf("%.*s=%.*s", (int)(eq - line), line, (int)vn, val);
+	return 0;
+}
+
+static void get_env_file(struct loader *l, const char *sec, char ***v,
+			 size_t *n)
+{
+	struct ini_entry *e = get(l, sec, "env_file");
+	struct sb text = SB_INIT;
+	struct stat st;
+	if (!e || !*e->value.buf)
+		return;
+	char *path = e->value.buf[0] == '/' ? xstrdup(e->value.buf) : NULL;
+	if (!path) {
+		const char *slash = strrchr(l->c->path, '/');
+		path = slash ? xasprintf("%.*s/%s", (int)(slash - l->c->path),
+					 l->c->path, e->value.buf)
+			     : xstrdup(e->value.buf);
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	const char *why = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (read_fd_bounded(fd, ENV_FILE_MAX_BYTES, &text) < 0)
+		why = errno == EFBIG ? "larger than 1 MiB" : strerror(errno);
+	if (why) {
+		diag_error(&l->d, e->line, "env_file: %s: %s", path, why);
+		goto out;
+	}
+	if (text.len && memchr(text.buf, '\0', text.len)) {
+		diag_error(&l->d, e->line, "env_file: %s: NUL byte", path);
+		goto out;
+	}
+	int lineno = 0;
+	for (char *p = text.buf ? text.buf : "", *nl; *p; p = nl) {
+		nl = strchr(p, '\n');
+		nl = nl ? (*nl = '\0', nl + 1) : p + strlen(p);
+		lineno++;
+		size_t len = strlen(p);
+		if (len && p[len - 1] == '\r')
+			p[--len] = '\0';
+		const char *t = p + strspn(p, " \t"), *bad = NULL;
+		char *entry;
+		if (!*t || *t == '#' || *t == ';')
+			continue;
+		if (has_control(p, true))
+			bad = "control character";
+		else if (env_line(p, &entry, &bad) == 0)
+			env_put(v, n, entry);
+		if (bad)
+			diag_error(&l->d, e->line, "env_file: %s:%d: %s", path,
+				   lineno, bad);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	sb_release(&text);
+	free(path);
+}
+
+static void get_pass_env(struct loader *l, const char *sec, char ***v,
+			 size_t *n)
+{
+	char **names = NULL;
+	size_t nn = 0;
+	struct ini_entry *e = get(l, sec, "pass_env");
+	get_words(l, sec, "pass_env", 0, &names, &nn);
+	for (size_t i = 0; i < nn; i++) {
+		if (!env_name_ok(names[i], strlen(names[i])) ||
+		    !strncmp(names[i], "RUNNER_", 7)) {
+			diag_error(&l->d, e->line,
+				   "pass_env: '%s' must match "
+				   "[A-Za-z_][A-Za-z0-9_]* and not start with "
+				   "RUNNER_",
+				   names[i]);
+			continue;
+		}
+		/* Not set in the runner's environment: nothing to pass (a
+		 * shell that only submits need not hold the vendor's key). */
+		const char *val = getenv(names[i]);
+		if (val)
+			env_put(v, n, xasprintf("%s=%s", names[i], val));
+	}
+	words_free(names);
+}
+
 static void load_agents(struct loader *l)
 {
+	char **home_env = NULL;
+	size_t nhome_env = 0;
+	get_env_file(l, "runner", &home_env, &nhome_env);
+	get_pass_env(l, "runner", &home_env, &nhome_env);
 	struct conf *c = l->c;
 	size_t cap = 0;
 	/* By section header, so that an agent without keys is seen too. */
@@ -258,11 +409,26 @@ static void load_agents(struct loader *l)
 					   a->env[k]);
 		}
 		get_wrapper(l, s, a);
+		/* The home's, then the agent's file and names, then its env:
+		 * the most particular wins. */
+		char **env = NULL;
+		size_t nenv = 0;
+		for (size_t k = 0; k < nhome_env; k++)
+			env_put(&env, &nenv, xstrdup(home_env[k]));
+		get_env_file(l, s, &env, &nenv);
+		get_pass_env(l, s, &env, &nenv);
+		for (size_t k = 0; k < a->nenv; k++)
+			if (strchr(a->env[k], '=') != a->env[k])
+				env_put(&env, &nenv, xstrdup(a->env[k]));
+		words_free(a->env);
+		a->env = env;
+		a->nenv = nenv;
 		const char *argv0 = a->nlauncher ? a->launcher[0]
 			: a->ncommand ? a->command[0] : NULL;
 		if (argv0)
 			a->exec_path = find_on_path(argv0);
 	}
+	words_free(home_env);
 }
 
 /*

@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "progress.h"
 #include "runlog.h"
+#include "sdnotify.h"
 #include "shared.h"
 #include "slots.h"
 #include "symstats.h"
@@ -148,10 +149,13 @@ static void finish_hooks(struct engine *e)
 	}
 	size_t dropped = alerts_abandon(e->alerts);
 	if (dropped) {
-		warning("%zu alerts dropped: hook still running", dropped);
-		runlog_printf(e->o.runlog,
-			      "%zu alerts dropped: hook still running",
-			      dropped);
+		if (e->o.runlog) /* which copies it to stderr */
+			runlog_log(e->o.runlog, RUNLOG_WARNING,
+				   "%zu alerts dropped: hook still running",
+				   dropped);
+		else
+			warning("%zu alerts dropped: hook still running",
+				dropped);
 	}
 	until = mono_ns() + 2000000000LL;
 	while (engine_sweep(e, true) > 0 && mono_ns() < until) {
@@ -263,8 +267,8 @@ static void start_retention(struct engine *e)
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
-		runlog_printf(e->o.runlog, "retention: fork: %s",
-			      strerror(errno));
+		runlog_log(e->o.runlog, RUNLOG_ERR, "retention: fork: %s",
+			   strerror(errno));
 		return;
 	}
 	if (pid == 0) {
@@ -285,12 +289,50 @@ static void start_retention(struct engine *e)
 		if (home_open(&h, e->home_abs) < 0)
 			_exit(1);
 		struct runlog *l = runlog_open(h.logs);
+		runlog_stderr(l);
 		struct archive_opts o;
 		archive_opts_from_conf(&o, e->c);
 		int rc = archive_run(&h, &o, retention_event, l);
 		_exit(rc < 0 ? 1 : 0);
 	}
 	e->retention_pid = pid;
+}
+
+/* A real daemon tells systemd (Type=notify) what it does: READY=1 once
+ * serving, STOPPING=1 when a shutdown begins, and its counts whenever they
+ * change.  Without $NOTIFY_SOCKET nothing is sent. */
+static void tell_manager(struct engine *e, const char *state)
+{
+	if (!e->o.daemon || e->o.ops)
+		return;
+	if (sdnotify(state) < 0 && !e->notify_failed) {
+		e->notify_failed = true;
+		runlog_log(e->o.runlog, RUNLOG_WARNING,
+			   "NOTIFY_SOCKET: %s; systemd is not told more",
+			   strerror(errno));
+	}
+}
+
+static void tell_status(struct engine *e, bool ready)
+{
+	size_t queued = 0, paused = 0;
+	char msg[sizeof(e->told_status) + 16];
+	for (size_t i = 0; i < e->nbatches; i++) {
+		const struct batch *b = &e->batches[i]->b;
+		if (e->batches[i]->closed)
+			continue;
+		queued += b->count[ST_PENDING] + b->count[ST_RETRY_WAIT];
+		paused += b->count[ST_PAUSED];
+	}
+	char status[sizeof(e->told_status)];
+	snprintf(status, sizeof(status), "%zu running, %zu queued, %zu paused",
+		 e->nruns, queued, paused);
+	if (!ready && !strcmp(status, e->told_status))
+		return;
+	memcpy(e->told_status, status, sizeof(status));
+	snprintf(msg, sizeof(msg), "%sSTATUS=%s", ready ? "READY=1\n" : "",
+		 status);
+	tell_manager(e, msg);
 }
 
 static void start_shutdown(struct engine *e, int sig)
@@ -306,6 +348,7 @@ static void start_shutdown(struct engine *e, int sig)
 		e->shutdown = true;
 		e->drain_deadline_ns =
 			deadline_ns(mono_ns(), e->c->shutdown_grace_ms);
+		tell_manager(e, "STOPPING=1");
 		runlog_printf(e->o.runlog,
 			      "%s: draining; %zu %s running, given %lld ms to "
 			      "finish",
@@ -315,7 +358,8 @@ static void start_shutdown(struct engine *e, int sig)
 		return;
 	}
 	if (e->signals > 1) {
-		runlog_printf(e->o.runlog, "%s again: stopping now", what);
+		runlog_log(e->o.runlog, RUNLOG_WARNING, "%s again: stopping now",
+			   what);
 		runs_kill_all(e);
 		return;
 	}
@@ -365,11 +409,15 @@ void engine_reload(struct engine *e)
 		return;
 	struct conf *c = conf_load(e->o.conf_path);
 	if (!c) {
-		runlog_printf(e->o.runlog,
-			      "reload of %s failed; the old configuration stays",
+		if (e->o.runlog) /* which copies it to stderr */
+			runlog_log(e->o.runlog, RUNLOG_ERR,
+				   "reload of %s failed; the old configuration "
+				   "stays",
+				   e->o.conf_path);
+		else
+			error("reload of %s failed; the old configuration "
+			      "stays",
 			      e->o.conf_path);
-		error("reload of %s failed; the old configuration stays",
-		      e->o.conf_path);
 		return;
 	}
 	/* Children still running point into the old one: keep it. */
@@ -831,6 +879,7 @@ void engine_begin(struct engine *e)
 			e->chore_next_ns[i] = mono_ns();
 		/* taken at start already (cmd_daemon) */
 		e->chore_next_ns[0] = every(ORPHAN_CHECK_MS);
+		tell_status(e, true);
 	}
 }
 
@@ -850,8 +899,12 @@ bool engine_turn(struct engine *e)
 	}
 	sched_dispatch(e);
 	phase_write(e);
-	if (loop_over(e))
+	if (loop_over(e)) {
+		tell_manager(e, "STOPPING=1");
 		return false;
+	}
+	if (e->o.daemon)
+		tell_status(e, false);
 	if (progress_due(&e->prog)) {
 		size_t paused = 0;
 		for (size_t i = 0; i < e->nbatches; i++)

@@ -170,6 +170,8 @@ struct engine {
 	bool spool_dirty;	/* daemon: spool/ changed, claim what is there */
 	bool draining;		/* daemon: stopping, running attempts finish */
 	int64_t drain_deadline_ns;
+	char told_status[64];	/* daemon: the last STATUS= sent to systemd */
+	bool notify_failed;	/* said once in the log */
 	sigset_t child_mask;
 	struct ebatch **batches;
 	size_t nbatches, capbatches;

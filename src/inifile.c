@@ -87,8 +87,9 @@ void diag_print(const struct diag *d)
 		const char *w = strstr(v[i].p, ": warning: ");
 		bool warn = w && (size_t)(w - v[i].p) < v[i].n;
 		if (!warn || verbosity >= 0)
-			fprintf(stderr, "%s: %.*s\n", progname, (int)v[i].n,
-				v[i].p);
+			fprintf(stderr, "%s%s: %.*s\n",
+				!report_journal ? "" : warn ? "<4>" : "<3>",
+				progname, (int)v[i].n, v[i].p);
 	}
 	free(v);
 	if (d->suppressed)

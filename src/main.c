@@ -47,6 +47,7 @@ static const char usage_text[] =
 	"usage: runner [GLOBAL OPTIONS] COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
+	"  init [DIR]              make DIR a home: conf/runner.ini, an example job\n"
 	"  run [JOB...]            claim job files (or all of spool/) and run them;\n"
 	"                          also adopts unfinished batches whose runner died\n"
 	"  daemon [--once]         watch spool/ and run what arrives, until SIGTERM\n"
@@ -111,6 +112,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "init", cmd_init },
 	{ "run", cmd_run },
 	{ "daemon", cmd_daemon },
 	{ "submit", cmd_submit },

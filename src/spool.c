@@ -759,8 +759,7 @@ int spool_sweep(struct home *h, const struct conf *c)
 /* ---- submit ---- */
 
 /* The bytes of a job with "id = ID" added after its [job] header. */
-static void add_id_line(const char *buf, size_t len, const char *id,
-			struct sb *out)
+void spool_add_id(const char *buf, size_t len, const char *id, struct sb *out)
 {
 	const char *p = buf, *end = buf + len;
 	while (p < end) {
@@ -830,7 +829,7 @@ int spool_submit(struct home *h, const struct conf *c, const char *display,
 		sb_add(&text, buf, len);
 	} else {
 		gen_id(res->id, sizeof(res->id));
-		add_id_line(buf, len, res->id, &text);
+		spool_add_id(buf, len, res->id, &text);
 	}
 	snprintf(name, sizeof(name), "%s.job", res->id);
 	bool squatted = false;

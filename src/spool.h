@@ -75,5 +75,8 @@ int spool_claim_bytes(struct home *h, const struct conf *c,
  */
 int spool_submit(struct home *h, const struct conf *c, const char *display,
 		 const char *buf, size_t len, struct claim_result *res);
+/* The job text buf with an "id = ID" line after its [job] header, into
+ * out (a job that names an id already then names it twice: invalid). */
+void spool_add_id(const char *buf, size_t len, const char *id, struct sb *out);
 
 #endif

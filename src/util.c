@@ -12,12 +12,16 @@
 
 const char *progname = "runner";
 int verbosity;
+bool report_journal;
 
 __attribute__((format(printf, 2, 0)))
 static void vreport(const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[4096];
-	int n = snprintf(buf, sizeof(buf), "%s: %s", progname, prefix);
+	/* journald's stream: the sd-daemon(3) priority, error or warning. */
+	const char *level = !report_journal ? ""
+			    : !strcmp(prefix, "warning: ") ? "<4>" : "<3>";
+	int n = snprintf(buf, sizeof(buf), "%s%s: %s", level, progname, prefix);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = 0;
 	vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);

@@ -50,6 +50,9 @@ enum {
 
 extern const char *progname;
 extern int verbosity; /* -1 quiet, 0 normal, 1 verbose */
+/* stderr is journald's stream (runlog_stderr sets it): error() and
+ * warning() lines start with their sd-daemon(3) priority, <3> or <4>. */
+extern bool report_journal;
 
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
