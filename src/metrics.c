@@ -502,10 +502,12 @@ int metrics_write(const struct home *h, const char *path, struct metrics *m,
 	int dfd = openat(h->fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -1;
-	/* One writer at a time: the counters are read, added to, written. */
+	/* One writer at a time: the counters are read, added to, written.
+	 * A bounded wait, as for every lock of the home: a writer stopped
+	 * while it holds it stops no other runner. */
 	int lock = openat(h->state, "metrics.lock",
 			  O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (lock < 0 || flock(lock, LOCK_EX) < 0) {
+	if (lock < 0 || lock_within(lock, 10000) < 0) {
 		int saved = errno;
 		if (lock >= 0)
 			close(lock);
@@ -513,6 +515,9 @@ int metrics_write(const struct home *h, const char *path, struct metrics *m,
 		errno = saved;
 		return -1;
 	}
+	/* Under the lock no writer is between its temp file and its rename:
+	 * a temp file left is a crashed writer's. */
+	remove_stale_temps(dfd, name, 0);
 	struct sb old = SB_INIT, text = SB_INIT;
 	struct metrics_base *base = NULL;
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

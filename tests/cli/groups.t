@@ -199,7 +199,7 @@ is "$(grep -l "RUNNER_HOME=$H" /proc/[0-9]*/environ 2>/dev/null | wc -l)" 0 "no 
 # --- status ---------------------------------------------------------------
 r status --json
 is "$(jq "$T/out" 'join(",", sort keys %$d)')" "active_batches,agents,circuit_breakers_open,daemon,healthy_symbols,overall_status,paused_symbols,symbols,total_symbols" "status --json fields (SPEC 8)"
-is "$(jq "$T/out" 'join(",", sort keys %{$d->{symbols}[0]})')" "avg_latency_ms,circuit_state,consecutive_failures,last_processed,latency_ms,state,symbol" "symbol fields"
+is "$(jq "$T/out" 'join(",", sort keys %{$d->{symbols}[0]})')" "avg_latency_ms,circuit_state,consecutive_failures,last_processed,last_processed_at,latency_ms,state,symbol" "symbol fields"
 is "$(jq "$T/out" '$d->{agents}[0]{max_concurrent}')" 4 "agents: max_concurrent"
 is "$(jq "$T/out" '$d->{overall_status}')" degraded "40 failed symbols of 40: degraded"
 # 10,000 known symbols: answered in under 50 ms of CPU.  The CPU time the
