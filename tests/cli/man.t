@@ -64,6 +64,27 @@ done
 for o in $opts; do
 	check "runner.1: option $o" grep -q -F -e "$o" "$R1"
 done
+# Each command's own --help against its subsection of runner.1, and the
+# SYNOPSIS: they cannot drift apart.
+section() {
+	awk -v c="$1" '
+		/^\.S[SH] / { inside = ($1 == ".SS" && $2 == c) }
+		inside { print }' "$R1"
+}
+synopsis() { sed -n '/^\.SH SYNOPSIS/,/^\.SH /p' "$R1"; }
+if [ -x "$RUNNER" ]; then
+	for c in $(printf '%s\n' $cmds | sort -u); do
+		check "runner.1: SYNOPSIS lists $c" \
+			sh -c "sed -n '/^\\.SH SYNOPSIS/,/^\\.SH /p' '$R1' | grep -Eq '^\\.B runner $c( |\$)'"
+		"$RUNNER" "$c" --help >"$T/help.$c" 2>&1
+		section "$c" >"$T/sec.$c"
+		for o in $(grep -o -- '--[a-z][a-z-]*' "$T/help.$c" | sort -u); do
+			[ "$o" = --help ] && continue
+			check "runner.1: $c's option $o (runner $c --help) in its subsection" \
+				grep -q -F -e "$o" "$T/sec.$c"
+		done
+	done
+fi
 for o in -C -c -q -v -h -V --retry-failed --no-wait --archived; do
 	check "runner.1: option $o" grep -q -F -e "$o" "$R1"
 done
