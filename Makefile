@@ -129,11 +129,11 @@ $(BUILD)/agents/%: tests/agents/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
 
-$(BUILD)/faults/shim.so: tests/faults/shim.c
+$(BUILD)/faults/shim.so: tests/faults/shim.c tests/faults/cookie.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
-$(BUILD)/powerloss/record.so: tests/powerloss/record.c
+$(BUILD)/powerloss/record.so: tests/powerloss/record.c tests/faults/cookie.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
