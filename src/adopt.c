@@ -469,9 +469,12 @@ int engine_claim(struct engine *e, const char *path, bool named)
 			"spool/rejected/%s.reason", path, path);
 		return 0;
 	case CLAIM_DUPLICATE:
-		runlog_printf(e->o.runlog, "%s: duplicate of %s; not run",
-			      shown, res.dup_of);
-		warning("%s: duplicate of %s; not run", shown, res.dup_of);
+		runlog_log(e->o.runlog, RUNLOG_WARNING,
+			   "%s: duplicate of %s; not run", shown, res.dup_of);
+		/* once on stderr: the log may copy itself there already */
+		if (!runlog_on_stderr(e->o.runlog))
+			warning("%s: duplicate of %s; not run", shown,
+				res.dup_of);
 		return 0;
 	case CLAIM_ERROR:
 		if (res.fsync_failed) {

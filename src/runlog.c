@@ -75,6 +75,11 @@ void runlog_stderr(struct runlog *l)
 	report_journal = l->journal;
 }
 
+bool runlog_on_stderr(const struct runlog *l)
+{
+	return l && l->to_stderr;
+}
+
 static const char *level_word(enum runlog_level level)
 {
 	return level <= RUNLOG_ERR ? "error: "

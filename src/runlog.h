@@ -26,6 +26,8 @@
 
 #define RUNLOG_MAX (10u << 20)
 
+#include <stdbool.h>
+
 struct runlog;
 
 enum runlog_level { RUNLOG_ERR = 3, RUNLOG_WARNING = 4, RUNLOG_INFO = 6 };
@@ -33,6 +35,8 @@ enum runlog_level { RUNLOG_ERR = 3, RUNLOG_WARNING = 4, RUNLOG_INFO = 6 };
 struct runlog *runlog_open(int logs_fd);
 /* Copy every event to stderr from now on. */
 void runlog_stderr(struct runlog *l);
+/* Events go to stderr too (a caller need not print them again). */
+bool runlog_on_stderr(const struct runlog *l);
 void runlog_printf(struct runlog *l, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void runlog_log(struct runlog *l, enum runlog_level level, const char *fmt,
