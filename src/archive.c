@@ -1137,6 +1137,9 @@ struct run {
 	int failed;
 	int first_err;	/* errno of the first failure */
 	int stop;	/* errno that ended the run: full disk, failed fsync */
+	bool index_failed; /* an append to the index failed: no more this
+			      run (its sync is never tried again; the next
+			      run rebuilds the index from the archives) */
 };
 
 static void emit(struct run *r, enum archive_action act, const char *id,
@@ -1453,7 +1456,8 @@ static void archive_batch(struct run *r, const char *id, int *dirfd,
 				   .unpacked = p.bytes };
 	snprintf(ai.file, sizeof(ai.file), "%s", file);
 	cJSON *full = meta_read_summary_json(*dirfd);
-	index_append(r->adir, &ai, full);
+	if (!r->index_failed && index_append(r->adir, &ai, full) < 0)
+		r->index_failed = true;
 	cJSON_Delete(full);
 	if (discard_batch(r, id, dirfd, lockfd) < 0)
 		goto fail;
