@@ -63,6 +63,8 @@ SHIM="${asan:+$asan }$SHIM" RUNNER_SRC=$SRC "$PL/iosweep" "$W/io" "$IOS" 5 \
 	>"$W/iosweep" 2>&1
 ok $? "EIO and ENOSPC: $(tail -1 "$W/iosweep")" ||
 	sed 's/^/# /' "$W/iosweep" | tail -30
+left() { ! pgrep -f -- "-C $W/" >/dev/null 2>&1 && ! pgrep -f -- "-C $HR " >/dev/null 2>&1; }
+check "no runner left behind by the sweeps (a daemon of a workload cut short)" wait_for left
 
 # ---- what the sweep found, as plain tests ----------------------------------
 # retry-failed reopens a final batch: its summary.json goes first, or a run
