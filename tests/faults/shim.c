@@ -28,8 +28,8 @@
  *                  fault_dir=D
  *                where fired counts the failed calls and same_fd_after the
  *                calls of the faulted op on the faulted call's fd, while
- *                it names the same file, after the first failure (a
- *                retried fsync shows up there); fault_dir
+ *                it names the same file (inode and name), after the first
+ *                failure (a retried fsync shows up there); fault_dir
  *                is 1 when that fd is a directory's
  *   FAULT_TRACE  (optional) a file that gets one line per wrapped call:
  *                OP N fd=FD NAME [FAIL|CRASH]
@@ -78,18 +78,6 @@ static pid_t self;
 static unsigned long counts[NOPS];
 static unsigned long fired, same_fd_after;
 static int fault_fd = -1, fault_dir;
-static dev_t fault_dev;
-static ino_t fault_ino;
-
-/* fd still names the file the failed call was made on (a descriptor
- * number is reused once closed: a later call on another file through it
- * is no retry). */
-static int same_file(int fd)
-{
-	struct stat st;
-	return fstat(fd, &st) == 0 && st.st_dev == fault_dev &&
-	       st.st_ino == fault_ino;
-}
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_read)(int, void *, size_t);
@@ -146,6 +134,37 @@ static void b_flush(int fd, struct buf *b)
 			break;
 		off += (size_t)w;
 	}
+}
+
+static dev_t fault_dev;
+static ino_t fault_ino;
+static char fault_path[512];
+
+static void fd_name(int fd, char *out, size_t n)
+{
+	char link[40];
+	struct buf b = { .n = 0 };
+	b_str(&b, "/proc/self/fd/");
+	b_num(&b, fd);
+	b.s[b.n] = '\0';
+	memcpy(link, b.s, b.n + 1);
+	ssize_t l = readlink(link, out, n - 1);
+	out[l > 0 ? l : 0] = '\0';
+}
+
+/* fd still names the file the failed call was made on: a descriptor
+ * number is reused once closed, and an inode number once its file is
+ * removed, so a later call on another file through them is no retry.
+ * The same inode under the same name is. */
+static int same_file(int fd)
+{
+	struct stat st;
+	char now[512];
+	if (fstat(fd, &st) != 0 || st.st_dev != fault_dev ||
+	    st.st_ino != fault_ino)
+		return 0;
+	fd_name(fd, now, sizeof(now));
+	return !strcmp(now, fault_path);
 }
 
 static void trace(int op, int fd, const char *name, const char *what)
@@ -218,6 +237,7 @@ static int fault(int op, int fd, const char *name)
 				fault_dir = S_ISDIR(st.st_mode);
 				fault_dev = st.st_dev;
 				fault_ino = st.st_ino;
+				fd_name(fd, fault_path, sizeof(fault_path));
 			}
 		}
 	}
