@@ -372,21 +372,6 @@ static void start_shutdown(struct engine *e, int sig)
 			runs_signal(e, &e->runs[i], KILL_SHUTDOWN);
 }
 
-void engine_home_failed(struct engine *e, const char *what, int err)
-{
-	if (!e->home_failed)
-		error("%s: %s; no attempt can start: stopping", what,
-		      strerror(err));
-	e->home_failed = true;
-	if (e->shutdown && !e->draining)
-		return;
-	e->shutdown = true;
-	e->draining = false;
-	for (size_t i = 0; i < e->nruns; i++)
-		if (!e->runs[i].kill_ns)
-			runs_signal(e, &e->runs[i], KILL_SHUTDOWN);
-}
-
 static void check_drain(struct engine *e)
 {
 	if (!e->draining || mono_ns() < e->drain_deadline_ns)

@@ -554,3 +554,21 @@ void runs_kill_all(struct engine *e)
 		}
 	}
 }
+
+/* The home cannot work (state/slots unusable): said once, and the runner
+ * stops as on SIGTERM.  Here, beside runs_signal, so that the scheduler
+ * that finds it need not call up into the engine. */
+void engine_home_failed(struct engine *e, const char *what, int err)
+{
+	if (!e->home_failed)
+		error("%s: %s; no attempt can start: stopping", what,
+		      strerror(err));
+	e->home_failed = true;
+	if (e->shutdown && !e->draining)
+		return;
+	e->shutdown = true;
+	e->draining = false;
+	for (size_t i = 0; i < e->nruns; i++)
+		if (!e->runs[i].kill_ns)
+			runs_signal(e, &e->runs[i], KILL_SHUTDOWN);
+}
